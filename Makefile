@@ -1,0 +1,28 @@
+# `make demo` and `make test` work on a fresh clone: each creates .venv when it is missing.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test conformance lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/tvmopt demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q -m "not slow and not tuning and not cuda"
+
+# The whole onnx backend suite (node and model tests); writes tests/conformance/results.md.
+conformance: $(STAMP)
+	TVMOPT_CONFORMANCE=full $(PY) -m pytest -q tests/test_conformance.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check tvmopt tests bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,78 @@
+"""The Python API: `compile` a model into a CompiledModel and `load` an exported one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import __version__
+from ._tvm import tvm
+from .artifact import Metadata, read_metadata
+from .backends import llvm, resolve_target, target_record
+from .errors import ArtifactError, CompileError
+from .frontend import onnx as onnx_frontend
+from .frontend.relax_signature import output_specs
+from .model import CompiledModel
+
+
+def compile(model, target=None, input_shapes=None, example_inputs=None) -> CompiledModel:  # noqa: A001
+    """Compile a model for `target`.
+
+    Parameters
+    ----------
+    model : str, os.PathLike, bytes, onnx.ModelProto or torch.nn.Module
+        An ONNX model, or a PyTorch module (exported to ONNX in memory; needs `example_inputs`).
+    target : str, dict or tvm.target.Target, optional
+        "llvm" (the host CPU, detected), or a JSON dict such as
+        {"kind": "llvm", "mtriple": "aarch64-linux-gnu"}. Defaults to the host CPU.
+    input_shapes : dict of str to tuple of int, optional
+        Static shapes for inputs whose ONNX shapes are symbolic.
+    example_inputs : tuple, optional
+        Example tensors for a PyTorch module.
+
+    Returns
+    -------
+    CompiledModel
+    """
+    resolved = resolve_target(target)
+    proto = _to_onnx(model, example_inputs)
+    prepared = onnx_frontend.prepare(proto, input_shapes)
+    mod = onnx_frontend.import_model(prepared)
+    inputs, _ = onnx_frontend.signature(prepared)
+    outputs = output_specs(mod, [out.name for out in prepared.graph.output])
+    metadata = Metadata(
+        inputs=tuple(inputs),
+        outputs=tuple(outputs),
+        target=target_record(resolved),
+        tvmopt_version=__version__,
+        tvm_version=tvm.__version__,
+    )
+    linker = llvm.linker_for(resolved)
+    return CompiledModel(_build(mod, resolved), metadata, linker=linker)
+
+
+def _to_onnx(model, example_inputs):
+    from .frontend import torch_export
+
+    if torch_export.is_torch_module(model):
+        return torch_export.to_onnx(model, example_inputs)
+    return onnx_frontend.load_model(model)
+
+
+def _build(mod, target):
+    try:
+        return llvm.build(mod, target)
+    except Exception as err:  # noqa: BLE001 - TVM's lowering raises any type
+        last_line = (str(err).strip().splitlines() or [""])[-1]
+        raise CompileError(f"TVM failed to compile the model: {type(err).__name__}: {last_line}") from err
+
+
+def load(path) -> CompiledModel:
+    """Load a library written by `CompiledModel.export` or `tvmopt compile`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"compiled model not found: {path}")
+    try:
+        module = tvm.runtime.load_module(str(path))
+    except Exception as err:  # noqa: BLE001 - dlopen failures surface as several types
+        raise ArtifactError(f"cannot load {path}: {str(err).strip().splitlines()[-1]}") from None
+    return CompiledModel(module, read_metadata(path), library_path=path)

@@ -1,0 +1,111 @@
+"""The deployable artifact: one shared library holding code, weights and a metadata record.
+
+The record is JSON returned by the C symbol `const char* tvmopt_metadata(void)`, so a C++ program
+reads it with dlsym alone. The library is written to a temporary file beside its destination
+and renamed into place, so a failed or interrupted export never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ArtifactError
+from .frontend.signature import TensorSpec
+
+FORMAT = "tvmopt-artifact/1"
+METADATA_SYMBOL = "tvmopt_metadata"
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """What a compiled model takes and returns, what it was built for and with what."""
+
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    target: dict
+    tvmopt_version: str
+    tvm_version: str
+    format: str = field(default=FORMAT)
+
+    def to_json(self) -> str:
+        record = {
+            "format": self.format,
+            "inputs": [spec.to_dict() for spec in self.inputs],
+            "outputs": [spec.to_dict() for spec in self.outputs],
+            "target": self.target,
+            "tvmopt_version": self.tvmopt_version,
+            "tvm_version": self.tvm_version,
+        }
+        return json.dumps(record, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> Metadata:
+        record = json.loads(text)
+        if record.get("format") != FORMAT:
+            raise ArtifactError(f"unknown artifact format {record.get('format')!r}; expected {FORMAT}")
+        return cls(
+            inputs=tuple(TensorSpec.from_dict(r) for r in record["inputs"]),
+            outputs=tuple(TensorSpec.from_dict(r) for r in record["outputs"]),
+            target=record["target"],
+            tvmopt_version=record["tvmopt_version"],
+            tvm_version=record["tvm_version"],
+        )
+
+
+def metadata_source(metadata: Metadata) -> str:
+    """C++ source of the metadata symbol; bytes as integers so no escaping can go wrong."""
+    data = metadata.to_json().encode() + b"\0"
+    rows = [", ".join(str(b) for b in data[i : i + 24]) for i in range(0, len(data), 24)]
+    body = ",\n  ".join(rows)
+    return (
+        f"static const char kMetadata[] = {{\n  {body}\n}};\n"
+        f'extern "C" __attribute__((visibility("default"))) const char* {METADATA_SYMBOL}(void) {{\n'
+        "  return kMetadata;\n}\n"
+    )
+
+
+@contextmanager
+def atomic_output(path: str | os.PathLike):
+    """Yield a temporary path beside `path`; rename it into place only if the block succeeds."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise ArtifactError(f"output directory does not exist: {path.parent}")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_library(executable, metadata: Metadata, path, linker=None) -> None:
+    """Link `executable` and the metadata record into the shared library at `path`, atomically."""
+    with tempfile.TemporaryDirectory(prefix="tvmopt-") as workdir, atomic_output(path) as tmp:
+        source = Path(workdir) / "tvmopt_metadata.cc"
+        source.write_text(metadata_source(metadata))
+        options = {"fcompile": linker} if linker is not None else {}
+        executable.export_library(tmp, addons=[str(source)], workspace_dir=workdir, **options)
+
+
+def copy_library(source, path) -> None:
+    with atomic_output(path) as tmp:
+        shutil.copyfile(source, tmp)
+
+
+def read_metadata(path) -> Metadata:
+    """Read the record from a library that TVM has already loaded (dlopen reuses its handle)."""
+    try:
+        getter = getattr(ctypes.CDLL(str(Path(path).resolve())), METADATA_SYMBOL)
+    except (OSError, AttributeError):
+        raise ArtifactError(f"{path} is not a tvmopt artifact: it has no {METADATA_SYMBOL} record") from None
+    getter.restype = ctypes.c_char_p
+    return Metadata.from_json(getter().decode())

@@ -1,0 +1,35 @@
+"""The `tvmopt` command line: a thin layer over the Python API, one file per command.
+
+Every TvmoptError becomes one line on stderr and exit status 2; anything else is a bug and keeps
+its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import TvmoptError
+from . import compile_cmd, demo_cmd, inspect_cmd, run_cmd
+
+COMMANDS = (compile_cmd, run_cmd, inspect_cmd, demo_cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tvmopt", description=__doc__.splitlines()[0])
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.register(subparsers)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args) or 0
+    except TvmoptError as err:
+        print(f"tvmopt: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tvmopt: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,48 @@
+"""Argument types shared by several commands; each raises ArgumentTypeError with what it expects."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def input_shape(text: str) -> tuple[str, tuple[int, ...]]:
+    """NAME=D0,D1,... as in `--input-shape x=1,3,224,224`."""
+    name, sep, dims = text.rpartition("=")
+    try:
+        shape = tuple(int(d) for d in dims.split(","))
+    except ValueError:
+        shape = ()
+    if not sep or not name or not shape or min(shape) < 0:
+        raise argparse.ArgumentTypeError(f"expected NAME=D0,D1,... such as x=1,3,224,224, got {text!r}")
+    return name, shape
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def add_target(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--target",
+        default=None,
+        help='llvm (the host CPU, detected; the default) or a JSON dict, e.g. '
+        '\'{"kind": "llvm", "mtriple": "aarch64-linux-gnu"}\'',
+    )
+
+
+def add_input_shapes(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--input-shape",
+        dest="input_shapes",
+        type=input_shape,
+        action="append",
+        default=[],
+        metavar="NAME=D0,D1,...",
+        help="pin a symbolic input shape; repeat for several inputs",
+    )

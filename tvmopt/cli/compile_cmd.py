@@ -1,0 +1,31 @@
+"""tvmopt compile MODEL.onnx -o OUT.so [--target T] [--input-shape NAME=DIMS]"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from .arguments import add_input_shapes, add_target
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("compile", help="compile an ONNX model into a shared library")
+    parser.add_argument("model", help="the ONNX model file")
+    parser.add_argument("-o", "--output", help="the library to write (default: MODEL with .so)")
+    add_target(parser)
+    add_input_shapes(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args) -> int:
+    from ..api import compile as compile_model
+
+    output = Path(args.output or Path(args.model).with_suffix(".so").name)
+    start = time.perf_counter()
+    compiled = compile_model(args.model, target=args.target, input_shapes=dict(args.input_shapes))
+    compiled.export(output)
+    seconds = time.perf_counter() - start
+    size_mb = output.stat().st_size / 2**20
+    print(f"wrote {output} ({size_mb:.1f} MiB) in {seconds:.1f} s: {compiled!r}")
+    print(f"target: {compiled.metadata.target}")
+    return 0

@@ -1,0 +1,48 @@
+"""tvmopt run OUT.so [--inputs in.npz] [--output out.npz] [--repeat N]"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from .arguments import positive_int
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("run", help="run a compiled library and time it")
+    parser.add_argument("library", help="a library written by `tvmopt compile`")
+    parser.add_argument("--inputs", help=".npz with one array per input name (default: random)")
+    parser.add_argument("--output", help="write the outputs to this .npz")
+    parser.add_argument("--repeat", type=positive_int, default=10, help="timed runs (default 10)")
+    parser.set_defaults(handler=run)
+
+
+def run(args) -> int:
+    from ..api import load
+    from ..artifact import atomic_output
+    from ..inputs import random_inputs
+
+    model = load(args.library)
+    inputs = read_npz(args.inputs) if args.inputs else random_inputs(model.inputs)
+    outputs = model.run(inputs)
+    for name, array in outputs.items():
+        print(f"output {name}: {array.dtype}{list(array.shape)}, mean {array.mean():.6g}")
+    if args.output:
+        with atomic_output(args.output) as tmp, open(tmp, "wb") as stream:
+            np.savez(stream, **outputs)
+        print(f"wrote {args.output}")
+    print(f"latency: {model.benchmark(inputs, repeat=args.repeat)}")
+    return 0
+
+
+def read_npz(path) -> dict[str, np.ndarray]:
+    if not Path(path).is_file():
+        raise InputError(f"inputs file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {name: data[name] for name in data.files}
+    except (ValueError, OSError, zipfile.BadZipFile) as err:
+        raise InputError(f"{path} is not a .npz of arrays: {err}") from None

@@ -1,0 +1,37 @@
+"""Every error tvmopt raises on purpose.
+
+Each error inherits from :class:`TvmoptError` and from the builtin that matches its meaning, so
+callers can catch either. Messages are one line: what was expected, what was received, and where.
+"""
+
+
+class TvmoptError(Exception):
+    """Base of every error tvmopt raises for a problem with the user's input or environment."""
+
+
+class ModelLoadError(TvmoptError, ValueError):
+    """The model file is missing, unreadable, not ONNX, or fails ONNX's checker."""
+
+
+class UnsupportedOpError(TvmoptError, NotImplementedError):
+    """The model uses operators that tvmopt cannot convert."""
+
+
+class ShapeError(TvmoptError, ValueError):
+    """An input shape is symbolic, unknown, or contradicts the model."""
+
+
+class TargetError(TvmoptError, ValueError):
+    """The requested compilation target is unknown or cannot be built for here."""
+
+
+class InputError(TvmoptError, ValueError):
+    """Run-time inputs do not match the compiled model's signature."""
+
+
+class ArtifactError(TvmoptError, OSError):
+    """A compiled artifact cannot be written, found or read."""
+
+
+class CompileError(TvmoptError, RuntimeError):
+    """TVM failed while importing or compiling a model that passed our checks."""

@@ -1,0 +1,144 @@
+"""Fold constant and shape subgraphs of an ONNX graph before it reaches TVM's importer.
+
+    Shape(x: static) -> Constant          Size(x: static) -> Constant
+    op(all inputs constant) -> Constant   (evaluated with onnx's reference implementation)
+
+Exporters (torch.onnx, both TorchScript and dynamo) compute shapes at run time with
+Shape/Gather/Concat/ConstantOfShape/Expand/Where chains; TVM 0.27's importer fails on several of
+them (ConstantOfShape with a 0-d shape, for one). Once input shapes are pinned those chains are
+constant, so we evaluate them here and let shape inference see the results. Runs after input
+shapes are pinned and before the Relax import; repeats until nothing more folds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import numpy_helper, shape_inference
+from onnx.reference import ReferenceEvaluator
+
+# A folded tensor may exceed its inputs' total size up to this many bytes: generators such as
+# ConstantOfShape or Expand would otherwise bake arbitrarily large tensors into the artifact.
+GROWTH_LIMIT_BYTES = 16 << 20
+MAX_ROUNDS = 8
+NOT_FOLDABLE = {
+    "RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike",
+    "Multinomial", "Bernoulli", "If", "Loop", "Scan",
+}  # fmt: skip
+
+
+def fold_constants(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Fold until a fixed point; each round re-runs shape inference so new shapes become static."""
+    for _ in range(MAX_ROUNDS):
+        if not _fold_round(model):
+            break
+        model = shape_inference.infer_shapes(model, data_prop=True)
+    _remove_dead_code(model.graph)
+    return model
+
+
+def _fold_round(model: onnx.ModelProto) -> bool:
+    graph, opset = model.graph, _opsets(model)
+    constants = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    shapes = _static_shapes(graph)
+    graph_outputs = {out.name for out in graph.output}
+    kept, folded = [], {}
+    for node in graph.node:
+        values = None
+        if not graph_outputs.intersection(node.output):
+            values = _evaluate(node, constants, shapes, opset)
+        if values is None:
+            kept.append(node)
+            continue
+        constants.update(values)
+        folded.update(values)
+    if not folded:
+        return False
+    del graph.node[:]
+    graph.node.extend(kept)
+    graph.initializer.extend(numpy_helper.from_array(v, name) for name, v in folded.items())
+    return True
+
+
+def _evaluate(node, constants, shapes, opset) -> dict | None:
+    if node.op_type in ("Shape", "Size") and node.domain in ("", "ai.onnx"):
+        return _fold_shape_query(node, shapes)
+    if not _is_foldable(node, constants):
+        return None
+    feeds = {name: constants[name] for name in node.input if name}
+    try:
+        results = ReferenceEvaluator(node, opsets=opset).run(None, feeds)
+    except Exception:  # noqa: BLE001 - an op the reference cannot run is simply left to TVM
+        return None
+    if not all(isinstance(r, np.ndarray) for r in results):
+        return None
+    grown = sum(r.nbytes for r in results) - sum(v.nbytes for v in feeds.values())
+    if grown > GROWTH_LIMIT_BYTES:
+        return None
+    return {name: np.asarray(r) for name, r in zip(node.output, results) if name}
+
+
+def _is_foldable(node: onnx.NodeProto, constants: dict) -> bool:
+    if node.domain not in ("", "ai.onnx") or node.op_type in NOT_FOLDABLE:
+        return False
+    if any(attr.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for attr in node.attribute):
+        return False
+    return all(name in constants for name in node.input if name)
+
+
+def _fold_shape_query(node: onnx.NodeProto, shapes: dict) -> dict | None:
+    shape = shapes.get(node.input[0])
+    if shape is None:
+        return None
+    if node.op_type == "Size":
+        return {node.output[0]: np.array(int(np.prod(shape)), dtype=np.int64)}
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    start, end = attrs.get("start", 0), attrs.get("end", len(shape))
+    return {node.output[0]: np.array(shape[start:end], dtype=np.int64)}
+
+
+def _static_shapes(graph: onnx.GraphProto) -> dict[str, list[int]]:
+    shapes = {}
+    for value in [*graph.input, *graph.value_info, *graph.output]:
+        tensor_type = value.type.tensor_type
+        if not tensor_type.HasField("shape"):
+            continue
+        dims = tensor_type.shape.dim
+        if all(d.HasField("dim_value") for d in dims):
+            shapes[value.name] = [d.dim_value for d in dims]
+    for init in graph.initializer:
+        shapes[init.name] = list(init.dims)
+    return shapes
+
+
+def _opsets(model: onnx.ModelProto) -> dict[str, int]:
+    return {o.domain or "": o.version for o in model.opset_import}
+
+
+def _remove_dead_code(graph: onnx.GraphProto) -> None:
+    """Drop nodes and initializers that no graph output depends on."""
+    live = {out.name for out in graph.output}
+    kept = []
+    for node in reversed(graph.node):
+        if live.intersection(node.output):
+            kept.append(node)
+            live |= _names_read_by(node)
+    del graph.node[:]
+    graph.node.extend(reversed(kept))
+    unused = [init for init in graph.initializer if init.name not in live]
+    for init in unused:
+        graph.initializer.remove(init)
+    dead_inputs = {init.name for init in unused}
+    for value in [v for v in graph.input if v.name in dead_inputs]:
+        graph.input.remove(value)
+
+
+def _names_read_by(node: onnx.NodeProto) -> set[str]:
+    """A node's inputs, plus the outer values its subgraphs (If/Loop bodies) read implicitly."""
+    names = {name for name in node.input if name}
+    for attr in node.attribute:
+        subgraphs = [attr.g] if attr.type == onnx.AttributeProto.GRAPH else attr.graphs
+        for sub in subgraphs:
+            for inner in sub.node:
+                names |= _names_read_by(inner)
+    return names

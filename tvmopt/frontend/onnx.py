@@ -1,0 +1,176 @@
+"""ONNX frontend: load, validate, normalize and import a model into Relax.
+
+The pipeline, in order (`prepare`): parse -> check -> inline local functions -> upgrade old opsets
+-> pin input shapes -> infer shapes -> fold constant and shape subgraphs -> check op support.
+`import_model` then hands the normalized graph to TVM's Relax importer.
+"""
+
+from __future__ import annotations
+
+import operator
+import os
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+
+import onnx
+from google.protobuf.message import DecodeError
+from onnx import checker, inliner, shape_inference, version_converter
+
+from ..errors import CompileError, ModelLoadError, ShapeError
+from .fold_constants import fold_constants
+from .signature import TensorSpec, graph_inputs, graph_outputs
+from .support import check_supported
+
+# Models older than this are upgraded: TVM's converters are best exercised on recent opsets.
+MIN_OPSET = 13
+
+def load_model(source) -> onnx.ModelProto:
+    """Read a model from a path, serialized bytes or a ModelProto, and run ONNX's checker."""
+    if isinstance(source, onnx.ModelProto):
+        model, origin = source, "the given ModelProto"
+    elif isinstance(source, (bytes, bytearray)):
+        model, origin = _parse(bytes(source), "the given bytes"), "the given bytes"
+    elif isinstance(source, (str, os.PathLike)):
+        model, origin = _read_file(Path(source)), str(source)
+    else:
+        raise ModelLoadError(f"expected a path, bytes or onnx.ModelProto, got {type(source).__name__}")
+    _check(model, origin)
+    return model
+
+
+def _read_file(path: Path) -> onnx.ModelProto:
+    if not path.is_file():
+        raise ModelLoadError(f"model file not found: {path}")
+    model = _parse(path.read_bytes(), str(path))
+    if model.graph.initializer and any(_uses_external_data(t) for t in model.graph.initializer):
+        onnx.external_data_helper.load_external_data_for_model(model, str(path.parent))
+    return model
+
+
+def _uses_external_data(tensor: onnx.TensorProto) -> bool:
+    return tensor.data_location == onnx.TensorProto.EXTERNAL
+
+
+def _parse(data: bytes, origin: str) -> onnx.ModelProto:
+    try:
+        model = onnx.load_model_from_string(data)
+    except (DecodeError, RuntimeWarning, ValueError) as err:
+        raise ModelLoadError(f"{origin} is not an ONNX model: cannot parse it ({err})") from None
+    if not model.HasField("graph"):
+        raise ModelLoadError(f"{origin} is not an ONNX model: it has no graph")
+    return model
+
+
+def _check(model: onnx.ModelProto, origin: str) -> None:
+    try:
+        checker.check_model(model)
+    except (checker.ValidationError, onnx.onnx_cpp2py_export.checker.ValidationError) as err:
+        first_line = str(err).strip().splitlines()[0]
+        raise ModelLoadError(f"{origin} fails ONNX's checker: {first_line}") from None
+
+
+def opset_of(model: onnx.ModelProto) -> int:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
+
+
+def prepare(model: onnx.ModelProto, input_shapes: Mapping | None = None) -> onnx.ModelProto:
+    """Normalize a checked model into the static, folded graph that TVM's importer handles."""
+    if model.functions:
+        model = inliner.inline_local_functions(model)
+    model = upgrade_opset(model)
+    model = pin_input_shapes(model, input_shapes or {})
+    model = fold_constants(model)
+    check_supported(model.graph)
+    return model
+
+
+def upgrade_opset(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Upgrade models below MIN_OPSET; a model onnx cannot convert is kept as it is."""
+    if opset_of(model) >= MIN_OPSET:
+        return model
+    try:
+        upgraded = version_converter.convert_version(model, MIN_OPSET)
+        checker.check_model(upgraded)
+    except Exception as err:  # noqa: BLE001 - the converter raises anything; the original still works
+        warnings.warn(f"keeping opset {opset_of(model)}: onnx could not upgrade it ({err})")
+        return model
+    return upgraded
+
+
+def pin_input_shapes(model: onnx.ModelProto, input_shapes: Mapping) -> onnx.ModelProto:
+    """Write user-given shapes into the graph inputs; every input must end up fully static."""
+    model = _copy(model)
+    inputs = {v.name: v for v in model.graph.input}
+    real_inputs = graph_inputs(model.graph)
+    known = ", ".join(spec.describe() for spec in real_inputs)
+    for name, shape in input_shapes.items():
+        if name not in inputs:
+            raise ShapeError(f"input_shapes names '{name}', which is not an input; inputs: {known}")
+        _write_shape(inputs[name], _as_dims(name, shape))
+    for spec in graph_inputs(model.graph):
+        if not spec.is_static:
+            raise ShapeError(
+                f"input {spec.describe()} has symbolic or unknown dims; give its shape, e.g. "
+                f"--input-shape {spec.name}=1,3,224,224 or input_shapes={{'{spec.name}': (...)}}"
+            )
+    del model.graph.value_info[:]  # stale symbolic shapes would fight the pinned ones
+    return infer_shapes(model)
+
+
+def _as_dims(name: str, shape) -> tuple[int, ...]:
+    try:
+        dims = tuple(operator.index(size) for size in shape)
+    except TypeError:
+        dims = None
+    if dims is None or any(size < 0 for size in dims):
+        raise ShapeError(f"input '{name}': dims must be non-negative ints, got {shape!r}")
+    return dims
+
+
+def _write_shape(value: onnx.ValueInfoProto, shape: tuple) -> None:
+    dims = value.type.tensor_type.shape.dim
+    if dims and len(dims) != len(shape):
+        raise ShapeError(
+            f"input '{value.name}' has rank {len(dims)}, but the given shape {shape} has rank "
+            f"{len(shape)}"
+        )
+    for axis, (dim, size) in enumerate(zip(dims, shape)):
+        if dim.HasField("dim_value") and dim.dim_value != size:
+            raise ShapeError(
+                f"input '{value.name}' has size {dim.dim_value} on axis {axis}, "
+                f"but the given shape {shape} says {size}"
+            )
+    value.type.tensor_type.shape.ClearField("dim")
+    for size in shape:
+        value.type.tensor_type.shape.dim.add().dim_value = size
+
+
+def infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
+    try:
+        return shape_inference.infer_shapes(model, data_prop=True)
+    except Exception as err:  # noqa: BLE001 - onnx raises several unrelated types here
+        raise ShapeError(f"ONNX shape inference failed: {str(err).strip().splitlines()[0]}") from None
+
+
+def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
+    copied = onnx.ModelProto()
+    copied.CopyFrom(model)
+    return copied
+
+
+def import_model(model: onnx.ModelProto):
+    """Import a prepared model into a Relax IRModule whose `main` takes the graph inputs in order."""
+    from tvm.relax.frontend.onnx import from_onnx
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return from_onnx(model, opset=opset_of(model))
+    except Exception as err:  # noqa: BLE001 - TVM's importer raises any type
+        first_line = (str(err).strip().splitlines() or [""])[-1]
+        raise CompileError(f"TVM's ONNX importer failed: {type(err).__name__}: {first_line}") from err
+
+
+def signature(model: onnx.ModelProto) -> tuple[list[TensorSpec], list[TensorSpec]]:
+    return graph_inputs(model.graph), graph_outputs(model.graph)

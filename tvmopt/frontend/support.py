@@ -1,0 +1,56 @@
+"""Which ONNX operators tvmopt can import, and the one error that lists every gap at once."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import onnx
+
+from ..errors import UnsupportedOpError
+
+# Handled by TVM's importer outside its converter table.
+_BUILTIN_OPS = frozenset({"Constant", "If"})
+_DEFAULT_DOMAINS = ("", "ai.onnx")
+
+
+def supported_ops() -> frozenset[str]:
+    from tvm.relax.frontend.onnx.onnx_frontend import _get_convert_map
+
+    return frozenset(_get_convert_map()) | _BUILTIN_OPS
+
+
+def qualified_op(node: onnx.NodeProto) -> str:
+    return node.op_type if node.domain in _DEFAULT_DOMAINS else f"{node.domain}.{node.op_type}"
+
+
+def find_unsupported(graph: onnx.GraphProto) -> dict[str, list[str]]:
+    """Map each unsupported op (domain-qualified outside the default domain) to its node names."""
+    supported = supported_ops()
+    gaps: dict[str, list[str]] = defaultdict(list)
+    for index, node in enumerate(_all_nodes(graph)):
+        if node.domain not in _DEFAULT_DOMAINS or node.op_type not in supported:
+            gaps[qualified_op(node)].append(node.name or f"#{index}")
+    return dict(gaps)
+
+
+def _all_nodes(graph: onnx.GraphProto):
+    for node in graph.node:
+        yield node
+        for attr in node.attribute:
+            subgraphs = [attr.g] if attr.type == onnx.AttributeProto.GRAPH else attr.graphs
+            for sub in subgraphs:
+                yield from _all_nodes(sub)
+
+
+def describe_gaps(gaps: dict[str, list[str]], max_names: int = 3) -> str:
+    parts = []
+    for op, names in sorted(gaps.items()):
+        shown = ", ".join(names[:max_names]) + (f", +{len(names) - max_names} more" if len(names) > max_names else "")
+        parts.append(f"{op} (node{'s' if len(names) > 1 else ''} {shown})")
+    return "; ".join(parts)
+
+
+def check_supported(graph: onnx.GraphProto) -> None:
+    gaps = find_unsupported(graph)
+    if gaps:
+        raise UnsupportedOpError(f"unsupported ONNX operators: {describe_gaps(gaps)}")

@@ -1,0 +1,57 @@
+"""Check run-time inputs against a compiled model's signature before they reach the VM."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from .errors import InputError
+from .frontend.signature import TensorSpec
+
+
+def check_inputs(specs: Sequence[TensorSpec], inputs) -> list[np.ndarray]:
+    """Return the inputs as arrays in signature order; raise InputError on any mismatch."""
+    if not isinstance(inputs, Mapping):
+        inputs = _by_position(specs, inputs)
+    expected = ", ".join(spec.describe() for spec in specs)
+    unknown = [name for name in inputs if name not in {spec.name for spec in specs}]
+    if unknown:
+        raise InputError(f"unknown input '{unknown[0]}'; the model's inputs are: {expected}")
+    missing = [spec.name for spec in specs if spec.name not in inputs]
+    if missing:
+        raise InputError(f"missing input '{missing[0]}'; the model's inputs are: {expected}")
+    return [_check_one(spec, inputs[spec.name]) for spec in specs]
+
+
+def _by_position(specs: Sequence[TensorSpec], inputs) -> dict:
+    values = [inputs] if isinstance(inputs, np.ndarray) else list(inputs)
+    if len(values) != len(specs):
+        raise InputError(f"expected {len(specs)} inputs, got {len(values)}")
+    return {spec.name: value for spec, value in zip(specs, values)}
+
+
+def _check_one(spec: TensorSpec, value) -> np.ndarray:
+    array = np.asarray(value)
+    if array.dtype.name != spec.dtype:
+        raise InputError(f"input '{spec.name}' must have dtype {spec.dtype}, got {array.dtype.name}")
+    if tuple(array.shape) != tuple(spec.shape):
+        raise InputError(
+            f"input '{spec.name}' must have shape {tuple(spec.shape)}, got {tuple(array.shape)}"
+        )
+    return np.ascontiguousarray(array)
+
+
+def random_inputs(specs: Sequence[TensorSpec], seed: int = 0) -> dict[str, np.ndarray]:
+    """Inputs of the right shapes and dtypes: normal floats, small non-negative ints, random bools."""
+    rng = np.random.default_rng(seed)
+    return {spec.name: _random_array(rng, spec) for spec in specs}
+
+
+def _random_array(rng: np.random.Generator, spec: TensorSpec) -> np.ndarray:
+    dtype = np.dtype(spec.dtype)
+    if dtype.kind == "f":
+        return rng.standard_normal(spec.shape).astype(dtype)
+    if dtype.kind == "b":
+        return rng.integers(0, 2, spec.shape).astype(dtype)
+    return rng.integers(0, 4, spec.shape).astype(dtype)

@@ -1,0 +1,80 @@
+"""CompiledModel: a compiled library ready to run, time and export."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._tvm import tvm
+from .artifact import Metadata, copy_library, write_library
+from .frontend.signature import TensorSpec
+from .inputs import check_inputs, random_inputs
+from .timing import Latency, time_callable
+
+
+class CompiledModel:
+    """A model compiled by tvmopt, from `tvmopt.compile` or `tvmopt.load`.
+
+    Parameters
+    ----------
+    module : tvm.relax.VMExecutable or tvm.runtime.Module
+        The compiled code and weights.
+    metadata : Metadata
+        Input and output signatures, target and versions.
+    library_path : str, optional
+        The file `module` was loaded from; None for a freshly compiled model.
+    linker : callable, optional
+        The `fcompile` that links this target's library (a cross compiler when cross-compiling).
+    """
+
+    def __init__(self, module, metadata: Metadata, library_path=None, linker=None):
+        self.metadata = metadata
+        self._module = module
+        self._library_path = library_path
+        self._linker = linker
+        self._vm = None
+
+    @property
+    def inputs(self) -> tuple[TensorSpec, ...]:
+        return self.metadata.inputs
+
+    @property
+    def outputs(self) -> tuple[TensorSpec, ...]:
+        return self.metadata.outputs
+
+    @property
+    def _machine(self):
+        if self._vm is None:  # created on first use: a cross-compiled model is never run here
+            self._vm = tvm.relax.VirtualMachine(self._module, tvm.cpu())
+        return self._vm
+
+    def run(self, inputs) -> dict[str, np.ndarray]:
+        """Run once. `inputs` maps input names to arrays (or lists them in signature order)."""
+        arrays = check_inputs(self.inputs, inputs)
+        result = self._machine["main"](*[tvm.runtime.tensor(a) for a in arrays])
+        return dict(zip((spec.name for spec in self.outputs), _flatten(result)))
+
+    def benchmark(self, inputs=None, repeat: int = 20, warmup: int = 2) -> Latency:
+        """Time `repeat` runs (random inputs when none are given), VM calls only."""
+        arrays = check_inputs(self.inputs, inputs if inputs is not None else random_inputs(self.inputs))
+        tensors = [tvm.runtime.tensor(a) for a in arrays]
+        main = self._machine["main"]
+        return time_callable(lambda: main(*tensors), repeat=repeat, warmup=warmup)
+
+    def export(self, path) -> None:
+        """Write the deployable shared library to `path`, atomically."""
+        if self._library_path is not None:
+            copy_library(self._library_path, path)
+        else:
+            write_library(self._module, self.metadata, path, linker=self._linker)
+
+    def __repr__(self) -> str:
+        inputs = ", ".join(spec.describe() for spec in self.inputs)
+        outputs = ", ".join(spec.describe() for spec in self.outputs)
+        return f"CompiledModel({inputs} -> {outputs}; target {self.metadata.target.get('kind')})"
+
+
+def _flatten(result) -> list[np.ndarray]:
+    """VM results are a tensor or (nested) tuples of tensors; outputs are their leaves in order."""
+    if isinstance(result, tvm.runtime.Tensor):
+        return [result.numpy()]
+    return [array for item in result for array in _flatten(item)]
