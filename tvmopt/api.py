@@ -46,8 +46,7 @@ def compile(model, target=None, input_shapes=None, example_inputs=None) -> Compi
         tvmopt_version=__version__,
         tvm_version=tvm.__version__,
     )
-    linker = llvm.linker_for(resolved)
-    return CompiledModel(_build(mod, resolved), metadata, linker=linker)
+    return CompiledModel(_build(mod, resolved), metadata, target=resolved)
 
 
 def _to_onnx(model, example_inputs):
@@ -63,7 +62,9 @@ def _build(mod, target):
         return llvm.build(mod, target)
     except Exception as err:  # noqa: BLE001 - TVM's lowering raises any type
         last_line = (str(err).strip().splitlines() or [""])[-1]
-        raise CompileError(f"TVM failed to compile the model: {type(err).__name__}: {last_line}") from err
+        raise CompileError(
+            f"TVM failed to compile the model: {type(err).__name__}: {last_line}"
+        ) from err
 
 
 def load(path) -> CompiledModel:

@@ -49,7 +49,9 @@ class Metadata:
     def from_json(cls, text: str) -> Metadata:
         record = json.loads(text)
         if record.get("format") != FORMAT:
-            raise ArtifactError(f"unknown artifact format {record.get('format')!r}; expected {FORMAT}")
+            raise ArtifactError(
+                f"unknown artifact format {record.get('format')!r}; expected {FORMAT}"
+            )
         return cls(
             inputs=tuple(TensorSpec.from_dict(r) for r in record["inputs"]),
             outputs=tuple(TensorSpec.from_dict(r) for r in record["outputs"]),
@@ -65,9 +67,10 @@ def metadata_source(metadata: Metadata) -> str:
     rows = [", ".join(str(b) for b in data[i : i + 24]) for i in range(0, len(data), 24)]
     body = ",\n  ".join(rows)
     return (
-        f"static const char kMetadata[] = {{\n  {body}\n}};\n"
-        f'extern "C" __attribute__((visibility("default"))) const char* {METADATA_SYMBOL}(void) {{\n'
-        "  return kMetadata;\n}\n"
+        f"static const unsigned char kMetadata[] = {{\n  {body}\n}};\n"
+        'extern "C" __attribute__((visibility("default")))\n'
+        f"const char* {METADATA_SYMBOL}(void) {{\n"
+        "  return reinterpret_cast<const char*>(kMetadata);\n}\n"
     )
 
 
@@ -106,6 +109,8 @@ def read_metadata(path) -> Metadata:
     try:
         getter = getattr(ctypes.CDLL(str(Path(path).resolve())), METADATA_SYMBOL)
     except (OSError, AttributeError):
-        raise ArtifactError(f"{path} is not a tvmopt artifact: it has no {METADATA_SYMBOL} record") from None
+        raise ArtifactError(
+            f"{path} is not a tvmopt artifact: it has no {METADATA_SYMBOL} record"
+        ) from None
     getter.restype = ctypes.c_char_p
     return Metadata.from_json(getter().decode())

@@ -3,6 +3,8 @@ compiled, run, checked against ONNX Runtime and timed side by side with it."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -33,7 +35,12 @@ def build_demo_model(seed: int = 0) -> onnx.ModelProto:
     node = helper.make_node
     nodes = [
         node("Conv", [INPUT_NAME, "conv1_w", "conv1_b"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
-        node("BatchNormalization", ["c1", "bn_scale", "bn_bias", "bn_mean", "bn_var"], ["b1"], name="bn1"),
+        node(
+            "BatchNormalization",
+            ["c1", "bn_scale", "bn_bias", "bn_mean", "bn_var"],
+            ["b1"],
+            name="bn1",
+        ),
         node("Relu", ["b1"], ["r1"], name="relu1"),
         node("MaxPool", ["r1"], ["p1"], kernel_shape=[2, 2], strides=[2, 2], name="pool1"),
         node("Conv", ["p1", "conv2_w", "conv2_b"], ["c2"], pads=[1, 1, 1, 1], name="conv2"),
@@ -50,7 +57,9 @@ def build_demo_model(seed: int = 0) -> onnx.ModelProto:
         [helper.make_tensor_value_info("probs", TensorProto.FLOAT, (1, NUM_CLASSES))],
         initializers,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="tvmopt")
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="tvmopt"
+    )
     onnx.checker.check_model(model)
     return model
 
@@ -65,14 +74,18 @@ def run_demo(target=None, repeat: int = 50, out=print) -> bool:
     model = build_demo_model()
     compiled = compile_model(model, target=target)
     image = np.random.default_rng(1).standard_normal(INPUT_SHAPE).astype(np.float32)
-    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(
+        model.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
     expected = session.run(None, {INPUT_NAME: image})[0]
     actual = compiled.run({INPUT_NAME: image})["probs"]
     error = max_relative_error(actual, expected)
     out(f"demo model: {compiled!r}")
-    out(f"target: {compiled.metadata.target}")
-    out(f"output vs ONNX Runtime: max abs error / output scale = {error:.2e} "
-        f"({'match' if error <= 1e-4 else 'MISMATCH'})")
+    out(f"target: {json.dumps(compiled.metadata.target)}")
+    out(
+        f"output vs ONNX Runtime: max abs error / output scale = {error:.2e} "
+        f"({'match' if error <= 1e-4 else 'MISMATCH'})"
+    )
     tvmopt_latency = time_callable(lambda: compiled.run({INPUT_NAME: image}), repeat=repeat)
     ort_latency = time_callable(lambda: session.run(None, {INPUT_NAME: image}), repeat=repeat)
     out(f"tvmopt latency:       {tvmopt_latency}")

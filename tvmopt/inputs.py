@@ -28,13 +28,15 @@ def _by_position(specs: Sequence[TensorSpec], inputs) -> dict:
     values = [inputs] if isinstance(inputs, np.ndarray) else list(inputs)
     if len(values) != len(specs):
         raise InputError(f"expected {len(specs)} inputs, got {len(values)}")
-    return {spec.name: value for spec, value in zip(specs, values)}
+    return {spec.name: value for spec, value in zip(specs, values, strict=True)}
 
 
 def _check_one(spec: TensorSpec, value) -> np.ndarray:
     array = np.asarray(value)
     if array.dtype.name != spec.dtype:
-        raise InputError(f"input '{spec.name}' must have dtype {spec.dtype}, got {array.dtype.name}")
+        raise InputError(
+            f"input '{spec.name}' must have dtype {spec.dtype}, got {array.dtype.name}"
+        )
     if tuple(array.shape) != tuple(spec.shape):
         raise InputError(
             f"input '{spec.name}' must have shape {tuple(spec.shape)}, got {tuple(array.shape)}"
@@ -43,7 +45,7 @@ def _check_one(spec: TensorSpec, value) -> np.ndarray:
 
 
 def random_inputs(specs: Sequence[TensorSpec], seed: int = 0) -> dict[str, np.ndarray]:
-    """Inputs of the right shapes and dtypes: normal floats, small non-negative ints, random bools."""
+    """Inputs of the right shapes and dtypes: normal floats, small non-negative ints, bools."""
     rng = np.random.default_rng(seed)
     return {spec.name: _random_array(rng, spec) for spec in specs}
 

@@ -6,6 +6,7 @@ import numpy as np
 
 from ._tvm import tvm
 from .artifact import Metadata, copy_library, write_library
+from .backends import llvm
 from .frontend.signature import TensorSpec
 from .inputs import check_inputs, random_inputs
 from .timing import Latency, time_callable
@@ -22,15 +23,15 @@ class CompiledModel:
         Input and output signatures, target and versions.
     library_path : str, optional
         The file `module` was loaded from; None for a freshly compiled model.
-    linker : callable, optional
-        The `fcompile` that links this target's library (a cross compiler when cross-compiling).
+    target : tvm.target.Target, optional
+        What `module` was compiled for; picks the linker on export.
     """
 
-    def __init__(self, module, metadata: Metadata, library_path=None, linker=None):
+    def __init__(self, module, metadata: Metadata, library_path=None, target=None):
         self.metadata = metadata
         self._module = module
         self._library_path = library_path
-        self._linker = linker
+        self._target = target
         self._vm = None
 
     @property
@@ -51,11 +52,13 @@ class CompiledModel:
         """Run once. `inputs` maps input names to arrays (or lists them in signature order)."""
         arrays = check_inputs(self.inputs, inputs)
         result = self._machine["main"](*[tvm.runtime.tensor(a) for a in arrays])
-        return dict(zip((spec.name for spec in self.outputs), _flatten(result)))
+        return dict(zip((spec.name for spec in self.outputs), _flatten(result), strict=True))
 
     def benchmark(self, inputs=None, repeat: int = 20, warmup: int = 2) -> Latency:
         """Time `repeat` runs (random inputs when none are given), VM calls only."""
-        arrays = check_inputs(self.inputs, inputs if inputs is not None else random_inputs(self.inputs))
+        arrays = check_inputs(
+            self.inputs, inputs if inputs is not None else random_inputs(self.inputs)
+        )
         tensors = [tvm.runtime.tensor(a) for a in arrays]
         main = self._machine["main"]
         return time_callable(lambda: main(*tensors), repeat=repeat, warmup=warmup)
@@ -65,7 +68,7 @@ class CompiledModel:
         if self._library_path is not None:
             copy_library(self._library_path, path)
         else:
-            write_library(self._module, self.metadata, path, linker=self._linker)
+            write_library(self._module, self.metadata, path, linker=llvm.linker_for(self._target))
 
     def __repr__(self) -> str:
         inputs = ", ".join(spec.describe() for spec in self.inputs)

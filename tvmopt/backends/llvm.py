@@ -24,11 +24,11 @@ def host_cpu() -> str:
     return tvm.target.codegen.llvm_get_system_cpu()
 
 
-def host_target() -> "tvm.target.Target":
+def host_target() -> tvm.target.Target:
     return tvm.target.Target({"kind": "llvm", "mtriple": host_triple(), "mcpu": host_cpu()})
 
 
-def complete(target: "tvm.target.Target") -> "tvm.target.Target":
+def complete(target: tvm.target.Target) -> tvm.target.Target:
     """Fill in what a partial llvm target leaves out: the host's triple and, on the host's
     architecture, the host's CPU. A cross target without mcpu keeps LLVM's generic CPU."""
     spec = dict(target.export())
@@ -44,12 +44,12 @@ def is_host_arch(triple: str) -> bool:
     return triple.split("-")[0] == host_triple().split("-")[0]
 
 
-def build(mod, target: "tvm.target.Target"):
+def build(mod, target: tvm.target.Target):
     """Compile a Relax module into a VM executable with TVM's default CPU pipeline."""
     return tvm.compile(mod, target=target)
 
 
-def linker_for(target: "tvm.target.Target"):
+def linker_for(target: tvm.target.Target):
     """The compiler that links the shared library: the system's for the host, a cross g++ else."""
     triple = str(target.attrs.get("mtriple", host_triple()))
     if is_host_arch(triple):

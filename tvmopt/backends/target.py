@@ -1,4 +1,4 @@
-"""Turn a user's target (a name, a JSON string, a dict or a tvm Target) into a complete TVM target."""
+"""Turn a user's target (a name, JSON text, a dict or a tvm Target) into a complete TVM target."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from . import llvm
 NAMED_TARGETS = {"llvm": llvm.host_target, "cpu": llvm.host_target, "host": llvm.host_target}
 
 
-def resolve_target(target=None) -> "tvm.target.Target":
+def resolve_target(target=None) -> tvm.target.Target:
     """Resolve `target`; None means the host CPU. Raise TargetError naming what was wrong."""
     if target is None:
         return llvm.host_target()
@@ -22,10 +22,12 @@ def resolve_target(target=None) -> "tvm.target.Target":
         return _from_string(target.strip())
     if isinstance(target, dict):
         return _complete(_build(target))
-    raise TargetError(f"expected a target name, JSON string, dict or tvm Target, got {type(target).__name__}")
+    raise TargetError(
+        f"expected a target name, JSON string, dict or tvm Target, got {type(target).__name__}"
+    )
 
 
-def _from_string(text: str) -> "tvm.target.Target":
+def _from_string(text: str) -> tvm.target.Target:
     if text.startswith("{"):
         try:
             spec = json.loads(text)
@@ -35,26 +37,31 @@ def _from_string(text: str) -> "tvm.target.Target":
     if text in NAMED_TARGETS:
         return NAMED_TARGETS[text]()
     known = ", ".join(NAMED_TARGETS)
-    raise TargetError(f"unknown target '{text}'; known targets: {known}, or a JSON dict like {llvm.EXAMPLE}")
+    raise TargetError(
+        f"unknown target '{text}'; known targets: {known}, or a JSON dict like {llvm.EXAMPLE}"
+    )
 
 
-def _build(spec: dict) -> "tvm.target.Target":
+def _build(spec: dict) -> tvm.target.Target:
     kind = spec.get("kind")
     if kind not in ("llvm",):
-        raise TargetError(f"unknown target kind {kind!r} in {json.dumps(spec)}; supported kinds: llvm")
+        raise TargetError(
+            f"unknown target kind {kind!r} in {json.dumps(spec)}; supported kinds: llvm"
+        )
     try:
         return tvm.target.Target(spec)
     except Exception as err:  # noqa: BLE001 - TVM reports bad keys with several error types
-        raise TargetError(f"invalid target {json.dumps(spec)}: {str(err).strip().splitlines()[-1]}") from None
+        raise TargetError(
+            f"invalid target {json.dumps(spec)}: {str(err).strip().splitlines()[-1]}"
+        ) from None
 
 
-def _complete(target: "tvm.target.Target") -> "tvm.target.Target":
+def _complete(target: tvm.target.Target) -> tvm.target.Target:
     if target.kind.name == "llvm":
         return llvm.complete(target)
     raise TargetError(f"unknown target kind '{target.kind.name}'; supported kinds: llvm")
 
 
-def target_record(target: "tvm.target.Target") -> dict:
+def target_record(target: tvm.target.Target) -> dict:
     """The target as plain JSON data, for metadata records and messages."""
     return json.loads(str(target))
-

@@ -13,7 +13,9 @@ def input_shape(text: str) -> tuple[str, tuple[int, ...]]:
     except ValueError:
         shape = ()
     if not sep or not name or not shape or min(shape) < 0:
-        raise argparse.ArgumentTypeError(f"expected NAME=D0,D1,... such as x=1,3,224,224, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=D0,D1,... such as x=1,3,224,224, got {text!r}"
+        )
     return name, shape
 
 
@@ -31,7 +33,7 @@ def add_target(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--target",
         default=None,
-        help='llvm (the host CPU, detected; the default) or a JSON dict, e.g. '
+        help="llvm (the host CPU, detected; the default) or a JSON dict, e.g. "
         '\'{"kind": "llvm", "mtriple": "aarch64-linux-gnu"}\'',
     )
 

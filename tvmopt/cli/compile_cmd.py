@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -27,5 +28,5 @@ def run(args) -> int:
     seconds = time.perf_counter() - start
     size_mb = output.stat().st_size / 2**20
     print(f"wrote {output} ({size_mb:.1f} MiB) in {seconds:.1f} s: {compiled!r}")
-    print(f"target: {compiled.metadata.target}")
+    print(f"target: {json.dumps(compiled.metadata.target)}")
     return 0

@@ -6,7 +6,9 @@ from collections import Counter
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("inspect", help="describe an ONNX model and what tvmopt supports of it")
+    parser = subparsers.add_parser(
+        "inspect", help="describe an ONNX model and what tvmopt supports of it"
+    )
     parser.add_argument("model", help="the ONNX model file")
     parser.set_defaults(handler=run)
 

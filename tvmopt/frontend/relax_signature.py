@@ -3,13 +3,14 @@ shape and dtype even where ONNX shape inference gave up."""
 
 from __future__ import annotations
 
-from ..frontend.signature import TensorSpec
 from .._tvm import tvm
+from ..frontend.signature import TensorSpec
 
 
 def output_specs(mod, names: list[str]) -> list[TensorSpec]:
     leaves = _leaves(mod["main"].ret_ty)
-    return [TensorSpec(name, _dims(info), str(info.dtype)) for name, info in zip(names, leaves)]
+    pairs = zip(names, leaves, strict=True)
+    return [TensorSpec(name, _dims(info), str(info.dtype)) for name, info in pairs]
 
 
 def _leaves(info) -> list:

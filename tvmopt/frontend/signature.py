@@ -11,7 +11,7 @@ from onnx import helper
 
 @dataclass(frozen=True)
 class TensorSpec:
-    """One input or output: a name, a shape (ints; a str for a symbolic dim) and a numpy dtype name."""
+    """One input or output: a name, a shape (ints; str for symbolic dims) and a numpy dtype name."""
 
     name: str
     shape: tuple

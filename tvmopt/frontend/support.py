@@ -45,7 +45,9 @@ def _all_nodes(graph: onnx.GraphProto):
 def describe_gaps(gaps: dict[str, list[str]], max_names: int = 3) -> str:
     parts = []
     for op, names in sorted(gaps.items()):
-        shown = ", ".join(names[:max_names]) + (f", +{len(names) - max_names} more" if len(names) > max_names else "")
+        shown = ", ".join(names[:max_names]) + (
+            f", +{len(names) - max_names} more" if len(names) > max_names else ""
+        )
         parts.append(f"{op} (node{'s' if len(names) > 1 else ''} {shown})")
     return "; ".join(parts)
 
