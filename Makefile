@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test conformance lint clean
+.PHONY: demo test bench conformance lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not tuning and not cuda"
+
+# The default bench suite, every target and peer available here; writes bench/results/.
+BENCH_ARGS ?= --repeat 5 --warmup 1
+bench: $(STAMP)
+	$(VENV)/bin/tvmopt bench $(BENCH_ARGS)
 
 # The whole onnx backend suite (node and model tests); writes tests/conformance/results.md.
 conformance: $(STAMP)

@@ -1,0 +1,156 @@
+"""Contenders: our targets and the peers we measure against, each prepared from one BenchCase.
+
+A contender says why it cannot run here (`unavailable`), or prepares a `Prepared` runner whose
+outputs the harness checks against ONNX Runtime fp32 before timing anything.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..reference import FP32_TOLERANCE
+from .case import BenchCase
+
+# int8 outputs are compared on the same max-error-over-scale measure, with room for rounding.
+INT8_TOLERANCE = 0.1
+
+
+@dataclass
+class Prepared:
+    run: Callable[[], list[np.ndarray]]  # runs on the case's feeds; outputs in graph order
+    compile_seconds: float
+    artifact_bytes: int | None = None
+
+
+class Contender:
+    name = ""
+    kind = "target"  # or "peer"
+    tolerance = FP32_TOLERANCE
+
+    def unavailable(self, case: BenchCase) -> str | None:
+        return None
+
+    def prepare(self, case: BenchCase, threads: int) -> Prepared:
+        raise NotImplementedError
+
+
+class NotYetContender(Contender):
+    """A target tvmopt will have, listed so reports say plainly that it is missing."""
+
+    def __init__(self, name: str, reason: str):
+        self.name, self.reason = name, reason
+
+    def unavailable(self, case):
+        return self.reason
+
+
+class TvmoptLLVM(Contender):
+    name = "llvm"
+
+    def prepare(self, case, threads):
+        import tvmopt
+
+        start = time.perf_counter()
+        compiled = tvmopt.compile(case.onnx_path)
+        seconds = time.perf_counter() - start
+        size = _exported_size(compiled)
+        names = [spec.name for spec in compiled.outputs]
+        return Prepared(lambda: [compiled.run(case.feeds)[n] for n in names], seconds, size)
+
+
+def _exported_size(compiled) -> int:
+    with tempfile.TemporaryDirectory() as workdir:
+        path = Path(workdir) / "model.so"
+        compiled.export(path)
+        return path.stat().st_size
+
+
+class OnnxRuntime(Contender):
+    name, kind = "onnxruntime", "peer"
+
+    def prepare(self, case, threads):
+        start = time.perf_counter()
+        session = _ort_session(case.onnx_path, threads)
+        return Prepared(lambda: session.run(None, case.feeds), time.perf_counter() - start)
+
+
+def _ort_session(path, threads: int):
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+class OnnxRuntimeInt8(Contender):
+    """ONNX Runtime's dynamic int8 quantization: weights int8, activations quantized on the fly."""
+
+    name, kind, tolerance = "onnxruntime-int8", "peer", INT8_TOLERANCE
+
+    def prepare(self, case, threads):
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        start = time.perf_counter()
+        with tempfile.TemporaryDirectory() as workdir:
+            quantized = Path(workdir) / "int8.onnx"
+            quantize_dynamic(case.onnx_path, quantized, weight_type=QuantType.QInt8)
+            session = _ort_session(quantized, threads)
+            size = quantized.stat().st_size
+        seconds = time.perf_counter() - start
+        return Prepared(lambda: session.run(None, case.feeds), seconds, size)
+
+
+class TorchEager(Contender):
+    name, kind = "torch", "peer"
+
+    def unavailable(self, case):
+        return (
+            None if case.torch_build else "needs a suite model (an ONNX file has no torch module)"
+        )
+
+    def prepare(self, case, threads):
+        import torch
+
+        torch.set_num_threads(threads)
+        module, inputs = case.torch_build()
+        start = time.perf_counter()
+        module.eval()
+        seconds = time.perf_counter() - start
+
+        def run():
+            with torch.inference_mode():
+                out = module(*inputs)
+            return [t.numpy() for t in (out if isinstance(out, tuple) else (out,))]
+
+        return Prepared(run, seconds)
+
+
+def _no_gpu() -> str | None:
+    return None if shutil.which("nvidia-smi") else "no NVIDIA GPU on this machine"
+
+
+CONTENDERS: dict[str, Callable[[], Contender]] = {
+    "llvm": TvmoptLLVM,
+    "llvm-int8": lambda: NotYetContender("llvm-int8", "int8 quantization is not implemented yet"),
+    "llvm-tuned": lambda: NotYetContender("llvm-tuned", "auto-tuning is not implemented yet"),
+    "cuda": lambda: NotYetContender("cuda", _no_gpu() or "the CUDA backend is not implemented yet"),
+    "vta": lambda: NotYetContender("vta", "the VTA backend is not implemented yet"),
+    "onnxruntime": OnnxRuntime,
+    "onnxruntime-int8": OnnxRuntimeInt8,
+    "torch": TorchEager,
+}
+TARGETS = [name for name, make in CONTENDERS.items() if make().kind == "target"]
+PEERS = [name for name, make in CONTENDERS.items() if make().kind == "peer"]
+
+
+def default_threads() -> int:
+    return len(os.sched_getaffinity(0))

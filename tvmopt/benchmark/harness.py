@@ -1,0 +1,94 @@
+"""Check every contender against ONNX Runtime fp32, then time the ones that match, alternating
+them run by run so that drift on a shared machine hits all of them alike."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from ..reference import max_relative_error
+from ..timing import Latency
+from .case import BenchCase
+from .contenders import Contender, OnnxRuntime, Prepared
+
+
+@dataclass
+class Result:
+    model: str
+    contender: str
+    status: str  # ok | mismatch | failed | unavailable
+    note: str = ""
+    latency: Latency | None = None
+    compile_seconds: float | None = None
+    artifact_bytes: int | None = None
+    flops: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def bench_case(case: BenchCase, contenders: list[Contender], threads: int, repeat: int,
+               warmup: int, log=print) -> list[Result]:  # fmt: skip
+    case.reference = OnnxRuntime().prepare(case, threads).run()
+    results, runners = [], {}
+    for contender in contenders:
+        result, prepared = _prepare_checked(case, contender, threads)
+        log(f"{case.name} / {contender.name}: {result.status} {result.note}".rstrip())
+        results.append(result)
+        if prepared is not None:
+            runners[contender.name] = prepared
+    timings = alternate(runners, repeat, warmup)
+    for result in results:
+        result.latency = timings.get(result.contender)
+    return results
+
+
+def _prepare_checked(case, contender, threads) -> tuple[Result, Prepared | None]:
+    result = Result(case.name, contender.name, "unavailable", flops=case.flops)
+    reason = contender.unavailable(case)
+    if reason:
+        result.note = reason
+        return result, None
+    try:
+        prepared = contender.prepare(case, threads)
+        outputs = prepared.run()
+    except Exception as err:  # noqa: BLE001 - a contender failing is a result, not a crash
+        result.status, result.note = "failed", f"{type(err).__name__}: {_first_line(err)}"
+        return result, None
+    result.compile_seconds, result.artifact_bytes = (
+        prepared.compile_seconds,
+        prepared.artifact_bytes,
+    )
+    error = _worst_error(outputs, case.reference)
+    if error > contender.tolerance:
+        result.status, result.note = (
+            "mismatch",
+            f"error {error:.3g} > tolerance {contender.tolerance}",
+        )
+        return result, None
+    result.status, result.note = "ok", f"error {error:.2g}"
+    return result, prepared
+
+
+def _worst_error(outputs, reference) -> float:
+    if len(outputs) != len(reference):
+        return float("inf")
+    return max(max_relative_error(a, e) for a, e in zip(outputs, reference, strict=True))
+
+
+def _first_line(err: Exception) -> str:
+    return (str(err).strip().splitlines() or [""])[0][:200]
+
+
+def alternate(runners: dict[str, Prepared], repeat: int, warmup: int) -> dict[str, Latency]:
+    """Warm each runner up, then time one run of each per round, rotating who goes first."""
+    names = list(runners)
+    for name in names:
+        for _ in range(warmup):
+            runners[name].run()
+    samples = {name: [] for name in names}
+    for round_index in range(repeat):
+        shift = round_index % max(len(names), 1)
+        for name in names[shift:] + names[:shift]:
+            start = time.perf_counter()
+            runners[name].run()
+            samples[name].append((time.perf_counter() - start) * 1e3)
+    return {name: Latency(tuple(values)) for name, values in samples.items()}

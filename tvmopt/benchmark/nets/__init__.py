@@ -1,0 +1,1 @@
+"""Networks of the bench suite, in plain PyTorch. Importing any of them imports torch."""

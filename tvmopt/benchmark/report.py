@@ -1,0 +1,120 @@
+"""Write bench results as a markdown table, a CSV, PNG plots and a machine description."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+from pathlib import Path
+
+from .harness import Result
+
+COLUMNS = ["model", "contender", "status", "median_ms", "iqr_ms", "speedup_vs_ort",
+           "gflops", "compile_s", "artifact_mib", "note"]  # fmt: skip
+
+
+def rows(results: list[Result]) -> list[dict]:
+    ort = {
+        r.model: r.latency.median_ms for r in results if r.contender == "onnxruntime" and r.latency
+    }
+    return [_row(result, ort.get(result.model)) for result in results]
+
+
+def _row(result: Result, ort_median: float | None) -> dict:
+    row = dict.fromkeys(COLUMNS, "")
+    row.update(
+        model=result.model, contender=result.contender, status=result.status, note=result.note
+    )
+    if result.latency is not None:
+        median = result.latency.median_ms
+        row.update(median_ms=f"{median:.3f}", iqr_ms=f"{_iqr(result.latency.samples_ms):.3f}")
+        row["gflops"] = f"{result.flops / median / 1e6:.1f}" if result.flops else ""
+        row["speedup_vs_ort"] = f"{ort_median / median:.2f}" if ort_median else ""
+    if result.compile_seconds is not None:
+        row["compile_s"] = f"{result.compile_seconds:.1f}"
+    if result.artifact_bytes:
+        row["artifact_mib"] = f"{result.artifact_bytes / 2**20:.1f}"
+    return row
+
+
+def _iqr(samples) -> float:
+    if len(samples) < 2:
+        return 0.0
+    quartiles = statistics.quantiles(samples, n=4)
+    return quartiles[2] - quartiles[0]
+
+
+def markdown(table: list[dict]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(str(row[c]) for c in COLUMNS) + " |" for row in table]
+    return "\n".join(lines) + "\n"
+
+
+def write_csv(table: list[dict], path: Path) -> None:
+    with open(path, "w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(table)
+
+
+def machine() -> dict:
+    """What the numbers were measured on."""
+    return {
+        "cpu": _cpu_model(),
+        "cores_available": len(os.sched_getaffinity(0)),
+        "gpu": _gpus(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "versions": _versions(),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _gpus() -> str:
+    if not shutil.which("nvidia-smi"):
+        return "none"
+    query = ["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"]
+    out = subprocess.run(query, capture_output=True, text=True, timeout=30)
+    return out.stdout.strip() or "none"
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for package in ("tvmopt", "apache-tvm", "onnxruntime", "onnx", "torch"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            pass
+    return found
+
+
+def write_report(results: list[Result], out_dir: Path, command: str) -> Path:
+    """Write results.md, results.csv, machine.json and the plots; return results.md's path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table = rows(results)
+    description = machine()
+    write_csv(table, out_dir / "results.csv")
+    (out_dir / "machine.json").write_text(json.dumps(description, indent=1) + "\n")
+    from .plots import plot_latency, plot_speedup
+
+    plot_latency(table, out_dir / "latency.png")
+    plot_speedup(table, out_dir / "speedup.png")
+    cores, gpu = description["cores_available"], description["gpu"]
+    header = f"Command: `{command}`\n\nMachine: {description['cpu']}, {cores} cores, GPU: {gpu}\n\n"
+    (out_dir / "results.md").write_text(header + markdown(table))
+    return out_dir / "results.md"
