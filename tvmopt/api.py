@@ -8,13 +8,23 @@ from . import __version__
 from ._tvm import tvm
 from .artifact import Metadata, read_metadata
 from .backends import llvm, resolve_target, target_record
-from .errors import ArtifactError, CompileError
+from .errors import ArtifactError, CompileError, OptionError
 from .frontend import onnx as onnx_frontend
 from .frontend.relax_signature import output_specs
 from .model import CompiledModel
+from .passes import DEFAULT_OPT_LEVEL, PIPELINES
+from .passes.instruments import instrumented
 
 
-def compile(model, target=None, input_shapes=None, example_inputs=None) -> CompiledModel:  # noqa: A001
+def compile(  # noqa: A001 - the verb users expect
+    model,
+    target=None,
+    input_shapes=None,
+    example_inputs=None,
+    opt_level: int = DEFAULT_OPT_LEVEL,
+    dump_ir=None,
+    print_pass_times: bool = False,
+) -> CompiledModel:
     """Compile a model for `target`.
 
     Parameters
@@ -28,11 +38,18 @@ def compile(model, target=None, input_shapes=None, example_inputs=None) -> Compi
         Static shapes for inputs whose ONNX shapes are symbolic.
     example_inputs : tuple, optional
         Example tensors for a PyTorch module.
+    opt_level : int
+        0 (no graph passes, one kernel per op) to 3 (every pass; the default).
+    dump_ir : str or os.PathLike, optional
+        Write the IR after every pass into this directory.
+    print_pass_times : bool
+        Print how long each pass took.
 
     Returns
     -------
     CompiledModel
     """
+    check_opt_level(opt_level)
     resolved = resolve_target(target)
     proto = _to_onnx(model, example_inputs)
     prepared = onnx_frontend.prepare(proto, input_shapes)
@@ -46,7 +63,14 @@ def compile(model, target=None, input_shapes=None, example_inputs=None) -> Compi
         tvmopt_version=__version__,
         tvm_version=tvm.__version__,
     )
-    return CompiledModel(_build(mod, resolved), metadata, target=resolved)
+    with instrumented(dump_ir, print_pass_times):
+        executable = _build(mod, resolved, opt_level)
+    return CompiledModel(executable, metadata, target=resolved)
+
+
+def check_opt_level(opt_level) -> None:
+    if opt_level not in PIPELINES:
+        raise OptionError(f"opt_level must be one of {sorted(PIPELINES)}, got {opt_level!r}")
 
 
 def _to_onnx(model, example_inputs):
@@ -57,9 +81,9 @@ def _to_onnx(model, example_inputs):
     return onnx_frontend.load_model(model)
 
 
-def _build(mod, target):
+def _build(mod, target, opt_level):
     try:
-        return llvm.build(mod, target)
+        return llvm.build(mod, target, opt_level)
     except Exception as err:  # noqa: BLE001 - TVM's lowering raises any type
         last_line = (str(err).strip().splitlines() or [""])[-1]
         raise CompileError(

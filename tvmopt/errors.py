@@ -33,5 +33,9 @@ class ArtifactError(TvmoptError, OSError):
     """A compiled artifact cannot be written, found or read."""
 
 
+class OptionError(TvmoptError, ValueError):
+    """An option's value is outside what it accepts (an opt level of 7, say)."""
+
+
 class CompileError(TvmoptError, RuntimeError):
     """TVM failed while importing or compiling a model that passed our checks."""

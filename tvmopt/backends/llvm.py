@@ -44,9 +44,11 @@ def is_host_arch(triple: str) -> bool:
     return triple.split("-")[0] == host_triple().split("-")[0]
 
 
-def build(mod, target: tvm.target.Target):
-    """Compile a Relax module into a VM executable with TVM's default CPU pipeline."""
-    return tvm.compile(mod, target=target)
+def build(mod, target: tvm.target.Target, opt_level: int):
+    """Compile a Relax module into a VM executable with our pipeline for `opt_level`."""
+    from ..passes import build_pipeline
+
+    return tvm.compile(mod, target=target, relax_pipeline=build_pipeline(opt_level, target))
 
 
 def linker_for(target: tvm.target.Target):

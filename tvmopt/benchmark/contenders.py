@@ -53,13 +53,16 @@ class NotYetContender(Contender):
 
 
 class TvmoptLLVM(Contender):
-    name = "llvm"
+    """tvmopt on the host CPU at an opt level (`llvm` is the default -O3, `llvm-O0` no passes)."""
+
+    def __init__(self, name: str = "llvm", opt_level: int = 3):
+        self.name, self.opt_level = name, opt_level
 
     def prepare(self, case, threads):
         import tvmopt
 
         start = time.perf_counter()
-        compiled = tvmopt.compile(case.onnx_path)
+        compiled = tvmopt.compile(case.onnx_path, opt_level=self.opt_level)
         seconds = time.perf_counter() - start
         size = _exported_size(compiled)
         names = [spec.name for spec in compiled.outputs]
@@ -140,6 +143,7 @@ def _no_gpu() -> str | None:
 
 CONTENDERS: dict[str, Callable[[], Contender]] = {
     "llvm": TvmoptLLVM,
+    "llvm-O0": lambda: TvmoptLLVM("llvm-O0", opt_level=0),
     "llvm-int8": lambda: NotYetContender("llvm-int8", "int8 quantization is not implemented yet"),
     "llvm-tuned": lambda: NotYetContender("llvm-tuned", "auto-tuning is not implemented yet"),
     "cuda": lambda: NotYetContender("cuda", _no_gpu() or "the CUDA backend is not implemented yet"),

@@ -48,3 +48,17 @@ def add_input_shapes(parser: argparse.ArgumentParser) -> None:
         metavar="NAME=D0,D1,...",
         help="pin a symbolic input shape; repeat for several inputs",
     )
+
+
+def add_opt_level(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-O",
+        "--opt-level",
+        dest="opt_level",
+        type=int,
+        choices=range(4),
+        default=3,
+        metavar="{0,1,2,3}",
+        help="0: no graph passes; 1: fold and simplify; 2: + batch-norm/scale folding and "
+        "element-wise fusion; 3: + activation recognition and epilogue fusion (default)",
+    )

@@ -1,4 +1,4 @@
-"""tvmopt compile MODEL.onnx -o OUT.so [--target T] [--input-shape NAME=DIMS]"""
+"""tvmopt compile MODEL.onnx -o OUT.so [--target T] [--input-shape NAME=DIMS] [-O N]"""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 import time
 from pathlib import Path
 
-from .arguments import add_input_shapes, add_target
+from .arguments import add_input_shapes, add_opt_level, add_target
 
 
 def register(subparsers) -> None:
@@ -15,6 +15,9 @@ def register(subparsers) -> None:
     parser.add_argument("-o", "--output", help="the library to write (default: MODEL with .so)")
     add_target(parser)
     add_input_shapes(parser)
+    add_opt_level(parser)
+    parser.add_argument("--dump-ir", metavar="DIR", help="write the IR after every pass into DIR")
+    parser.add_argument("--print-pass-times", action="store_true", help="time every pass")
     parser.set_defaults(handler=run)
 
 
@@ -23,7 +26,14 @@ def run(args) -> int:
 
     output = Path(args.output or Path(args.model).with_suffix(".so").name)
     start = time.perf_counter()
-    compiled = compile_model(args.model, target=args.target, input_shapes=dict(args.input_shapes))
+    compiled = compile_model(
+        args.model,
+        target=args.target,
+        input_shapes=dict(args.input_shapes),
+        opt_level=args.opt_level,
+        dump_ir=args.dump_ir,
+        print_pass_times=args.print_pass_times,
+    )
     compiled.export(output)
     seconds = time.perf_counter() - start
     size_mb = output.stat().st_size / 2**20

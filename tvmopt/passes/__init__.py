@@ -1,3 +1,8 @@
-"""Our graph passes over Relax: constant folding, simplification, operator fusion and int8
-quantization (`passes/quantize/`), each in its own file, assembled into one flat pipeline per
-optimization level. The spine compiles with TVM's default Relax pipeline until they land."""
+"""Our graph passes over Relax, one per file, assembled in `pipeline.py` into one flat list per
+opt level: constant folding (`fold_constants`), simplification (`simplify`), batch norm and scale
+folding (`fold_scale_shift`), activation recognition (`recognize_activations`) and epilogue
+fusion (`fuse_epilogue`). int8 quantization will live in `passes/quantize/`."""
+
+from .pipeline import DEFAULT_OPT_LEVEL, PIPELINES, build_pipeline
+
+__all__ = ["DEFAULT_OPT_LEVEL", "PIPELINES", "build_pipeline"]

@@ -1,0 +1,70 @@
+"""FuseEpilogue: conv/matmul + bias + activation + residual become one kernel."""
+
+import numpy as np
+from onnx import TensorProto, helper
+from tvm import relax
+
+import tvmopt
+from tvmopt.passes.fuse_epilogue import FuseEpilogue
+
+from .helpers import assert_matches_ort, make_model
+from .passes_helpers import const, f32, module
+
+RNG = np.random.default_rng(0)
+W = RNG.standard_normal((4, 4, 3, 3)).astype(np.float32)
+B = RNG.standard_normal((1, 4, 1, 1)).astype(np.float32)
+X = (1, 4, 8, 8)
+
+
+def composites(mod) -> list[str]:
+    return sorted(
+        str(f.attrs["Composite"])
+        for f in mod.functions.values()
+        if isinstance(f, relax.Function) and f.attrs and "Composite" in f.attrs.keys()
+    )
+
+
+def conv_block(bb, x, residual):
+    y = bb.emit(relax.op.nn.conv2d(x, const(W), padding=[1, 1]))
+    z = bb.emit(relax.op.nn.relu(bb.emit(relax.op.add(y, const(B)))))
+    return relax.op.add(z, residual)
+
+
+def test_conv_bias_relu_residual_is_one_group():
+    fused = FuseEpilogue()(module({"x": f32(*X)}, lambda bb, x: conv_block(bb, x, x)))
+    assert composites(fused) == ["tvmopt.conv2d_bias_relu_residual"]
+    calls = [b.value for b in fused["main"].body.blocks[0].bindings]
+    assert len(calls) == 1 and isinstance(calls[0].op, relax.GlobalVar)
+
+
+def test_broadcasting_residual_stays_outside_the_group():
+    small = relax.Var("s", f32(1, 4, 1, 1))
+    mod = module({"x": f32(*X), "s": small.ty}, lambda bb, x, s: conv_block(bb, x, s))
+    assert composites(FuseEpilogue()(mod)) == ["tvmopt.conv2d_bias_relu"]
+
+
+def test_lone_ops_are_not_grouped():
+    mod = module({"x": f32(*X)}, lambda bb, x: relax.op.nn.relu(x))
+    assert composites(FuseEpilogue()(mod)) == []
+
+
+def test_fused_residual_block_matches_onnxruntime():
+    node = helper.make_node
+    model = make_model(
+        [
+            node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+            node("Relu", ["c"], ["r"]),
+            node("Add", ["r", "x"], ["y"]),
+            node("MatMul", ["y", "m"], ["mm"]),
+            node("Add", ["mm", "mb"], ["z"]),
+            node("Sigmoid", ["z"], ["out"]),
+        ],
+        [("x", TensorProto.FLOAT, list(X))],
+        [("out", TensorProto.FLOAT, [1, 4, 8, 5])],
+        initializers={
+            "w": W, "b": B.reshape(4),
+            "m": RNG.standard_normal((8, 5)).astype(np.float32),
+            "mb": RNG.standard_normal(5).astype(np.float32),
+        },
+    )  # fmt: skip
+    assert_matches_ort(model, tvmopt.compile(model))

@@ -1,0 +1,74 @@
+"""The pipeline: every opt level computes the same thing; the flags that expose it work."""
+
+import os
+
+import onnx
+import pytest
+
+import tvmopt
+from tvmopt.cli import main
+from tvmopt.passes import PIPELINES
+
+from .helpers import assert_matches_ort
+from .test_pass_simplify import _kernels
+
+LIGHT_DIR = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light")
+
+
+@pytest.mark.parametrize("opt_level", sorted(PIPELINES))
+def test_every_level_matches_onnxruntime(demo_model, opt_level):
+    assert_matches_ort(demo_model, tvmopt.compile(demo_model, opt_level=opt_level))
+
+
+def test_higher_levels_launch_fewer_kernels(demo_model):
+    counts = [_kernels(demo_model, level) for level in sorted(PIPELINES)]
+    assert counts == sorted(counts, reverse=True) and counts[-1] < counts[0]
+
+
+def test_pipelines_are_flat_named_lists():
+    for level, passes in PIPELINES.items():
+        names = [name for name, _ in passes]
+        assert len(names) == len(set(names)), f"-O{level} repeats a pass name"
+    assert [n for n, _ in PIPELINES[1]] == [n for n, _ in PIPELINES[2]][: len(PIPELINES[1])]
+
+
+@pytest.mark.parametrize("level", [-1, 4, "3"])
+def test_bad_opt_level(demo_model, level):
+    with pytest.raises(tvmopt.OptionError, match="opt_level must be one of"):
+        tvmopt.compile(demo_model, opt_level=level)
+
+
+def test_cli_opt_level_dump_ir_and_pass_times(capsys, tmp_path, demo_path):
+    dump = tmp_path / "ir"
+    status = main(["compile", demo_path, "-o", str(tmp_path / "m.so"), "-O2",
+                   "--dump-ir", str(dump), "--print-pass-times"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert status == 0
+    dumped = sorted(p.name for p in dump.iterdir())
+    assert any("tvmopt.FoldScaleShift" in name for name in dumped)
+    assert not any("RecognizeActivations" in name for name in dumped)  # an -O3 pass
+    assert "tvmopt.FoldScaleShift" in out and "us" in out  # TVM's timing table
+
+
+def test_cli_long_option_and_bad_level(capsys, tmp_path, demo_path):
+    assert main(["compile", demo_path, "-o", str(tmp_path / "m.so"), "--opt-level", "0"]) == 0
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compile", demo_path, "-O7"])
+    assert exit_info.value.code == 2
+
+
+def test_inspect_passes_prints_counts_per_pass(capsys, demo_path):
+    assert main(["inspect", demo_path, "--passes"]) == 0
+    out = capsys.readouterr().out
+    assert "fold_scale_shift" in out and "fuse_epilogue" in out and "legalize" in out
+    assert "12 -> 7" in out  # fuse_epilogue's kernels on the demo model
+
+
+def test_folding_never_blows_up_the_library(tmp_path):
+    """VGG-19's light model generates its 400 MB FC weight with ConstantOfShape."""
+    model = os.path.join(LIGHT_DIR, "light_vgg19.onnx")
+    sizes = {}
+    for level in (0, 3):
+        tvmopt.compile(model, opt_level=level).export(tmp_path / f"vgg{level}.so")
+        sizes[level] = (tmp_path / f"vgg{level}.so").stat().st_size
+    assert sizes[3] < 1.2 * sizes[0]

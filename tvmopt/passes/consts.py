@@ -1,0 +1,62 @@
+"""Small facts about Relax expressions that rewrite rules ask: constant values, static shapes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._tvm import tvm
+
+
+def value(expr) -> np.ndarray:
+    """The numpy value of a relax constant."""
+    return expr.value.numpy()
+
+
+def const(array: np.ndarray):
+    return tvm.relax.const(np.ascontiguousarray(array))
+
+
+def static_shape(expr) -> tuple[int, ...] | None:
+    """The expression's shape if every dim is a known integer, else None."""
+    ty = expr.ty
+    shape = getattr(ty, "shape", None)
+    if shape is None or not hasattr(shape, "values"):
+        return None
+    dims = []
+    for dim in shape.values:
+        if not isinstance(dim, tvm.tirx.IntImm):
+            return None
+        dims.append(int(dim))
+    return tuple(dims)
+
+
+def dtype(expr) -> str:
+    return str(getattr(expr.ty, "dtype", ""))
+
+
+def is_float(expr) -> bool:
+    return dtype(expr).startswith(("float", "bfloat"))
+
+
+def shape_values(shape_expr) -> tuple[int, ...] | None:
+    """A ShapeExpr argument (as reshape takes) as ints, or None if any dim is symbolic."""
+    values = getattr(shape_expr, "values", None)
+    if values is None or not all(isinstance(v, tvm.tirx.IntImm) for v in values):
+        return None
+    return tuple(int(v) for v in values)
+
+
+def broadcast_keeps_shape(expr, other: np.ndarray) -> bool:
+    """True when `expr op other` has exactly expr's shape (other only broadcasts into it)."""
+    shape = static_shape(expr)
+    if shape is None:
+        return False
+    try:
+        return np.broadcast_shapes(shape, other.shape) == shape
+    except ValueError:
+        return False
+
+
+def is_constant(expr) -> bool:
+    """A tensor constant (relax.const), as opposed to scalar immediates or strings."""
+    return isinstance(expr, tvm.ir.GenericConst)

@@ -1,0 +1,74 @@
+"""The optimization pipeline: one flat, named list of passes per opt level, read top to bottom.
+
+Our graph passes run on high-level Relax; `lowering` then legalizes ops into TIR and builds the
+VM program. -O0 lowers the imported graph as it is: one kernel per op, nothing folded or fused.
+"""
+
+from __future__ import annotations
+
+from tvm import relax
+
+from .._tvm import tvm
+from .fold_constants import FoldConstants
+from .fold_scale_shift import FoldScaleShift
+from .fuse_epilogue import FuseEpilogue
+from .recognize_activations import RecognizeActivations
+from .simplify import Simplify
+
+DEFAULT_OPT_LEVEL = 3
+T = relax.transform
+
+O1 = [
+    ("canonicalize", T.CanonicalizeBindings),  # tuple-of-consts[i] -> the const; x = y -> y
+    ("fold_constants", FoldConstants),  # numpy-evaluated constants, inlined into their uses
+    ("simplify", lambda: Simplify),  # x*1, no-op reshapes, layout chains
+    ("dead_code", T.DeadCodeElimination),  # bindings nobody reads
+]
+O2 = O1 + [
+    ("decompose_batch_norm", T.DecomposeOpsForInference),  # batch_norm -> (x-m)/s*g+b
+    ("fold_constants_2", FoldConstants),  # the decomposed constants
+    ("fold_scale_shift", lambda: FoldScaleShift),  # batch norm and scales into weights and bias
+    ("merge_duplicates", T.EliminateCommonSubexpr),  # one copy of each identical expression
+    ("dead_code_2", T.DeadCodeElimination),
+]
+O3 = O2[:5] + [
+    ("recognize_activations", lambda: RecognizeActivations),  # erf spelled out -> gelu
+] + O2[5:] + [
+    ("fuse_epilogue", FuseEpilogue),  # conv/matmul + bias + activation + residual -> 1 kernel
+]  # fmt: skip
+PIPELINES = {0: [], 1: O1, 2: O2, 3: O3}
+
+
+def graph_passes(opt_level: int) -> list[tuple[str, tvm.transform.Pass]]:
+    return [(name, make()) for name, make in PIPELINES[opt_level]]
+
+
+def lowering_passes(opt_level: int, target) -> list[tuple[str, tvm.transform.Pass]]:
+    """TVM's CPU lowering; from -O2, TVM's FuseOps also groups the remaining element-wise ops.
+
+    TVM's own FoldConstant is left out on purpose: it has no size cap, and folding the generated
+    weights of onnx's light VGG-19 grew its library from 33 MiB to 489 MiB. Ours has the cap.
+    """
+    from tvm.relax.backend.cpu_generic import pipeline as cpu
+
+    passes = [("legalize", T.LegalizeOps()), ("annotate_patterns", T.AnnotateTIROpPattern())]
+    if opt_level >= 2:
+        passes += [("fuse_elementwise", T.FuseOps()), ("fuse_tir", T.FuseTIR())]
+    tail = cpu.dataflow_lower_passes(target) + cpu.finalize_passes(target)
+    return [*_named(cpu.library_dispatch_passes(target)), *passes, *_named(tail)]
+
+
+def _named(passes) -> list[tuple[str, tvm.transform.Pass]]:
+    return [(p.info.name, p) for p in passes]
+
+
+def build_pipeline(opt_level: int, target) -> tvm.transform.Pass:
+    """The whole Relax pipeline for tvm.compile: our graph passes, then lowering."""
+    passes = graph_passes(opt_level) + lowering_passes(opt_level, target)
+
+    @tvm.transform.module_pass(opt_level=0, name=f"tvmopt.O{opt_level}")
+    def pipeline(mod, ctx):
+        with target:
+            return tvm.transform.Sequential([p for _, p in passes])(mod)
+
+    return pipeline
