@@ -9,6 +9,7 @@ from __future__ import annotations
 from tvm import relax
 
 from .._tvm import tvm
+from ..backends.llvm.rules import schedule_pass
 from .fold_constants import FoldConstants
 from .fold_scale_shift import FoldScaleShift
 from .fuse_epilogue import FuseEpilogue
@@ -54,6 +55,7 @@ def lowering_passes(opt_level: int, target) -> list[tuple[str, tvm.transform.Pas
     passes = [("legalize", T.LegalizeOps()), ("annotate_patterns", T.AnnotateTIROpPattern())]
     if opt_level >= 2:
         passes += [("fuse_elementwise", T.FuseOps()), ("fuse_tir", T.FuseTIR())]
+    passes.append(("schedule_cpu", schedule_pass()))
     tail = cpu.dataflow_lower_passes(target) + cpu.finalize_passes(target)
     return [*_named(cpu.library_dispatch_passes(target)), *passes, *_named(tail)]
 

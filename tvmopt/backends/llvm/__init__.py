@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import shutil
 
-from .._tvm import tvm
-from ..errors import TargetError
+from ..._tvm import tvm
+from ...errors import TargetError
 
 EXAMPLE = '{"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mcpu": "cortex-a76"}'
 
@@ -46,7 +46,7 @@ def is_host_arch(triple: str) -> bool:
 
 def build(mod, target: tvm.target.Target, opt_level: int):
     """Compile a Relax module into a VM executable with our pipeline for `opt_level`."""
-    from ..passes import build_pipeline
+    from ...passes import build_pipeline
 
     return tvm.compile(mod, target=target, relax_pipeline=build_pipeline(opt_level, target))
 

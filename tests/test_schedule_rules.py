@@ -1,0 +1,117 @@
+"""The CPU schedule rules: every shape family they claim is computed right (against ONNX
+Runtime), each rule says no to what it does not handle, and the scheduled code is parallel
+and vectorized."""
+
+import numpy as np
+import pytest
+import tvm
+from onnx import TensorProto, helper
+from tvm import relax
+
+import tvmopt
+from tvmopt.backends import resolve_target
+from tvmopt.backends.llvm.rule_conv2d import Conv2dNCHW, Conv2dTiles
+from tvmopt.backends.llvm.rule_fallback import Fallback
+from tvmopt.backends.llvm.rule_matmul import Matmul
+from tvmopt.frontend.onnx import import_model, prepare
+
+from .helpers import assert_matches_ort, make_model
+
+RNG = np.random.default_rng(0)
+
+
+def symbolic(rank: int) -> list[str]:
+    """Output dims left for shape inference to fill in."""
+    return [f"d{i}" for i in range(rank)]
+
+
+def conv_model(cin, cout, size, kernel, stride=1, pad=0, dilation=1, group=1):
+    weight = RNG.standard_normal((cout, cin // group, kernel, kernel)).astype(np.float32)
+    node = helper.make_node(
+        "Conv", ["x", "w", "b"], ["c"], strides=[stride] * 2, pads=[pad] * 4,
+        dilations=[dilation] * 2, group=group,
+    )  # fmt: skip
+    return make_model(
+        [node, helper.make_node("Relu", ["c"], ["y"])],
+        [("x", TensorProto.FLOAT, [1, cin, size, size])],
+        [("y", TensorProto.FLOAT, symbolic(4))],
+        initializers={"w": weight, "b": RNG.standard_normal(cout).astype(np.float32)},
+    )
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        dict(cin=16, cout=32, size=14, kernel=3, pad=1),  # ResNet-style 3x3
+        dict(cin=3, cout=16, size=23, kernel=7, stride=2, pad=3),  # stem: 7x7/2, odd width
+        dict(cin=32, cout=24, size=7, kernel=1),  # 1x1, width 7 (no 16-lane split)
+        dict(cin=8, cout=8, size=13, kernel=3, pad=2, dilation=2),  # dilated
+        dict(cin=32, cout=32, size=12, kernel=3, pad=1, group=32),  # depthwise
+        dict(cin=12, cout=6, size=9, kernel=3, group=3),  # grouped, 6 output channels
+    ],
+)
+def test_conv_shapes_match_onnxruntime(case):
+    model = conv_model(**case)
+    assert_matches_ort(model, tvmopt.compile(model))
+
+
+@pytest.mark.parametrize(
+    "a_shape, b_shape",
+    [
+        ((1, 784), (784, 100)),
+        ((5, 7), (7, 3)),
+        ((2, 12, 16, 8), (2, 12, 8, 16)),
+        ((64, 96), (96, 48)),
+    ],
+)
+def test_matmul_shapes_match_onnxruntime(a_shape, b_shape):
+    model = make_model(
+        [helper.make_node("MatMul", ["a", "b"], ["m"]), helper.make_node("Relu", ["m"], ["y"])],
+        [("a", TensorProto.FLOAT, list(a_shape))],
+        [("y", TensorProto.FLOAT, symbolic(len(a_shape)))],
+        initializers={"b": RNG.standard_normal(b_shape).astype(np.float32)},
+    )
+    assert_matches_ort(model, tvmopt.compile(model))
+
+
+@pytest.mark.parametrize(
+    "op, attrs",
+    [("Softmax", {"axis": -1}), ("MaxPool", {"kernel_shape": [3, 3], "strides": [2, 2]}),
+     ("GlobalAveragePool", {}), ("Sigmoid", {}), ("ReduceMean", {"keepdims": 0})],
+)  # fmt: skip
+def test_fallback_ops_match_onnxruntime(op, attrs):
+    model = make_model(
+        [helper.make_node(op, ["x"], ["y"], **attrs)],
+        [("x", TensorProto.FLOAT, [1, 8, 15, 15])],
+        [("y", TensorProto.FLOAT, symbolic(0 if op == "ReduceMean" else 4))],
+    )
+    assert_matches_ort(model, tvmopt.compile(model))
+
+
+def conv_function(model):
+    """The fused conv2d TIR function of a one-conv model, as the schedule rules receive it."""
+    with resolve_target("llvm"):
+        lowered = tvm.transform.Sequential(
+            [relax.transform.LegalizeOps(), relax.transform.AnnotateTIROpPattern(),
+             relax.transform.FuseOps(), relax.transform.FuseTIR()]
+        )(import_model(prepare(model)))  # fmt: skip
+    return next(f for gv, f in lowered.functions_items() if "conv2d" in gv.name_hint)
+
+
+def test_other_tile_sizes_schedule_too():
+    func = conv_function(conv_model(cin=8, cout=12, size=10, kernel=3, pad=1))
+    tiles = Conv2dTiles(oc_block=3, max_vector=4)
+    assert Conv2dNCHW(tiles).apply(func, resolve_target("llvm"), False) is not None
+
+
+def test_rules_decline_what_they_do_not_handle():
+    target = resolve_target("llvm")
+    conv = conv_function(conv_model(cin=4, cout=4, size=8, kernel=3))
+    assert Matmul().apply(conv, target, False) is None
+    assert Fallback().apply(conv, target, False) is not None  # the fallback takes anything
+
+
+def test_scheduled_code_is_parallel_and_vectorized():
+    func = conv_function(conv_model(cin=16, cout=16, size=32, kernel=3, pad=1))
+    scheduled = Conv2dNCHW().apply(func, resolve_target("llvm"), False).mod["main"].script()
+    assert "T.parallel" in scheduled and "T.vectorized" in scheduled

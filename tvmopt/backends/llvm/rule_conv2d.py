@@ -1,0 +1,79 @@
+"""Direct NCHW convolution, register-blocked and vectorized (after NeoCPU, ATC 2019).
+
+Each task owns a block of OC_BLOCK output channels of one output row; the accumulators, OC_BLOCK
+vectors of `lanes` outputs along the row, stay in registers across the whole reduction over
+input channels and the kernel window, and the fused epilogue (bias, activation, residual)
+is applied while they are written out. Covers any kernel size, stride, dilation and group count
+(depthwise included). The input's zero padding is materialized first, in parallel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .schedule_util import (
+    CPURule,
+    block_named,
+    extents,
+    inline_epilogue,
+    iter_kinds,
+    largest_divisor,
+    root_blocks,
+    vector_lanes,
+)
+
+CONV_BLOCKS = ("conv2d_nchw", "group_conv2d_nchw")
+
+
+@dataclass(frozen=True)
+class Conv2dTiles:
+    """The tile sizes of the schedule: what a tuner searches around."""
+
+    oc_block: int = 8  # output channels per register block
+    max_vector: int = 0  # output columns per vector; 0 means the target's lanes
+
+
+class Conv2dNCHW(CPURule):
+    def __init__(self, tiles: Conv2dTiles = Conv2dTiles()):
+        self.tiles = tiles
+
+    def schedule(self, sch, target) -> bool:
+        conv = block_named(sch, CONV_BLOCKS)
+        if conv is None or iter_kinds(sch, conv) != "SSSSRRR":
+            return False
+        lanes = self.tiles.max_vector or vector_lanes(target)
+        _schedule_padding(sch, lanes)
+        epilogue = inline_epilogue(sch, conv)
+        self._schedule_conv(sch, conv, epilogue, lanes)
+        return True
+
+    def _schedule_conv(self, sch, conv, epilogue, lanes):
+        n, oc, oh, ow, ic, kh, kw = sch.get_loops(conv)
+        _, oc_extent, _, ow_extent = extents(sch, [n, oc, oh, ow])
+        oc_o, oc_i = sch.split(oc, [None, largest_divisor(oc_extent, self.tiles.oc_block)])
+        ow_o, ow_i = sch.split(ow, [None, largest_divisor(ow_extent, lanes)])
+        sch.reorder(n, oc_o, oh, ow_o, ic, kh, kw, oc_i, ow_i)
+        sch.vectorize(ow_i)
+        sch.unroll(oc_i)
+        accumulator = sch.cache_write(conv, 0, "local")
+        sch.reverse_compute_at(accumulator, ow_o)
+        if epilogue is not None:
+            sch.reverse_compute_at(epilogue, ow_o)
+        sch.parallel(sch.fuse(n, oc_o, oh))
+        init = sch.decompose_reduction(conv, ic)
+        sch.vectorize(sch.get_loops(init)[-1])
+        for block in [accumulator] + ([epilogue] if epilogue is not None else []):
+            sch.vectorize(sch.get_loops(block)[-1])
+
+
+def _schedule_padding(sch, lanes: int) -> None:
+    """Materialize the padded input in parallel; it is read kh*kw times, so inlining it would
+    put the bounds check in the innermost loop."""
+    producers = [b for b in root_blocks(sch) if sch.get(b).name_hint == "pad_temp"]
+    for pad in producers:
+        loops = sch.get_loops(pad)
+        sch.parallel(sch.fuse(*loops[:-1]))
+        width = extents(sch, loops[-1:])[0]
+        if width is not None:
+            _, inner = sch.split(loops[-1], [None, largest_divisor(width, lanes)])
+            sch.vectorize(inner)

@@ -1,0 +1,63 @@
+"""Matmul and batch matmul, register-blocked and vectorized along the output's columns.
+
+Each task owns an MR x NR tile of the output (per batch); the accumulators, MR rows of NR/lanes
+vectors, stay in registers over the whole reduction: each step broadcasts MR values of A and
+loads NR contiguous values of B. The fused epilogue (bias, activation, residual) is applied as
+the tile is written out. With one row (batch-1 dense layers), tasks split the columns instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .schedule_util import (
+    CPURule,
+    block_named,
+    extents,
+    inline_epilogue,
+    iter_kinds,
+    largest_divisor,
+    vector_lanes,
+)
+
+
+@dataclass(frozen=True)
+class MatmulTiles:
+    """The tile sizes of the schedule: what a tuner searches around."""
+
+    rows: int = 4  # MR: rows of A per register block
+    vectors: int = 2  # NR / lanes: vectors of output columns per register block
+
+
+class Matmul(CPURule):
+    def __init__(self, tiles: MatmulTiles = MatmulTiles()):
+        self.tiles = tiles
+
+    def schedule(self, sch, target) -> bool:
+        matmul = block_named(sch, ("matmul", "T_matmul_NN", "T_batch_matmul_NN"))
+        if matmul is None or iter_kinds(sch, matmul) not in ("SSR", "SSSR", "SSSSR"):
+            return False
+        epilogue = inline_epilogue(sch, matmul)
+        *batch, i, j, k = sch.get_loops(matmul)
+        rows, cols = extents(sch, [i, j])
+        if rows is None or cols is None:
+            return False
+        lanes = vector_lanes(target)
+        i_o, i_i = sch.split(i, [None, largest_divisor(rows, self.tiles.rows)])
+        j_o, j_i = sch.split(j, [None, largest_divisor(cols, lanes * self.tiles.vectors)])
+        sch.reorder(*batch, i_o, j_o, k, i_i, j_i)
+        self._vectorize_and_accumulate(sch, matmul, epilogue, j_o, j_i, i_i)
+        sch.parallel(sch.fuse(*batch, i_o, j_o))
+        init = sch.decompose_reduction(matmul, k)
+        sch.vectorize(sch.get_loops(init)[-1])
+        return True
+
+    def _vectorize_and_accumulate(self, sch, matmul, epilogue, j_o, j_i, i_i) -> None:
+        sch.vectorize(j_i)
+        sch.unroll(i_i)
+        accumulator = sch.cache_write(matmul, 0, "local")
+        sch.reverse_compute_at(accumulator, j_o)
+        sch.vectorize(sch.get_loops(accumulator)[-1])
+        if epilogue is not None:
+            sch.reverse_compute_at(epilogue, j_o)
+            sch.vectorize(sch.get_loops(epilogue)[-1])

@@ -1,0 +1,73 @@
+"""Small helpers shared by the CPU schedule rules."""
+
+from __future__ import annotations
+
+from tvm import s_tir, tirx
+from tvm.s_tir.dlight import ScheduleRule
+
+from ..._tvm import tvm
+
+
+def vector_lanes(target, dtype_bits: int = 32) -> int:
+    """SIMD lanes for this target and element size (16 float32 lanes on AVX-512, 4 on NEON)."""
+    bits = int(tvm.target.codegen.llvm_get_vector_width(target))
+    return max(bits // dtype_bits, 1)
+
+
+def largest_divisor(extent: int, limit: int) -> int:
+    """The largest divisor of `extent` not above `limit`: splits stay exact, never predicated."""
+    return max(d for d in range(1, min(extent, limit) + 1) if extent % d == 0)
+
+
+def iter_kinds(sch: s_tir.Schedule, block) -> str:
+    """'S' for each spatial block var, 'R' for each reduction one, '?' otherwise."""
+    names = {tirx.IterVar.DataPar: "S", tirx.IterVar.CommReduce: "R"}
+    return "".join(names.get(int(iv.iter_type), "?") for iv in sch.get(block).iter_vars)
+
+
+def extents(sch: s_tir.Schedule, loops) -> list[int | None]:
+    result = []
+    for loop in loops:
+        extent = sch.get(loop).extent
+        result.append(int(extent) if isinstance(extent, tirx.IntImm) else None)
+    return result
+
+
+def root_blocks(sch: s_tir.Schedule) -> list:
+    return list(sch.get_child_blocks(sch.get_sblock("root")))
+
+
+def block_named(sch: s_tir.Schedule, names: tuple[str, ...]):
+    """The only root block whose name is one of `names`, or None."""
+    found = [b for b in root_blocks(sch) if sch.get(b).name_hint in names]
+    return found[0] if len(found) == 1 else None
+
+
+def inline_epilogue(sch: s_tir.Schedule, anchor) -> object | None:
+    """Inline every element-wise block after `anchor` into the last one; return that last block
+    (None when the anchor writes the output itself). Declines by raising ScheduleError."""
+    blocks = root_blocks(sch)
+    position = next(i for i, b in enumerate(blocks) if sch.get(b).same_as(sch.get(anchor)))
+    after = blocks[position + 1 :]
+    if not after:
+        return None
+    for block in after[:-1]:
+        sch.compute_inline(block)
+    return after[-1]
+
+
+class CPURule(ScheduleRule):
+    """A rule that schedules in place and says whether it applied. A ScheduleError means the
+    function is not of the shape the rule assumed: it declines, and the next rule tries."""
+
+    def apply(self, func, target, tunable):
+        if not isinstance(func, tirx.PrimFunc):
+            return None
+        sch = s_tir.Schedule(func)
+        try:
+            return sch if self.schedule(sch, target) else None
+        except s_tir.ScheduleError:
+            return None
+
+    def schedule(self, sch: s_tir.Schedule, target) -> bool:
+        raise NotImplementedError
