@@ -5,16 +5,21 @@
 
 Exporters (torch.onnx, both TorchScript and dynamo) compute shapes at run time with
 Shape/Gather/Concat/ConstantOfShape/Expand/Where chains; TVM 0.27's importer fails on several of
-them (ConstantOfShape with a 0-d shape, for one). Once input shapes are pinned those chains are
-constant, so we evaluate them here and let shape inference see the results. Runs after input
-shapes are pinned and before the Relax import; repeats until nothing more folds.
+them: ConstantOfShape with a 0-d shape, Reshape of a scalar taken from a shape (it becomes a
+PrimValue), Constant nodes written with value_ints. Once input shapes are pinned those chains are
+constant, so we evaluate them here and let shape inference see the results.
+
+Runs after input shapes are pinned and inferred (Shape folding and the size guard read the
+inferred value_info) and before the Relax import; repeats until nothing more folds.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import onnx
-from onnx import numpy_helper, shape_inference
+from onnx import helper, numpy_helper, shape_inference
 from onnx.reference import ReferenceEvaluator
 
 # A folded tensor may exceed its inputs' total size up to this many bytes: generators such as
@@ -40,13 +45,13 @@ def fold_constants(model: onnx.ModelProto) -> onnx.ModelProto:
 def _fold_round(model: onnx.ModelProto) -> bool:
     graph, opset = model.graph, _opsets(model)
     constants = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
-    shapes = _static_shapes(graph)
+    facts = _StaticFacts.of(graph)
     graph_outputs = {out.name for out in graph.output}
     kept, folded = [], {}
     for node in graph.node:
         values = None
         if not graph_outputs.intersection(node.output):
-            values = _evaluate(node, constants, shapes, opset)
+            values = _evaluate(node, constants, facts, opset)
         if values is None:
             kept.append(node)
             continue
@@ -60,28 +65,32 @@ def _fold_round(model: onnx.ModelProto) -> bool:
     return True
 
 
-def _evaluate(node, constants, shapes, opset) -> dict | None:
+def _evaluate(node, constants, facts: _StaticFacts, opset) -> dict | None:
     if node.op_type in ("Shape", "Size") and node.domain in ("", "ai.onnx"):
-        return _fold_shape_query(node, shapes)
+        return _fold_shape_query(node, facts.shapes)
     if not _is_foldable(node, constants):
         return None
     feeds = {name: constants[name] for name in node.input if name}
+    fed = sum(v.nbytes for v in feeds.values())
+    # checked before evaluating too: ConstantOfShape([100000, 100000]) must never be allocated
+    if facts.output_bytes(node) - fed > GROWTH_LIMIT_BYTES:
+        return None
     try:
         results = ReferenceEvaluator(node, opsets=opset).run(None, feeds)
     except Exception:  # noqa: BLE001 - an op the reference cannot run is simply left to TVM
         return None
     if not all(isinstance(r, np.ndarray) for r in results):
         return None
-    grown = sum(r.nbytes for r in results) - sum(v.nbytes for v in feeds.values())
-    if grown > GROWTH_LIMIT_BYTES:
+    if sum(r.nbytes for r in results) - fed > GROWTH_LIMIT_BYTES:
         return None
-    return {name: np.asarray(r) for name, r in zip(node.output, results) if name}
+    return {name: np.asarray(r) for name, r in zip(node.output, results, strict=False) if name}
 
 
 def _is_foldable(node: onnx.NodeProto, constants: dict) -> bool:
     if node.domain not in ("", "ai.onnx") or node.op_type in NOT_FOLDABLE:
         return False
-    if any(attr.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for attr in node.attribute):
+    graph_types = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+    if any(attr.type in graph_types for attr in node.attribute):
         return False
     return all(name in constants for name in node.input if name)
 
@@ -97,18 +106,35 @@ def _fold_shape_query(node: onnx.NodeProto, shapes: dict) -> dict | None:
     return {node.output[0]: np.array(shape[start:end], dtype=np.int64)}
 
 
-def _static_shapes(graph: onnx.GraphProto) -> dict[str, list[int]]:
-    shapes = {}
-    for value in [*graph.input, *graph.value_info, *graph.output]:
-        tensor_type = value.type.tensor_type
-        if not tensor_type.HasField("shape"):
-            continue
-        dims = tensor_type.shape.dim
-        if all(d.HasField("dim_value") for d in dims):
-            shapes[value.name] = [d.dim_value for d in dims]
-    for init in graph.initializer:
-        shapes[init.name] = list(init.dims)
-    return shapes
+@dataclass(frozen=True)
+class _StaticFacts:
+    """What shape inference proved: each fully static value's dims and element type."""
+
+    shapes: dict[str, list[int]]
+    elem_types: dict[str, int]
+
+    @classmethod
+    def of(cls, graph: onnx.GraphProto) -> _StaticFacts:
+        shapes, elem_types = {}, {}
+        for value in [*graph.input, *graph.value_info, *graph.output]:
+            tensor_type = value.type.tensor_type
+            elem_types[value.name] = tensor_type.elem_type
+            dims = tensor_type.shape.dim
+            if tensor_type.HasField("shape") and all(d.HasField("dim_value") for d in dims):
+                shapes[value.name] = [d.dim_value for d in dims]
+        for init in graph.initializer:
+            shapes[init.name], elem_types[init.name] = list(init.dims), init.data_type
+        return cls(shapes, elem_types)
+
+    def output_bytes(self, node: onnx.NodeProto) -> int:
+        """The bytes `node` would produce; 0 for outputs whose size is not known statically."""
+        return sum(self._nbytes(name) for name in node.output if name)
+
+    def _nbytes(self, name: str) -> int:
+        if name not in self.shapes or not self.elem_types.get(name):
+            return 0
+        itemsize = np.dtype(helper.tensor_dtype_to_np_dtype(self.elem_types[name])).itemsize
+        return int(np.prod(self.shapes[name], dtype=np.int64)) * itemsize
 
 
 def _opsets(model: onnx.ModelProto) -> dict[str, int]:

@@ -1,7 +1,8 @@
 """ONNX frontend: load, validate, normalize and import a model into Relax.
 
 The pipeline, in order (`prepare`): parse -> check -> inline local functions -> upgrade old opsets
--> pin input shapes -> infer shapes -> fold constant and shape subgraphs -> check op support.
+-> pin input shapes -> infer shapes -> expand ops TVM cannot import into their ONNX function bodies
+-> fold constant and shape subgraphs -> check op support.
 `import_model` then hands the normalized graph to TVM's Relax importer.
 """
 
@@ -18,12 +19,14 @@ from google.protobuf.message import DecodeError
 from onnx import checker, inliner, shape_inference, version_converter
 
 from ..errors import CompileError, ModelLoadError, ShapeError
+from .expand_functions import expand_functions
 from .fold_constants import fold_constants
 from .signature import TensorSpec, graph_inputs, graph_outputs
 from .support import check_supported
 
 # Models older than this are upgraded: TVM's converters are best exercised on recent opsets.
 MIN_OPSET = 13
+
 
 def load_model(source) -> onnx.ModelProto:
     """Read a model from a path, serialized bytes or a ModelProto, and run ONNX's checker."""
@@ -34,7 +37,8 @@ def load_model(source) -> onnx.ModelProto:
     elif isinstance(source, (str, os.PathLike)):
         model, origin = _read_file(Path(source)), str(source)
     else:
-        raise ModelLoadError(f"expected a path, bytes or onnx.ModelProto, got {type(source).__name__}")
+        kind = type(source).__name__
+        raise ModelLoadError(f"expected a path, bytes or onnx.ModelProto, got {kind}")
     _check(model, origin)
     return model
 
@@ -80,6 +84,7 @@ def prepare(model: onnx.ModelProto, input_shapes: Mapping | None = None) -> onnx
         model = inliner.inline_local_functions(model)
     model = upgrade_opset(model)
     model = pin_input_shapes(model, input_shapes or {})
+    model = expand_functions(model)
     model = fold_constants(model)
     check_supported(model.graph)
     return model
@@ -93,7 +98,8 @@ def upgrade_opset(model: onnx.ModelProto) -> onnx.ModelProto:
         upgraded = version_converter.convert_version(model, MIN_OPSET)
         checker.check_model(upgraded)
     except Exception as err:  # noqa: BLE001 - the converter raises anything; the original still works
-        warnings.warn(f"keeping opset {opset_of(model)}: onnx could not upgrade it ({err})")
+        message = f"keeping opset {opset_of(model)}: onnx could not upgrade it ({err})"
+        warnings.warn(message, stacklevel=2)
         return model
     return upgraded
 
@@ -135,7 +141,7 @@ def _write_shape(value: onnx.ValueInfoProto, shape: tuple) -> None:
             f"input '{value.name}' has rank {len(dims)}, but the given shape {shape} has rank "
             f"{len(shape)}"
         )
-    for axis, (dim, size) in enumerate(zip(dims, shape)):
+    for axis, (dim, size) in enumerate(zip(dims, shape, strict=False)):
         if dim.HasField("dim_value") and dim.dim_value != size:
             raise ShapeError(
                 f"input '{value.name}' has size {dim.dim_value} on axis {axis}, "
@@ -150,7 +156,8 @@ def infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
     try:
         return shape_inference.infer_shapes(model, data_prop=True)
     except Exception as err:  # noqa: BLE001 - onnx raises several unrelated types here
-        raise ShapeError(f"ONNX shape inference failed: {str(err).strip().splitlines()[0]}") from None
+        first_line = str(err).strip().splitlines()[0]
+        raise ShapeError(f"ONNX shape inference failed: {first_line}") from None
 
 
 def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -160,7 +167,7 @@ def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def import_model(model: onnx.ModelProto):
-    """Import a prepared model into a Relax IRModule whose `main` takes the graph inputs in order."""
+    """Import a prepared model into a Relax IRModule; `main` takes the graph inputs in order."""
     from tvm.relax.frontend.onnx import from_onnx
 
     try:
@@ -169,7 +176,8 @@ def import_model(model: onnx.ModelProto):
             return from_onnx(model, opset=opset_of(model))
     except Exception as err:  # noqa: BLE001 - TVM's importer raises any type
         first_line = (str(err).strip().splitlines() or [""])[-1]
-        raise CompileError(f"TVM's ONNX importer failed: {type(err).__name__}: {first_line}") from err
+        message = f"TVM's ONNX importer failed: {type(err).__name__}: {first_line}"
+        raise CompileError(message) from err
 
 
 def signature(model: onnx.ModelProto) -> tuple[list[TensorSpec], list[TensorSpec]]:

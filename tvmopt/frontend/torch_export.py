@@ -6,6 +6,7 @@ torch module can only exist if the caller imported torch first.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import io
 import sys
@@ -23,32 +24,62 @@ def is_torch_module(model) -> bool:
     return torch is not None and isinstance(model, torch.nn.Module)
 
 
-def to_onnx(module, example_inputs, dynamo: bool = False) -> onnx.ModelProto:
-    """Export `module` called on `example_inputs` (a tensor or a tuple of tensors)."""
+def to_onnx(module, example_inputs, dynamo: bool = False, opset: int = OPSET) -> onnx.ModelProto:
+    """Export `module` called on `example_inputs` (a tensor, or a tuple or list of tensors).
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        Put in eval mode before export.
+    example_inputs : torch.Tensor or tuple of torch.Tensor
+        Fix the exported input shapes and dtypes.
+    dynamo : bool
+        Use the torch.export-based exporter instead of the TorchScript one.
+    opset : int
+        The ONNX opset to export to.
+    """
     import torch
 
     if example_inputs is None:
         raise ModelLoadError("a PyTorch module needs example_inputs=(tensor, ...) to be exported")
-    args = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
+    args = tuple(example_inputs) if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
     buffer = io.BytesIO()
     module.eval()
     try:
-        with torch.no_grad(), warnings.catch_warnings():
+        with torch.no_grad(), _without_mha_fastpath(torch), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            _export(torch, module, args, buffer, dynamo)
+            _export(torch, module, args, buffer, dynamo, opset)
     except Exception as err:  # noqa: BLE001 - torch's exporters raise any type
         first_line = (str(err).strip().splitlines() or [""])[0]
-        raise ModelLoadError(f"torch.onnx.export failed: {type(err).__name__}: {first_line}") from err
+        message = f"torch.onnx.export failed: {type(err).__name__}: {first_line}"
+        raise ModelLoadError(message) from err
     return onnx.load_model_from_string(buffer.getvalue())
 
 
-def _export(torch, module, args, buffer, dynamo: bool) -> None:
+@contextlib.contextmanager
+def _without_mha_fastpath(torch):
+    """Make nn.TransformerEncoder and nn.MultiheadAttention take their plain path.
+
+    In eval mode under no_grad they call fused kernels (aten::_transformer_encoder_layer_fwd,
+    aten::_native_multi_head_attention) that the TorchScript exporter cannot export.
+    """
+    enabled = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(enabled)
+
+
+def _export(torch, module, args, buffer, dynamo: bool, opset: int) -> None:
     names = input_names(module, len(args))
     if dynamo:
-        program = torch.onnx.export(module, args, input_names=names, dynamo=True, opset_version=OPSET)
+        program = torch.onnx.export(
+            module, args, input_names=names, dynamo=True, opset_version=opset
+        )
         buffer.write(program.model_proto.SerializeToString())
         return
-    torch.onnx.export(module, args, buffer, input_names=names, opset_version=OPSET, dynamo=False)
+    torch.onnx.export(module, args, buffer, input_names=names, opset_version=opset, dynamo=False)
 
 
 def input_names(module, count: int) -> list[str]:

@@ -46,9 +46,26 @@ def _epilogue_pattern(anchor: str, bias: bool, activation: str | None, residual:
 
 
 def _same_shape_residual(context) -> bool:
-    """A residual add must not broadcast: the anchor's loop nest then covers every output."""
+    """A residual add must not broadcast (the anchor's loop nest then covers every output), and
+    its other operand must not depend on the group itself: in x + f(x) with x a conv output,
+    the pattern also matches x's conv with f(x) as the "residual", a cycle."""
     root = context.matched_expr
-    return all(static_shape(arg) == static_shape(root) for arg in root.args)
+    same_shape = all(static_shape(arg) == static_shape(root) for arg in root.args)
+    return same_shape and not _depends_on_group(context)
+
+
+def _depends_on_group(context) -> bool:
+    group = set(context.matched_bindings.keys())
+    outside = {arg for arg in context.matched_expr.args if arg not in group}
+    frontier, seen = list(group), set(group)
+    while frontier:
+        for user in context.var_usages.get(frontier.pop(), []):
+            if user in outside:
+                return True
+            if user not in seen:
+                seen.add(user)
+                frontier.append(user)
+    return False
 
 
 def _normalization_patterns() -> list[FusionPattern]:
