@@ -13,6 +13,7 @@ from ..backends.llvm.rules import schedule_pass
 from .fold_constants import FoldConstants
 from .fold_scale_shift import FoldScaleShift
 from .fuse_epilogue import FuseEpilogue
+from .pack_matmul_weights import PackMatmulWeights
 from .recognize_activations import RecognizeActivations
 from .simplify import Simplify
 
@@ -35,6 +36,7 @@ O2 = O1 + [
 O3 = O2[:5] + [
     ("recognize_activations", lambda: RecognizeActivations),  # erf spelled out -> gelu
 ] + O2[5:] + [
+    ("pack_matmul_weights", lambda: PackMatmulWeights),  # W[K,N] -> contiguous column panels
     ("fuse_epilogue", FuseEpilogue),  # conv/matmul + bias + activation + residual -> 1 kernel
 ]  # fmt: skip
 PIPELINES = {0: [], 1: O1, 2: O2, 3: O3}
