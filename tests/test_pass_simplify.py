@@ -78,3 +78,11 @@ def _kernels(model: onnx.ModelProto, opt_level: int) -> int:
     target = resolve_target("llvm")
     lowered = build_pipeline(opt_level, target)(import_model(prepare(model)))
     return count(lowered)[1]
+
+
+def test_permute_of_unit_axes_is_a_reshape():
+    mod = module({"x": f32(4, 1, 8)}, lambda bb, x: relax.op.permute_dims(x, [1, 0, 2]))
+    expected = module({"x": f32(4, 1, 8)}, lambda bb, x: relax.op.reshape(x, (1, 4, 8)))
+    tvm.ir.assert_structural_equal(Simplify(mod), expected)
+    moving = module({"x": f32(4, 2, 8)}, lambda bb, x: relax.op.permute_dims(x, [1, 0, 2]))
+    tvm.ir.assert_structural_equal(Simplify(moving), moving)

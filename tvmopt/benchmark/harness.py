@@ -78,6 +78,11 @@ def _first_line(err: Exception) -> str:
     return (str(err).strip().splitlines() or [""])[0][:200]
 
 
+# Thread pools (TVM's and ONNX Runtime's) keep spinning for a while after a run and would steal
+# cores from whoever runs next; each timed run waits this long and re-warms first.
+SETTLE_SECONDS = 0.03
+
+
 def alternate(runners: dict[str, Prepared], repeat: int, warmup: int) -> dict[str, Latency]:
     """Warm each runner up, then time one run of each per round, rotating who goes first."""
     names = list(runners)
@@ -88,7 +93,13 @@ def alternate(runners: dict[str, Prepared], repeat: int, warmup: int) -> dict[st
     for round_index in range(repeat):
         shift = round_index % max(len(names), 1)
         for name in names[shift:] + names[:shift]:
-            start = time.perf_counter()
-            runners[name].run()
-            samples[name].append((time.perf_counter() - start) * 1e3)
+            samples[name].append(_settled_run_ms(runners[name]))
     return {name: Latency(tuple(values)) for name, values in samples.items()}
+
+
+def _settled_run_ms(runner: Prepared) -> float:
+    time.sleep(SETTLE_SECONDS)
+    runner.run()  # untimed: the previous contender's threads are idle, this one's are awake
+    start = time.perf_counter()
+    runner.run()
+    return (time.perf_counter() - start) * 1e3

@@ -37,6 +37,7 @@ O3 = O2[:5] + [
     ("recognize_activations", lambda: RecognizeActivations),  # erf spelled out -> gelu
 ] + O2[5:] + [
     ("pack_matmul_weights", lambda: PackMatmulWeights),  # W[K,N] -> contiguous column panels
+    ("simplify_2", lambda: Simplify),  # with one row, the panels' permute is a reshape
     ("fuse_epilogue", FuseEpilogue),  # conv/matmul + bias + activation + residual -> 1 kernel
 ]  # fmt: skip
 PIPELINES = {0: [], 1: O1, 2: O2, 3: O3}

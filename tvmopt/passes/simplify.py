@@ -3,6 +3,7 @@
     x * 1 -> x        x + 0 -> x        x - 0 -> x        x / 1 -> x
     reshape(x: S, S) -> x               astype(x: T, T) -> x
     permute_dims(x, identity) -> x      permute_dims(permute_dims(x, a), b) -> permute_dims(x, a∘b)
+    permute_dims(x, p) -> reshape(x)    (p moves only axes of size 1: the data order is unchanged)
     reshape-like(reshape-like(x)) -> reshape(x, final shape)
                                          (reshape-like: reshape, squeeze, expand_dims, flatten)
 
@@ -53,6 +54,16 @@ def _noop_permute(expr, matches):
     return matches[_x] if axes is not None and axes == sorted(axes) else None
 
 
+def _unit_axes_permute(expr, matches):
+    from tvm import relax
+
+    axes, shape = _axes(expr), static_shape(matches[_x])
+    if axes is None or shape is None:
+        return None
+    moved = [axis for axis in axes if shape[axis] != 1]
+    return relax.op.reshape(matches[_x], static_shape(expr)) if moved == sorted(moved) else None
+
+
 def _permute_chain(expr, matches):
     from tvm import relax
 
@@ -95,6 +106,7 @@ RULES = [
     Rule("noop_astype", is_op("relax.astype")(_x), _noop_astype),
     Rule("noop_permute", is_op("relax.permute_dims")(_x), _noop_permute),
     Rule("permute_chain", is_op("relax.permute_dims")(_inner_permute), _permute_chain),
+    Rule("unit_axes_permute", is_op("relax.permute_dims")(_x), _unit_axes_permute),
     Rule("reshape_chain", _reshape_like(_inner_reshape), _reshape_chain),
 ]
 
