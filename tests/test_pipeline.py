@@ -72,3 +72,31 @@ def test_folding_never_blows_up_the_library(tmp_path):
         tvmopt.compile(model, opt_level=level).export(tmp_path / f"vgg{level}.so")
         sizes[level] = (tmp_path / f"vgg{level}.so").stat().st_size
     assert sizes[3] < 1.2 * sizes[0]
+
+
+def test_fast_math_stays_within_tolerance_of_onnxruntime():
+    """-O3 legalizes exp, erf, tanh, softmax and GELU to polynomial forms (fast_math.py)."""
+    from onnx import TensorProto, helper
+
+    from .helpers import make_model
+
+    node = helper.make_node
+    model = make_model(
+        [node("Erf", ["x"], ["e"]), node("Tanh", ["e"], ["t"]), node("Exp", ["t"], ["p"]),
+         node("Softmax", ["p"], ["s"]), node("Gelu", ["s"], ["y"])],
+        [("x", TensorProto.FLOAT, [4, 64])],
+        [("y", TensorProto.FLOAT, [4, 64])],
+        opset=20,
+    )  # fmt: skip
+    assert_matches_ort(model, tvmopt.compile(model))
+    names = "".join(gv.name_hint for gv in _lowered(model, 3).functions)
+    assert "fast_erf" in names and "fast_tanh" in names and "gelu_te" in names
+    assert "fast" not in "".join(gv.name_hint for gv in _lowered(model, 2).functions)
+
+
+def _lowered(model, opt_level):
+    from tvmopt.backends import resolve_target
+    from tvmopt.frontend.onnx import import_model, prepare
+    from tvmopt.passes.pipeline import build_pipeline
+
+    return build_pipeline(opt_level, resolve_target("llvm"))(import_model(prepare(model)))

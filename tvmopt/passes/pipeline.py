@@ -10,6 +10,7 @@ from tvm import relax
 
 from .._tvm import tvm
 from ..backends.llvm.rules import schedule_pass
+from .fast_math import FAST_LEGALIZATIONS
 from .fold_constants import FoldConstants
 from .fold_scale_shift import FoldScaleShift
 from .fuse_epilogue import FuseEpilogue
@@ -48,14 +49,19 @@ def graph_passes(opt_level: int) -> list[tuple[str, tvm.transform.Pass]]:
 
 
 def lowering_passes(opt_level: int, target) -> list[tuple[str, tvm.transform.Pass]]:
-    """TVM's CPU lowering; from -O2, TVM's FuseOps also groups the remaining element-wise ops.
+    """TVM's CPU lowering; from -O2, TVM's FuseOps also groups the remaining element-wise ops, and
+    at -O3 transcendental functions legalize to their fast, vectorizable forms (fast_math.py).
 
     TVM's own FoldConstant is left out on purpose: it has no size cap, and folding the generated
     weights of onnx's light VGG-19 grew its library from 33 MiB to 489 MiB. Ours has the cap.
     """
     from tvm.relax.backend.cpu_generic import pipeline as cpu
 
-    passes = [("legalize", T.LegalizeOps()), ("annotate_patterns", T.AnnotateTIROpPattern())]
+    fast = FAST_LEGALIZATIONS if opt_level >= 3 else None
+    passes = [
+        ("legalize", T.LegalizeOps(customize_legalize_map=fast)),
+        ("annotate_patterns", T.AnnotateTIROpPattern()),
+    ]
     if opt_level >= 2:
         passes += [("fuse_elementwise", T.FuseOps()), ("fuse_tir", T.FuseTIR())]
     passes.append(("schedule_cpu", schedule_pass()))
