@@ -200,3 +200,15 @@ def test_non_ascii_names_survive_the_metadata_record(tmp_path):
     assert [s.name for s in loaded.inputs] == ["größe"]
     out = loaded.run({"größe": np.array([-1.0, 2.0], np.float32)})
     np.testing.assert_array_equal(out["résultat"], [0.0, 2.0])
+
+
+def test_outputs_declared_without_shape_are_accepted_like_onnxruntime_does():
+    model = make_model(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        [("x", TensorProto.FLOAT, [2, 3])],
+        [("y", TensorProto.FLOAT, [2, 3])],
+    )
+    model.graph.output[0].type.tensor_type.ClearField("shape")
+    compiled = tvmopt.compile(model)
+    assert compiled.outputs[0].shape == (2, 3)
+    assert_matches_ort(model, compiled)

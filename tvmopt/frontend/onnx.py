@@ -39,8 +39,20 @@ def load_model(source) -> onnx.ModelProto:
     else:
         kind = type(source).__name__
         raise ModelLoadError(f"expected a path, bytes or onnx.ModelProto, got {kind}")
+    model = _fill_output_shapes(model)
     _check(model, origin)
     return model
+
+
+def _fill_output_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Graph outputs declared without a shape fail onnx's checker, yet ONNX Runtime runs such
+    models: let shape inference write the shapes in first, where it can."""
+    if all(out.type.tensor_type.HasField("shape") for out in model.graph.output):
+        return model
+    try:
+        return shape_inference.infer_shapes(model)
+    except Exception:  # noqa: BLE001 - the checker then reports what is wrong
+        return model
 
 
 def _read_file(path: Path) -> onnx.ModelProto:
