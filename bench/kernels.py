@@ -69,13 +69,15 @@ def main() -> None:
 def rows_with_peak(out: Path, peak: float) -> str:
     import csv
 
-    lines = [f"Measured peak: {peak:.1f} GFLOP/s (`bench/peak_flops.c`)\n",
-             "| kernel | contender | median ms | GFLOP/s | % of peak |", "|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        f"Measured peak: {peak:.1f} GFLOP/s (`bench/peak_flops.c`)\n",
+        "| kernel | contender | median ms | GFLOP/s | % of peak |",
+        "|---|---|---|---|---|",
+    ]
     for row in csv.DictReader(open(out / "results.csv")):
         share = f"{100 * float(row['gflops']) / peak:.0f}%" if row["gflops"] else ""
-        lines.append(
-            f"| {row['model']} | {row['contender']} | {row['median_ms']} | {row['gflops']} | {share} |"
-        )
+        cells = [row["model"], row["contender"], row["median_ms"], row["gflops"], share]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
