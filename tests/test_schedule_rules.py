@@ -115,3 +115,43 @@ def test_scheduled_code_is_parallel_and_vectorized():
     func = conv_function(conv_model(cin=16, cout=16, size=32, kernel=3, pad=1))
     scheduled = Conv2dNCHW().apply(func, resolve_target("llvm"), False).mod["main"].script()
     assert "T.parallel" in scheduled and "T.vectorized" in scheduled
+
+
+def test_each_rule_fires_on_its_operator_family():
+    node = helper.make_node
+    model = make_model(
+        [
+            node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+            node("Reshape", ["c", "flat"], ["f"]),
+            node("MatMul", ["f", "m"], ["mm"]),
+            node("Softmax", ["mm"], ["y"]),
+        ],
+        [("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [("y", TensorProto.FLOAT, [1, 10])],
+        initializers={
+            "w": RNG.standard_normal((4, 4, 3, 3)).astype(np.float32),
+            "flat": np.array([1, 256], np.int64),
+            "m": RNG.standard_normal((256, 10)).astype(np.float32),
+        },
+    )
+    target = resolve_target("llvm")
+    with target:
+        lowered = tvm.transform.Sequential(
+            [relax.transform.LegalizeOps(), relax.transform.AnnotateTIROpPattern(),
+             relax.transform.FuseOps(), relax.transform.FuseTIR()]
+        )(import_model(prepare(model)))  # fmt: skip
+    chosen = {}
+    for gv, func in lowered.functions_items():
+        if isinstance(func, tvm.tirx.PrimFunc):
+            rule = next(
+                r for r in (Conv2dNCHW(), Matmul(), Fallback()) if r.apply(func, target, False)
+            )
+            chosen[gv.name_hint] = type(rule).__name__
+
+    def rules_for(family: str) -> set[str]:
+        return {rule for name, rule in chosen.items() if family in name}
+
+    assert rules_for("conv2d") == {"Conv2dNCHW"}
+    assert rules_for("matmul") == {"Matmul"}
+    assert rules_for("softmax") == {"Fallback"}
+    assert_matches_ort(model, tvmopt.compile(model))
