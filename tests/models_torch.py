@@ -8,7 +8,6 @@ splits from `x.size()`, padding masks inside `nn.TransformerEncoder`.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import math
 import warnings
@@ -17,7 +16,7 @@ import onnx
 import torch
 from torch import nn
 
-from tvmopt.frontend.torch_export import input_names
+from tvmopt.frontend.torch_export import input_names, without_mha_fastpath
 
 VOCAB, HIDDEN, HEADS, LAYERS, SEQ, BATCH = 100, 64, 4, 2, 16, 2
 
@@ -161,7 +160,7 @@ def export(module: nn.Module, args: tuple, dynamo: bool, opset: int = 18, **opti
     local functions, initializers as inputs): the shapes of exporter output users bring along.
     """
     names = input_names(module, len(args))
-    with torch.no_grad(), _mha_fastpath_disabled(), warnings.catch_warnings():
+    with torch.no_grad(), without_mha_fastpath(torch), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if dynamo:
             program = torch.onnx.export(
@@ -189,13 +188,3 @@ def export_dynamic(module: nn.Module, args: tuple, dynamo: bool):
     axes = {name: {0: "batch", 1: "seq"} for name in names}
     return export(module, args, dynamo=False, dynamic_axes=axes)
 
-
-@contextlib.contextmanager
-def _mha_fastpath_disabled():
-    # the TorchScript exporter cannot export nn.TransformerEncoder's fused eval-mode kernel
-    enabled = torch.backends.mha.get_fastpath_enabled()
-    torch.backends.mha.set_fastpath_enabled(False)
-    try:
-        yield
-    finally:
-        torch.backends.mha.set_fastpath_enabled(enabled)

@@ -6,11 +6,13 @@ outputs the harness checks against ONNX Runtime fp32 before timing anything.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,13 +105,25 @@ class OnnxRuntimeInt8(Contender):
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         start = time.perf_counter()
-        with tempfile.TemporaryDirectory() as workdir:
+        with tempfile.TemporaryDirectory() as workdir, _quiet_root_logger():
             quantized = Path(workdir) / "int8.onnx"
             quantize_dynamic(case.onnx_path, quantized, weight_type=QuantType.QInt8)
             session = _ort_session(quantized, threads)
             size = quantized.stat().st_size
         seconds = time.perf_counter() - start
         return Prepared(lambda: session.run(None, case.feeds), seconds, size)
+
+
+@contextmanager
+def _quiet_root_logger():
+    """The quantizer logs advice about its own pre-processing on the root logger every time."""
+    logger = logging.getLogger()
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 class TorchEager(Contender):

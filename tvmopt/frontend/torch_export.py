@@ -46,7 +46,7 @@ def to_onnx(module, example_inputs, dynamo: bool = False, opset: int = OPSET) ->
     buffer = io.BytesIO()
     module.eval()
     try:
-        with torch.no_grad(), _without_mha_fastpath(torch), warnings.catch_warnings():
+        with torch.no_grad(), without_mha_fastpath(torch), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             _export(torch, module, args, buffer, dynamo, opset)
     except Exception as err:  # noqa: BLE001 - torch's exporters raise any type
@@ -57,7 +57,7 @@ def to_onnx(module, example_inputs, dynamo: bool = False, opset: int = OPSET) ->
 
 
 @contextlib.contextmanager
-def _without_mha_fastpath(torch):
+def without_mha_fastpath(torch):
     """Make nn.TransformerEncoder and nn.MultiheadAttention take their plain path.
 
     In eval mode under no_grad they call fused kernels (aten::_transformer_encoder_layer_fwd,
