@@ -98,10 +98,24 @@ def conv_function(model):
     return next(f for gv, f in lowered.functions_items() if "conv2d" in gv.name_hint)
 
 
-def test_other_tile_sizes_schedule_too():
-    func = conv_function(conv_model(cin=8, cout=12, size=10, kernel=3, pad=1))
-    tiles = Conv2dTiles(oc_block=3, max_vector=4)
-    assert Conv2dNCHW(tiles).apply(func, resolve_target("llvm"), False) is not None
+def test_other_tile_sizes_compute_the_same():
+    from tvm.s_tir.dlight import ApplyDefaultSchedule
+
+    from .helpers import ort_outputs
+
+    model = conv_model(cin=8, cout=12, size=10, kernel=3, pad=1)
+    tiles = Conv2dTiles(oc_block=3, max_vector=4, vectors=2)
+    target = resolve_target("llvm")
+    with target:
+        lowered = tvm.transform.Sequential(
+            [relax.transform.LegalizeOps(), relax.transform.AnnotateTIROpPattern(),
+             relax.transform.FuseOps(), relax.transform.FuseTIR(),
+             ApplyDefaultSchedule(Conv2dNCHW(tiles), Fallback())]
+        )(import_model(prepare(model)))  # fmt: skip
+    vm = relax.VirtualMachine(tvm.compile(lowered, target), tvm.cpu())
+    x = RNG.standard_normal((1, 8, 10, 10)).astype(np.float32)
+    got = vm["main"](tvm.runtime.tensor(x)).numpy()
+    np.testing.assert_allclose(got, ort_outputs(model, {"x": x})["y"], rtol=1e-5, atol=1e-5)
 
 
 def test_rules_decline_what_they_do_not_handle():

@@ -31,6 +31,7 @@ class Conv2dTiles:
 
     oc_block: int = 8  # output channels per register block
     max_vector: int = 0  # output columns per vector; 0 means the target's lanes
+    vectors: int = 1  # vectors of output columns per register block
 
 
 class Conv2dNCHW(CPURule):
@@ -51,9 +52,12 @@ class Conv2dNCHW(CPURule):
         n, oc, oh, ow, ic, kh, kw = sch.get_loops(conv)
         _, oc_extent, _, ow_extent = extents(sch, [n, oc, oh, ow])
         oc_o, oc_i = sch.split(oc, [None, largest_divisor(oc_extent, self.tiles.oc_block)])
-        ow_o, ow_i = sch.split(ow, [None, largest_divisor(ow_extent, lanes)])
-        sch.reorder(n, oc_o, oh, ow_o, ic, kh, kw, oc_i, ow_i)
+        vector = largest_divisor(ow_extent, lanes)
+        count = largest_divisor(ow_extent // vector, self.tiles.vectors)
+        ow_o, ow_v, ow_i = sch.split(ow, [None, count, vector])
+        sch.reorder(n, oc_o, oh, ow_o, ic, kh, kw, oc_i, ow_v, ow_i)
         sch.vectorize(ow_i)
+        sch.unroll(ow_v)
         sch.unroll(oc_i)
         accumulator = sch.cache_write(conv, 0, "local")
         sch.reverse_compute_at(accumulator, ow_o)
