@@ -1,0 +1,133 @@
+"""onnx's backend conformance suite, run through tvmopt's ONNX backend.
+
+onnx generates its node tests in memory and ships its model tests in the wheel (light, simple,
+pytorch-converted, pytorch-operator); `BackendTest` turns each into a unittest method. By
+default only FAST_SUBSET runs: tests verified to pass that keep CI quick. `TVMOPT_CONFORMANCE=full`
+runs them all; failures there are the data, and `make conformance` records them in
+tests/conformance/results.md. `TVMOPT_CONFORMANCE_OPT_LEVEL=0` compiles at -O0 instead of the
+default level: comparing the two runs isolates what tvmopt's graph passes break.
+"""
+
+import os
+import re
+import warnings
+
+import numpy as np
+import onnx.backend.test
+import pytest
+from onnx import helper
+
+from tvmopt import TargetError
+from tvmopt.frontend import backend
+
+from .helpers import relu_model
+
+pytestmark = pytest.mark.conformance
+
+FULL = os.environ.get("TVMOPT_CONFORMANCE") == "full"
+OPT_LEVEL = os.environ.get("TVMOPT_CONFORMANCE_OPT_LEVEL")
+
+# Verified to pass; each pattern must match a whole test name (minus the `_cpu` suffix).
+FAST_SUBSET = [
+    # node tests: elementwise
+    r"test_(add|sub|mul|div)(_bcast)?",
+    r"test_(abs|neg|exp|log|sqrt|reciprocal|floor|ceil|erf|relu|sign)",
+    r"test_(sigmoid|tanh|softplus|softsign|leakyrelu|elu|selu|hardsigmoid|prelu_broadcast)(_example)?",
+    r"test_gelu_(default|tanh)_\d",
+    r"test_(and|or|xor)\dd",
+    r"test_(greater|less|equal)(_bcast)?",
+    r"test_(max|min|sum|mean)_(example|one_input|two_inputs)",
+    r"test_where_example",
+    # node tests: convolution, pooling, normalization, linear algebra
+    r"test_(basic_)?conv_with(out)?_(strides_)?(no_)?padding",
+    r"test_convtranspose(_1d|_3d|_pads|_dilations)?",
+    r"test_(max|average)pool_2d_(default|pads|strides|same_upper)",
+    r"test_global(average|max)pool",
+    r"test_batchnorm_(epsilon|example)",
+    r"test_instancenorm_(epsilon|example)",
+    r"test_lrn(_default)?",
+    r"test_gemm_(default_no_bias|default_single_elem_vector_bias|all_attributes|transposeA|alpha)",
+    r"test_matmul_[234]d",
+    r"test_einsum_(batch_matmul|transpose|sum)",
+    r"test_(softmax|logsoftmax)_(axis_\d|default_axis|example)",
+    # node tests: data movement
+    r"test_transpose_(default|all_permutations_\d)",
+    r"test_concat_[123]d_axis_\d",
+    r"test_flatten_(axis\d|default_axis)",
+    r"test_squeeze",
+    r"test_unsqueeze_axis_\d",
+    r"test_slice(_default_axes|_neg)?",
+    r"test_gather_[01]",
+    r"test_gather_elements_[01]",
+    r"test_(argmax|argmin)_(default_axis|keepdims|no_keepdims)_example",
+    r"test_depthtospace_(crd_mode_)?example",
+    r"test_tile(_precomputed)?",
+    # model tests
+    r"test_operator_\w+",
+    r"test_(Conv2d|Conv1d|ConvTranspose2d|BatchNorm2d_eval|AvgPool2d|MaxPool2d|Linear|ReLU|Softmax)",
+    r"test_squeezenet",
+]
+# Fast-subset tests that fail today for a known reason: expected to fail in the fast run (an XPASS
+# says the entry can go); the full run records them as plain failures.
+KNOWN_FAILURES = {
+    "test_squeeze_cpu": "from -O1, R.take on the run-time axes is left unlowered (CodeGenVM)",
+}
+
+
+class _Backend(backend.TvmoptBackend):
+    @classmethod
+    def prepare(cls, model, device="CPU", **kwargs):
+        opt_level = None if OPT_LEVEL is None else int(OPT_LEVEL)
+        return super().prepare(model, device, opt_level=opt_level, **kwargs)
+
+
+def _selected(name: str) -> bool:
+    if name.endswith("_cuda"):
+        return False  # the backend is CPU-only: 2000 skipped CUDA twins would bury real skips
+    return FULL or any(re.fullmatch(pattern, name.removesuffix("_cpu")) for pattern in FAST_SUBSET)
+
+
+def _test_cases() -> dict:
+    """onnx's test classes, keeping only the selected test methods."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # onnx's reference outputs divide by zero
+        cases = onnx.backend.test.BackendTest(_Backend, __name__).test_cases
+    for case in cases.values():
+        for name in [name for name in vars(case) if name.startswith("test_")]:
+            if not _selected(name):
+                delattr(case, name)
+            elif name in KNOWN_FAILURES and not FULL:
+                xfail = pytest.mark.xfail(reason=KNOWN_FAILURES[name], strict=False)
+                setattr(case, name, xfail(getattr(case, name)))
+    return cases
+
+
+globals().update(_test_cases())
+
+
+def test_backend_compiles_once_per_input_shape(monkeypatch):
+    compiles, compile_model = [], backend.compile_model
+
+    def counting_compile(*args, **kwargs):
+        compiles.append(kwargs["input_shapes"])
+        return compile_model(*args, **kwargs)
+
+    monkeypatch.setattr(backend, "compile_model", counting_compile)
+    rep = backend.prepare(relu_model(shape=("n", 3)))
+    for rows in (2, 2, 4):
+        x = np.linspace(-1, 1, rows * 3, dtype=np.float32).reshape(rows, 3)
+        (y,) = rep.run([x])
+        np.testing.assert_array_equal(y, np.maximum(x, 0))
+    assert compiles == [{"x": (2, 3)}, {"x": (4, 3)}]
+
+
+def test_backend_runs_one_node():
+    x = np.array([[-1.0, 2.0]], dtype=np.float32)
+    (y,) = backend.run_node(helper.make_node("Relu", ["x"], ["y"]), [x])
+    np.testing.assert_array_equal(y, [[0.0, 2.0]])
+
+
+def test_backend_is_cpu_only():
+    assert backend.supports_device("CPU") and not backend.supports_device("CUDA:0")
+    with pytest.raises(TargetError, match="CPU"):
+        backend.prepare(relu_model(), device="CUDA")
