@@ -187,4 +187,3 @@ def export_dynamic(module: nn.Module, args: tuple, dynamo: bool):
         return export(module, args, dynamo=True, dynamic_shapes=shapes)
     axes = {name: {0: "batch", 1: "seq"} for name in names}
     return export(module, args, dynamo=False, dynamic_axes=axes)
-

@@ -25,7 +25,7 @@ def module(params: dict, body) -> tvm.IRModule:
 
 
 def const(array, dtype="float32"):
-    return relax.const(np.asarray(array, dtype=dtype))
+    return relax.const(np.asarray(array, dtype=dtype), dtype)  # relax.const alone makes f64 f32
 
 
 def run_relax(mod: tvm.IRModule, *arrays) -> np.ndarray:

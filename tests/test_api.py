@@ -212,3 +212,27 @@ def test_outputs_declared_without_shape_are_accepted_like_onnxruntime_does():
     compiled = tvmopt.compile(model)
     assert compiled.outputs[0].shape == (2, 3)
     assert_matches_ort(model, compiled)
+
+
+def test_scalar_inputs_stay_scalars():
+    model = make_model(
+        [helper.make_node("Mul", ["x", "s"], ["y"])],
+        [("x", TensorProto.FLOAT, [3]), ("s", TensorProto.FLOAT, [])],
+        [("y", TensorProto.FLOAT, [3])],
+    )
+    compiled = tvmopt.compile(model)
+    assert compiled.inputs[1].shape == ()
+    assert_matches_ort(
+        model, compiled, {"x": np.ones(3, np.float32), "s": np.array(2.5, np.float32)}
+    )
+
+
+def test_shape_as_a_graph_output():
+    model = make_model(
+        [helper.make_node("Shape", ["x"], ["shape"]), helper.make_node("Relu", ["x"], ["y"])],
+        [("x", TensorProto.FLOAT, [2, 5])],
+        [("shape", TensorProto.INT64, [2]), ("y", TensorProto.FLOAT, [2, 5])],
+    )
+    compiled = tvmopt.compile(model)
+    assert [(s.shape, s.dtype) for s in compiled.outputs] == [((2,), "int64"), ((2, 5), "float32")]
+    assert_matches_ort(model, compiled)

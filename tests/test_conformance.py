@@ -69,9 +69,7 @@ FAST_SUBSET = [
 ]
 # Fast-subset tests that fail today for a known reason: expected to fail in the fast run (an XPASS
 # says the entry can go); the full run records them as plain failures.
-KNOWN_FAILURES = {
-    "test_squeeze_cpu": "from -O1, R.take on the run-time axes is left unlowered (CodeGenVM)",
-}
+KNOWN_FAILURES: dict[str, str] = {}  # test name -> reason, for fast-subset tests that regress
 
 
 class _Backend(backend.TvmoptBackend):

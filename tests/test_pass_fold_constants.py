@@ -65,3 +65,17 @@ def test_gemm_with_transposed_weight_matches_onnxruntime():
         },
     )
     assert_matches_ort(model, tvmopt.compile(model))
+
+
+def test_casts_fold_to_the_target_dtype():
+    def before(bb, x):
+        one = bb.emit(relax.op.astype(const(1.0), "float64"))
+        return relax.op.divide(x, one)
+
+    def expected(bb, x):
+        bb.emit(const(1.0, "float64"))
+        return relax.op.divide(x, const(1.0, "float64"))
+
+    mod = module({"x": relax.TensorType((), "float64")}, before)
+    result = FoldConstants()(mod)
+    tvm.ir.assert_structural_equal(result, module({"x": relax.TensorType((), "float64")}, expected))

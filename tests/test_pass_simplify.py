@@ -86,3 +86,11 @@ def test_permute_of_unit_axes_is_a_reshape():
     tvm.ir.assert_structural_equal(Simplify(mod), expected)
     moving = module({"x": f32(4, 2, 8)}, lambda bb, x: relax.op.permute_dims(x, [1, 0, 2]))
     tvm.ir.assert_structural_equal(Simplify(moving), moving)
+
+
+def test_reshape_between_symbolic_shapes_stays():
+    n = tvm.tirx.Var("n", "int64")
+    mod = module(
+        {"x": relax.TensorType((1, n), "float32")}, lambda bb, x: relax.op.reshape(x, (n,))
+    )
+    tvm.ir.assert_structural_equal(Simplify(mod), mod)

@@ -41,7 +41,7 @@ def _check_one(spec: TensorSpec, value) -> np.ndarray:
         raise InputError(
             f"input '{spec.name}' must have shape {tuple(spec.shape)}, got {tuple(array.shape)}"
         )
-    return np.ascontiguousarray(array)
+    return np.require(array, requirements="C")  # ascontiguousarray would make 0-d arrays 1-d
 
 
 def random_inputs(specs: Sequence[TensorSpec], seed: int = 0) -> dict[str, np.ndarray]:

@@ -47,22 +47,33 @@ def _fold_round(model: onnx.ModelProto) -> bool:
     constants = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
     facts = _StaticFacts.of(graph)
     graph_outputs = {out.name for out in graph.output}
-    kept, folded = [], {}
+    kept, folded, changed = [], {}, False
     for node in graph.node:
-        values = None
-        if not graph_outputs.intersection(node.output):
-            values = _evaluate(node, constants, facts, opset)
+        is_output = bool(graph_outputs.intersection(node.output))
+        values = (
+            None
+            if is_output and node.op_type == "Constant"
+            else _evaluate(node, constants, facts, opset)
+        )
         if values is None:
             kept.append(node)
             continue
         constants.update(values)
-        folded.update(values)
-    if not folded:
+        changed = True
+        if is_output:  # a graph output must stay a node's output: it becomes a Constant node
+            kept.extend(_constant_node(name, array) for name, array in values.items())
+        else:
+            folded.update(values)
+    if not changed:
         return False
     del graph.node[:]
     graph.node.extend(kept)
     graph.initializer.extend(numpy_helper.from_array(v, name) for name, v in folded.items())
     return True
+
+
+def _constant_node(name: str, array: np.ndarray) -> onnx.NodeProto:
+    return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(array, name))
 
 
 def _evaluate(node, constants, facts: _StaticFacts, opset) -> dict | None:

@@ -13,7 +13,8 @@ def value(expr) -> np.ndarray:
 
 
 def const(array: np.ndarray):
-    return tvm.relax.const(np.ascontiguousarray(array))
+    array = np.require(array, requirements="C")  # unlike ascontiguousarray, keeps 0-d arrays 0-d
+    return tvm.relax.const(array, str(array.dtype))  # scalars would otherwise become float32
 
 
 def static_shape(expr) -> tuple[int, ...] | None:

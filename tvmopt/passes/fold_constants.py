@@ -105,7 +105,8 @@ class _ConstantFolder(PyExprMutator):
     visit_dataflow_var_ = visit_var_
 
     def visit_call_(self, call):
-        call = self.visit_expr_post_order(call)
+        # normalized, so that a call rebuilt around inlined constants knows its type again
+        call = self.builder_.normalize(self.visit_expr_post_order(call))
         folded = _evaluate(call) if _foldable(call) else None
         return call if folded is None else folded
 

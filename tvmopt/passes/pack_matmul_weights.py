@@ -32,7 +32,7 @@ def _pack(expr, m):
     rows = int(np.prod(x_shape[:-1]))
     if n % PANEL or n == PANEL:
         return None
-    packed = np.ascontiguousarray(weight.reshape(k, n // PANEL, PANEL).transpose(1, 0, 2))
+    packed = weight.reshape(k, n // PANEL, PANEL).transpose(1, 0, 2)
     x = relax.op.reshape(m[_x], (rows, k))
     panels = relax.op.matmul(x, const(packed))  # [N/PANEL, rows, PANEL]
     columns = relax.op.reshape(relax.op.permute_dims(panels, [1, 0, 2]), (rows, n))

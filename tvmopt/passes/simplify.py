@@ -34,7 +34,8 @@ def _drop_if_constant_is(identity: float):
 
 
 def _noop_reshape(expr, matches):
-    return matches[_x] if static_shape(matches[_x]) == static_shape(expr) else None
+    shape = static_shape(expr)  # None for symbolic shapes, which prove nothing
+    return matches[_x] if shape is not None and static_shape(matches[_x]) == shape else None
 
 
 def _noop_astype(expr, matches):

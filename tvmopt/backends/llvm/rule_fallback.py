@@ -14,6 +14,8 @@ from tvm.s_tir.dlight.analysis import normalize_prim_func
 from .schedule_util import CPURule, extents, largest_divisor, vector_lanes
 
 MIN_PARALLEL_WORK = 1 << 12  # elements below which threads cost more than they save
+# Intrinsics LLVM has no vector form of: vectorized, codegen fails with "unknown intrinsic".
+SCALAR_ONLY_INTRINSICS = ("T.cosh(", "T.sinh(")
 
 
 class Fallback(CPURule):
@@ -31,7 +33,7 @@ class Fallback(CPURule):
 def _parallelize(sch, info, lanes: int) -> None:
     kinds = [it.kind for it in info.iters]
     spatial = [it.loop_rv for it in info.iters[: _leading(kinds, "S")]]
-    if not spatial:
+    if not spatial or 0 in extents(sch, spatial):  # fusing an empty loop divides by zero
         return
     fused = sch.fuse(*spatial) if len(spatial) > 1 else spatial[0]
     (extent,) = extents(sch, [fused])
@@ -43,7 +45,8 @@ def _parallelize(sch, info, lanes: int) -> None:
     outer, inner = sch.split(fused, [None, largest_divisor(extent, lanes)])
     if extent >= MIN_PARALLEL_WORK:
         sch.parallel(outer)
-    sch.vectorize(inner)
+    if not any(name in str(sch.get(info.block_rv)) for name in SCALAR_ONLY_INTRINSICS):
+        sch.vectorize(inner)
 
 
 def _leading(kinds: list[str], kind: str) -> int:

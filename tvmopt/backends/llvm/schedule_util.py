@@ -57,8 +57,9 @@ def inline_epilogue(sch: s_tir.Schedule, anchor) -> object | None:
 
 
 class CPURule(ScheduleRule):
-    """A rule that schedules in place and says whether it applied. A ScheduleError means the
-    function is not of the shape the rule assumed: it declines, and the next rule tries."""
+    """A rule that schedules in place and says whether it applied. A ScheduleError (or TVM's
+    InternalError, e.g. from an empty loop) means the function is not of the shape the rule
+    assumed: it declines, the next rule tries, and the last resort is TVM's unscheduled code."""
 
     def apply(self, func, target, tunable):
         if not isinstance(func, tirx.PrimFunc):
@@ -66,7 +67,7 @@ class CPURule(ScheduleRule):
         sch = s_tir.Schedule(func)
         try:
             return sch if self.schedule(sch, target) else None
-        except s_tir.ScheduleError:
+        except (s_tir.ScheduleError, tvm.error.InternalError):
             return None
 
     def schedule(self, sch: s_tir.Schedule, target) -> bool:
