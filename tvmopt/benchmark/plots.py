@@ -27,7 +27,7 @@ def _grouped(table: list[dict], column: str) -> tuple[list[str], dict[str, list[
 def _bar_chart(table, column: str, ylabel: str, path: Path, log: bool, baseline=None) -> None:
     plt = _pyplot()
     models, series = _grouped(table, column)
-    figure, axes = plt.subplots(figsize=(max(6, 1.6 * len(models) * max(len(series), 1)), 4))
+    figure, axes = plt.subplots(figsize=(max(6.0, 1.8 * len(models) + 2), 4.5))
     width = 0.8 / max(len(series), 1)
     for index, (name, values) in enumerate(series.items()):
         positions = [m + index * width for m in range(len(models))]
