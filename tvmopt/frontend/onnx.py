@@ -187,8 +187,8 @@ def import_model(model: onnx.ModelProto):
             warnings.simplefilter("ignore")
             return from_onnx(model, opset=opset_of(model))
     except Exception as err:  # noqa: BLE001 - TVM's importer raises any type
-        first_line = (str(err).strip().splitlines() or [""])[-1]
-        message = f"TVM's ONNX importer failed: {type(err).__name__}: {first_line}"
+        last_line = (str(err).strip().splitlines() or [""])[-1]
+        message = f"TVM's ONNX importer failed: {type(err).__name__}: {last_line}"
         raise CompileError(message) from err
 
 

@@ -16,6 +16,7 @@ from .fold_scale_shift import FoldScaleShift
 from .fuse_epilogue import FuseEpilogue
 from .pack_matmul_weights import PackMatmulWeights
 from .recognize_activations import RecognizeActivations
+from .safe_indexing import SafeIndexing
 from .simplify import Simplify
 
 DEFAULT_OPT_LEVEL = 3
@@ -59,6 +60,7 @@ def lowering_passes(opt_level: int, target) -> list[tuple[str, tvm.transform.Pas
 
     fast = FAST_LEGALIZATIONS if opt_level >= 3 else None
     passes = [
+        ("safe_indexing", SafeIndexing),  # run-time gather indices clamp, never read out of bounds
         ("legalize", T.LegalizeOps(customize_legalize_map=fast)),
         ("annotate_patterns", T.AnnotateTIROpPattern()),
     ]
