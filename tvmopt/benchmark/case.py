@@ -24,10 +24,14 @@ class BenchCase:
     reference: list[np.ndarray] = field(default_factory=list)
 
 
-def case_from_onnx(name: str, path: Path, feeds=None, torch_build=None) -> BenchCase:
+def case_from_onnx(name: str, path: Path, example_inputs=None, torch_build=None) -> BenchCase:
+    """A case for an ONNX file: fed `example_inputs` (tensors in input order) or random inputs."""
     model = onnx.load(str(path))
-    if feeds is None:
-        feeds = random_inputs(graph_inputs(model.graph), seed=0)
+    specs = graph_inputs(model.graph)
+    if example_inputs is None:
+        feeds = random_inputs(specs, seed=0)
+    else:
+        feeds = {s.name: t.numpy() for s, t in zip(specs, example_inputs, strict=True)}
     return BenchCase(name, Path(path), feeds, count_flops(model), torch_build)
 
 
@@ -37,6 +41,4 @@ def case_from_suite(model, cache_dir: Path) -> BenchCase:
 
     path = export(model, cache_dir)
     _, example_inputs = model.build()
-    names = [spec.name for spec in graph_inputs(onnx.load(str(path)).graph)]
-    feeds = {name: t.numpy() for name, t in zip(names, example_inputs, strict=True)}
-    return case_from_onnx(model.name, path, feeds, model.build)
+    return case_from_onnx(model.name, path, example_inputs, model.build)

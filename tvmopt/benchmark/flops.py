@@ -7,20 +7,13 @@ import numpy as np
 import onnx
 from onnx import shape_inference
 
+from ..frontend.signature import static_shapes
+
 
 def count_flops(model: onnx.ModelProto) -> int:
     inferred = shape_inference.infer_shapes(model)
-    shapes = _shapes(inferred.graph)
+    shapes = static_shapes(inferred.graph)
     return sum(_node_flops(node, shapes) for node in inferred.graph.node)
-
-
-def _shapes(graph: onnx.GraphProto) -> dict[str, list[int]]:
-    shapes = {init.name: list(init.dims) for init in graph.initializer}
-    for value in [*graph.input, *graph.value_info, *graph.output]:
-        dims = value.type.tensor_type.shape.dim
-        if dims and all(d.HasField("dim_value") for d in dims):
-            shapes[value.name] = [d.dim_value for d in dims]
-    return shapes
 
 
 def _node_flops(node: onnx.NodeProto, shapes: dict) -> int:

@@ -22,6 +22,9 @@ import onnx
 from onnx import helper, numpy_helper, shape_inference
 from onnx.reference import ReferenceEvaluator
 
+from .signature import static_shapes
+from .support import nodes_within
+
 # A folded tensor may exceed its inputs' total size up to this many bytes: generators such as
 # ConstantOfShape or Expand would otherwise bake arbitrarily large tensors into the artifact.
 GROWTH_LIMIT_BYTES = 16 << 20
@@ -126,16 +129,10 @@ class _StaticFacts:
 
     @classmethod
     def of(cls, graph: onnx.GraphProto) -> _StaticFacts:
-        shapes, elem_types = {}, {}
-        for value in [*graph.input, *graph.value_info, *graph.output]:
-            tensor_type = value.type.tensor_type
-            elem_types[value.name] = tensor_type.elem_type
-            dims = tensor_type.shape.dim
-            if tensor_type.HasField("shape") and all(d.HasField("dim_value") for d in dims):
-                shapes[value.name] = [d.dim_value for d in dims]
-        for init in graph.initializer:
-            shapes[init.name], elem_types[init.name] = list(init.dims), init.data_type
-        return cls(shapes, elem_types)
+        values = [*graph.input, *graph.value_info, *graph.output]
+        elem_types = {value.name: value.type.tensor_type.elem_type for value in values}
+        elem_types.update((init.name, init.data_type) for init in graph.initializer)
+        return cls(static_shapes(graph), elem_types)
 
     def output_bytes(self, node: onnx.NodeProto) -> int:
         """The bytes `node` would produce; 0 for outputs whose size is not known statically."""
@@ -172,10 +169,4 @@ def _remove_dead_code(graph: onnx.GraphProto) -> None:
 
 def _names_read_by(node: onnx.NodeProto) -> set[str]:
     """A node's inputs, plus the outer values its subgraphs (If/Loop bodies) read implicitly."""
-    names = {name for name in node.input if name}
-    for attr in node.attribute:
-        subgraphs = [attr.g] if attr.type == onnx.AttributeProto.GRAPH else attr.graphs
-        for sub in subgraphs:
-            for inner in sub.node:
-                names |= _names_read_by(inner)
-    return names
+    return {name for inner in nodes_within(node) for name in inner.input if name}

@@ -47,6 +47,18 @@ def spec_from_value_info(value: onnx.ValueInfoProto) -> TensorSpec:
     return TensorSpec(value.name, dims, onnx_dtype_name(tensor_type.elem_type))
 
 
+def static_shapes(graph: onnx.GraphProto) -> dict[str, list[int]]:
+    """Dims of every value whose shape is fully known (inputs, value_info, outputs, weights)."""
+    shapes = {}
+    for value in [*graph.input, *graph.value_info, *graph.output]:
+        tensor_type = value.type.tensor_type
+        dims = tensor_type.shape.dim
+        if tensor_type.HasField("shape") and all(d.HasField("dim_value") for d in dims):
+            shapes[value.name] = [d.dim_value for d in dims]
+    shapes.update((init.name, list(init.dims)) for init in graph.initializer)
+    return shapes
+
+
 def graph_inputs(graph: onnx.GraphProto) -> list[TensorSpec]:
     """The graph's real inputs: old exporters also list every initializer as an input."""
     initializers = {init.name for init in graph.initializer}

@@ -35,11 +35,16 @@ def find_unsupported(graph: onnx.GraphProto) -> dict[str, list[str]]:
 
 def _all_nodes(graph: onnx.GraphProto):
     for node in graph.node:
-        yield node
-        for attr in node.attribute:
-            subgraphs = [attr.g] if attr.type == onnx.AttributeProto.GRAPH else attr.graphs
-            for sub in subgraphs:
-                yield from _all_nodes(sub)
+        yield from nodes_within(node)
+
+
+def nodes_within(node: onnx.NodeProto):
+    """The node itself, then every node of its subgraphs (If/Loop/Scan bodies), recursively."""
+    yield node
+    for attr in node.attribute:
+        subgraphs = [attr.g] if attr.type == onnx.AttributeProto.GRAPH else attr.graphs
+        for sub in subgraphs:
+            yield from _all_nodes(sub)
 
 
 def describe_gaps(gaps: dict[str, list[str]], max_names: int = 3) -> str:

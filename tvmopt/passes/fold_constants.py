@@ -60,17 +60,17 @@ FOLDERS = {
 }
 
 
+BINARY_OPS = ("relax.add", "relax.subtract", "relax.multiply", "relax.divide", "relax.power")
+
+
 def _operands(call) -> list | None:
     """The call's tensor operands as numpy arrays, or None unless all are constants."""
-    args = list(call.args[0].fields) if call.op.name == "relax.concat" else [call.args[0]]
-    if call.op.name in (
-        "relax.add",
-        "relax.subtract",
-        "relax.multiply",
-        "relax.divide",
-        "relax.power",
-    ):
+    if call.op.name == "relax.concat":
+        args = list(call.args[0].fields)
+    elif call.op.name in BINARY_OPS:
         args = list(call.args)
+    else:
+        args = [call.args[0]]  # the tensor; any other argument is a shape or attribute
     if not all(is_constant(arg) for arg in args):
         return None
     return [value(arg) for arg in args]

@@ -28,16 +28,20 @@ O1 = [
     ("simplify", lambda: Simplify),  # x*1, no-op reshapes, layout chains
     ("dead_code", T.DeadCodeElimination),  # bindings nobody reads
 ]
-O2 = O1 + [
+DECOMPOSE = [
     ("decompose_batch_norm", T.DecomposeOpsForInference),  # batch_norm -> (x-m)/s*g+b
+]
+INTO_WEIGHTS = [
     ("fold_constants_2", FoldConstants),  # the decomposed constants
     ("fold_scale_shift", lambda: FoldScaleShift),  # batch norm and scales into weights and bias
     ("merge_duplicates", T.EliminateCommonSubexpr),  # one copy of each identical expression
     ("dead_code_2", T.DeadCodeElimination),
 ]
-O3 = O2[:5] + [
+O2 = O1 + DECOMPOSE + INTO_WEIGHTS
+O3 = O1 + DECOMPOSE + [
+    # before fold_scale_shift, which would turn GELU's division by sqrt(2) into a product
     ("recognize_activations", lambda: RecognizeActivations),  # erf spelled out -> gelu
-] + O2[5:] + [
+] + INTO_WEIGHTS + [
     ("pack_matmul_weights", lambda: PackMatmulWeights),  # W[K,N] -> contiguous column panels
     ("simplify_2", lambda: Simplify),  # with one row, the panels' permute is a reshape
     ("fuse_epilogue", FuseEpilogue),  # conv/matmul + bias + activation + residual -> 1 kernel
