@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper
 
+from tvmopt.benchmark import harness
 from tvmopt.benchmark.case import case_from_onnx
 from tvmopt.benchmark.contenders import Contender, OnnxRuntime, Prepared
 from tvmopt.benchmark.flops import count_flops
@@ -48,17 +49,19 @@ def test_mismatching_contender_is_reported_failing_and_not_timed(tmp_path):
     assert len(by_name["onnxruntime"].latency.samples_ms) == 3
 
 
-def test_alternate_rotates_who_goes_first():
+def test_alternate_rotates_who_goes_first(monkeypatch):
     calls = []
 
     def runner(name):
         return Prepared(lambda: calls.append(name), 0.0)
 
+    monkeypatch.setattr(harness, "SETTLE_SECONDS", 0.0)
+    monkeypatch.setattr(harness, "REWARM_SECONDS", 0.0)
+    monkeypatch.setattr(harness, "BLOCK", 2)
     latencies = alternate({"a": runner("a"), "b": runner("b"), "c": runner("c")}, 3, 1)
     assert calls[:3] == ["a", "b", "c"]  # warm-up
-    timed = calls[3::2]  # each timed run follows an untimed settling run of the same runner
-    assert calls[3:] == [name for name in timed for _ in (0, 1)]
-    assert timed == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
+    # round 1: blocks of 2 timed runs, each after an untimed one; round 2: the last run, rotated
+    assert "".join(calls[3:]) == "aaabbbccc" + "bbccaa"
     assert all(len(lat.samples_ms) == 3 for lat in latencies.values())
 
 

@@ -1,5 +1,5 @@
-"""Check every contender against ONNX Runtime fp32, then time the ones that match, alternating
-them run by run so that drift on a shared machine hits all of them alike."""
+"""Check every contender against ONNX Runtime fp32, then time the ones that match, taking turns
+in short blocks so that drift on a shared machine hits all of them alike."""
 
 from __future__ import annotations
 
@@ -78,28 +78,40 @@ def _first_line(err: Exception) -> str:
     return (str(err).strip().splitlines() or [""])[0][:200]
 
 
-# Thread pools (TVM's and ONNX Runtime's) keep spinning for a while after a run and would steal
-# cores from whoever runs next; each timed run waits this long and re-warms first.
-SETTLE_SECONDS = 0.03
+# Thread pools (TVM's and ONNX Runtime's) spin-wait for a while after a run and steal the cores
+# of whoever runs next: measured on the ResNet 3x3 conv, tvmopt right after ONNX Runtime ran 3x
+# slower than alone. So contenders take turns in blocks of back-to-back runs, and each block
+# starts once the previous contender's threads have gone to sleep, with untimed runs until this
+# contender's threads are awake and its data is back in cache.
+SETTLE_SECONDS = 0.2
+REWARM_SECONDS = 0.02
+BLOCK = 5
 
 
 def alternate(runners: dict[str, Prepared], repeat: int, warmup: int) -> dict[str, Latency]:
-    """Warm each runner up, then time one run of each per round, rotating who goes first."""
+    """Warm each runner up, then time `repeat` runs of each in blocks of up to BLOCK, rotating
+    who goes first from one round of blocks to the next."""
     names = list(runners)
     for name in names:
         for _ in range(warmup):
             runners[name].run()
     samples = {name: [] for name in names}
-    for round_index in range(repeat):
+    for round_index, start in enumerate(range(0, repeat, BLOCK)):
         shift = round_index % max(len(names), 1)
         for name in names[shift:] + names[:shift]:
-            samples[name].append(_settled_run_ms(runners[name]))
+            samples[name] += _settled_block_ms(runners[name], min(BLOCK, repeat - start))
     return {name: Latency(tuple(values)) for name, values in samples.items()}
 
 
-def _settled_run_ms(runner: Prepared) -> float:
+def _settled_block_ms(runner: Prepared, count: int) -> list[float]:
     time.sleep(SETTLE_SECONDS)
-    runner.run()  # untimed: the previous contender's threads are idle, this one's are awake
-    start = time.perf_counter()
-    runner.run()
-    return (time.perf_counter() - start) * 1e3
+    rewarm_until = time.perf_counter() + REWARM_SECONDS
+    runner.run()  # untimed, at least once
+    while time.perf_counter() < rewarm_until:
+        runner.run()
+    times = []
+    for _ in range(count):
+        start = time.perf_counter()
+        runner.run()
+        times.append((time.perf_counter() - start) * 1e3)
+    return times

@@ -55,7 +55,7 @@ class Conv2dNCHW(CPURule):
         vector = largest_divisor(ow_extent, lanes)
         count = largest_divisor(ow_extent // vector, self.tiles.vectors)
         ow_o, ow_v, ow_i = sch.split(ow, [None, count, vector])
-        sch.reorder(n, oc_o, oh, ow_o, ic, kh, kw, oc_i, ow_v, ow_i)
+        sch.reorder(n, oh, oc_o, ow_o, ic, kh, kw, oc_i, ow_v, ow_i)
         sch.vectorize(ow_i)
         sch.unroll(ow_v)
         sch.unroll(oc_i)
@@ -63,7 +63,7 @@ class Conv2dNCHW(CPURule):
         sch.reverse_compute_at(accumulator, ow_o)
         if epilogue is not None:
             sch.reverse_compute_at(epilogue, ow_o)
-        sch.parallel(sch.fuse(n, oc_o, oh))
+        sch.parallel(sch.fuse(n, oh, oc_o))
         init = sch.decompose_reduction(conv, ic)
         sch.vectorize(sch.get_loops(init)[-1])
         for block in [accumulator] + ([epilogue] if epilogue is not None else []):
