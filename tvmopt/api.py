@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from . import __version__
@@ -14,6 +15,9 @@ from .frontend.relax_signature import output_specs
 from .model import CompiledModel
 from .passes import DEFAULT_OPT_LEVEL, PIPELINES
 from .passes.instruments import instrumented
+from .passes.pipeline import O3_AFTER_QUANTIZE
+from .passes.quantize.spec import QuantizeConfig
+from .quantization import quantize as quantize_model
 
 
 def compile(  # noqa: A001 - the verb users expect
@@ -24,6 +28,13 @@ def compile(  # noqa: A001 - the verb users expect
     opt_level: int = DEFAULT_OPT_LEVEL,
     dump_ir=None,
     print_pass_times: bool = False,
+    quantize: str | None = None,
+    calib=None,
+    calib_method="minmax",
+    skip=(),
+    max_accuracy_drop=None,
+    quantize_config=None,
+    log=None,
 ) -> CompiledModel:
     """Compile a model for `target`.
 
@@ -44,6 +55,22 @@ def compile(  # noqa: A001 - the verb users expect
         Write the IR after every pass into this directory.
     print_pass_times : bool
         Print how long each pass took.
+    quantize : {"int8"}, optional
+        Post-training int8 quantization of conv2d and matmul layers (needs `calib`; -O3 only).
+    calib : str, os.PathLike or iterable of dict, optional
+        Calibration data: an .npz file (one sample), a directory of .npz files, or an iterable of
+        input dicts. Streamed: memory does not grow with its size.
+    calib_method : str or method config
+        minmax, percentile, entropy or mse (or a config from tvmopt.passes.quantize.spec).
+    skip : sequence of str
+        Layers kept in float32: ONNX node names, as the quantize report lists them.
+    max_accuracy_drop : float, optional
+        Largest share (0 to 1) of the held calibration samples whose top-1 class may differ from
+        float32; the most sensitive layers fall back to float32 until it holds.
+    quantize_config : QuantizeConfig, optional
+        All of the above in one object (plus symmetric activations); explicit arguments win.
+    log : callable, optional
+        Receives progress lines (calibration, fallbacks); None is silent.
 
     Returns
     -------
@@ -63,9 +90,34 @@ def compile(  # noqa: A001 - the verb users expect
         tvmopt_version=__version__,
         tvm_version=tvm.__version__,
     )
+    config = _quantize_config(quantize, calib, opt_level, quantize_config,
+                              calib_method=calib_method, skip=skip,
+                              max_accuracy_drop=max_accuracy_drop)  # fmt: skip
+    graph = None
     with instrumented(dump_ir, print_pass_times):
-        executable = _build(mod, resolved, opt_level)
-    return CompiledModel(executable, metadata, target=resolved)
+        if config is not None:
+            quantized = quantize_model(mod, prepared, inputs, resolved, config, calib, log)
+            mod, graph = quantized.module, O3_AFTER_QUANTIZE
+        executable = _build(mod, resolved, opt_level, graph)
+    compiled = CompiledModel(executable, metadata, target=resolved)
+    compiled.quantize_report = quantized.report if config is not None else None
+    return compiled
+
+
+def _quantize_config(quantize, calib, opt_level, config, **explicit):
+    if quantize is None:
+        return None
+    if quantize != "int8":
+        raise OptionError(f"quantize must be 'int8' (or None), got {quantize!r}")
+    if calib is None:
+        raise OptionError("quantize='int8' needs calibration data (calib=...)")
+    if opt_level != 3:
+        raise OptionError(f"int8 quantization runs at opt_level 3, got {opt_level}")
+    defaults = {"calib_method": "minmax", "skip": (), "max_accuracy_drop": None}
+    changed = {k: v for k, v in explicit.items() if v is not defaults[k] and v != defaults[k]}
+    fields = {"calib_method": "method"}
+    overrides = {fields.get(k, k): tuple(v) if k == "skip" else v for k, v in changed.items()}
+    return dataclasses.replace(config or QuantizeConfig(), **overrides)
 
 
 def check_opt_level(opt_level) -> None:
@@ -81,9 +133,9 @@ def _to_onnx(model, example_inputs):
     return onnx_frontend.load_model(model)
 
 
-def _build(mod, target, opt_level):
+def _build(mod, target, opt_level, graph=None):
     try:
-        return llvm.build(mod, target, opt_level)
+        return llvm.build(mod, target, opt_level, graph)
     except Exception as err:  # noqa: BLE001 - TVM's lowering raises any type
         last_line = (str(err).strip().splitlines() or [""])[-1]
         raise CompileError(

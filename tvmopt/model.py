@@ -33,6 +33,7 @@ class CompiledModel:
         self._library_path = library_path
         self._target = target
         self._vm = None
+        self.quantize_report = None  # a QuantizeReport when compiled with quantize="int8"
 
     @property
     def inputs(self) -> tuple[TensorSpec, ...]:

@@ -10,9 +10,9 @@ import argparse
 import sys
 
 from ..errors import TvmoptError
-from . import bench_cmd, compile_cmd, demo_cmd, inspect_cmd, run_cmd
+from . import bench_cmd, compile_cmd, demo_cmd, inspect_cmd, quantize_report_cmd, run_cmd
 
-COMMANDS = (compile_cmd, run_cmd, inspect_cmd, bench_cmd, demo_cmd)
+COMMANDS = (compile_cmd, run_cmd, inspect_cmd, quantize_report_cmd, bench_cmd, demo_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

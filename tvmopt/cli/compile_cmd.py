@@ -1,12 +1,15 @@
-"""tvmopt compile MODEL.onnx -o OUT.so [--target T] [--input-shape NAME=DIMS] [-O N]"""
+"""tvmopt compile MODEL.onnx -o OUT.so [--target T] [--input-shape NAME=DIMS] [-O N]
+[--quantize int8 --calib DATA [--calib-method M] [--skip NODE...]]"""
 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
 from .arguments import add_input_shapes, add_opt_level, add_target
+from .quantize_args import add_calibration, quantize_options
 
 
 def register(subparsers) -> None:
@@ -18,6 +21,8 @@ def register(subparsers) -> None:
     add_opt_level(parser)
     parser.add_argument("--dump-ir", metavar="DIR", help="write the IR after every pass into DIR")
     parser.add_argument("--print-pass-times", action="store_true", help="time every pass")
+    parser.add_argument("--quantize", choices=["int8"], help="post-training quantization")
+    add_calibration(parser)
     parser.set_defaults(handler=run)
 
 
@@ -26,6 +31,7 @@ def run(args) -> int:
 
     output = Path(args.output or Path(args.model).with_suffix(".so").name)
     start = time.perf_counter()
+    quantization = quantize_options(args) if args.quantize else {}
     compiled = compile_model(
         args.model,
         target=args.target,
@@ -33,6 +39,8 @@ def run(args) -> int:
         opt_level=args.opt_level,
         dump_ir=args.dump_ir,
         print_pass_times=args.print_pass_times,
+        log=lambda line: print(line, file=sys.stderr),
+        **quantization,
     )
     compiled.export(output)
     seconds = time.perf_counter() - start

@@ -38,19 +38,26 @@ INTO_WEIGHTS = [
     ("dead_code_2", T.DeadCodeElimination),
 ]
 O2 = O1 + DECOMPOSE + INTO_WEIGHTS
-O3 = O1 + DECOMPOSE + [
+# int8 quantization (passes/quantize) runs between these two halves of O3: on folded weights,
+# before they are packed for the float32 kernels
+O3_BEFORE_QUANTIZE = O1 + DECOMPOSE + [
     # before fold_scale_shift, which would turn GELU's division by sqrt(2) into a product
     ("recognize_activations", lambda: RecognizeActivations),  # erf spelled out -> gelu
-] + INTO_WEIGHTS + [
+] + INTO_WEIGHTS  # fmt: skip
+O3_AFTER_QUANTIZE = [
+    ("dataflow", T.ConvertToDataflow),  # quantization's taps leave plain binding blocks
     ("pack_matmul_weights", lambda: PackMatmulWeights),  # W[K,N] -> contiguous column panels
     ("simplify_2", lambda: Simplify),  # with one row, the panels' permute is a reshape
     ("fuse_epilogue", FuseEpilogue),  # conv/matmul + bias + activation + residual -> 1 kernel
-]  # fmt: skip
+]
+O3 = O3_BEFORE_QUANTIZE + O3_AFTER_QUANTIZE
 PIPELINES = {0: [], 1: O1, 2: O2, 3: O3}
 
 
-def graph_passes(opt_level: int) -> list[tuple[str, tvm.transform.Pass]]:
-    return [(name, make()) for name, make in PIPELINES[opt_level]]
+def graph_passes(opt_level: int, pipeline=None) -> list[tuple[str, tvm.transform.Pass]]:
+    return [
+        (name, make()) for name, make in (PIPELINES[opt_level] if pipeline is None else pipeline)
+    ]
 
 
 def lowering_passes(opt_level: int, target) -> list[tuple[str, tvm.transform.Pass]]:
@@ -79,9 +86,10 @@ def _named(passes) -> list[tuple[str, tvm.transform.Pass]]:
     return [(p.info.name, p) for p in passes]
 
 
-def build_pipeline(opt_level: int, target) -> tvm.transform.Pass:
-    """The whole Relax pipeline for tvm.compile: our graph passes, then lowering."""
-    passes = graph_passes(opt_level) + lowering_passes(opt_level, target)
+def build_pipeline(opt_level: int, target, graph=None) -> tvm.transform.Pass:
+    """The whole Relax pipeline for tvm.compile: our graph passes (those of `opt_level`, or the
+    named list `graph`), then lowering."""
+    passes = graph_passes(opt_level, graph) + lowering_passes(opt_level, target)
 
     @tvm.transform.module_pass(opt_level=0, name=f"tvmopt.O{opt_level}")
     def pipeline(mod, ctx):

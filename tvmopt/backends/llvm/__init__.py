@@ -44,11 +44,13 @@ def is_host_arch(triple: str) -> bool:
     return triple.split("-")[0] == host_triple().split("-")[0]
 
 
-def build(mod, target: tvm.target.Target, opt_level: int):
-    """Compile a Relax module into a VM executable with our pipeline for `opt_level`."""
+def build(mod, target: tvm.target.Target, opt_level: int, graph=None):
+    """Compile a Relax module into a VM executable with our pipeline for `opt_level` (its graph
+    passes replaced by the named list `graph` when given)."""
     from ...passes import build_pipeline
 
-    return tvm.compile(mod, target=target, relax_pipeline=build_pipeline(opt_level, target))
+    pipeline = build_pipeline(opt_level, target, graph)
+    return tvm.compile(mod, target=target, relax_pipeline=pipeline)
 
 
 def linker_for(target: tvm.target.Target):

@@ -1,0 +1,178 @@
+"""int8 post-training quantization: accuracy on a CNN trained here on scikit-learn's digits (a
+real data set that ships with the package), every calibration method, skip and the accuracy
+budget, calibration data sources, and the errors users hit."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+
+import tvmopt
+from tvmopt.cli import main
+from tvmopt.errors import InputError, OptionError
+
+METHODS = ["minmax", "percentile", "entropy", "mse"]
+
+
+def _digits():
+    from sklearn.datasets import load_digits
+
+    images, labels = load_digits(return_X_y=True)
+    images = (images / 16.0 - 0.5).astype(np.float32).reshape(-1, 1, 1, 8, 8)
+    return images[:1400], labels[:1400], images[1400:], labels[1400:]
+
+
+def _train_cnn(images, labels):
+    import torch
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.ReLU(),
+        torch.nn.Conv2d(16, 32, 3, stride=2, padding=1), torch.nn.ReLU(),
+        torch.nn.Flatten(), torch.nn.Linear(32 * 4 * 4, 64), torch.nn.ReLU(),
+        torch.nn.Linear(64, 10),
+    )  # fmt: skip
+    x, y = torch.tensor(images[:, 0]), torch.tensor(labels)
+    optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
+    for _ in range(60):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+        optimizer.step()
+    buffer = io.BytesIO()
+    torch.onnx.export(net.eval(), (x[:1],), buffer, input_names=["image"],
+                      output_names=["logits"], dynamo=False)  # fmt: skip
+    return onnx.load_from_string(buffer.getvalue())
+
+
+@pytest.fixture(scope="module")
+def digits():
+    train_x, train_y, test_x, test_y = _digits()
+    model = _train_cnn(train_x, train_y)
+    calib = [{"image": image} for image in train_x[:100]]
+    return model, calib, test_x, test_y
+
+
+def _accuracy(run, images, labels) -> float:
+    predictions = [int(np.argmax(run(image))) for image in images]
+    return 100.0 * float(np.mean(np.array(predictions) == labels))
+
+
+def _ort_accuracy(model, images, labels) -> float:
+    session = onnxruntime.InferenceSession(model.SerializeToString())
+    return _accuracy(lambda x: session.run(None, {"image": x})[0], images, labels)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_int8_accuracy_within_one_point_of_fp32(digits, method):
+    model, calib, test_x, test_y = digits
+    fp32 = _ort_accuracy(model, test_x, test_y)
+    assert fp32 > 90.0  # a real classifier, or the comparison means nothing
+    compiled = tvmopt.compile(model, quantize="int8", calib=calib, calib_method=method)
+    report = compiled.quantize_report
+    assert [layer.quantized for layer in report.layers] == [True] * 4  # 2 convs, 2 dense
+    int8 = _accuracy(lambda x: compiled.run({"image": x})["logits"], test_x, test_y)
+    assert int8 >= fp32 - 1.0, f"{method}: int8 {int8:.1f}% vs fp32 {fp32:.1f}%"
+
+
+def test_int8_outputs_close_to_onnxruntime_fp32(digits):
+    model, calib, test_x, _ = digits
+    compiled = tvmopt.compile(model, quantize="int8", calib=calib)
+    session = onnxruntime.InferenceSession(model.SerializeToString())
+    expected = session.run(None, {"image": test_x[0]})[0]
+    actual = compiled.run({"image": test_x[0]})["logits"]
+    cosine = float(expected.ravel() @ actual.ravel())
+    cosine /= np.linalg.norm(expected) * np.linalg.norm(actual)
+    assert cosine > 0.999
+    assert not np.allclose(expected, actual, rtol=1e-6, atol=0)  # int8, not float32 again
+
+
+def test_skip_keeps_a_layer_fp32(digits):
+    model, calib, _, _ = digits
+    first = next(n.name for n in model.graph.node if n.op_type == "Conv")
+    compiled = tvmopt.compile(model, quantize="int8", calib=calib[:8], skip=[first])
+    by_name = {layer.name: layer for layer in compiled.quantize_report.layers}
+    assert by_name[first].quantized is False
+    assert sum(layer.quantized for layer in by_name.values()) == 3
+
+
+def test_accuracy_budget_falls_back_to_fp32(digits):
+    from tvmopt.passes.quantize.spec import Percentile, QuantizeConfig
+
+    model, calib, _, _ = digits
+    harsh = Percentile(percentile=60.0)  # clips most of each range: int8 disagrees with fp32
+    loose = tvmopt.compile(model, quantize="int8", calib=calib, calib_method=harsh)
+    assert loose.quantize_report.top1_disagreement > 0.0
+    config = QuantizeConfig(max_accuracy_drop=0.0)
+    strict = tvmopt.compile(model, quantize="int8", calib=calib, calib_method=harsh,
+                            quantize_config=config)  # fmt: skip
+    report = strict.quantize_report
+    assert report.top1_disagreement == 0.0
+    assert not all(layer.quantized for layer in report.layers)
+
+
+def test_calibration_from_npz_file_and_directory(digits, tmp_path):
+    model, calib, _, _ = digits
+    for index, sample in enumerate(calib[:4]):
+        np.savez(tmp_path / f"sample_{index}.npz", **sample)
+    for source in (tmp_path, tmp_path / "sample_0.npz"):
+        compiled = tvmopt.compile(model, quantize="int8", calib=source)
+        assert compiled.quantize_report.samples == (4 if source == tmp_path else 1)
+
+
+@pytest.mark.parametrize(
+    "calib, message",
+    [
+        ([{"pixels": np.zeros((1, 1, 8, 8), np.float32)}], "unknown input 'pixels'"),
+        ([{"image": np.zeros((1, 1, 4, 4), np.float32)}], "must have shape (1, 1, 8, 8)"),
+        ([], "holds no samples"),
+        ("/no/such/calib", "calibration data not found"),
+    ],
+)
+def test_bad_calibration_data(digits, calib, message):
+    model = digits[0]
+    with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        tvmopt.compile(model, quantize="int8", calib=calib)
+
+
+def test_bad_quantize_options(digits):
+    model, calib, _, _ = digits
+    with pytest.raises(OptionError, match="unknown calibration method 'kl'"):
+        tvmopt.compile(model, quantize="int8", calib=calib, calib_method="kl")
+    with pytest.raises(OptionError, match="cannot skip 'conv9'"):
+        tvmopt.compile(model, quantize="int8", calib=calib, skip=["conv9"])
+    with pytest.raises(OptionError, match="needs calibration data"):
+        tvmopt.compile(model, quantize="int8")
+    with pytest.raises(OptionError, match="quantize must be 'int8'"):
+        tvmopt.compile(model, quantize="int4", calib=calib)
+
+
+def test_cli_quantized_compile_and_report(digits, tmp_path, capsys):
+    model, calib, _, _ = digits
+    path = tmp_path / "digits.onnx"
+    onnx.save(model, path)
+    data = tmp_path / "calib"
+    data.mkdir()
+    for index, sample in enumerate(calib[:8]):
+        np.savez(data / f"{index}.npz", **sample)
+    out = tmp_path / "digits.so"
+    args = [str(path), "--quantize", "int8", "--calib", str(data), "--calib-method", "mse"]
+    assert main(["compile", *args, "-o", str(out)]) == 0
+    assert tvmopt.load(out).run({"image": calib[0]["image"]})["logits"].shape == (1, 10)
+    assert main(["quantize-report", str(path), "--calib", str(data)]) == 0
+    assert "SQNR" in capsys.readouterr().out
+
+
+def test_cli_bad_quantize_input_exits_2(digits, tmp_path, capsys):
+    model, _, _, _ = digits
+    path = tmp_path / "digits.onnx"
+    onnx.save(model, path)
+    out = tmp_path / "never.so"
+    args = ["compile", str(path), "--quantize", "int8", "--calib", str(tmp_path / "none")]
+    assert main([*args, "-o", str(out)]) == 2
+    assert not out.exists()
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "calibration data not found" in err

@@ -1,0 +1,77 @@
+"""The int8 layer (passes/quantize/kernels.py): quantize, GEMM with VNNI, dequantize.
+
+Each task owns ROWS output positions of one row x CHUNKS 16-channel blocks of the int32
+accumulator; over the reduction,
+each step is one vpdpbusd per (row, block): 4 uint8 of the row broadcast against a packed 16x4
+int8 weight block. The accumulators stay in registers; the dequantizing epilogue is applied as
+the tile is written out. On CPUs without VNNI (AVX2, NEON, or a generic target) the same loops
+are vectorized over the 16 channels instead: correct everywhere, fast where VNNI is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..._tvm import tvm
+from .intrin_vnni import VNNI_LOCAL_INTRIN
+from .schedule_util import CPURule, block_named, extents, largest_divisor, vector_lanes
+
+QUANTIZE, GEMM, DEQUANTIZE = "int8_quantize", "int8_gemm", "int8_dequantize"
+
+
+def has_vnni(target) -> bool:
+    if str(target.kind.name) != "llvm":
+        return False
+    return bool(tvm.target.codegen.llvm_cpu_has_features(["avx512vnni"], target))
+
+
+@dataclass(frozen=True)
+class Int8GemmTiles:
+    """The tile sizes of the schedule: what a tuner searches around."""
+
+    rows: int = 8  # output positions per register block
+    chunks: int = 2  # 16-channel blocks per register block
+
+
+class Int8Gemm(CPURule):
+    def __init__(self, tiles: Int8GemmTiles = Int8GemmTiles()):
+        self.tiles = tiles
+
+    def schedule(self, sch, target) -> bool:
+        blocks = [block_named(sch, (name,)) for name in (QUANTIZE, GEMM, DEQUANTIZE)]
+        if any(block is None for block in blocks):
+            return False
+        quantize, gemm, dequantize = blocks
+        _schedule_quantize(sch, quantize, vector_lanes(target))
+        self._schedule_gemm(sch, gemm, dequantize, has_vnni(target))
+        return True
+
+    def _schedule_gemm(self, sch, gemm, dequantize, vnni: bool) -> None:
+        b, i, j, no, ni, rh, rw, ko, ki = sch.get_loops(gemm)
+        columns, blocks = extents(sch, [j, no])
+        j_o, j_i = sch.split(j, [None, largest_divisor(columns, self.tiles.rows)])
+        no_o, no_i = sch.split(no, [None, largest_divisor(blocks, self.tiles.chunks)])
+        # weight panels outermost: one task's panel stays in cache while positions stream past
+        sch.reorder(no_o, b, i, j_o, rh, rw, ko, j_i, no_i, ni, ki)
+        accumulator = sch.cache_write(gemm, 0, "local")
+        sch.reverse_compute_at(accumulator, j_o)
+        sch.compute_inline(accumulator)
+        sch.reverse_compute_at(dequantize, j_o)
+        sch.parallel(sch.fuse(no_o, b, i, j_o))
+        init = sch.decompose_reduction(gemm, rh)
+        sch.vectorize(sch.get_loops(init)[-1])
+        sch.unroll(j_i)
+        sch.unroll(no_i)
+        if vnni:
+            sch.tensorize(ni, VNNI_LOCAL_INTRIN)
+        else:
+            sch.unroll(ki)
+            sch.vectorize(ni)
+
+
+def _schedule_quantize(sch, quantize, lanes: int) -> None:
+    b, i, j, k = sch.get_loops(quantize)
+    sch.parallel(sch.fuse(b, i))
+    (depth,) = extents(sch, [k])
+    _, k_i = sch.split(k, [None, largest_divisor(depth, lanes)])
+    sch.vectorize(k_i)

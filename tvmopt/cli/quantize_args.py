@@ -1,0 +1,45 @@
+"""The quantization options `compile` and `quantize-report` share."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..passes.quantize.spec import METHODS
+
+
+def add_calibration(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--calib", metavar="DATA",
+                        help="calibration data: an .npz file (one sample, arrays named after "
+                             "the inputs) or a directory of them")  # fmt: skip
+    parser.add_argument("--calib-method", default="minmax", choices=list(METHODS),
+                        help="how activation ranges are chosen (default minmax)")  # fmt: skip
+    parser.add_argument("--skip", nargs="+", default=[], metavar="NODE",
+                        help="ONNX nodes kept in float32")  # fmt: skip
+    parser.add_argument("--max-accuracy-drop", type=_share, metavar="SHARE",
+                        help="fall back the most sensitive layers to float32 until at most this "
+                             "share (0-1) of calibration samples changes top-1 class")  # fmt: skip
+    parser.add_argument("--symmetric-activations", action="store_true",
+                        help="activation ranges symmetric about zero")  # fmt: skip
+
+
+def _share(text: str) -> float:
+    try:
+        share = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= share <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
+    return share
+
+
+def quantize_options(args) -> dict:
+    """compile() keyword arguments for the parsed quantization options."""
+    from ..passes.quantize.spec import QuantizeConfig
+
+    config = QuantizeConfig(
+        method=args.calib_method,
+        symmetric_activations=args.symmetric_activations,
+        skip=tuple(args.skip),
+        max_accuracy_drop=args.max_accuracy_drop,
+    )
+    return {"quantize": "int8", "calib": args.calib, "quantize_config": config}

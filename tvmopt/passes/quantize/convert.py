@@ -1,0 +1,117 @@
+"""Convert: each annotated layer with its calibrated qparams becomes one int8 TIR function.
+
+    conv2d(x, W)  -> call_tir(int8_conv2d, x, pack(Wq), correction, scale)
+    matmul(x, W)  -> reshape(call_tir(int8_matmul, reshape(x, [M, K]), ...), x's leading dims)
+
+Weights are quantized per output channel (symmetric int8, [-127, 127]) and packed at compile
+time into the layout the kernel reads (kernels.py); nothing is quantized at run time but the
+activations. Conversion never looks at data: it reads only the qparams calibration produced.
+Runs where the layers were annotated: after fold_scale_shift, before the weight packing passes.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+from tvm import relax
+from tvm.relax.expr_functor import PyExprMutator, mutator
+
+from ..consts import const, static_shape, value
+from . import kernels
+from .annotate import Layer
+from .observers import QParams
+
+LANES, DEPTH = kernels.LANES, kernels.DEPTH
+
+
+def quantize_weight(weight_oihw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-output-channel symmetric int8: (Wq, scale) with W ~ Wq * scale[:, None, None, None]."""
+    peak = np.abs(weight_oihw.reshape(len(weight_oihw), -1)).max(axis=1)
+    scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
+    quantized = np.round(weight_oihw / scale[:, None, None, None])
+    return np.clip(quantized, -127, 127).astype(np.int8), scale
+
+
+def pack_weight(quantized: np.ndarray) -> np.ndarray:
+    """[O, C, KH, KW] int8 -> [O/16, KH, KW, C/4, 16, 4], zero-padded to whole blocks."""
+    out, channels, kh, kw = quantized.shape
+    padded = np.zeros((-(-out // LANES) * LANES, -(-channels // DEPTH) * DEPTH, kh, kw), np.int8)
+    padded[:out, :channels] = quantized
+    blocks = padded.reshape(-1, LANES, padded.shape[1] // DEPTH, DEPTH, kh, kw)
+    return np.ascontiguousarray(blocks.transpose(0, 4, 5, 2, 1, 3))
+
+
+def kernel_constants(weight_oihw: np.ndarray, qparams: QParams):
+    """The packed weight, the int32 correction (-zp * sum Wq) and the float scale per channel."""
+    quantized, w_scale = quantize_weight(weight_oihw)
+    sums = quantized.reshape(len(quantized), -1).astype(np.int64).sum(axis=1)
+    correction = (-qparams.zero_point * sums).astype(np.int32)
+    scale = (qparams.scale * w_scale).astype(np.float32)
+    return const(pack_weight(quantized)), const(correction), const(scale)
+
+
+def _conv_geometry(call: relax.Call) -> kernels.ConvGeometry:
+    attrs, shape = call.attrs, static_shape(call)
+    padding = [int(p) for p in attrs.padding]
+    return kernels.ConvGeometry(
+        kernel=tuple(value(call.args[1]).shape[2:]),
+        strides=tuple(int(s) for s in attrs.strides),
+        padding=(padding[0], padding[1]),
+        dilation=tuple(int(d) for d in attrs.dilation),
+        out_hw=(int(shape[2]), int(shape[3])),
+    )
+
+
+@mutator
+class _Converter(PyExprMutator):
+    def __init__(self, mod, plans: dict):
+        super().__init__(mod)
+        self.plans = plans  # layer call -> (Layer, QParams)
+
+    def visit_call_(self, call):
+        plan = self.plans.get(call)
+        new_call = self.visit_expr_post_order(call)
+        if plan is None:
+            return new_call
+        layer, qparams = plan
+        x = new_call.args[0]
+        build = _int8_conv2d if layer.kind == "conv2d" else _int8_matmul
+        return build(self.builder_, call, x, qparams)
+
+
+def _int8_conv2d(builder, call, x, qparams):
+    weight = value(call.args[1])
+    packed, correction, scale = kernel_constants(weight, qparams)
+    kernel = partial(  # TE arguments must be tensors or numbers: the rest is bound here
+        kernels.int8_conv2d, geometry=_conv_geometry(call), channels=int(weight.shape[0]),
+        inv_scale=1.0 / qparams.scale, zero_point=qparams.zero_point,
+    )  # fmt: skip
+    return builder.call_te(kernel, x, packed, correction, scale, primfunc_name_hint="int8_conv2d")
+
+
+def _int8_matmul(builder, call, x, qparams):
+    weight = value(call.args[1])  # [K, N]
+    depth, columns = weight.shape
+    packed, correction, scale = kernel_constants(weight.T[:, :, None, None], qparams)
+    shape = static_shape(call.args[0])
+    rows = int(np.prod(shape[:-1]))
+    flat = builder.emit(relax.op.reshape(x, (rows, depth)))
+    kernel = partial(
+        kernels.int8_matmul, columns=columns, inv_scale=1.0 / qparams.scale,
+        zero_point=qparams.zero_point,
+    )  # fmt: skip
+    int8 = builder.call_te(
+        kernel, flat, packed, correction, scale, primfunc_name_hint="int8_matmul"
+    )
+    out = builder.emit(int8)
+    return relax.op.reshape(out, static_shape(call))
+
+
+def convert(mod, layers: list[Layer], qparams: dict[str, QParams]):
+    """`mod` with every layer named in `qparams` converted to int8."""
+    plans = {layer.call: (layer, qparams[layer.name]) for layer in layers if layer.name in qparams}
+    converter = _Converter(mod, plans)
+    main = mod.get_global_var("main")
+    converter.builder_.update_func(main, converter.visit_expr(mod["main"]))
+    return converter.builder_.get()
