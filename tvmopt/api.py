@@ -17,6 +17,7 @@ from .passes import DEFAULT_OPT_LEVEL, PIPELINES
 from .passes.instruments import instrumented
 from .passes.pipeline import O3_AFTER_QUANTIZE
 from .passes.quantize.spec import QuantizeConfig
+from .quantization import has_quantize_ops, prequantized
 from .quantization import quantize as quantize_model
 
 
@@ -98,6 +99,8 @@ def compile(  # noqa: A001 - the verb users expect
         if config is not None:
             quantized = quantize_model(mod, prepared, inputs, resolved, config, calib, log)
             mod, graph = quantized.module, O3_AFTER_QUANTIZE
+        elif opt_level == 3 and has_quantize_ops(mod):  # QDQ: the quantizer's own qparams
+            mod, graph = prequantized(mod, prepared, resolved), O3_AFTER_QUANTIZE
         executable = _build(mod, resolved, opt_level, graph)
     compiled = CompiledModel(executable, metadata, target=resolved)
     compiled.quantize_report = quantized.report if config is not None else None

@@ -19,6 +19,7 @@ from .passes.quantize.annotate import find_layers, onnx_layer_names
 from .passes.quantize.calibrate import TappedModel, add_taps, calibrate
 from .passes.quantize.convert import convert
 from .passes.quantize.data import calibration_samples, check_source
+from .passes.quantize.qdq import prequantized_layers
 from .passes.quantize.report import QuantizeReport, cosine, layer_report, top1_disagreement
 from .passes.quantize.spec import QuantizeConfig
 
@@ -53,6 +54,24 @@ def quantize(mod, model_proto, specs, target, config: QuantizeConfig, calib, log
         chosen.pop(worst.name)
         report = probe.measure(chosen, qparams)
     return Quantized(convert(mod, layers, chosen), report)
+
+
+def has_quantize_ops(mod) -> bool:
+    """Whether `main` holds QuantizeLinear (a pre-quantized model)."""
+    calls = [b.value for block in mod["main"].body.blocks for b in block.bindings]
+    return any(getattr(getattr(c, "op", None), "name", None) == "relax.quantize" for c in calls)
+
+
+def prequantized(mod, model_proto, target):
+    """A QDQ model's conv/matmul layers on our int8 kernels with its own qparams; the module is
+    returned after the float32 graph passes, ready for O3_AFTER_QUANTIZE."""
+    with target:
+        mod = tvm.transform.Sequential([p for _, p in graph_passes(3, O3_BEFORE_QUANTIZE)])(mod)
+    layers = find_layers(mod["main"], onnx_layer_names(model_proto))
+    found = prequantized_layers(mod["main"], layers)
+    qparams = {name: q for name, (_, q) in found.items()}
+    sources = {name: source for name, (source, _) in found.items()}
+    return convert(mod, layers, qparams, sources)
 
 
 def _check_skip(skip, layers) -> None:

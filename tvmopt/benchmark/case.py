@@ -22,6 +22,10 @@ class BenchCase:
     flops: int
     torch_build: object = None  # () -> (module, example_inputs), for suite models only
     reference: list[np.ndarray] = field(default_factory=list)
+    calibration: list[dict] = field(default_factory=list)  # int8 contenders calibrate on these
+
+
+CALIBRATION_SAMPLES = 8  # seeded random inputs, like the timed ones: the same for every contender
 
 
 def case_from_onnx(name: str, path: Path, example_inputs=None, torch_build=None) -> BenchCase:
@@ -32,7 +36,9 @@ def case_from_onnx(name: str, path: Path, example_inputs=None, torch_build=None)
         feeds = random_inputs(specs, seed=0)
     else:
         feeds = {s.name: t.numpy() for s, t in zip(specs, example_inputs, strict=True)}
-    return BenchCase(name, Path(path), feeds, count_flops(model), torch_build)
+    calibration = [random_inputs(specs, seed=1 + i) for i in range(CALIBRATION_SAMPLES)]
+    return BenchCase(name, Path(path), feeds, count_flops(model), torch_build,
+                     calibration=calibration)  # fmt: skip
 
 
 def case_from_suite(model, cache_dir: Path) -> BenchCase:

@@ -6,6 +6,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from ..passes.quantize.report import cosine
 from ..reference import max_relative_error
 from ..timing import Latency
 from .case import BenchCase
@@ -58,14 +61,28 @@ def _prepare_checked(case, contender, threads) -> tuple[Result, Prepared | None]
         prepared.artifact_bytes,
     )
     error = _worst_error(outputs, case.reference)
-    if error > contender.tolerance:
+    if contender.min_cosine is not None:  # int8: judged on direction, its error reported
+        similarity = _worst_cosine(outputs, case.reference)
+        result.note = f"cosine {similarity:.5f}, error {error:.2g}"
+        if similarity < contender.min_cosine:
+            result.status = "mismatch"
+            result.note = f"cosine {similarity:.5f} < {contender.min_cosine}, error {error:.2g}"
+            return result, None
+    elif error > contender.tolerance:
         result.status, result.note = (
             "mismatch",
             f"error {error:.3g} > tolerance {contender.tolerance}",
         )
         return result, None
-    result.status, result.note = "ok", f"error {error:.2g}"
+    result.status = "ok"
+    result.note = result.note or f"error {error:.2g}"
     return result, prepared
+
+
+def _worst_cosine(outputs, reference) -> float:
+    if len(outputs) != len(reference):
+        return -1.0
+    return min(cosine(np.asarray(a), e) for a, e in zip(outputs, reference, strict=True))
 
 
 def _worst_error(outputs, reference) -> float:

@@ -20,6 +20,7 @@ from onnx import checker, inliner, shape_inference, version_converter
 
 from ..errors import CompileError, ModelLoadError, ShapeError
 from .expand_functions import expand_functions
+from .expand_quantized_ops import expand_quantized_ops
 from .fold_constants import fold_constants
 from .signature import TensorSpec, graph_inputs, graph_outputs
 from .support import check_supported
@@ -97,6 +98,7 @@ def prepare(model: onnx.ModelProto, input_shapes: Mapping | None = None) -> onnx
     model = upgrade_opset(model)
     model = pin_input_shapes(model, input_shapes or {})
     model = expand_functions(model)
+    model = expand_quantized_ops(model)
     model = fold_constants(model)
     check_supported(model.graph)
     return model

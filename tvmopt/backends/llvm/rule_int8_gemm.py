@@ -14,7 +14,14 @@ from dataclasses import dataclass
 
 from ..._tvm import tvm
 from .intrin_vnni import VNNI_LOCAL_INTRIN
-from .schedule_util import CPURule, block_named, extents, largest_divisor, vector_lanes
+from .schedule_util import (
+    CPURule,
+    block_named,
+    extents,
+    inline_epilogue,
+    largest_divisor,
+    vector_lanes,
+)
 
 QUANTIZE, GEMM, DEQUANTIZE = "int8_quantize", "int8_gemm", "int8_dequantize"
 
@@ -41,32 +48,46 @@ class Int8Gemm(CPURule):
         blocks = [block_named(sch, (name,)) for name in (QUANTIZE, GEMM, DEQUANTIZE)]
         if any(block is None for block in blocks):
             return False
-        quantize, gemm, dequantize = blocks
+        quantize, gemm, _ = blocks
         _schedule_quantize(sch, quantize, vector_lanes(target))
-        self._schedule_gemm(sch, gemm, dequantize, has_vnni(target))
+        # FuseOps may have appended the layer's bias, residual and activation: one epilogue
+        epilogue = inline_epilogue(sch, gemm)
+        self._schedule_gemm(sch, gemm, epilogue, has_vnni(target))
         return True
 
-    def _schedule_gemm(self, sch, gemm, dequantize, vnni: bool) -> None:
+    def _schedule_gemm(self, sch, gemm, epilogue, vnni: bool) -> None:
         b, i, j, no, ni, rh, rw, ko, ki = sch.get_loops(gemm)
         columns, blocks = extents(sch, [j, no])
         j_o, j_i = sch.split(j, [None, largest_divisor(columns, self.tiles.rows)])
         no_o, no_i = sch.split(no, [None, largest_divisor(blocks, self.tiles.chunks)])
         # weight panels outermost: one task's panel stays in cache while positions stream past
         sch.reorder(no_o, b, i, j_o, rh, rw, ko, j_i, no_i, ni, ki)
+        if not vnni:  # the 16 channels become the vector: innermost, below the 4 steps
+            sch.reorder(ki, ni)
         accumulator = sch.cache_write(gemm, 0, "local")
         sch.reverse_compute_at(accumulator, j_o)
-        sch.compute_inline(accumulator)
-        sch.reverse_compute_at(dequantize, j_o)
-        sch.parallel(sch.fuse(no_o, b, i, j_o))
-        init = sch.decompose_reduction(gemm, rh)
-        sch.vectorize(sch.get_loops(init)[-1])
+        if _writes_channels_first(sch, epilogue):
+            # NCHW: the epilogue waits for a whole output row, then writes each channel's row
+            # contiguously; written tile by tile, every channel would touch a partial cache line
+            sch.reverse_compute_at(epilogue, i)
+            sch.parallel(sch.fuse(no_o, b, i))
+        else:
+            sch.compute_inline(accumulator)
+            sch.reverse_compute_at(epilogue, j_o)
+            sch.parallel(sch.fuse(no_o, b, i, j_o))
         sch.unroll(j_i)
         sch.unroll(no_i)
-        if vnni:
-            sch.tensorize(ni, VNNI_LOCAL_INTRIN)
-        else:
+        if not vnni:  # before decomposing: a reduction block without its init cannot vectorize
             sch.unroll(ki)
             sch.vectorize(ni)
+        init = sch.decompose_reduction(gemm, rh)
+        sch.vectorize(sch.get_loops(init)[-1])
+        if vnni:
+            sch.tensorize(ni, VNNI_LOCAL_INTRIN)
+
+
+def _writes_channels_first(sch, block) -> bool:
+    return len(sch.get(block).writes[0].region) == 4
 
 
 def _schedule_quantize(sch, quantize, lanes: int) -> None:

@@ -1,6 +1,7 @@
 """Convert: each annotated layer with its calibrated qparams becomes one int8 TIR function.
 
     conv2d(x, W)  -> call_tir(int8_conv2d, x, pack(Wq), correction, scale)
+    add(conv2d(x, W), b) -> the same, b folded into correction (bias.py)
     matmul(x, W)  -> reshape(call_tir(int8_matmul, reshape(x, [M, K]), ...), x's leading dims)
 
 Weights are quantized per output channel (symmetric int8, [-127, 127]) and packed at compile
@@ -20,6 +21,7 @@ from tvm.relax.expr_functor import PyExprMutator, mutator
 from ..consts import const, static_shape, value
 from . import kernels
 from .annotate import Layer
+from .bias import foldable_biases
 from .observers import QParams
 
 LANES, DEPTH = kernels.LANES, kernels.DEPTH
@@ -42,12 +44,17 @@ def pack_weight(quantized: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(blocks.transpose(0, 4, 5, 2, 1, 3))
 
 
-def kernel_constants(weight_oihw: np.ndarray, qparams: QParams):
-    """The packed weight, the int32 correction (-zp * sum Wq) and the float scale per channel."""
+def kernel_constants(weight_oihw: np.ndarray, qparams: QParams, bias=None):
+    """The packed weight, the int32 correction (-zp * sum Wq, plus the bias quantized at
+    act_scale * w_scale) and the float scale per channel."""
     quantized, w_scale = quantize_weight(weight_oihw)
     sums = quantized.reshape(len(quantized), -1).astype(np.int64).sum(axis=1)
-    correction = (-qparams.zero_point * sums).astype(np.int32)
-    scale = (qparams.scale * w_scale).astype(np.float32)
+    scale = qparams.scale * w_scale.astype(np.float64)
+    correction = -qparams.zero_point * sums
+    if bias is not None:
+        correction = correction + np.round(bias / scale).astype(np.int64)
+    correction = np.clip(correction, -(2**31), 2**31 - 1).astype(np.int32)
+    scale = scale.astype(np.float32)
     return const(pack_weight(quantized)), const(correction), const(scale)
 
 
@@ -65,24 +72,27 @@ def _conv_geometry(call: relax.Call) -> kernels.ConvGeometry:
 
 @mutator
 class _Converter(PyExprMutator):
-    def __init__(self, mod, plans: dict):
+    def __init__(self, mod, plans: dict, folded_adds: dict):
         super().__init__(mod)
-        self.plans = plans  # layer call -> (Layer, QParams)
+        self.plans = plans  # layer call -> (Layer, QParams, the float input or None, bias)
+        self.folded_adds = folded_adds  # bias add call -> the layer's var
 
     def visit_call_(self, call):
         plan = self.plans.get(call)
         new_call = self.visit_expr_post_order(call)
+        if call in self.folded_adds:  # the bias is in the layer's output already
+            return self.visit_expr(self.folded_adds[call])
         if plan is None:
             return new_call
-        layer, qparams = plan
-        x = new_call.args[0]
+        layer, qparams, source, bias = plan
+        x = new_call.args[0] if source is None else self.visit_expr(source)
         build = _int8_conv2d if layer.kind == "conv2d" else _int8_matmul
-        return build(self.builder_, call, x, qparams)
+        return build(self.builder_, call, x, qparams, bias)
 
 
-def _int8_conv2d(builder, call, x, qparams):
+def _int8_conv2d(builder, call, x, qparams, bias):
     weight = value(call.args[1])
-    packed, correction, scale = kernel_constants(weight, qparams)
+    packed, correction, scale = kernel_constants(weight, qparams, bias)
     kernel = partial(  # TE arguments must be tensors or numbers: the rest is bound here
         kernels.int8_conv2d, geometry=_conv_geometry(call), channels=int(weight.shape[0]),
         inv_scale=1.0 / qparams.scale, zero_point=qparams.zero_point,
@@ -90,10 +100,10 @@ def _int8_conv2d(builder, call, x, qparams):
     return builder.call_te(kernel, x, packed, correction, scale, primfunc_name_hint="int8_conv2d")
 
 
-def _int8_matmul(builder, call, x, qparams):
+def _int8_matmul(builder, call, x, qparams, bias):
     weight = value(call.args[1])  # [K, N]
     depth, columns = weight.shape
-    packed, correction, scale = kernel_constants(weight.T[:, :, None, None], qparams)
+    packed, correction, scale = kernel_constants(weight.T[:, :, None, None], qparams, bias)
     shape = static_shape(call.args[0])
     rows = int(np.prod(shape[:-1]))
     flat = builder.emit(relax.op.reshape(x, (rows, depth)))
@@ -108,10 +118,20 @@ def _int8_matmul(builder, call, x, qparams):
     return relax.op.reshape(out, static_shape(call))
 
 
-def convert(mod, layers: list[Layer], qparams: dict[str, QParams]):
-    """`mod` with every layer named in `qparams` converted to int8."""
-    plans = {layer.call: (layer, qparams[layer.name]) for layer in layers if layer.name in qparams}
-    converter = _Converter(mod, plans)
+def convert(mod, layers: list[Layer], qparams: dict[str, QParams], sources=None):
+    """`mod` with every layer named in `qparams` converted to int8; `sources` names, per layer,
+    the float tensor to quantize instead of its input (a QDQ model's tensor before Q/DQ)."""
+    sources = sources or {}
+    chosen = [layer for layer in layers if layer.name in qparams]
+    biases = foldable_biases(mod["main"], chosen)
+    plans = {
+        layer.call: (layer, qparams[layer.name], sources.get(layer.name),
+                     biases[layer.name][1] if layer.name in biases else None)
+        for layer in chosen
+    }  # fmt: skip
+    folded_adds = {add: layer.var for layer in chosen if layer.name in biases
+                   for add in [biases[layer.name][0]]}  # fmt: skip
+    converter = _Converter(mod, plans, folded_adds)
     main = mod.get_global_var("main")
     converter.builder_.update_func(main, converter.visit_expr(mod["main"]))
     return converter.builder_.get()

@@ -1,0 +1,151 @@
+"""The int8 layer kernel and its schedule rule, against integer arithmetic done in numpy; the
+observers' qparams on known distributions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from tvm import s_tir, te
+
+from tvmopt._tvm import tvm
+from tvmopt.backends import resolve_target
+from tvmopt.backends.llvm.rule_int8_gemm import Int8Gemm, has_vnni
+from tvmopt.passes.quantize import kernels
+from tvmopt.passes.quantize.convert import kernel_constants, quantize_weight
+from tvmopt.passes.quantize.observers import (
+    EntropyObserver,
+    MinMaxObserver,
+    MseObserver,
+    PercentileObserver,
+    QParams,
+    qparams_for,
+)
+from tvmopt.passes.quantize.spec import Entropy, MinMax, Mse, Percentile
+
+HOST = resolve_target(None)
+AVX2 = resolve_target({"kind": "llvm", "mcpu": "haswell"})  # no AVX-512, no VNNI: the fallback
+
+
+def _build(prim_func, target):
+    scheduled = Int8Gemm().apply(prim_func, target, False)
+    assert scheduled is not None, "the int8 rule did not fire"
+    text = scheduled.mod.script()
+    assert ("vpdpbusd" in text) == has_vnni(target)
+    return tvm.compile(scheduled.mod, target=target)
+
+
+def _run(lib, arrays, out_shape):
+    tensors = [tvm.runtime.tensor(a) for a in arrays]
+    out = tvm.runtime.tensor(np.zeros(out_shape, np.float32))
+    lib(*tensors, out)
+    return out.numpy()
+
+
+def _fake_quantized(x, qparams: QParams):
+    q = np.clip(np.round(x / qparams.scale) + qparams.zero_point, 0, 255)
+    return (q - qparams.zero_point).astype(np.float64)
+
+
+def _conv_reference(xq, wq, stride, pad, dilation):
+    import torch
+
+    out = torch.nn.functional.conv2d(torch.tensor(xq), torch.tensor(wq.astype(np.float64)),
+                                     stride=stride, padding=pad, dilation=dilation)  # fmt: skip
+    return out.numpy()
+
+
+CONVS = [  # (N, C, H, W, OC, kernel, stride, pad, dilation)
+    (1, 3, 17, 15, 10, 3, 2, 1, 1),  # channels and outputs not multiples of 4 and 16
+    (2, 16, 9, 9, 32, 3, 1, 2, 2),  # batch, dilation
+    (1, 32, 7, 7, 48, 1, 1, 0, 1),  # 1x1
+]
+
+
+@pytest.mark.parametrize("target", [HOST, AVX2], ids=["host", "avx2"])
+@pytest.mark.parametrize("shape", CONVS)
+def test_int8_conv2d_is_exact_integer_arithmetic(target, shape):
+    n, c, h, w, oc, k, stride, pad, dil = shape
+    out_h = (h + 2 * pad - dil * (k - 1) - 1) // stride + 1
+    out_w = (w + 2 * pad - dil * (k - 1) - 1) // stride + 1
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    weight = rng.standard_normal((oc, c, k, k)).astype(np.float32)
+    qparams = qparams_for(float(x.min()), float(x.max()), symmetric=False)
+    packed, correction, scale = (v.value.numpy() for v in kernel_constants(weight, qparams))
+    geometry = kernels.ConvGeometry((k, k), (stride, stride), (pad, pad), (dil, dil),
+                                    (out_h, out_w))  # fmt: skip
+    placeholders = [te.placeholder(a.shape, str(a.dtype)) for a in (x, packed, correction, scale)]
+    y = kernels.int8_conv2d(*placeholders, geometry=geometry, channels=oc,
+                            inv_scale=1 / qparams.scale, zero_point=qparams.zero_point)  # fmt: skip
+    lib = _build(te.create_prim_func([*placeholders, y]), target)
+    actual = _run(lib, [x, packed, correction, scale], (n, oc, out_h, out_w))
+    wq, w_scale = quantize_weight(weight)
+    expected = _conv_reference(_fake_quantized(x, qparams), wq, stride, pad, dil)
+    expected *= (qparams.scale * w_scale)[None, :, None, None]
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("target", [HOST, AVX2], ids=["host", "avx2"])
+def test_int8_matmul_is_exact_integer_arithmetic(target):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((24, 37)).astype(np.float32)  # K = 37: padded to 40
+    weight = rng.standard_normal((37, 20)).astype(np.float32)  # N = 20: padded to 32
+    bias = rng.standard_normal(20)  # folded into the int32 correction at act x weight scale
+    qparams = qparams_for(float(x.min()), float(x.max()), symmetric=True)
+    consts = kernel_constants(weight.T[:, :, None, None], qparams, bias)
+    packed, correction, scale = (v.value.numpy() for v in consts)
+    placeholders = [te.placeholder(a.shape, str(a.dtype)) for a in (x, packed, correction, scale)]
+    y = kernels.int8_matmul(*placeholders, columns=20, inv_scale=1 / qparams.scale,
+                            zero_point=qparams.zero_point)  # fmt: skip
+    lib = _build(te.create_prim_func([*placeholders, y]), target)
+    actual = _run(lib, [x, packed, correction, scale], (24, 20))
+    wq, w_scale = quantize_weight(weight.T[:, :, None, None])
+    expected = _fake_quantized(x, qparams) @ wq[:, :, 0, 0].T.astype(np.float64)
+    expected *= qparams.scale * w_scale[None, :]
+    step = qparams.scale * w_scale  # the bias is rounded to the accumulator's grid
+    np.testing.assert_allclose(actual, expected + bias, rtol=1e-5, atol=step.max())
+
+
+def test_rule_declines_other_functions():
+    a = te.placeholder((4, 4), "float32")
+    b = te.compute((4, 4), lambda i, j: a[i, j] * 2, name="double")
+    sch = s_tir.Schedule(te.create_prim_func([a, b]))
+    assert Int8Gemm().schedule(sch, HOST) is False
+
+
+def _gaussian_batches(count=20, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(4096).astype(np.float32) for _ in range(count)]
+
+
+def test_minmax_and_zero_point_exact():
+    observer = MinMaxObserver(MinMax())
+    observer.observe(np.array([-1.0, 3.0], np.float32))
+    q = observer.qparams(symmetric=False)
+    assert q.scale == pytest.approx(4.0 / 255) and q.zero_point == round(1.0 / q.scale)
+    assert observer.qparams(symmetric=True) == QParams(3.0 / 127, 128)
+    relu = qparams_for(0.0, 2.0, symmetric=False)
+    assert relu.zero_point == 0  # a non-negative range spends every level on it
+
+
+def test_histogram_grows_without_losing_counts():
+    observer = PercentileObserver(Percentile(bins=64))
+    observer.observe(np.array([0.5, -1.0], np.float32))
+    observer.observe(np.array([7.0, 0.25], np.float32))  # 7x the first range: doubles thrice
+    assert observer.limit == 8.0 and observer.counts.sum() == 4
+
+
+@pytest.mark.parametrize(
+    "observer, low, high",
+    [
+        (PercentileObserver(Percentile(percentile=99.0)), 2.3, 2.9),  # |x| 99th pct: 2.58
+        (EntropyObserver(Entropy()), 2.0, 5.0),
+        (MseObserver(Mse()), 2.0, 5.0),
+    ],
+    ids=["percentile", "entropy", "mse"],
+)
+def test_clipping_thresholds_on_a_gaussian(observer, low, high):
+    for batch in _gaussian_batches():
+        observer.observe(batch)
+    assert low < observer.threshold() < high
+    assert observer.threshold() < max(-observer.low, observer.high)  # clips the tails

@@ -1,0 +1,116 @@
+"""Models quantized by someone else: ONNX Runtime's QDQ and QOperator output, and the integer
+ops, compile (QDQ and QLinear through our int8 kernels) and match ONNX Runtime."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+from onnx import TensorProto, helper
+
+import tvmopt
+
+from .helpers import make_model
+
+
+def _float_model() -> onnx.ModelProto:
+    rng = np.random.default_rng(0)
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("Reshape", ["r", "shape"], ["flat"], name="flatten"),
+        helper.make_node("MatMul", ["flat", "m"], ["y"], name="dense"),
+    ]
+    initializers = {
+        "w": rng.standard_normal((32, 8, 3, 3)).astype(np.float32) * 0.2,
+        "shape": np.array([1, 32 * 6 * 6], np.int64),
+        "m": rng.standard_normal((32 * 6 * 6, 10)).astype(np.float32) * 0.05,
+    }
+    return make_model(nodes, [("x", TensorProto.FLOAT, [1, 8, 6, 6])],
+                      [("y", TensorProto.FLOAT, [1, 10])], initializers, opset=17)  # fmt: skip
+
+
+def _samples(count):
+    return [{"x": np.random.default_rng(i).standard_normal((1, 8, 6, 6)).astype(np.float32)}
+            for i in range(count)]  # fmt: skip
+
+
+def _quantize_with_ort(tmp_path, fmt, activation):
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.samples = iter(_samples(16))
+
+        def get_next(self):
+            return next(self.samples, None)
+
+    source, target = tmp_path / "float.onnx", tmp_path / "int8.onnx"
+    onnx.save(_float_model(), source)
+    quantize_static(str(source), str(target), Reader(), per_channel=True,
+                    quant_format=getattr(QuantFormat, fmt),
+                    activation_type=getattr(QuantType, activation),
+                    weight_type=QuantType.QInt8)  # fmt: skip
+    return onnx.load(target)
+
+
+def _assert_matches_ort(model, compiled, tolerance):
+    session = onnxruntime.InferenceSession(model.SerializeToString())
+    for feeds in _samples(4):
+        expected = session.run(None, feeds)[0]
+        actual = compiled.run(feeds)["y"]
+        scale = np.abs(expected).max()
+        assert np.abs(actual - expected).max() <= tolerance * scale
+
+
+def _int8_kernels_in(model, tmp_path) -> bool:
+    dump = tmp_path / "ir"
+    tvmopt.compile(model, dump_ir=dump)
+    return any("int8_gemm" in path.read_text() for path in dump.glob("*ApplyDefaultSchedule*"))
+
+
+@pytest.mark.parametrize("activation", ["QUInt8", "QInt8"])
+def test_onnxruntime_qdq_model_runs_int8_and_matches(tmp_path, activation):
+    model = _quantize_with_ort(tmp_path, "QDQ", activation)
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in model.graph.node}
+    # one output quantization step: a tie rounded the other way moves an output by one step
+    _assert_matches_ort(model, tvmopt.compile(model), tolerance=0.02)
+    assert _int8_kernels_in(model, tmp_path)
+
+
+def test_onnxruntime_qoperator_model_runs_int8_and_matches(tmp_path):
+    model = _quantize_with_ort(tmp_path, "QOperator", "QUInt8")
+    ops = {n.op_type for n in model.graph.node}
+    assert {"QLinearConv", "QLinearMatMul"} <= ops
+    _assert_matches_ort(model, tvmopt.compile(model), tolerance=0.02)
+    assert _int8_kernels_in(model, tmp_path)
+
+
+def test_conv_integer_and_matmul_integer_exact():
+    rng = np.random.default_rng(3)
+    nodes = [
+        helper.make_node("ConvInteger", ["x", "w", "xz", "wz"], ["c"], pads=[0, 0, 1, 1]),
+        helper.make_node("MatMulInteger", ["a", "b", "az"], ["m"]),
+    ]
+    initializers = {
+        "w": rng.integers(-128, 128, (4, 3, 2, 2)).astype(np.int8),
+        "xz": np.array(7, np.uint8), "wz": np.array(-3, np.int8),
+        "b": rng.integers(0, 256, (64, 5)).astype(np.uint8), "az": np.array(200, np.uint8),
+    }  # fmt: skip
+    model = make_model(
+        nodes, [("x", TensorProto.UINT8, [1, 3, 5, 5]), ("a", TensorProto.UINT8, [2, 64])],
+        [("c", TensorProto.INT32, [1, 4, 5, 5]), ("m", TensorProto.INT32, [2, 5])], initializers,
+        opset=13,
+    )  # fmt: skip
+    feeds = {"x": rng.integers(0, 256, (1, 3, 5, 5)).astype(np.uint8),
+             "a": rng.integers(0, 256, (2, 64)).astype(np.uint8)}  # fmt: skip
+    expected = onnxruntime.InferenceSession(model.SerializeToString()).run(None, feeds)
+    actual = tvmopt.compile(model).run(feeds)
+    np.testing.assert_array_equal(actual["c"], expected[0])
+    np.testing.assert_array_equal(actual["m"], expected[1])

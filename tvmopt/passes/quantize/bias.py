@@ -1,0 +1,77 @@
+"""The layer's bias, folded into its int32 accumulator.
+
+    add(conv2d(x, W), b)  -> int8 layer with correction += round(b / (act_scale * w_scale))
+
+A bias is foldable when it is a constant with one value per output channel and the layer's
+output has no other use (a tap or a second consumer needs the value before the bias). The
+add then becomes the layer's output itself.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from tvm import relax
+
+from ..consts import is_constant, value
+from .annotate import Layer
+
+
+def use_counts(func: relax.Function) -> dict:
+    counts: dict = {}
+    values = [b.value for block in func.body.blocks for b in block.bindings]
+    for expr in [*values, func.body.body]:
+        for operand in _operands(expr):
+            counts[operand] = counts.get(operand, 0) + 1
+    return counts
+
+
+def _operands(expr) -> list:
+    if isinstance(expr, relax.Var):
+        return [expr]
+    if isinstance(expr, relax.Call):
+        return [a for a in expr.args if isinstance(a, relax.Var)]
+    if isinstance(expr, relax.Tuple):
+        return [f for f in expr.fields if isinstance(f, relax.Var)]
+    if isinstance(expr, relax.TupleGetItem):
+        return _operands(expr.tuple_value)
+    return []
+
+
+def foldable_biases(func: relax.Function, layers: list[Layer]) -> dict:
+    """Layer name -> (the add call, the bias per output channel)."""
+    counts, by_var = use_counts(func), {layer.var: layer for layer in layers}
+    found = {}
+    for block in func.body.blocks:
+        for binding in block.bindings:
+            match = _bias_add(binding.value, by_var, counts)
+            if match is not None:
+                layer, bias = match
+                found[layer.name] = (binding.value, bias)
+    return found
+
+
+def _bias_add(expr, by_var: dict, counts: dict):
+    if not isinstance(expr, relax.Call) or getattr(expr.op, "name", None) != "relax.add":
+        return None
+    for operand, other in (expr.args, expr.args[::-1]):
+        layer = by_var.get(operand)
+        if layer is None or counts.get(operand) != 1 or not is_constant(other):
+            continue
+        bias = value(other)
+        channels = _channels(layer)
+        if bias.size == channels and _per_channel(bias.shape, layer.kind):
+            return layer, bias.reshape(-1).astype(np.float64)
+    return None
+
+
+def _channels(layer: Layer) -> int:
+    weight = value(layer.call.args[1])
+    return int(weight.shape[0] if layer.kind == "conv2d" else weight.shape[1])
+
+
+def _per_channel(shape: tuple, kind: str) -> bool:
+    """Broadcast along the channel axis only: [1, C, 1, 1] or [C, 1, 1] for NCHW, [..., N]."""
+    dims = [int(d) for d in shape]
+    if kind == "matmul":
+        return all(d == 1 for d in dims[:-1])
+    return len(dims) >= 3 and all(d == 1 for d in dims[-2:]) and all(d == 1 for d in dims[:-3])
