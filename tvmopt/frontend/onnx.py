@@ -19,6 +19,7 @@ from google.protobuf.message import DecodeError
 from onnx import checker, inliner, shape_inference, version_converter
 
 from ..errors import CompileError, ModelLoadError, ShapeError
+from .converters import our_converters
 from .expand_functions import expand_functions
 from .expand_quantized_ops import expand_quantized_ops
 from .fold_constants import fold_constants
@@ -185,7 +186,7 @@ def import_model(model: onnx.ModelProto):
     from tvm.relax.frontend.onnx import from_onnx
 
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), our_converters():
             warnings.simplefilter("ignore")
             return from_onnx(model, opset=opset_of(model))
     except Exception as err:  # noqa: BLE001 - TVM's importer raises any type

@@ -10,6 +10,7 @@ from tvm import relax
 
 from .._tvm import tvm
 from ..backends.llvm.rules import schedule_pass
+from .conv1x1_as_matmul import Conv1x1AsMatmul
 from .fast_math import FAST_LEGALIZATIONS
 from .fold_constants import FoldConstants
 from .fold_scale_shift import FoldScaleShift
@@ -46,6 +47,7 @@ O3_BEFORE_QUANTIZE = O1 + DECOMPOSE + [
 ] + INTO_WEIGHTS  # fmt: skip
 O3_AFTER_QUANTIZE = [
     ("dataflow", T.ConvertToDataflow),  # quantization's taps leave plain binding blocks
+    ("conv1x1_as_matmul", lambda: Conv1x1AsMatmul),  # 7x7 / 14x14 maps: vectors over channels
     ("pack_matmul_weights", lambda: PackMatmulWeights),  # W[K,N] -> contiguous column panels
     ("simplify_2", lambda: Simplify),  # with one row, the panels' permute is a reshape
     ("fuse_epilogue", FuseEpilogue),  # conv/matmul + bias + activation + residual -> 1 kernel

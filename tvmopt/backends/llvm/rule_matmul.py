@@ -25,7 +25,7 @@ from .schedule_util import (
 class MatmulTiles:
     """The tile sizes of the schedule: what a tuner searches around."""
 
-    rows: int = 4  # MR: rows of A per register block
+    rows: int = 0  # MR: rows of A per register block; 0: 8 with 32 vector registers, else 4
     vectors: int = 2  # NR / lanes: vectors of output columns per register block
 
 
@@ -43,7 +43,9 @@ class Matmul(CPURule):
         if rows is None or cols is None:
             return False
         lanes = vector_lanes(target)
-        i_o, i_i = sch.split(i, [None, largest_divisor(rows, self.tiles.rows)])
+        # the most rows up to MR that divide the extent: 49 rows (a 7x7 map) take 7, not 1
+        row_block = self.tiles.rows or (8 if lanes >= 16 else 4)
+        i_o, i_i = sch.split(i, [None, largest_divisor(rows, row_block)])
         j_o, j_i = sch.split(j, [None, largest_divisor(cols, lanes * self.tiles.vectors)])
         sch.reorder(*batch, i_o, j_o, k, i_i, j_i)
         self._vectorize_and_accumulate(sch, matmul, epilogue, j_o, j_i, i_i)

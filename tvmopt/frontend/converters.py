@@ -1,0 +1,67 @@
+"""Our converters for ONNX ops whose TVM import hides them from the graph passes.
+
+    Clip(x, lo, hi)  (constant bounds) -> relax.clip(x, lo, hi)
+
+TVM imports Clip as two opaque TE calls (maximum, then minimum), which no Relax pattern can
+match: a ReLU6 after a convolution cannot fuse into its epilogue and costs a pass over the whole
+tensor. With constant bounds, one relax.clip says the same thing in a form fusion sees. Other
+Clips (tensor-valued or NaN bounds, which ONNX reads as unbounded) keep TVM's conversion.
+
+TVM's importer looks its converters up in a module-level table; `our_converters` puts ours in
+for the duration of one import.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import numpy as np
+from tvm import relax
+from tvm.relax.frontend.onnx import onnx_frontend
+
+from .._tvm import tvm
+
+
+def _constant_bound(expr, default: float) -> float | None:
+    if expr is None:
+        return default
+    if not isinstance(expr, tvm.ir.GenericConst) or expr.value.numpy().size != 1:
+        return None
+    bound = float(expr.value.numpy().reshape(()))
+    return None if np.isnan(bound) else bound
+
+
+class Clip(onnx_frontend.Clip):
+    @classmethod
+    def _impl_v1(cls, bb, inputs, attr, params):
+        low, high = float(attr.get("min", -np.inf)), float(attr.get("max", np.inf))
+        return relax.op.clip(inputs[0], low, high)
+
+    @classmethod
+    def _impl_v13(cls, bb, inputs, attr, params):
+        low = _constant_bound(inputs[1], -np.inf)
+        high = _constant_bound(inputs[2] if len(inputs) > 2 else None, np.inf)
+        if low is None or high is None or not _is_float(inputs[0]):
+            return super()._impl_v13(bb, inputs, attr, params)
+        return relax.op.clip(inputs[0], low, high)
+
+
+def _is_float(expr) -> bool:
+    return str(expr.ty.dtype).startswith(("float", "bfloat"))
+
+
+OURS = {"Clip": Clip}
+
+
+@contextmanager
+def our_converters():
+    original = onnx_frontend._get_convert_map
+
+    def with_ours():
+        return {**original(), **OURS}
+
+    onnx_frontend._get_convert_map = with_ours
+    try:
+        yield
+    finally:
+        onnx_frontend._get_convert_map = original
