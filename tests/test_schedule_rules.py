@@ -169,3 +169,13 @@ def test_each_rule_fires_on_its_operator_family():
     assert rules_for("matmul") == {"Matmul"}
     assert rules_for("softmax") == {"Fallback"}
     assert_matches_ort(model, tvmopt.compile(model))
+
+
+@pytest.mark.parametrize("size", [16, 17])  # 17: the padded row (19) has no whole stride-2 split
+def test_stride_2_conv_reads_a_deinterleaved_input(size):
+    model = conv_model(cin=16, cout=16, size=size, kernel=3, stride=2, pad=1, group=16)
+    func = conv_function(model)
+    scheduled = Conv2dNCHW().apply(func, resolve_target("llvm"), False).mod["main"].script()
+    contiguous = "v_rx % T.int64(2), v_rx // T.int64(2) + v_xx]"  # plane, then column
+    assert (contiguous in scheduled) == ((size + 2) % 2 == 0)
+    assert_matches_ort(model, tvmopt.compile(model))

@@ -4,13 +4,17 @@ Each task owns a block of OC_BLOCK output channels of one output row; the accumu
 vectors of `lanes` outputs along the row, stay in registers across the whole reduction over
 input channels and the kernel window, and the fused epilogue (bias, activation, residual)
 is applied while they are written out. Covers any kernel size, stride, dilation and group count
-(depthwise included). The input's zero padding is materialized first, in parallel.
+(depthwise included). The input's zero padding is materialized first, in parallel; with a
+row stride s it is stored as s planes of every s-th column, so strided convs load contiguously.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tvm import tirx
+
+from ..._tvm import tvm
 from .schedule_util import (
     CPURule,
     block_named,
@@ -43,6 +47,7 @@ class Conv2dNCHW(CPURule):
         if conv is None or iter_kinds(sch, conv) != "SSSSRRR":
             return False
         lanes = self.tiles.max_vector or vector_lanes(target)
+        _deinterleave_strided_input(sch, conv)
         _schedule_padding(sch, lanes)
         epilogue = inline_epilogue(sch, conv)
         self._schedule_conv(sch, conv, epilogue, lanes)
@@ -68,6 +73,46 @@ class Conv2dNCHW(CPURule):
         sch.vectorize(sch.get_loops(init)[-1])
         for block in [accumulator] + ([epilogue] if epilogue is not None else []):
             sch.vectorize(sch.get_loops(block)[-1])
+
+
+def _deinterleave_strided_input(sch, conv) -> None:
+    """With stride s along the row, the padded input is laid out [..., W % s, W / s]: output
+    column j reads column j + kw / s of plane kw % s, so a vector of outputs loads contiguous
+    inputs instead of gathering every s-th one (MobileNet's stride-2 depthwise convs)."""
+    pads = [b for b in root_blocks(sch) if sch.get(b).name_hint == "pad_temp"]
+    if len(pads) != 1:
+        return
+    stride, width = _row_stride(sch, conv), extents(sch, sch.get_loops(pads[0])[-1:])[0]
+    if stride is None or stride < 2 or width is None or width % stride:
+        return
+    sch.transform_layout(
+        pads[0], ("write", 0), lambda *index: (*index[:-1], index[-1] % stride, index[-1] // stride)
+    )
+
+
+def _row_stride(sch, conv) -> int | None:
+    """The coefficient of the output column in the conv's read of the padded input."""
+    block = sch.get(conv)
+    column = block.iter_vars[3].var
+    for load in _loads(block.body.value):
+        if getattr(load.source, "name", None) == "pad_temp":
+            coefficients = tvm.sym.detect_linear_equation(load.indices[-1], [column])
+            if len(coefficients) == 2 and isinstance(coefficients[0], tirx.IntImm):
+                return int(coefficients[0])
+    return None
+
+
+def _loads(expr):
+    """Every buffer load in a TIR expression."""
+    if isinstance(expr, tvm.ir.TensorLoad):
+        yield expr
+    for field in ("a", "b", "value", "condition", "true_value", "false_value"):
+        child = getattr(expr, field, None)
+        if isinstance(child, tvm.ir.expr.Expr):
+            yield from _loads(child)
+    for child in getattr(expr, "args", None) or []:
+        if isinstance(child, tvm.ir.expr.Expr):
+            yield from _loads(child)
 
 
 def _schedule_padding(sch, lanes: int) -> None:

@@ -1,8 +1,9 @@
 """Annotate: which calls of `main` become int8 layers, and what each is called.
 
 A layer is a conv2d (NCHW, OIHW, one group) or a matmul whose weight is a float32 constant and
-whose input has a static float32 shape. Depthwise and grouped convolutions stay float32 (they
-are memory-bound: int8 would save little). Layers are named after their ONNX node where the
+whose input has a static float32 shape (a float16 model rounds differently from the kernel's
+float32 epilogue, so it keeps its own arithmetic). Depthwise and grouped convolutions stay
+float32 (they are memory-bound: int8 would save little). Layers are named after their ONNX node where the
 model's Conv/MatMul/Gemm nodes with constant weights line up one to one with the layers found,
 else `conv2d_3`, `matmul_7`: the names the report prints and `skip` accepts.
 """
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 import onnx
 from tvm import relax
 
-from ..consts import is_constant, is_float, static_shape, value
+from ..consts import dtype, is_constant, static_shape, value
 
 WEIGHTED_ONNX_OPS = ("Conv", "MatMul", "Gemm")
 
@@ -55,8 +56,9 @@ def _kind(call: relax.Call) -> str | None:
 def _weight_and_input_ok(call: relax.Call, weight_rank: int) -> bool:
     x, weight = call.args
     return (
-        is_constant(weight) and is_float(weight) and value(weight).ndim == weight_rank
-        and is_float(x) and static_shape(x) is not None and static_shape(call) is not None
+        is_constant(weight) and dtype(weight) == "float32" and value(weight).ndim == weight_rank
+        and dtype(x) == "float32" and static_shape(x) is not None
+        and static_shape(call) is not None
     )  # fmt: skip
 
 
