@@ -3,9 +3,9 @@
 A layer is a conv2d (NCHW, OIHW, one group) or a matmul whose weight is a float32 constant and
 whose input has a static float32 shape (a float16 model rounds differently from the kernel's
 float32 epilogue, so it keeps its own arithmetic). Depthwise and grouped convolutions stay
-float32 (they are memory-bound: int8 would save little). Layers are named after their ONNX node where the
-model's Conv/MatMul/Gemm nodes with constant weights line up one to one with the layers found,
-else `conv2d_3`, `matmul_7`: the names the report prints and `skip` accepts.
+float32 (they are memory-bound: int8 would save little). Layers are named after their ONNX
+node where the model's Conv/MatMul/Gemm nodes with constant weights line up one to one with the
+layers found, else `conv2d_3`, `matmul_7`: the names the report prints and `skip` accepts.
 """
 
 from __future__ import annotations
