@@ -18,7 +18,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not tuning and not cuda"
 
 # The default bench suite, every target and peer available here; writes bench/results/.
-BENCH_ARGS ?= --repeat 10 --warmup 2 --threads 2
+BENCH_ARGS ?= --repeat 30 --warmup 2 --threads 2
 bench: $(STAMP)
 	$(VENV)/bin/tvmopt bench $(BENCH_ARGS)
 

@@ -94,17 +94,24 @@ def compile(  # noqa: A001 - the verb users expect
     config = _quantize_config(quantize, calib, opt_level, quantize_config,
                               calib_method=calib_method, skip=skip,
                               max_accuracy_drop=max_accuracy_drop)  # fmt: skip
-    graph = None
     with instrumented(dump_ir, print_pass_times):
-        if config is not None:
-            quantized = quantize_model(mod, prepared, inputs, resolved, config, calib, log)
-            mod, graph = quantized.module, O3_AFTER_QUANTIZE
-        elif opt_level == 3 and has_quantize_ops(mod):  # QDQ: the quantizer's own qparams
-            mod, graph = prequantized(mod, prepared, resolved), O3_AFTER_QUANTIZE
+        mod, graph, report = _quantized(mod, prepared, inputs, resolved, opt_level, config,
+                                        calib, log)  # fmt: skip
         executable = _build(mod, resolved, opt_level, graph)
     compiled = CompiledModel(executable, metadata, target=resolved)
-    compiled.quantize_report = quantized.report if config is not None else None
+    compiled.quantize_report = report
     return compiled
+
+
+def _quantized(mod, prepared, inputs, target, opt_level, config, calib, log):
+    """(module, graph passes still to run, QuantizeReport or None): int8 when asked for, or when
+    the model is already quantized (QDQ, with the quantizer's own qparams); else `mod` as is."""
+    if config is not None:
+        quantized = quantize_model(mod, prepared, inputs, target, config, calib, log)
+        return quantized.module, O3_AFTER_QUANTIZE, quantized.report
+    if opt_level == 3 and has_quantize_ops(mod):
+        return prequantized(mod, prepared, target), O3_AFTER_QUANTIZE, None
+    return mod, None, None
 
 
 def _quantize_config(quantize, calib, opt_level, config, **explicit):
@@ -116,10 +123,10 @@ def _quantize_config(quantize, calib, opt_level, config, **explicit):
         raise OptionError("quantize='int8' needs calibration data (calib=...)")
     if opt_level != 3:
         raise OptionError(f"int8 quantization runs at opt_level 3, got {opt_level}")
+    explicit["skip"] = tuple(explicit["skip"])
     defaults = {"calib_method": "minmax", "skip": (), "max_accuracy_drop": None}
-    changed = {k: v for k, v in explicit.items() if v is not defaults[k] and v != defaults[k]}
-    fields = {"calib_method": "method"}
-    overrides = {fields.get(k, k): tuple(v) if k == "skip" else v for k, v in changed.items()}
+    fields = {"calib_method": "method", "skip": "skip", "max_accuracy_drop": "max_accuracy_drop"}
+    overrides = {fields[k]: v for k, v in explicit.items() if v != defaults[k]}
     return dataclasses.replace(config or QuantizeConfig(), **overrides)
 
 
