@@ -176,3 +176,23 @@ def test_cli_bad_quantize_input_exits_2(digits, tmp_path, capsys):
     assert not out.exists()
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "calibration data not found" in err
+
+
+def test_tensor_between_int8_layers_is_uint8(digits, tmp_path, monkeypatch):
+    """conv -> relu -> conv: the first layer's epilogue quantizes for the second (requantize.py),
+    so the tensor between them is uint8; the second conv's output feeds a flatten (a reshape
+    the matmul reads alone), also requantized, and the results equal float-between ones."""
+    import re
+
+    import tvmopt.passes.quantize.convert as convert
+
+    model, calib, test_x, _ = digits
+    compiled = tvmopt.compile(model, quantize="int8", calib=calib[:8], dump_ir=tmp_path)
+    scheduled = "".join(p.read_text() for p in tmp_path.glob("*ApplyDefaultSchedule*"))
+    producers = re.findall(r"def (fused_int8_conv2d\w*_cast\w*)\(", scheduled)
+    assert producers, "no int8 layer writes uint8"
+    monkeypatch.setattr(convert, "requantizable", lambda func, plans: {})
+    float_between = tvmopt.compile(model, quantize="int8", calib=calib[:8])
+    for image in test_x[:8]:
+        np.testing.assert_array_equal(compiled.run({"image": image})["logits"],
+                                      float_between.run({"image": image})["logits"])  # fmt: skip

@@ -20,12 +20,12 @@ def use_counts(func: relax.Function) -> dict:
     counts: dict = {}
     values = [b.value for block in func.body.blocks for b in block.bindings]
     for expr in [*values, func.body.body]:
-        for operand in _operands(expr):
+        for operand in operands(expr):
             counts[operand] = counts.get(operand, 0) + 1
     return counts
 
 
-def _operands(expr) -> list:
+def operands(expr) -> list:
     if isinstance(expr, relax.Var):
         return [expr]
     if isinstance(expr, relax.Call):
@@ -33,7 +33,7 @@ def _operands(expr) -> list:
     if isinstance(expr, relax.Tuple):
         return [f for f in expr.fields if isinstance(f, relax.Var)]
     if isinstance(expr, relax.TupleGetItem):
-        return _operands(expr.tuple_value)
+        return operands(expr.tuple_value)
     return []
 
 

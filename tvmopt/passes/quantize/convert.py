@@ -2,6 +2,7 @@
 
     conv2d(x, W)  -> call_tir(int8_conv2d, x, pack(Wq), correction, scale)
     add(conv2d(x, W), b) -> the same, b folded into correction (bias.py)
+    a tensor read only by int8 layers -> uint8 from its producer (requantize.py)
     matmul(x, W)  -> reshape(call_tir(int8_matmul, reshape(x, [M, K]), ...), x's leading dims)
 
 Weights are quantized per output channel (symmetric int8, [-127, 127]) and packed at compile
@@ -23,6 +24,7 @@ from . import kernels
 from .annotate import Layer
 from .bias import foldable_biases
 from .observers import QParams
+from .requantize import requantizable, requantized
 
 LANES, DEPTH = kernels.LANES, kernels.DEPTH
 
@@ -72,20 +74,29 @@ def _conv_geometry(call: relax.Call) -> kernels.ConvGeometry:
 
 @mutator
 class _Converter(PyExprMutator):
-    def __init__(self, mod, plans: dict, folded_adds: dict):
+    def __init__(self, mod, plans: dict, folded_adds: dict, requantize: dict):
         super().__init__(mod)
         self.plans = plans  # layer call -> (Layer, QParams, the float input or None, bias)
         self.folded_adds = folded_adds  # bias add call -> the layer's var
+        self.requantize = requantize  # var read only by int8 layers -> their QParams
+
+    def visit_var_binding_(self, binding):
+        if binding.var not in self.requantize:
+            return super().visit_var_binding_(binding)
+        produced = self.builder_.emit(self.visit_expr(binding.value))
+        quantized = requantized(produced, self.requantize[binding.var])
+        self.set_var_remap(binding.var, self.builder_.emit(quantized))
+        return None
 
     def visit_call_(self, call):
-        plan = self.plans.get(call)
-        new_call = self.visit_expr_post_order(call)
         if call in self.folded_adds:  # the bias is in the layer's output already
             return self.visit_expr(self.folded_adds[call])
+        plan = self.plans.get(call)
         if plan is None:
-            return new_call
+            return self.visit_expr_post_order(call)
         layer, qparams, source, bias = plan
-        x = new_call.args[0] if source is None else self.visit_expr(source)
+        # the input itself, not the call rebuilt around it: it may be uint8 (requantize.py)
+        x = self.visit_expr(call.args[0] if source is None else source)
         build = _int8_conv2d if layer.kind == "conv2d" else _int8_matmul
         return build(self.builder_, call, x, qparams, bias)
 
@@ -131,7 +142,7 @@ def convert(mod, layers: list[Layer], qparams: dict[str, QParams], sources=None)
     }  # fmt: skip
     folded_adds = {add: layer.var for layer in chosen if layer.name in biases
                    for add in [biases[layer.name][0]]}  # fmt: skip
-    converter = _Converter(mod, plans, folded_adds)
+    converter = _Converter(mod, plans, folded_adds, requantizable(mod["main"], plans))
     main = mod.get_global_var("main")
     converter.builder_.update_func(main, converter.visit_expr(mod["main"]))
     return converter.builder_.get()

@@ -49,8 +49,10 @@ def _quantize(value, inv_scale: float, zero_point: int):
 
 
 def _padded_read(inside, read, inv_scale, zero_point):
-    return tirx.if_then_else(inside, _quantize(read, inv_scale, zero_point),
-                             tirx.const(zero_point, "uint8"))  # fmt: skip
+    """The quantized value, or the zero point outside the input; a uint8 input arrives already
+    quantized with these qparams (requantize.py) and is only moved."""
+    value = read if read.dtype == "uint8" else _quantize(read, inv_scale, zero_point)
+    return tirx.if_then_else(inside, value, tirx.const(zero_point, "uint8"))
 
 
 def quantize_nchw(x, geometry: ConvGeometry, channels: int, inv_scale: float, zero_point: int):
