@@ -66,11 +66,14 @@ class TvmoptLLVM(Contender):
         import tvmopt
 
         start = time.perf_counter()
-        compiled = tvmopt.compile(case.onnx_path, opt_level=self.opt_level)
+        compiled = tvmopt.compile(case.onnx_path, **self.options(case))
         seconds = time.perf_counter() - start
         size = _exported_size(compiled)
         names = [spec.name for spec in compiled.outputs]
         return Prepared(lambda: [compiled.run(case.feeds)[n] for n in names], seconds, size)
+
+    def options(self, case) -> dict:
+        return {"opt_level": self.opt_level}
 
 
 def _exported_size(compiled) -> int:
@@ -131,20 +134,16 @@ class _CalibrationReader:
         return next(self.samples, None)
 
 
-class TvmoptInt8(Contender):
+class TvmoptInt8(TvmoptLLVM):
     """tvmopt -O3 with int8 quantization, calibrated on the case's calibration samples."""
 
-    name, min_cosine = "llvm-int8", INT8_MIN_COSINE
+    min_cosine = INT8_MIN_COSINE
 
-    def prepare(self, case, threads):
-        import tvmopt
+    def __init__(self):
+        super().__init__("llvm-int8")
 
-        start = time.perf_counter()
-        compiled = tvmopt.compile(case.onnx_path, quantize="int8", calib=case.calibration)
-        seconds = time.perf_counter() - start
-        names = [spec.name for spec in compiled.outputs]
-        size = _exported_size(compiled)
-        return Prepared(lambda: [compiled.run(case.feeds)[n] for n in names], seconds, size)
+    def options(self, case) -> dict:
+        return {"quantize": "int8", "calib": case.calibration}
 
 
 @contextmanager

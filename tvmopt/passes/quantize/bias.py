@@ -14,32 +14,13 @@ from tvm import relax
 
 from ..consts import is_constant, value
 from .annotate import Layer
-
-
-def use_counts(func: relax.Function) -> dict:
-    counts: dict = {}
-    values = [b.value for block in func.body.blocks for b in block.bindings]
-    for expr in [*values, func.body.body]:
-        for operand in operands(expr):
-            counts[operand] = counts.get(operand, 0) + 1
-    return counts
-
-
-def operands(expr) -> list:
-    if isinstance(expr, relax.Var):
-        return [expr]
-    if isinstance(expr, relax.Call):
-        return [a for a in expr.args if isinstance(a, relax.Var)]
-    if isinstance(expr, relax.Tuple):
-        return [f for f in expr.fields if isinstance(f, relax.Var)]
-    if isinstance(expr, relax.TupleGetItem):
-        return operands(expr.tuple_value)
-    return []
+from .uses import readers
 
 
 def foldable_biases(func: relax.Function, layers: list[Layer]) -> dict:
     """Layer name -> (the add call, the bias per output channel)."""
-    counts, by_var = use_counts(func), {layer.var: layer for layer in layers}
+    counts = {var: len(exprs) for var, exprs in readers(func).items()}
+    by_var = {layer.var: layer for layer in layers}
     found = {}
     for block in func.body.blocks:
         for binding in block.bindings:

@@ -15,26 +15,15 @@ from __future__ import annotations
 
 from tvm import relax
 
-from .bias import operands
 from .observers import QParams
-
-
-def users(func: relax.Function) -> dict:
-    """Var -> every binding value or output that reads it."""
-    found: dict = {}
-    values = [b.value for block in func.body.blocks for b in block.bindings]
-    for expr in [*values, func.body.body]:
-        for operand in operands(expr):
-            found.setdefault(operand, []).append(expr)
-    return found
+from .uses import readers
 
 
 def requantizable(func: relax.Function, plans: dict) -> dict:
     """Var -> QParams, for each tensor whose every reader is a planned int8 layer (that reads it
     itself, not through a QDQ pair) and that all of them quantize alike."""
-    readers, params = users(func), set(func.params)
-    chosen = {}
-    for var, exprs in readers.items():
+    params, chosen = set(func.params), {}
+    for var, exprs in readers(func).items():
         qparams = {_planned_input(expr, var, plans) for expr in exprs}
         if var not in params and len(qparams) == 1 and None not in qparams:
             chosen[var] = qparams.pop()
