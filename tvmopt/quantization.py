@@ -74,11 +74,16 @@ def prequantized(mod, model_proto, target):
     return convert(mod, layers, qparams, sources)
 
 
+LISTED_LAYERS = 8  # an error names this many layers, then counts the rest: it stays one line
+
+
 def _check_skip(skip, layers) -> None:
-    known = {layer.name for layer in layers}
+    known = [layer.name for layer in layers]
     unknown = [name for name in skip if name not in known]
     if unknown:
-        listed = ", ".join(sorted(known)) or "none"
+        listed = ", ".join(known[:LISTED_LAYERS]) or "none"
+        if len(known) > LISTED_LAYERS:
+            listed += f" and {len(known) - LISTED_LAYERS} more; see tvmopt quantize-report"
         raise OptionError(f"cannot skip '{unknown[0]}': no quantizable layer has that name "
                           f"(the layers are: {listed})")  # fmt: skip
 
