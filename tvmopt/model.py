@@ -10,6 +10,7 @@ from .backends import llvm
 from .frontend.signature import TensorSpec
 from .inputs import check_inputs, random_inputs
 from .timing import Latency, time_callable
+from .vm_results import leaves
 
 
 class CompiledModel:
@@ -54,7 +55,7 @@ class CompiledModel:
         """Run once. `inputs` maps input names to arrays (or lists them in signature order)."""
         arrays = check_inputs(self.inputs, inputs)
         result = self._machine["main"](*self._staged(arrays))
-        return dict(zip((spec.name for spec in self.outputs), _flatten(result), strict=True))
+        return dict(zip((spec.name for spec in self.outputs), leaves(result), strict=True))
 
     def _staged(self, arrays: list[np.ndarray]) -> list:
         """The inputs copied into tensors made once: a copy into an existing tensor costs a
@@ -86,10 +87,3 @@ class CompiledModel:
         inputs = ", ".join(spec.describe() for spec in self.inputs)
         outputs = ", ".join(spec.describe() for spec in self.outputs)
         return f"CompiledModel({inputs} -> {outputs}; target {self.metadata.target.get('kind')})"
-
-
-def _flatten(result) -> list[np.ndarray]:
-    """VM results are a tensor or (nested) tuples of tensors; outputs are their leaves in order."""
-    if isinstance(result, tvm.runtime.Tensor):
-        return [result.numpy()]
-    return [array for item in result for array in _flatten(item)]

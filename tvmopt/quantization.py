@@ -35,8 +35,7 @@ class Quantized:
 def quantize(mod, model_proto, specs, target, config: QuantizeConfig, calib, log=None):
     """Quantize `mod` (as imported from `model_proto`) to int8 with calibration data `calib`."""
     check_source(calib)  # before minutes of compiling, not after
-    with target:
-        mod = tvm.transform.Sequential([p for _, p in graph_passes(3, O3_BEFORE_QUANTIZE)])(mod)
+    mod = _float32_graph_passes(mod, target)
     names = onnx_layer_names(model_proto)
     layers = find_layers(mod["main"], names)
     _check_skip(config.skip, layers)
@@ -56,6 +55,12 @@ def quantize(mod, model_proto, specs, target, config: QuantizeConfig, calib, log
     return Quantized(convert(mod, layers, chosen), report)
 
 
+def _float32_graph_passes(mod, target):
+    """-O3's graph passes up to where quantization runs (weights folded, not yet packed)."""
+    with target:
+        return tvm.transform.Sequential([p for _, p in graph_passes(3, O3_BEFORE_QUANTIZE)])(mod)
+
+
 def has_quantize_ops(mod) -> bool:
     """Whether `main` holds QuantizeLinear (a pre-quantized model)."""
     calls = [b.value for block in mod["main"].body.blocks for b in block.bindings]
@@ -65,8 +70,7 @@ def has_quantize_ops(mod) -> bool:
 def prequantized(mod, model_proto, target):
     """A QDQ model's conv/matmul layers on our int8 kernels with its own qparams; the module is
     returned after the float32 graph passes, ready for O3_AFTER_QUANTIZE."""
-    with target:
-        mod = tvm.transform.Sequential([p for _, p in graph_passes(3, O3_BEFORE_QUANTIZE)])(mod)
+    mod = _float32_graph_passes(mod, target)
     layers = find_layers(mod["main"], onnx_layer_names(model_proto))
     found = prequantized_layers(mod["main"], layers)
     qparams = {name: q for name, (_, q) in found.items()}

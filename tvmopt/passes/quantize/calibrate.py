@@ -13,6 +13,7 @@ import numpy as np
 from tvm import relax
 
 from ..._tvm import tvm
+from ...vm_results import leaves
 from .annotate import Layer, find_layers
 from .observers import QParams, make_observer
 from .spec import QuantizeConfig
@@ -41,15 +42,9 @@ class TappedModel:
 
     def run(self, arrays: list[np.ndarray]):
         result = self.vm["main"](*[tvm.runtime.tensor(a) for a in arrays])
-        outputs = _leaves(result[0])
+        outputs = leaves(result[0])
         taps = [result[1 + i].numpy() for i in range(2 * self.layer_count)]
         return outputs, taps[: self.layer_count], taps[self.layer_count :]
-
-
-def _leaves(result) -> list[np.ndarray]:
-    if isinstance(result, tvm.runtime.Tensor):
-        return [result.numpy()]
-    return [leaf for item in result for leaf in _leaves(item)]
 
 
 def calibrate(
