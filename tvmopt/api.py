@@ -8,6 +8,7 @@ from pathlib import Path
 from . import __version__
 from ._tvm import tvm
 from .artifact import Metadata, read_metadata
+from .autotune.database import open_database
 from .backends import llvm, resolve_target, target_record
 from .errors import ArtifactError, CompileError, OptionError
 from .frontend import onnx as onnx_frontend
@@ -36,6 +37,7 @@ def compile(  # noqa: A001 - the verb users expect
     max_accuracy_drop=None,
     quantize_config=None,
     log=None,
+    db=None,
 ) -> CompiledModel:
     """Compile a model for `target`.
 
@@ -72,18 +74,51 @@ def compile(  # noqa: A001 - the verb users expect
         All of the above in one object (plus symmetric activations); explicit arguments win.
     log : callable, optional
         Receives progress lines (calibration, fallbacks); None is silent.
+    db : str or os.PathLike, optional
+        A tuning database (`tvmopt tune --db`): kernels tuned for this target use their best
+        record; the rest keep the CPU schedule rules.
 
     Returns
     -------
     CompiledModel
     """
+    database = None if db is None else open_database(db, resolve_target(target))
+    with instrumented(dump_ir, print_pass_times):
+        prepared = prepare(model, target, input_shapes, example_inputs, opt_level, quantize,
+                           calib, calib_method, skip, max_accuracy_drop, quantize_config, log)
+        executable = _build(prepared, database)
+    compiled = CompiledModel(executable, prepared.metadata, target=prepared.target)
+    compiled.quantize_report = prepared.report
+    compiled.tuned_kernels = 0 if database is None else database.applied
+    return compiled
+
+
+@dataclasses.dataclass
+class Prepared:
+    """A model imported and, when asked for, quantized: what is left is the graph passes in
+    `graph` (None: those of `opt_level`), lowering and scheduling; tuning starts from here too."""
+
+    module: object
+    graph: list | None
+    metadata: Metadata
+    target: object
+    opt_level: int
+    report: object = None
+
+
+def prepare(  # noqa: PLR0913 - compile's arguments, less the output options
+    model, target=None, input_shapes=None, example_inputs=None, opt_level=DEFAULT_OPT_LEVEL,
+    quantize=None, calib=None, calib_method="minmax", skip=(), max_accuracy_drop=None,
+    quantize_config=None, log=None,
+) -> Prepared:  # fmt: skip
+    """Import `model` for `target` and quantize it when asked (compile's arguments)."""
     check_opt_level(opt_level)
     resolved = resolve_target(target)
     proto = _to_onnx(model, example_inputs)
-    prepared = onnx_frontend.prepare(proto, input_shapes)
-    mod = onnx_frontend.import_model(prepared)
-    inputs, _ = onnx_frontend.signature(prepared)
-    outputs = output_specs(mod, [out.name for out in prepared.graph.output])
+    onnx_model = onnx_frontend.prepare(proto, input_shapes)
+    mod = onnx_frontend.import_model(onnx_model)
+    inputs, _ = onnx_frontend.signature(onnx_model)
+    outputs = output_specs(mod, [out.name for out in onnx_model.graph.output])
     metadata = Metadata(
         inputs=tuple(inputs),
         outputs=tuple(outputs),
@@ -94,13 +129,9 @@ def compile(  # noqa: A001 - the verb users expect
     config = _quantize_config(quantize, calib, opt_level, quantize_config,
                               calib_method=calib_method, skip=skip,
                               max_accuracy_drop=max_accuracy_drop)  # fmt: skip
-    with instrumented(dump_ir, print_pass_times):
-        mod, graph, report = _quantized(mod, prepared, inputs, resolved, opt_level, config,
-                                        calib, log)  # fmt: skip
-        executable = _build(mod, resolved, opt_level, graph)
-    compiled = CompiledModel(executable, metadata, target=resolved)
-    compiled.quantize_report = report
-    return compiled
+    mod, graph, report = _quantized(mod, onnx_model, inputs, resolved, opt_level, config,
+                                    calib, log)  # fmt: skip
+    return Prepared(mod, graph, metadata, resolved, opt_level, report)
 
 
 def _quantized(mod, prepared, inputs, target, opt_level, config, calib, log):
@@ -143,9 +174,10 @@ def _to_onnx(model, example_inputs):
     return onnx_frontend.load_model(model)
 
 
-def _build(mod, target, opt_level, graph=None):
+def _build(prepared: Prepared, database=None):
     try:
-        return llvm.build(mod, target, opt_level, graph)
+        return llvm.build(prepared.module, prepared.target, prepared.opt_level, prepared.graph,
+                          database)  # fmt: skip
     except Exception as err:  # noqa: BLE001 - TVM's lowering raises any type
         last_line = (str(err).strip().splitlines() or [""])[-1]
         raise CompileError(

@@ -39,3 +39,11 @@ class OptionError(TvmoptError, ValueError):
 
 class CompileError(TvmoptError, RuntimeError):
     """TVM failed while importing or compiling a model that passed our checks."""
+
+
+class TuningDatabaseError(TvmoptError, ValueError):
+    """A tuning database is missing, corrupt, foreign, or in use by another tuning run."""
+
+
+class TuneError(TvmoptError, RuntimeError):
+    """Tuning cannot measure anything: no RPC tracker or server, or every measurement failed."""

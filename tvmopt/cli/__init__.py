@@ -10,9 +10,20 @@ import argparse
 import sys
 
 from ..errors import TvmoptError
-from . import bench_cmd, compile_cmd, demo_cmd, inspect_cmd, quantize_report_cmd, run_cmd
+from . import (
+    bench_cmd,
+    compile_cmd,
+    db_cmd,
+    demo_cmd,
+    inspect_cmd,
+    quantize_report_cmd,
+    rpc_cmd,
+    run_cmd,
+    tune_cmd,
+)
 
-COMMANDS = (compile_cmd, run_cmd, inspect_cmd, quantize_report_cmd, bench_cmd, demo_cmd)
+COMMANDS = (compile_cmd, run_cmd, inspect_cmd, quantize_report_cmd, tune_cmd, db_cmd, rpc_cmd,
+            bench_cmd, demo_cmd)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -29,6 +29,29 @@ def positive_int(text: str) -> int:
     return value
 
 
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def duration(text: str) -> float:
+    """Seconds from 90s, 30m, 1.5h or a plain number of seconds."""
+    number, unit = (text[:-1], text[-1]) if text[-1:] in DURATION_UNITS else (text, "s")
+    try:
+        seconds = float(number) * DURATION_UNITS[unit]
+    except ValueError:
+        seconds = 0
+    if not seconds > 0:
+        expected = "expected a duration such as 90s, 30m or 1.5h"
+        raise argparse.ArgumentTypeError(f"{expected}, got {text!r}")
+    return seconds
+
+
+def host_port(text: str) -> str:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT such as 127.0.0.1:9190, got {text!r}")
+    return text
+
+
 def add_target(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--target",

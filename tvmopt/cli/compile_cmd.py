@@ -1,5 +1,5 @@
 """tvmopt compile MODEL.onnx -o OUT.so [--target T] [--input-shape NAME=DIMS] [-O N]
-[--quantize int8 --calib DATA [--calib-method M] [--skip NODE...]]"""
+[--db DIR] [--quantize int8 --calib DATA [--calib-method M] [--skip NODE...]]"""
 
 from __future__ import annotations
 
@@ -21,6 +21,9 @@ def register(subparsers) -> None:
     add_opt_level(parser)
     parser.add_argument("--dump-ir", metavar="DIR", help="write the IR after every pass into DIR")
     parser.add_argument("--print-pass-times", action="store_true", help="time every pass")
+    parser.add_argument(
+        "--db", metavar="DIR", help="apply the best records of a tuning database (tvmopt tune)"
+    )
     parser.add_argument("--quantize", choices=["int8"], help="post-training quantization")
     add_calibration(parser)
     parser.set_defaults(handler=run)
@@ -40,6 +43,7 @@ def run(args) -> int:
         dump_ir=args.dump_ir,
         print_pass_times=args.print_pass_times,
         log=lambda line: print(line, file=sys.stderr),
+        db=args.db,
         **quantization,
     )
     compiled.export(output)
@@ -47,4 +51,6 @@ def run(args) -> int:
     size_mb = output.stat().st_size / 2**20
     print(f"wrote {output} ({size_mb:.1f} MiB) in {seconds:.1f} s: {compiled!r}")
     print(f"target: {json.dumps(compiled.metadata.target)}")
+    if args.db is not None:
+        print(f"tuned kernels from {args.db}: {compiled.tuned_kernels}")
     return 0

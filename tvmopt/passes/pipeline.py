@@ -62,7 +62,7 @@ def graph_passes(opt_level: int, pipeline=None) -> list[tuple[str, tvm.transform
     ]
 
 
-def lowering_passes(opt_level: int, target) -> list[tuple[str, tvm.transform.Pass]]:
+def lowering_passes(opt_level: int, target, database=None) -> list[tuple[str, tvm.transform.Pass]]:
     """TVM's CPU lowering; from -O2, TVM's FuseOps also groups the remaining element-wise ops, and
     at -O3 transcendental functions legalize to their fast, vectorizable forms (fast_math.py).
 
@@ -79,21 +79,52 @@ def lowering_passes(opt_level: int, target) -> list[tuple[str, tvm.transform.Pas
     ]
     if opt_level >= 2:
         passes += [("fuse_elementwise", T.FuseOps()), ("fuse_tir", T.FuseTIR())]
+    if database is not None:  # tuned kernels first; the rules skip what is scheduled
+        passes.append(("apply_tuning_records", _apply_database(database)))
     passes.append(("schedule_cpu", schedule_pass()))
     tail = cpu.dataflow_lower_passes(target) + cpu.finalize_passes(target)
     return [*_named(cpu.library_dispatch_passes(target)), *passes, *_named(tail)]
+
+
+def _apply_database(database) -> tvm.transform.Pass:
+    @tvm.transform.module_pass(opt_level=0, name="tvmopt.ApplyTuningRecords")
+    def apply(mod, ctx):
+        with database:
+            scheduled = T.MetaScheduleApplyDatabase()(mod)
+        database.applied = _scheduled_count(scheduled) - _scheduled_count(mod)
+        return scheduled
+
+    return apply
+
+
+def _scheduled_count(mod) -> int:
+    return sum(
+        1 for func in mod.functions.values()
+        if isinstance(func, tvm.tirx.PrimFunc) and func.attrs and "tirx.is_scheduled" in func.attrs
+    )  # fmt: skip
 
 
 def _named(passes) -> list[tuple[str, tvm.transform.Pass]]:
     return [(p.info.name, p) for p in passes]
 
 
-def build_pipeline(opt_level: int, target, graph=None) -> tvm.transform.Pass:
+def build_pipeline(opt_level: int, target, graph=None, database=None) -> tvm.transform.Pass:
     """The whole Relax pipeline for tvm.compile: our graph passes (those of `opt_level`, or the
-    named list `graph`), then lowering."""
-    passes = graph_passes(opt_level, graph) + lowering_passes(opt_level, target)
+    named list `graph`), then lowering, with the tuning `database`'s records when given."""
+    passes = graph_passes(opt_level, graph) + lowering_passes(opt_level, target, database)
+    return _sequential(f"tvmopt.O{opt_level}", passes, target)
 
-    @tvm.transform.module_pass(opt_level=0, name=f"tvmopt.O{opt_level}")
+
+def tuning_pipeline(opt_level: int, target, graph=None) -> tvm.transform.Pass:
+    """build_pipeline up to scheduling: its output's TIR functions are the kernels to tune."""
+    passes = graph_passes(opt_level, graph) + lowering_passes(opt_level, target)
+    names = [name for name, _ in passes]
+    return _sequential("tvmopt.tuning", passes[: names.index("schedule_cpu")], target)
+
+
+def _sequential(name: str, passes, target) -> tvm.transform.Pass:
+
+    @tvm.transform.module_pass(opt_level=0, name=name)
     def pipeline(mod, ctx):
         with target:
             return tvm.transform.Sequential([p for _, p in passes])(mod)

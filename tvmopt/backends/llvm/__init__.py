@@ -44,12 +44,12 @@ def is_host_arch(triple: str) -> bool:
     return triple.split("-")[0] == host_triple().split("-")[0]
 
 
-def build(mod, target: tvm.target.Target, opt_level: int, graph=None):
+def build(mod, target: tvm.target.Target, opt_level: int, graph=None, database=None):
     """Compile a Relax module into a VM executable with our pipeline for `opt_level` (its graph
-    passes replaced by the named list `graph` when given)."""
+    passes replaced by the named list `graph` when given; tuned kernels from `database`)."""
     from ...passes import build_pipeline
 
-    pipeline = build_pipeline(opt_level, target, graph)
+    pipeline = build_pipeline(opt_level, target, graph, database)
     return tvm.compile(mod, target=target, relax_pipeline=pipeline)
 
 

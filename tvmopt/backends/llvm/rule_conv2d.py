@@ -23,6 +23,7 @@ from .schedule_util import (
     iter_kinds,
     largest_divisor,
     root_blocks,
+    split_tile,
     vector_lanes,
 )
 
@@ -39,8 +40,9 @@ class Conv2dTiles:
 
 
 class Conv2dNCHW(CPURule):
-    def __init__(self, tiles: Conv2dTiles = Conv2dTiles()):
+    def __init__(self, tiles: Conv2dTiles = Conv2dTiles(), sample: bool = False):
         self.tiles = tiles
+        self.sample = sample
 
     def schedule(self, sch, target) -> bool:
         conv = block_named(sch, CONV_BLOCKS)
@@ -55,19 +57,18 @@ class Conv2dNCHW(CPURule):
 
     def _schedule_conv(self, sch, conv, epilogue, lanes):
         n, oc, oh, ow, ic, kh, kw = sch.get_loops(conv)
-        _, oc_extent, _, ow_extent = extents(sch, [n, oc, oh, ow])
-        oc_o, oc_i = sch.split(oc, [None, largest_divisor(oc_extent, self.tiles.oc_block)])
-        vector = largest_divisor(ow_extent, lanes)
-        count = largest_divisor(ow_extent // vector, self.tiles.vectors)
-        ow_o, ow_v, ow_i = sch.split(ow, [None, count, vector])
+        (ow_extent,) = extents(sch, [ow])
+        oc_o, oc_i = split_tile(sch, oc, self.tiles.oc_block, max_inner=16, sample=self.sample)
+        ow, ow_i = sch.split(ow, [None, largest_divisor(ow_extent, lanes)])
+        ow_o, ow_v = split_tile(sch, ow, self.tiles.vectors, max_inner=4, sample=self.sample)
         sch.reorder(n, oh, oc_o, ow_o, ic, kh, kw, oc_i, ow_v, ow_i)
         sch.vectorize(ow_i)
         sch.unroll(ow_v)
         sch.unroll(oc_i)
         accumulator = sch.cache_write(conv, 0, "local")
-        sch.reverse_compute_at(accumulator, ow_o)
+        sch.reverse_compute_at(accumulator, ow_o, preserve_unit_loops=True)
         if epilogue is not None:
-            sch.reverse_compute_at(epilogue, ow_o)
+            sch.reverse_compute_at(epilogue, ow_o, preserve_unit_loops=True)
         sch.parallel(sch.fuse(n, oh, oc_o))
         init = sch.decompose_reduction(conv, ic)
         sch.vectorize(sch.get_loops(init)[-1])

@@ -20,6 +20,7 @@ from .schedule_util import (
     extents,
     inline_epilogue,
     largest_divisor,
+    split_tile,
     vector_lanes,
 )
 
@@ -41,8 +42,9 @@ class Int8GemmTiles:
 
 
 class Int8Gemm(CPURule):
-    def __init__(self, tiles: Int8GemmTiles = Int8GemmTiles()):
+    def __init__(self, tiles: Int8GemmTiles = Int8GemmTiles(), sample: bool = False):
         self.tiles = tiles
+        self.sample = sample
 
     def schedule(self, sch, target) -> bool:
         blocks = [block_named(sch, (name,)) for name in (QUANTIZE, GEMM, DEQUANTIZE)]
@@ -57,23 +59,22 @@ class Int8Gemm(CPURule):
 
     def _schedule_gemm(self, sch, gemm, epilogue, vnni: bool) -> None:
         b, i, j, no, ni, rh, rw, ko, ki = sch.get_loops(gemm)
-        columns, blocks = extents(sch, [j, no])
-        j_o, j_i = sch.split(j, [None, largest_divisor(columns, self.tiles.rows)])
-        no_o, no_i = sch.split(no, [None, largest_divisor(blocks, self.tiles.chunks)])
+        j_o, j_i = split_tile(sch, j, self.tiles.rows, max_inner=16, sample=self.sample)
+        no_o, no_i = split_tile(sch, no, self.tiles.chunks, max_inner=4, sample=self.sample)
         # weight panels outermost: one task's panel stays in cache while positions stream past
         sch.reorder(no_o, b, i, j_o, rh, rw, ko, j_i, no_i, ni, ki)
         if not vnni:  # the 16 channels become the vector: innermost, below the 4 steps
             sch.reorder(ki, ni)
         accumulator = sch.cache_write(gemm, 0, "local")
-        sch.reverse_compute_at(accumulator, j_o)
+        sch.reverse_compute_at(accumulator, j_o, preserve_unit_loops=True)
         if _writes_channels_first(sch, epilogue):
             # NCHW: the epilogue waits for a whole output row, then writes each channel's row
             # contiguously; written tile by tile, every channel would touch a partial cache line
-            sch.reverse_compute_at(epilogue, i)
+            sch.reverse_compute_at(epilogue, i, preserve_unit_loops=True)
             sch.parallel(sch.fuse(no_o, b, i))
         else:
             sch.compute_inline(accumulator)
-            sch.reverse_compute_at(epilogue, j_o)
+            sch.reverse_compute_at(epilogue, j_o, preserve_unit_loops=True)
             sch.parallel(sch.fuse(no_o, b, i, j_o))
         sch.unroll(j_i)
         sch.unroll(no_i)

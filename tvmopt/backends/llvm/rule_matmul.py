@@ -16,7 +16,7 @@ from .schedule_util import (
     extents,
     inline_epilogue,
     iter_kinds,
-    largest_divisor,
+    split_tile,
     vector_lanes,
 )
 
@@ -30,8 +30,9 @@ class MatmulTiles:
 
 
 class Matmul(CPURule):
-    def __init__(self, tiles: MatmulTiles = MatmulTiles()):
+    def __init__(self, tiles: MatmulTiles = MatmulTiles(), sample: bool = False):
         self.tiles = tiles
+        self.sample = sample
 
     def schedule(self, sch, target) -> bool:
         matmul = block_named(sch, ("matmul", "T_matmul_NN", "T_batch_matmul_NN"))
@@ -45,8 +46,9 @@ class Matmul(CPURule):
         lanes = vector_lanes(target)
         # the most rows up to MR that divide the extent: 49 rows (a 7x7 map) take 7, not 1
         row_block = self.tiles.rows or (8 if lanes >= 16 else 4)
-        i_o, i_i = sch.split(i, [None, largest_divisor(rows, row_block)])
-        j_o, j_i = sch.split(j, [None, largest_divisor(cols, lanes * self.tiles.vectors)])
+        i_o, i_i = split_tile(sch, i, row_block, max_inner=16, sample=self.sample)
+        columns = lanes * self.tiles.vectors
+        j_o, j_i = split_tile(sch, j, columns, max_inner=4 * lanes, sample=self.sample)
         sch.reorder(*batch, i_o, j_o, k, i_i, j_i)
         self._vectorize_and_accumulate(sch, matmul, epilogue, j_o, j_i, i_i)
         sch.parallel(sch.fuse(*batch, i_o, j_o))
@@ -58,8 +60,8 @@ class Matmul(CPURule):
         sch.vectorize(j_i)
         sch.unroll(i_i)
         accumulator = sch.cache_write(matmul, 0, "local")
-        sch.reverse_compute_at(accumulator, j_o)
+        sch.reverse_compute_at(accumulator, j_o, preserve_unit_loops=True)
         sch.vectorize(sch.get_loops(accumulator)[-1])
         if epilogue is not None:
-            sch.reverse_compute_at(epilogue, j_o)
+            sch.reverse_compute_at(epilogue, j_o, preserve_unit_loops=True)
             sch.vectorize(sch.get_loops(epilogue)[-1])

@@ -19,6 +19,18 @@ def largest_divisor(extent: int, limit: int) -> int:
     return max(d for d in range(1, min(extent, limit) + 1) if extent % d == 0)
 
 
+def split_tile(sch: s_tir.Schedule, loop, limit: int, max_inner: int, sample: bool):
+    """Split `loop` in two, exactly. Untuned: the largest divisor up to `limit` inside. When
+    `sample`, the inner factor is a decision the tuner mutates (any divisor up to `max_inner`);
+    either way the split is a SamplePerfectTile in the trace, so both live in one search space."""
+    (extent,) = extents(sch, [loop])
+    inner = largest_divisor(extent, limit)
+    decision = None if sample else [extent // inner, inner]
+    bound = max(max_inner, inner)  # explicit tiles beyond the searched range stay valid
+    factors = sch.sample_perfect_tile(loop, n=2, max_innermost_factor=bound, decision=decision)
+    return sch.split(loop, factors)
+
+
 def iter_kinds(sch: s_tir.Schedule, block) -> str:
     """'S' for each spatial block var, 'R' for each reduction one, '?' otherwise."""
     names = {tirx.IterVar.DataPar: "S", tirx.IterVar.CommReduce: "R"}
@@ -57,9 +69,12 @@ def inline_epilogue(sch: s_tir.Schedule, anchor) -> object | None:
 
 
 class CPURule(ScheduleRule):
-    """A rule that schedules in place and says whether it applied. A ScheduleError (or TVM's
+    """A rule that schedules in place and says whether it applied. With `sample`, its tile sizes
+    are sampled decisions (autotune/space.py), else its defaults. A ScheduleError (or TVM's
     InternalError, e.g. from an empty loop) means the function is not of the shape the rule
     assumed: it declines, the next rule tries, and the last resort is TVM's unscheduled code."""
+
+    sample: bool = False
 
     def apply(self, func, target, tunable):
         if not isinstance(func, tirx.PrimFunc):

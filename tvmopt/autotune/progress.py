@@ -1,0 +1,72 @@
+"""What a tuning run shows and when it stops: measure callbacks MetaSchedule calls after every
+batch of measured candidates (after they are in the database)."""
+
+from __future__ import annotations
+
+import time
+
+from tqdm import tqdm
+from tvm.ir.utils import derived_object
+from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
+
+FAILED = 1e9  # MetaSchedule records a failed candidate with a run time of 1e10 s
+
+
+def mean_seconds(run_secs) -> float | None:
+    """A candidate's measured time, or None when it failed to build or run."""
+    if not run_secs:
+        return None
+    mean = sum(float(s) for s in run_secs) / len(run_secs)
+    return mean if mean < FAILED else None
+
+
+@derived_object
+class ProgressBar(PyMeasureCallback):
+    """Trials done (counting earlier runs), the model's estimated time in its tuned kernels
+    (sum over kernels of calls x best latency), and time left of a time budget."""
+
+    def __init__(self, tasks, best: list, done: int, total: int | None, deadline=None):
+        super().__init__()
+        self.weights = [task.weight for task in tasks]
+        self.best = best  # seconds per kernel, shared with the driver
+        self.deadline = deadline
+        self.bar = tqdm(total=total, initial=done, unit="trial", desc="tuning", leave=True)
+        self._show()
+
+    def apply(self, task_scheduler, task_id, candidates, builder_results, runner_results):
+        for result in runner_results:
+            seconds = mean_seconds(result.run_secs)
+            if seconds is not None and (self.best[task_id] is None or seconds < self.best[task_id]):
+                self.best[task_id] = seconds
+        self.bar.update(len(runner_results))
+        self._show()
+
+    def _show(self) -> None:
+        known = [w * b for w, b in zip(self.weights, self.best, strict=True) if b is not None]
+        postfix = {"kernels": f"{sum(known) * 1e3:.2f} ms"} if known else {}
+        if self.deadline is not None:
+            postfix["left"] = f"{max(self.deadline.left(), 0) / 60:.1f} min"
+        self.bar.set_postfix(postfix, refresh=True)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+@derived_object
+class Deadline(PyMeasureCallback):
+    """Ends every task once the time budget is spent; the batch in flight still lands."""
+
+    def __init__(self, seconds: float, task_count: int):
+        super().__init__()
+        self.end = time.monotonic() + seconds
+        self.task_count = task_count
+        self.expired = False
+
+    def left(self) -> float:
+        return self.end - time.monotonic()
+
+    def apply(self, task_scheduler, task_id, candidates, builder_results, runner_results):
+        if self.left() <= 0 and not self.expired:
+            self.expired = True
+            for index in range(self.task_count):
+                task_scheduler.terminate_task(index)

@@ -1,0 +1,48 @@
+"""The kernels worth tuning: the TIR functions of a model, as they reach scheduling, that one of
+the CPU schedule rules with tile sizes applies to. Element-wise and reduction kernels keep the
+fallback rule: they are memory-bound, and there is no tile to search."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tvm.s_tir import meta_schedule as ms
+
+from .._tvm import tvm
+from ..backends.llvm.rule_conv2d import Conv2dNCHW
+from ..backends.llvm.rule_int8_gemm import Int8Gemm
+from ..backends.llvm.rule_matmul import Matmul
+from ..passes.pipeline import tuning_pipeline
+
+# tried in the order of the untuned rules (backends/llvm/rules.py): the same rule wins
+TUNABLE_RULES = (Int8Gemm, Conv2dNCHW, Matmul)
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str  # the kernel's function name, e.g. fused_conv2d_add_relu
+    mod: tvm.IRModule  # the kernel as {"main": PrimFunc}: MetaSchedule's workload
+    weight: int  # how many times the model calls it
+    rule: type  # the schedule rule whose tile sizes are searched
+
+
+def extract_tasks(prepared) -> list[Task]:
+    """The tunable kernels of a model prepared by api.prepare, heaviest-called first."""
+    with tvm.transform.PassContext(opt_level=3):
+        lowered = tuning_pipeline(prepared.opt_level, prepared.target, prepared.graph)(
+            prepared.module
+        )
+    tasks = []
+    for extracted in ms.relax_integration.extract_tasks(lowered, prepared.target):
+        rule = tunable_rule(extracted.dispatched[0], prepared.target)
+        if rule is not None:
+            mod = extracted.dispatched[0]
+            tasks.append(Task(extracted.task_name, mod, int(extracted.weight), rule))
+    return sorted(tasks, key=lambda task: -task.weight)
+
+
+def tunable_rule(mod, target) -> type | None:
+    for rule in TUNABLE_RULES:
+        if rule().apply(mod["main"], target, False) is not None:
+            return rule
+    return None

@@ -1,0 +1,201 @@
+"""`tvmopt tune`: MetaSchedule over the model's tunable kernels, into a tuning database.
+
+Every kernel's untuned schedule is measured first and recorded, so the database's best for a
+kernel is never the slower of the two; the evolutionary search (XGBoost cost model) then
+mutates tile sizes from there. A run resumes from the database: trials already in it count
+toward `trials`, and the search starts from its best records.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from tvm.s_tir import meta_schedule as ms
+from tvm.s_tir.meta_schedule.arg_info import ArgInfo
+from tvm.s_tir.meta_schedule.builder import BuilderInput
+from tvm.s_tir.meta_schedule.database import TuningRecord
+from tvm.s_tir.meta_schedule.runner import RunnerInput
+
+from ..errors import OptionError, TuneError
+from .database import open_database
+from .intrinsics import load_families_on_demand
+from .measure import MeasureOptions, PoolBuilder, PoolRunner
+from .progress import Deadline, ProgressBar, mean_seconds
+from .rpc import check_tracker
+from .space import default_schedule, space_generator
+from .tasks import extract_tasks
+
+UNLIMITED = 1_000_000  # trials, when only a time budget bounds the run
+
+
+@dataclass(frozen=True)
+class TuneOptions:
+    trials: int | None = None  # in total for the model, earlier runs' trials included
+    time_budget_s: float | None = None  # wall-clock for this run
+    seed: int | None = None
+    trials_per_batch: int = 8
+    measure: MeasureOptions = field(default_factory=MeasureOptions)
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.trials is None and self.time_budget_s is None:
+            raise OptionError("tuning needs a budget: trials or a time budget")
+        if self.trials is not None and self.trials < 1:
+            raise OptionError(f"trials must be at least 1, got {self.trials}")
+        if self.time_budget_s is not None and self.time_budget_s <= 0:
+            raise OptionError(f"the time budget must be positive, got {self.time_budget_s} s")
+
+
+@dataclass(frozen=True)
+class KernelResult:
+    name: str
+    weight: int
+    trials: int
+    untuned_s: float | None
+    best_s: float | None
+
+
+def tune(prepared, db_path, options: TuneOptions) -> list[KernelResult]:
+    """Tune the kernels of `prepared` (api.prepare) into the database at `db_path`."""
+    load_families_on_demand()
+    database = open_database(db_path, prepared.target, create=True)
+    tasks = extract_tasks(prepared)
+    for task in tasks:
+        database.register(task.mod, task.name)
+    if tasks:
+        if options.measure.rpc:
+            check_tracker(options.measure.rpc, options.measure.rpc_key)
+        with _quiet_metaschedule(), _measurers(options.measure) as (builder, runner):
+            _measure_untuned(tasks, database, builder, runner, prepared.target)
+            _search(tasks, database, builder, runner, prepared.target, options)
+    return results(tasks, database, prepared.target)
+
+
+def _measure_untuned(tasks, database, builder, runner, target) -> None:
+    """Record the rule's default schedule of every kernel the database has no trial of."""
+    fresh = [task for task in tasks if database.trials_of([task.mod]) == 0]
+    schedules = [default_schedule(task.rule, task.mod, target) for task in fresh]
+    built = builder.build([BuilderInput(sch.mod, target) for sch in schedules])
+    errors = []
+    for task, sch, build in zip(fresh, schedules, built, strict=True):
+        run_secs, error = _run_one(runner, build, target, task)
+        if error is not None:  # not a trial of the search: left for the next run to retry
+            errors.append(f"{task.name}: {error}")
+            continue
+        workload = database.commit_workload(task.mod)
+        database.commit_tuning_record(TuningRecord(sch.trace, workload, run_secs, target,
+                                                   _args(task)))  # fmt: skip
+    if fresh and len(errors) == len(fresh):
+        raise TuneError(f"every measurement failed, e.g. {errors[0]}")
+
+
+def _run_one(runner, build, target, task):
+    """(run seconds, None) or (None, the error's last line)."""
+    if build.error_msg is not None:
+        return None, _last_line(build.error_msg)
+    inputs = RunnerInput(build.artifact_path, _device_type(target), _args(task))
+    result = runner.run([inputs])[0].result()
+    if result.error_msg is not None:
+        return None, _last_line(result.error_msg)
+    return list(result.run_secs), None
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return lines[-1] if lines else "unknown error"
+
+
+def _device_type(target) -> str:
+    kind = str(target.kind.name)
+    return "cpu" if kind == "llvm" else kind
+
+
+def _args(task):
+    return ArgInfo.from_prim_func(task.mod["main"])
+
+
+def _search(tasks, database, builder, runner, target, options: TuneOptions) -> None:
+    done = database.trials_of(task.mod for task in tasks)
+    left = UNLIMITED if options.trials is None else options.trials - done
+    deadline = None
+    callbacks = list(ms.measure_callback.MeasureCallback.create("default"))
+    if options.time_budget_s is not None:
+        deadline = Deadline(options.time_budget_s, len(tasks))
+        callbacks.append(deadline)
+    best = [_best(database, task) for task in tasks]
+    bar = ProgressBar(tasks, best, done, options.trials, deadline) if options.progress else None
+    try:
+        if left > 0:
+            _tune_tasks(tasks, database, builder, runner, target, options, left,
+                        callbacks + ([bar] if bar else []))  # fmt: skip
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _tune_tasks(tasks, database, builder, runner, target, options, trials, callbacks):
+    seeds = ms.utils.fork_seed(options.seed, n=len(tasks))
+    contexts = [
+        ms.TuneContext(
+            mod=task.mod, target=target, space_generator=space_generator(task.rule, target),
+            search_strategy=ms.search_strategy.EvolutionarySearch(population_size=64,
+                                                                  init_min_unmeasured=16),
+            task_name=task.name, rand_state=seed, num_threads=2,
+            logger=logging.getLogger("tvmopt.tune"),
+        ).clone()
+        for task, seed in zip(tasks, seeds, strict=True)
+    ]  # fmt: skip
+    ms.tune_tasks(
+        tasks=contexts, task_weights=[float(task.weight) for task in tasks],
+        work_dir=str(database.path), max_trials_global=trials,
+        num_trials_per_iter=options.trials_per_batch, builder=builder, runner=runner,
+        database=database, cost_model=ms.cost_model.XGBModel(num_tuning_cores=2),
+        measure_callbacks=callbacks, task_scheduler="gradient",
+    )  # fmt: skip
+
+
+def _best(database, task) -> float | None:
+    top = database.get_top_k(database.commit_workload(task.mod), 1)
+    return mean_seconds(top[0].run_secs) if top else None
+
+
+def results(tasks, database, target) -> list[KernelResult]:
+    report = []
+    for task in tasks:
+        untuned = default_schedule(task.rule, task.mod, target).trace.as_json()
+        records = database.records_of(task.mod)
+        untuned_s = next((mean_seconds(r.run_secs) for r in records
+                          if _same(r.trace.as_json(), untuned)), None)  # fmt: skip
+        report.append(KernelResult(task.name, task.weight, len(records), untuned_s,
+                                   _best(database, task)))  # fmt: skip
+    return report
+
+
+def _same(a, b) -> bool:
+    return str(a) == str(b)
+
+
+@contextmanager
+def _measurers(options: MeasureOptions):
+    builder, runner = PoolBuilder(options), PoolRunner(options)
+    try:
+        yield builder, runner
+    finally:
+        builder.shutdown()
+        runner.shutdown()
+
+
+@contextmanager
+def _quiet_metaschedule():
+    """MetaSchedule logs every batch at INFO; the progress bar says what matters."""
+    loggers = [logging.getLogger(name) for name in ("tvm.s_tir.meta_schedule", "tvmopt.tune")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
