@@ -146,6 +146,23 @@ class TvmoptInt8(TvmoptLLVM):
         return {"quantize": "int8", "calib": case.calibration}
 
 
+class TvmoptTuned(TvmoptLLVM):
+    """tvmopt -O3 with the best records of a tuning database (`bench/tune.py` fills it; set
+    TVMOPT_TUNING_DB to use another)."""
+
+    def __init__(self):
+        super().__init__("llvm-tuned")
+        self.db = Path(os.environ.get("TVMOPT_TUNING_DB", "bench/results/tuning-db"))
+
+    def unavailable(self, case):
+        if not self.db.is_dir():
+            return f"no tuning database at {self.db} (python bench/tune.py MODEL... fills it)"
+        return None
+
+    def options(self, case) -> dict:
+        return {"db": self.db}
+
+
 @contextmanager
 def _quiet_root_logger():
     """The quantizer logs advice about its own pre-processing on the root logger every time."""
@@ -191,7 +208,7 @@ CONTENDERS: dict[str, Callable[[], Contender]] = {
     "llvm": TvmoptLLVM,
     "llvm-O0": lambda: TvmoptLLVM("llvm-O0", opt_level=0),
     "llvm-int8": TvmoptInt8,
-    "llvm-tuned": lambda: NotYetContender("llvm-tuned", "auto-tuning is not implemented yet"),
+    "llvm-tuned": TvmoptTuned,
     "cuda": lambda: NotYetContender("cuda", _no_gpu() or "the CUDA backend is not implemented yet"),
     "vta": lambda: NotYetContender("vta", "the VTA backend is not implemented yet"),
     "onnxruntime": OnnxRuntime,
