@@ -10,7 +10,7 @@ from tvm import relax
 
 import tvmopt
 from tvmopt.backends import resolve_target
-from tvmopt.backends.llvm.rule_conv2d import Conv2dNCHW, Conv2dTiles
+from tvmopt.backends.llvm.rule_conv2d import Conv2dNCHW, Conv2dTiles, deinterleave_strided_input
 from tvmopt.backends.llvm.rule_fallback import Fallback
 from tvmopt.backends.llvm.rule_matmul import Matmul
 from tvmopt.frontend.onnx import import_model, prepare
@@ -174,7 +174,7 @@ def test_each_rule_fires_on_its_operator_family():
 @pytest.mark.parametrize("size", [16, 17])  # 17: the padded row (19) has no whole stride-2 split
 def test_stride_2_conv_reads_a_deinterleaved_input(size):
     model = conv_model(cin=16, cout=16, size=size, kernel=3, stride=2, pad=1, group=16)
-    func = conv_function(model)
+    func = deinterleave_strided_input(conv_function(model))
     scheduled = Conv2dNCHW().apply(func, resolve_target("llvm"), False).mod["main"].script()
     contiguous = "v_rx % T.int64(2), v_rx // T.int64(2) + v_xx]"  # plane, then column
     assert (contiguous in scheduled) == ((size + 2) % 2 == 0)

@@ -56,10 +56,9 @@ class ProgressBar(PyMeasureCallback):
 class Deadline(PyMeasureCallback):
     """Ends every task once the time budget is spent; the batch in flight still lands."""
 
-    def __init__(self, seconds: float, task_count: int):
+    def __init__(self, seconds: float):
         super().__init__()
         self.end = time.monotonic() + seconds
-        self.task_count = task_count
         self.expired = False
 
     def left(self) -> float:
@@ -68,5 +67,6 @@ class Deadline(PyMeasureCallback):
     def apply(self, task_scheduler, task_id, candidates, builder_results, runner_results):
         if self.left() <= 0 and not self.expired:
             self.expired = True
-            for index in range(self.task_count):
-                task_scheduler.terminate_task(index)
+            for index, task in enumerate(task_scheduler.tasks_):
+                if not task.is_terminated:  # terminating twice is an error
+                    task_scheduler.terminate_task(index)

@@ -122,7 +122,7 @@ def _search(tasks, database, builder, runner, target, options: TuneOptions) -> N
     deadline = None
     callbacks = list(ms.measure_callback.MeasureCallback.create("default"))
     if options.time_budget_s is not None:
-        deadline = Deadline(options.time_budget_s, len(tasks))
+        deadline = Deadline(options.time_budget_s)
         callbacks.append(deadline)
     best = [_best(database, task) for task in tasks]
     bar = ProgressBar(tasks, best, done, options.trials, deadline) if options.progress else None

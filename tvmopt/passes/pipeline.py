@@ -9,7 +9,7 @@ from __future__ import annotations
 from tvm import relax
 
 from .._tvm import tvm
-from ..backends.llvm.rules import schedule_pass
+from ..backends.llvm.rules import deinterleave_pass, schedule_pass
 from .conv1x1_as_matmul import Conv1x1AsMatmul
 from .fast_math import FAST_LEGALIZATIONS
 from .fold_constants import FoldConstants
@@ -79,6 +79,7 @@ def lowering_passes(opt_level: int, target, database=None) -> list[tuple[str, tv
     ]
     if opt_level >= 2:
         passes += [("fuse_elementwise", T.FuseOps()), ("fuse_tir", T.FuseTIR())]
+    passes.append(("deinterleave_strided_inputs", deinterleave_pass))
     if database is not None:  # tuned kernels first; the rules skip what is scheduled
         passes.append(("apply_tuning_records", _apply_database(database)))
     passes.append(("schedule_cpu", schedule_pass()))

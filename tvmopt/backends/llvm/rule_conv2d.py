@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tvm import tirx
+from tvm import s_tir, tirx
 
 from ..._tvm import tvm
 from .schedule_util import (
@@ -49,7 +49,6 @@ class Conv2dNCHW(CPURule):
         if conv is None or iter_kinds(sch, conv) != "SSSSRRR":
             return False
         lanes = self.tiles.max_vector or vector_lanes(target)
-        _deinterleave_strided_input(sch, conv)
         _schedule_padding(sch, lanes)
         epilogue = inline_epilogue(sch, conv)
         self._schedule_conv(sch, conv, epilogue, lanes)
@@ -76,19 +75,31 @@ class Conv2dNCHW(CPURule):
             sch.vectorize(sch.get_loops(block)[-1])
 
 
-def _deinterleave_strided_input(sch, conv) -> None:
+def deinterleave_strided_input(func):
+    """`func` with its strided conv's padded input deinterleaved (see below), else as it is.
+    A pass before scheduling (DeinterleaveStridedInputs), not a schedule step: a tuning record
+    cannot hold the index map (TVM 0.27 writes it into the trace's JSON but cannot read it back)."""
+    sch = s_tir.Schedule(func)
+    conv = block_named(sch, CONV_BLOCKS)
+    if conv is None or not _deinterleave_strided_input(sch, conv):
+        return func
+    return sch.mod["main"]
+
+
+def _deinterleave_strided_input(sch, conv) -> bool:
     """With stride s along the row, the padded input is laid out [..., W % s, W / s]: output
     column j reads column j + kw / s of plane kw % s, so a vector of outputs loads contiguous
     inputs instead of gathering every s-th one (MobileNet's stride-2 depthwise convs)."""
     pads = [b for b in root_blocks(sch) if sch.get(b).name_hint == "pad_temp"]
     if len(pads) != 1:
-        return
+        return False
     stride, width = _row_stride(sch, conv), extents(sch, sch.get_loops(pads[0])[-1:])[0]
     if stride is None or stride < 2 or width is None or width % stride:
-        return
+        return False
     sch.transform_layout(
         pads[0], ("write", 0), lambda *index: (*index[:-1], index[-1] % stride, index[-1] // stride)
     )
+    return True
 
 
 def _row_stride(sch, conv) -> int | None:

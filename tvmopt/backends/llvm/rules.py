@@ -3,9 +3,11 @@ the first rule that applies schedules the function."""
 
 from __future__ import annotations
 
+from tvm import tirx
 from tvm.s_tir.dlight import ApplyDefaultSchedule
 
-from .rule_conv2d import Conv2dNCHW
+from ..._tvm import tvm
+from .rule_conv2d import Conv2dNCHW, deinterleave_strided_input
 from .rule_fallback import Fallback
 from .rule_int8_gemm import Int8Gemm
 from .rule_matmul import Matmul
@@ -22,3 +24,15 @@ def default_rules() -> list:
 
 def schedule_pass():
     return ApplyDefaultSchedule(*default_rules())
+
+
+@tvm.transform.module_pass(opt_level=0, name="tvmopt.DeinterleaveStridedInputs")
+def deinterleave_pass(mod, ctx):
+    """Lay out strided convs' padded inputs for contiguous loads, before scheduling or tuning."""
+    for gvar, func in list(mod.functions.items()):
+        scheduled = func.attrs is not None and "tirx.is_scheduled" in func.attrs
+        if isinstance(func, tirx.PrimFunc) and not scheduled:
+            updated = deinterleave_strided_input(func)
+            if updated is not func:
+                mod[gvar] = updated
+    return mod
