@@ -214,5 +214,12 @@ class TuningDatabase(PyDatabase):
 
 
 def _succeeded(record: TuningRecord) -> bool:
-    times = [float(t) for t in record.run_secs or []]
-    return bool(times) and sum(times) / len(times) < FAILED_S
+    return mean_seconds(record.run_secs) is not None
+
+
+def mean_seconds(run_secs) -> float | None:
+    """A trial's measured time, or None when it failed to build or run."""
+    if not run_secs:
+        return None
+    mean = sum(float(s) for s in run_secs) / len(run_secs)
+    return mean if mean < FAILED_S else None

@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import TuningDatabaseError
-from .database import FORMAT, HEADER, RECORDS, WORKLOADS, check_format, read_lines
-from .progress import mean_seconds
+from .database import FORMAT, HEADER, RECORDS, WORKLOADS, check_format, mean_seconds, read_lines
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ torch-free pools (workers.py), on this machine or on the servers of an RPC track
 
 from __future__ import annotations
 
+import concurrent.futures
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
@@ -101,8 +102,15 @@ class PoolRunner(PyRunner):
         self.pool = WorkerPool(max_workers=workers, timeout=options.run_timeout_s)
 
     def run(self, runner_inputs):
-        return [RPCRunnerFuture(self._submit(inp), self.options.run_timeout_s)
-                for inp in runner_inputs]  # fmt: skip
+        futures = []
+        for inp in runner_inputs:
+            future = RPCRunnerFuture(self._submit(inp), self.options.run_timeout_s)
+            if self.rpc is None:
+                # here, a measurement must finish before MetaSchedule builds the next batch:
+                # compiling on the same cores would slow the kernel being timed (as LocalRunner)
+                concurrent.futures.wait([future.future])
+            futures.append(future)
+        return futures
 
     def _submit(self, inp):
         args = (str(inp.artifact_path), str(inp.device_type),

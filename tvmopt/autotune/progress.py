@@ -9,15 +9,7 @@ from tqdm import tqdm
 from tvm.ir.utils import derived_object
 from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
 
-FAILED = 1e9  # MetaSchedule records a failed candidate with a run time of 1e10 s
-
-
-def mean_seconds(run_secs) -> float | None:
-    """A candidate's measured time, or None when it failed to build or run."""
-    if not run_secs:
-        return None
-    mean = sum(float(s) for s in run_secs) / len(run_secs)
-    return mean if mean < FAILED else None
+from .database import mean_seconds
 
 
 @derived_object

@@ -19,10 +19,10 @@ from tvm.s_tir.meta_schedule.database import TuningRecord
 from tvm.s_tir.meta_schedule.runner import RunnerInput
 
 from ..errors import OptionError, TuneError
-from .database import open_database
+from .database import mean_seconds, open_database
 from .intrinsics import load_families_on_demand
 from .measure import MeasureOptions, PoolBuilder, PoolRunner
-from .progress import Deadline, ProgressBar, mean_seconds
+from .progress import Deadline, ProgressBar
 from .rpc import check_tracker
 from .space import default_schedule, space_generator
 from .tasks import extract_tasks

@@ -80,8 +80,11 @@ def deinterleave_strided_input(func):
     A pass before scheduling (DeinterleaveStridedInputs), not a schedule step: a tuning record
     cannot hold the index map (TVM 0.27 writes it into the trace's JSON but cannot read it back)."""
     sch = s_tir.Schedule(func)
-    conv = block_named(sch, CONV_BLOCKS)
-    if conv is None or not _deinterleave_strided_input(sch, conv):
+    try:
+        conv = block_named(sch, CONV_BLOCKS)
+        if conv is None or not _deinterleave_strided_input(sch, conv):
+            return func
+    except s_tir.ScheduleError:  # no root block, or not a conv of the shape assumed
         return func
     return sch.mod["main"]
 
