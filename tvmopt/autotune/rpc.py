@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import sys
 
 from tvm.rpc.server import PopenRPCServerState
 from tvm.rpc.tracker import PopenTrackerServerState
@@ -40,8 +39,7 @@ def _bound(state_class, host: str, port: int, **kwargs):
 
 
 def _announce(line: str) -> None:
-    print(line, flush=True)
-    sys.stdout.flush()
+    print(line, flush=True)  # at once: whoever started us waits for this line
 
 
 def check_tracker(address: str, key: str) -> None:
@@ -54,7 +52,8 @@ def check_tracker(address: str, key: str) -> None:
         socket.create_connection((host, int(port)), timeout=5).close()
         summary = rpc.connect_tracker(host, int(port)).summary()
     except Exception as err:  # noqa: BLE001 - socket and TVM errors alike
-        raise TuneError(f"cannot reach the RPC tracker at {address}: {_last(err)}") from None
+        reason = last_line(str(err))
+        raise TuneError(f"cannot reach the RPC tracker at {address}: {reason}") from None
     keys = summary.get("queue_info", {})
     if key not in keys or not keys[key].get("free", 0) + keys[key].get("pending", 0):
         found = ", ".join(sorted(keys)) or "none"
@@ -62,6 +61,7 @@ def check_tracker(address: str, key: str) -> None:
                         f"(keys: {found})")  # fmt: skip
 
 
-def _last(err: Exception) -> str:
-    lines = [line for line in str(err).splitlines() if line.strip()]
-    return lines[-1].strip() if lines else type(err).__name__
+def last_line(text: str) -> str:
+    """The last non-empty line of an error's text: TVM's errors end with the message."""
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return lines[-1] if lines else "unknown error"

@@ -23,7 +23,7 @@ from .database import mean_seconds, open_database
 from .intrinsics import load_families_on_demand
 from .measure import MeasureOptions, PoolBuilder, PoolRunner
 from .progress import Deadline, ProgressBar
-from .rpc import check_tracker
+from .rpc import check_tracker, last_line
 from .space import default_schedule, space_generator
 from .tasks import extract_tasks
 
@@ -94,17 +94,12 @@ def _measure_untuned(tasks, database, builder, runner, target) -> None:
 def _run_one(runner, build, target, task):
     """(run seconds, None) or (None, the error's last line)."""
     if build.error_msg is not None:
-        return None, _last_line(build.error_msg)
+        return None, last_line(build.error_msg)
     inputs = RunnerInput(build.artifact_path, _device_type(target), _args(task))
     result = runner.run([inputs])[0].result()
     if result.error_msg is not None:
-        return None, _last_line(result.error_msg)
+        return None, last_line(result.error_msg)
     return list(result.run_secs), None
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
-    return lines[-1] if lines else "unknown error"
 
 
 def _device_type(target) -> str:
@@ -167,14 +162,10 @@ def results(tasks, database, target) -> list[KernelResult]:
         untuned = default_schedule(task.rule, task.mod, target).trace.as_json()
         records = database.records_of(task.mod)
         untuned_s = next((mean_seconds(r.run_secs) for r in records
-                          if _same(r.trace.as_json(), untuned)), None)  # fmt: skip
+                          if str(r.trace.as_json()) == str(untuned)), None)  # fmt: skip
         report.append(KernelResult(task.name, task.weight, len(records), untuned_s,
                                    _best(database, task)))  # fmt: skip
     return report
-
-
-def _same(a, b) -> bool:
-    return str(a) == str(b)
 
 
 @contextmanager
