@@ -33,6 +33,7 @@ conformance: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check tvmopt tests bench
+	$(VENV)/bin/clang-format --dry-run --Werror deploy/cpp/include/tvmopt/*.h deploy/cpp/apps/*.cc deploy/cpp/examples/*/*.cc
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -74,9 +74,18 @@ def metadata_source(metadata: Metadata) -> str:
     )
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
-def atomic_output(path: str | os.PathLike):
-    """Yield a temporary path beside `path`; rename it into place only if the block succeeds."""
+def atomic_output(path: str | os.PathLike, mode: int = 0o666):
+    """Yield a temporary path beside `path`; rename it into place only if the block succeeds.
+
+    The file gets `mode` less the umask, as if created directly (mkstemp makes it 0600, which
+    would keep other users, a service account say, from loading a library)."""
     path = Path(path)
     if not path.parent.is_dir():
         raise ArtifactError(f"output directory does not exist: {path.parent}")
@@ -84,6 +93,7 @@ def atomic_output(path: str | os.PathLike):
     os.close(fd)
     try:
         yield tmp
+        os.chmod(tmp, mode & ~_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -92,7 +102,10 @@ def atomic_output(path: str | os.PathLike):
 
 def write_library(executable, metadata: Metadata, path, linker=None) -> None:
     """Link `executable` and the metadata record into the shared library at `path`, atomically."""
-    with tempfile.TemporaryDirectory(prefix="tvmopt-") as workdir, atomic_output(path) as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="tvmopt-") as workdir,
+        atomic_output(path, mode=0o777) as tmp,
+    ):
         source = Path(workdir) / "tvmopt_metadata.cc"
         source.write_text(metadata_source(metadata))
         options = {"fcompile": linker} if linker is not None else {}
@@ -100,7 +113,7 @@ def write_library(executable, metadata: Metadata, path, linker=None) -> None:
 
 
 def copy_library(source, path) -> None:
-    with atomic_output(path) as tmp:
+    with atomic_output(path, mode=0o777) as tmp:
         shutil.copyfile(source, tmp)
 
 

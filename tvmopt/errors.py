@@ -47,3 +47,7 @@ class TuningDatabaseError(TvmoptError, ValueError):
 
 class TuneError(TvmoptError, RuntimeError):
     """Tuning cannot measure anything: no RPC tracker or server, or every measurement failed."""
+
+
+class DeployError(TvmoptError, RuntimeError):
+    """A C++ deployment step failed: no compiler or CMake, a failed build, a missing runtime."""

@@ -13,9 +13,11 @@ from ..errors import TvmoptError
 from . import (
     bench_cmd,
     compile_cmd,
+    config_cmd,
     db_cmd,
     demo_cmd,
     inspect_cmd,
+    package_cmd,
     quantize_report_cmd,
     rpc_cmd,
     run_cmd,
@@ -23,7 +25,7 @@ from . import (
 )
 
 COMMANDS = (compile_cmd, run_cmd, inspect_cmd, quantize_report_cmd, tune_cmd, db_cmd, rpc_cmd,
-            bench_cmd, demo_cmd)  # fmt: skip
+            package_cmd, config_cmd, bench_cmd, demo_cmd)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,5 +1,6 @@
 """tvmopt compile MODEL.onnx -o OUT.so [--target T] [--input-shape NAME=DIMS] [-O N]
-[--db DIR] [--quantize int8 --calib DATA [--calib-method M] [--skip NODE...]]"""
+[--db DIR] [--emit-header FILE.h]
+[--quantize int8 --calib DATA [--calib-method M] [--skip NODE...]]"""
 
 from __future__ import annotations
 
@@ -24,6 +25,11 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--db", metavar="DIR", help="apply the best records of a tuning database (tvmopt tune)"
     )
+    parser.add_argument(
+        "--emit-header",
+        metavar="FILE.h",
+        help="also write a C++ header with the inputs' and outputs' names, shapes and dtypes",
+    )
     parser.add_argument("--quantize", choices=["int8"], help="post-training quantization")
     add_calibration(parser)
     parser.set_defaults(handler=run)
@@ -31,6 +37,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from ..api import compile as compile_model
+    from ..deploy.header import header_for, write_header
 
     output = Path(args.output or Path(args.model).with_suffix(".so").name)
     start = time.perf_counter()
@@ -46,11 +53,16 @@ def run(args) -> int:
         db=args.db,
         **quantization,
     )
-    compiled.export(output)
+    header = header_for(compiled.metadata, args.emit_header) if args.emit_header else None
+    compiled.export(output)  # after the header is known to be writable: both files or none
+    if header is not None:
+        write_header(header, args.emit_header)
     seconds = time.perf_counter() - start
     size_mb = output.stat().st_size / 2**20
     print(f"wrote {output} ({size_mb:.1f} MiB) in {seconds:.1f} s: {compiled!r}")
     print(f"target: {json.dumps(compiled.metadata.target)}")
     if args.db is not None:
         print(f"tuned kernels from {args.db}: {compiled.tuned_kernels}")
+    if header is not None:
+        print(f"wrote {args.emit_header}")
     return 0

@@ -1,0 +1,127 @@
+// What a tvmopt library takes and returns: the JSON record behind its
+// `tvmopt_metadata` symbol (written by tvmopt/artifact.py), parsed.
+#ifndef TVMOPT_METADATA_H_
+#define TVMOPT_METADATA_H_
+
+#include <tvm/ffi/extra/json.h>
+#include <tvmopt/error.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace tvmopt {
+
+inline constexpr const char kArtifactFormat[] = "tvmopt-artifact/1";
+
+// One input or output. A symbolic dimension is -1 in `shape` and named in `dim_names`.
+struct TensorInfo {
+  std::string name;
+  std::string dtype;
+  std::vector<int64_t> shape;
+  std::vector<std::string> dim_names;
+
+  bool IsStatic() const {
+    for (int64_t dim : shape) {
+      if (dim < 0) return false;
+    }
+    return true;
+  }
+
+  // "image (float32[1,3,64,64])", as the Python API prints it.
+  std::string Describe() const {
+    std::string dims;
+    for (size_t i = 0; i < shape.size(); ++i) {
+      dims += (i ? "," : "") + (shape[i] < 0 ? dim_names[i] : std::to_string(shape[i]));
+    }
+    return name + " (" + dtype + "[" + dims + "])";
+  }
+};
+
+struct Metadata {
+  std::vector<TensorInfo> inputs;
+  std::vector<TensorInfo> outputs;
+  std::string target_kind;
+  std::string tvmopt_version;
+  std::string tvm_version;
+  std::string json;
+
+  static Metadata FromJson(const std::string& text);
+
+  // "image:float32[1,3,64,64];->probs:float32[1,10];", what a generated header
+  // (tvmopt compile --emit-header) records to check it matches a library.
+  std::string Signature() const {
+    std::string text;
+    for (const TensorInfo& info : inputs) text += SignatureOf(info);
+    text += "->";
+    for (const TensorInfo& info : outputs) text += SignatureOf(info);
+    return text;
+  }
+
+ private:
+  static std::string SignatureOf(const TensorInfo& info) {
+    std::string dims;
+    for (size_t i = 0; i < info.shape.size(); ++i) {
+      dims += (i ? "," : "") + (info.shape[i] < 0 ? "?" : std::to_string(info.shape[i]));
+    }
+    return info.name + ":" + info.dtype + "[" + dims + "];";
+  }
+};
+
+namespace detail {
+
+namespace json = tvm::ffi::json;
+
+inline std::string StringField(const json::Object& object, const char* key) {
+  return std::string(object.at(key).cast<tvm::ffi::String>());
+}
+
+inline TensorInfo TensorInfoFromJson(const json::Object& record) {
+  TensorInfo info{StringField(record, "name"), StringField(record, "dtype"), {}, {}};
+  for (const tvm::ffi::Any& dim : record.at("shape").cast<json::Array>()) {
+    if (auto size = dim.try_cast<int64_t>()) {
+      info.shape.push_back(*size);
+      info.dim_names.emplace_back();
+    } else {
+      info.shape.push_back(-1);
+      info.dim_names.emplace_back(dim.cast<tvm::ffi::String>());
+    }
+  }
+  return info;
+}
+
+inline std::vector<TensorInfo> TensorInfosFromJson(const json::Object& record, const char* key) {
+  std::vector<TensorInfo> infos;
+  for (const tvm::ffi::Any& item : record.at(key).cast<json::Array>()) {
+    infos.push_back(TensorInfoFromJson(item.cast<json::Object>()));
+  }
+  return infos;
+}
+
+}  // namespace detail
+
+inline Metadata Metadata::FromJson(const std::string& text) {
+  tvm::ffi::String parse_error;
+  tvm::ffi::Any value = detail::json::Parse(text, &parse_error);
+  if (!parse_error.empty()) throw Error("unreadable metadata record: " + std::string(parse_error));
+  try {
+    auto record = value.cast<detail::json::Object>();
+    if (detail::StringField(record, "format") != kArtifactFormat) {
+      throw Error("unknown artifact format '" + detail::StringField(record, "format") +
+                  "'; expected " + kArtifactFormat);
+    }
+    auto target = record.at("target").cast<detail::json::Object>();
+    return Metadata{detail::TensorInfosFromJson(record, "inputs"),
+                    detail::TensorInfosFromJson(record, "outputs"),
+                    detail::StringField(target, "kind"),
+                    detail::StringField(record, "tvmopt_version"),
+                    detail::StringField(record, "tvm_version"),
+                    text};
+  } catch (const tvm::ffi::Error& err) {
+    throw Error("malformed metadata record: " + err.message());
+  }
+}
+
+}  // namespace tvmopt
+
+#endif  // TVMOPT_METADATA_H_

@@ -1,0 +1,226 @@
+// Load a library written by `tvmopt compile` and run it, with no Python.
+//
+//   tvmopt::Model model("resnet.so");
+//   std::vector<tvmopt::HostArray> outputs = model.Run({tvmopt::ReadNpy("image.npy")});
+//
+// Needs TVM's runtime libraries only (libtvm_runtime, libtvm_ffi); see
+// `tvmopt config --cflags --libs` or find_package(tvmopt).
+#ifndef TVMOPT_MODEL_H_
+#define TVMOPT_MODEL_H_
+
+#include <dlfcn.h>
+#include <tvm/ffi/container/shape.h>
+#include <tvm/ffi/container/tensor.h>
+#include <tvm/ffi/dtype.h>
+#include <tvm/ffi/extra/module.h>
+#include <tvm/ffi/function.h>
+#include <tvmopt/error.h>
+#include <tvmopt/metadata.h>
+#include <tvmopt/npy.h>
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace tvmopt {
+
+namespace detail {
+
+namespace ffi = tvm::ffi;
+
+inline constexpr const char kMetadataSymbol[] = "tvmopt_metadata";
+inline constexpr int kPooledAllocator = 2;
+
+// dlerror's message, less the "PATH: " it starts with when it names a file.
+inline std::string DlError(const std::string& path = "") {
+  const char* message = dlerror();
+  std::string text = message ? message : "unknown dlopen error";
+  if (!path.empty() && text.rfind(path + ": ", 0) == 0) text.erase(0, path.size() + 2);
+  return text;
+}
+
+// The library's metadata record, read with dlsym before TVM touches the file,
+// so a file that is not a tvmopt library is named as such.
+inline std::string ReadMetadataRecord(const std::string& path) {
+  void* handle = dlopen(path.c_str(), RTLD_LAZY | RTLD_LOCAL);
+  if (!handle) throw Error("cannot load " + path + ": " + DlError(path));
+  auto getter = reinterpret_cast<const char* (*)()>(dlsym(handle, kMetadataSymbol));
+  std::string record = getter ? getter() : "";
+  dlclose(handle);  // TVM opens the file again; the loader keeps one copy
+  if (!getter) {
+    throw Error(path + " is not a tvmopt artifact: it has no " + kMetadataSymbol + " record");
+  }
+  return record;
+}
+
+inline DLDevice DeviceFor(const std::string& target_kind) {
+  if (target_kind == "llvm" || target_kind == "c") return DLDevice{kDLCPU, 0};
+  if (target_kind == "cuda") {
+    // CUDA's device API lives in its own runtime library, found beside libtvm_runtime.
+    if (!dlopen("libtvm_runtime_cuda.so", RTLD_NOW | RTLD_GLOBAL)) {
+      throw Error("the model targets CUDA but libtvm_runtime_cuda.so cannot be loaded: " +
+                  DlError());
+    }
+    return DLDevice{kDLCUDA, 0};
+  }
+  throw Error("the model targets '" + target_kind + "', which this runtime cannot run");
+}
+
+inline std::string ShapeText(const std::vector<int64_t>& shape) {
+  std::string text = "(";
+  for (size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
+  return text + (shape.size() == 1 ? ",)" : ")");
+}
+
+inline std::string ShapeText(const TensorInfo& info) {
+  std::string text = "(";
+  for (size_t i = 0; i < info.shape.size(); ++i) {
+    text +=
+        (i ? ", " : "") + (info.shape[i] < 0 ? info.dim_names[i] : std::to_string(info.shape[i]));
+  }
+  return text + (info.shape.size() == 1 ? ",)" : ")");
+}
+
+// The same checks, in the same words, as tvmopt's Python API (tvmopt/inputs.py).
+inline void CheckInput(const TensorInfo& info, const HostArray& array) {
+  if (array.dtype != info.dtype) {
+    throw Error("input '" + info.name + "' must have dtype " + info.dtype + ", got " + array.dtype);
+  }
+  bool same = array.shape.size() == info.shape.size();
+  for (size_t i = 0; same && i < info.shape.size(); ++i) {
+    same = info.shape[i] < 0 || info.shape[i] == array.shape[i];
+  }
+  if (!same) {
+    throw Error("input '" + info.name + "' must have shape " + ShapeText(info) + ", got " +
+                ShapeText(array.shape));
+  }
+}
+
+inline void FlattenTensors(const ffi::Any& value, std::vector<ffi::Tensor>* leaves) {
+  if (auto tensor = value.try_cast<ffi::Tensor>()) {
+    leaves->push_back(*tensor);
+    return;
+  }
+  for (const ffi::Any& item : value.cast<ffi::Array<ffi::Any>>()) FlattenTensors(item, leaves);
+}
+
+}  // namespace detail
+
+class Model {
+ public:
+  // Load `path`; throws tvmopt::Error if it is missing or not a tvmopt library.
+  explicit Model(const std::string& path) {
+    namespace fs = std::filesystem;
+    if (!fs::is_regular_file(path)) throw Error("model not found: " + path);
+    // dlopen searches the library path for a bare file name; an absolute one it opens.
+    const std::string resolved = fs::absolute(path).string();
+    metadata_ = Metadata::FromJson(detail::ReadMetadataRecord(resolved));
+    device_ = detail::DeviceFor(metadata_.target_kind);
+    try {
+      Initialize(resolved);
+    } catch (const tvm::ffi::Error& err) {
+      throw Error("cannot start " + path + ": " + err.message());
+    }
+  }
+
+  const Metadata& metadata() const { return metadata_; }
+  DLDevice device() const { return device_; }
+
+  // Check the inputs (signature order) and copy them to the device.
+  void SetInputs(const std::vector<HostArray>& inputs) {
+    if (inputs.size() != metadata_.inputs.size()) {
+      throw Error("expected " + std::to_string(metadata_.inputs.size()) + " inputs, got " +
+                  std::to_string(inputs.size()));
+    }
+    for (size_t i = 0; i < inputs.size(); ++i) detail::CheckInput(metadata_.inputs[i], inputs[i]);
+    staged_.clear();
+    for (const HostArray& array : inputs) staged_.push_back(ToDevice(array));
+  }
+
+  // Run the model on the inputs set last and wait for the device to finish.
+  void Invoke() {
+    std::vector<tvm::ffi::AnyView> args(staged_.begin(), staged_.end());
+    try {
+      main_.CallPacked(args.data(), static_cast<int32_t>(args.size()), &result_);
+      if (device_.device_type != kDLCPU) sync_(device_, nullptr);
+    } catch (const tvm::ffi::Error& err) {
+      throw Error("the model failed: " + err.kind() + ": " + FirstLine(err.message()));
+    }
+  }
+
+  // The outputs of the last Invoke, in signature order, copied to host memory.
+  std::vector<HostArray> Outputs() const {
+    std::vector<tvm::ffi::Tensor> tensors;
+    detail::FlattenTensors(result_, &tensors);
+    std::vector<HostArray> arrays;
+    for (const tvm::ffi::Tensor& tensor : tensors) arrays.push_back(ToHost(tensor));
+    return arrays;
+  }
+
+  std::vector<HostArray> Run(const std::vector<HostArray>& inputs) {
+    SetInputs(inputs);
+    Invoke();
+    return Outputs();
+  }
+
+  // Throw unless the library has the signature a generated header was made for.
+  void CheckSignature(const std::string& expected) const {
+    if (metadata_.Signature() != expected) {
+      throw Error("the library's inputs and outputs changed since its header was generated: " +
+                  metadata_.Signature() + " (header: " + expected + ")");
+    }
+  }
+
+ private:
+  void Initialize(const std::string& path) {
+    library_ = tvm::ffi::Module::LoadFromFile(path);
+    vm_ = (*library_)->GetFunction("vm_load_executable").value()().cast<tvm::ffi::Module>();
+    tvm::ffi::Function init = (*vm_)->GetFunction("vm_initialization").value();
+    if (device_.device_type == kDLCPU) {
+      init(static_cast<int>(kDLCPU), 0, detail::kPooledAllocator);
+    } else {  // shape computations run on the CPU
+      init(static_cast<int>(device_.device_type), device_.device_id, detail::kPooledAllocator,
+           static_cast<int>(kDLCPU), 0, detail::kPooledAllocator);
+    }
+    main_ = (*vm_)->GetFunction("main").value();
+    alloc_ = tvm::ffi::Function::GetGlobalRequired("runtime.TVMTensorAllocWithScope");
+    copy_in_ = tvm::ffi::Function::GetGlobalRequired("runtime.TVMTensorCopyFromBytes");
+    copy_out_ = tvm::ffi::Function::GetGlobalRequired("runtime.TVMTensorCopyToBytes");
+    sync_ = tvm::ffi::Function::GetGlobalRequired("runtime.Device_StreamSync");
+  }
+
+  tvm::ffi::Tensor ToDevice(const HostArray& array) const {
+    tvm::ffi::Shape shape(array.shape.begin(), array.shape.end());
+    DLDataType dtype = tvm::ffi::StringToDLDataType(array.dtype);
+    auto tensor = alloc_(shape, dtype, device_, nullptr).cast<tvm::ffi::Tensor>();
+    copy_in_(tensor, static_cast<void*>(const_cast<char*>(array.bytes.data())),
+             static_cast<int64_t>(array.bytes.size()));
+    return tensor;
+  }
+
+  HostArray ToHost(const tvm::ffi::Tensor& tensor) const {
+    HostArray array{std::string(tvm::ffi::DLDataTypeToString(tensor.dtype())),
+                    std::vector<int64_t>(tensor.shape().begin(), tensor.shape().end()),
+                    {}};
+    array.bytes.resize(array.NumElements() * ((tensor.dtype().bits + 7) / 8));
+    copy_out_(tensor, static_cast<void*>(array.bytes.data()),
+              static_cast<int64_t>(array.bytes.size()));
+    return array;
+  }
+
+  static std::string FirstLine(const std::string& text) { return text.substr(0, text.find('\n')); }
+
+  Metadata metadata_;
+  DLDevice device_{kDLCPU, 0};
+  std::optional<tvm::ffi::Module> library_;
+  std::optional<tvm::ffi::Module> vm_;
+  tvm::ffi::Function main_, alloc_, copy_in_, copy_out_, sync_;
+  std::vector<tvm::ffi::Tensor> staged_;
+  tvm::ffi::Any result_;
+};
+
+}  // namespace tvmopt
+
+#endif  // TVMOPT_MODEL_H_

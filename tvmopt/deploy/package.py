@@ -1,0 +1,133 @@
+"""`tvmopt package MODEL.so -o DIR`: a folder that runs the model on another Linux machine of the
+same architecture with no Python: the model, TVM's runtime libraries in lib/, tvmopt-run in bin/
+(it looks for lib/ beside itself) and a README. Assembled beside DIR and renamed into place."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import __version__
+from ..artifact import Metadata, read_metadata
+from ..errors import ArtifactError
+from . import npy_file_name
+from .build import RUNNER, build_runner
+from .locations import runtime_libraries
+
+MARKER = ".tvmopt-package"  # says a folder is ours, so packaging again may replace it
+
+
+@dataclass(frozen=True)
+class Package:
+    directory: Path
+    files: tuple[str, ...]  # relative to directory
+    metadata: Metadata
+
+    @property
+    def size_mb(self) -> float:
+        return sum((self.directory / f).stat().st_size for f in self.files) / 2**20
+
+
+def package(library, directory) -> Package:
+    """Write the folder `directory` for the tvmopt library `library`."""
+    library, directory = Path(library), Path(directory)
+    metadata = read_library_metadata(library)
+    libraries = runtime_libraries(metadata.target.get("kind", "llvm"))
+    runner = build_runner()
+    files = {library.name: library, f"bin/{RUNNER}": runner}
+    files.update((f"lib/{path.name}", path) for path in libraries)
+    with _staged(directory) as stage:
+        for name, source in files.items():
+            (stage / name).parent.mkdir(exist_ok=True)
+            shutil.copy2(source, stage / name)
+        (stage / "README.md").write_text(readme(metadata, library.name, list(files.values())))
+        (stage / MARKER).write_text(f"tvmopt {__version__}\n")
+    return Package(directory, (*files, "README.md"), metadata)
+
+
+def read_library_metadata(library: Path) -> Metadata:
+    """The library's record, read without importing TVM: only libtvm_ffi must be loaded first,
+    for the symbols the library leaves to the runtime."""
+    if not library.is_file():
+        raise ArtifactError(f"model not found: {library}")
+    ffi = runtime_libraries("llvm")[0]
+    ctypes.CDLL(str(ffi), mode=ctypes.RTLD_GLOBAL)
+    return read_metadata(library)
+
+
+class _staged:
+    """A fresh folder beside `directory`, renamed to it on success; a previous package there is
+    replaced, anything else there is an error."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+
+    def __enter__(self) -> Path:
+        parent = self.directory.parent
+        if not parent.is_dir():
+            raise ArtifactError(f"output directory does not exist: {parent}")
+        existing = self.directory
+        if existing.exists() and not (existing / MARKER).is_file() and any(existing.iterdir()):
+            raise ArtifactError(f"{existing} exists and is not a tvmopt package; remove it first")
+        self.stage = Path(tempfile.mkdtemp(prefix=f".{existing.name}.", dir=parent))
+        return self.stage
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if kind is not None:
+            shutil.rmtree(self.stage, ignore_errors=True)
+            return
+        self.stage.chmod(0o755)
+        old = None
+        if self.directory.exists():
+            name = self.directory.name
+            old = Path(tempfile.mkdtemp(prefix=f".{name}.old.", dir=self.stage.parent))
+            self.directory.rename(old / "package")
+        self.stage.rename(self.directory)
+        if old is not None:
+            shutil.rmtree(old)
+
+
+def readme(metadata: Metadata, model: str, files: list[Path]) -> str:
+    def lines(specs):
+        return "\n".join(f"- `{s.name}`: {s.dtype}[{','.join(map(str, s.shape))}] "
+                         f"(`{npy_file_name(s.name)}`)" for s in specs)  # fmt: skip
+
+    return f"""# {Path(model).stem}: a tvmopt model that runs without Python
+
+Compiled by tvmopt {metadata.tvmopt_version} (TVM {metadata.tvm_version}) for
+`{json.dumps(metadata.target)}`; packaged by tvmopt {__version__}.
+
+    bin/{RUNNER} {model} [--inputs DIR_OF_NPY] [--output DIR] [--repeat N] [--warmup N]
+
+Paths may be relative to any directory: `{RUNNER}` finds its libraries in `../lib` beside itself,
+with no environment variables. Without `--inputs`, inputs are generated (seeded normal floats,
+small non-negative integers). Every problem is one line on stderr and exit status 2.
+
+Inputs (`--inputs DIR` holds one .npy per input):
+{lines(metadata.inputs)}
+
+Outputs (`--output DIR` receives one .npy per output):
+{lines(metadata.outputs)}
+
+Needs: Linux {_machine(files)} with {_versions(files)}.
+"""
+
+
+def _machine(files: list[Path]) -> str:
+    return {b"\x3e\x00": "x86_64", b"\xb7\x00": "aarch64"}.get(files[0].read_bytes()[18:20], "")
+
+
+def _versions(files: list[Path]) -> str:
+    """The newest glibc and libstdc++ symbol versions any of the files asks for."""
+    found = {}
+    for path in files:
+        for name, version in re.findall(rb"(GLIBC|GLIBCXX)_([0-9][0-9.]*[0-9])", path.read_bytes()):
+            key = tuple(int(part) for part in version.split(b"."))
+            found[name.decode()] = max(found.get(name.decode(), key), key)
+    names = {"GLIBC": "glibc", "GLIBCXX": "libstdc++ (GLIBCXX)"}
+    return " and ".join(f"{names[k]} {'.'.join(map(str, v))} or newer" for k, v in found.items())
