@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 import onnx
 import onnxruntime
@@ -57,3 +59,20 @@ def assert_matches_ort(model: onnx.ModelProto, compiled, feeds=None, tolerance=F
         error = max_relative_error(actual[name], reference)
         assert error <= tolerance, f"output {name}: error {error:.3g} > {tolerance}"
     return actual
+
+
+@cache
+def gpu_present() -> bool:
+    """An NVIDIA GPU that TVM can run on (its driver, TVM's CUDA runtime, a device)."""
+    from tvmopt.backends.cuda.toolchain import driver_present
+    from tvmopt.errors import TargetError
+
+    if not driver_present():
+        return False
+    from tvmopt.backends.cuda import gpu_device
+
+    try:
+        gpu_device()
+    except TargetError:
+        return False
+    return True

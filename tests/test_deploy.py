@@ -21,7 +21,7 @@ from tvmopt.demo import INPUT_NAME, INPUT_SHAPE, build_demo_model
 from tvmopt.deploy import config, npy_file_name
 from tvmopt.reference import FP32_TOLERANCE, max_relative_error
 
-from .helpers import make_model, ort_outputs
+from .helpers import gpu_present, make_model, ort_outputs
 
 pytestmark = pytest.mark.skipif(
     shutil.which("cmake") is None or shutil.which("c++") is None, reason="needs cmake and c++"
@@ -354,3 +354,37 @@ def test_config_prints_both_flag_sets_by_default():
     assert result.returncode == 0
     assert "-std=c++17" in result.stdout and "-ltvm_runtime" in result.stdout
     assert "--no-as-needed" in result.stdout
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="needs the CUDA toolkit")
+def test_cuda_package_carries_the_cuda_runtime(tmp_path):
+    """A CUDA library's folder holds TVM's CUDA runtime and libcudart; the driver comes with the
+    GPU, and where there is none, tvmopt-run says so in one line."""
+    from tvmopt.backends.cuda.toolchain import driver_present
+
+    library = tmp_path / "demo_cuda.so"
+    tvmopt.compile(build_demo_model(), target={"kind": "cuda", "arch": "sm_90"}).export(library)
+    result = run(*TVMOPT, "package", library, "-o", tmp_path / "pkg")
+    assert result.returncode == 0, result.stderr
+    libs = {p.name for p in (tmp_path / "pkg" / "lib").iterdir()}
+    assert {"libtvm_runtime_cuda.so", "libcudart.so.13", "libtvm_runtime.so"} <= libs
+    assert "NVIDIA GPU of architecture sm_90" in (tmp_path / "pkg" / "README.md").read_text()
+    if not driver_present():
+        result = run(tmp_path / "pkg" / "bin" / "tvmopt-run", library, env={})
+        assert_one_line_error(
+            result, "the model runs on an NVIDIA GPU, and there is no NVIDIA driver"
+        )
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not gpu_present(), reason="needs an NVIDIA GPU")
+def test_runner_on_the_gpu_matches_python_bit_for_bit(runner, tmp_path):
+    library = tmp_path / "mixed_cuda.so"
+    tvmopt.compile(mixed_model(), target="cuda").export(library)
+    feeds = mixed_feeds(seed=4)
+    inputs = save_inputs(tmp_path / "in", feeds)
+    result = run(runner, library, "--inputs", inputs, "--output", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    assert_same_as_python_and_ort(
+        library, feeds, read_outputs(tmp_path / "out", ["scores", "best"])
+    )

@@ -9,7 +9,7 @@ from . import __version__
 from ._tvm import tvm
 from .artifact import Metadata, read_metadata
 from .autotune.database import open_database
-from .backends import llvm, resolve_target, target_record
+from .backends import cuda, llvm, resolve_target, target_record
 from .errors import ArtifactError, CompileError, OptionError
 from .frontend import onnx as onnx_frontend
 from .frontend.relax_signature import output_specs
@@ -38,6 +38,7 @@ def compile(  # noqa: A001 - the verb users expect
     quantize_config=None,
     log=None,
     db=None,
+    precision: str = "fp32",
 ) -> CompiledModel:
     """Compile a model for `target`.
 
@@ -77,6 +78,9 @@ def compile(  # noqa: A001 - the verb users expect
     db : str or os.PathLike, optional
         A tuning database (`tvmopt tune --db`): kernels tuned for this target use their best
         record; the rest keep the CPU schedule rules.
+    precision : {"fp32", "fp16"}
+        fp16 (CUDA targets): convs and matmuls take float16 operands and accumulate in float32;
+        inputs and outputs stay float32.
 
     Returns
     -------
@@ -84,9 +88,21 @@ def compile(  # noqa: A001 - the verb users expect
     """
     database = None if db is None else open_database(db, resolve_target(target))
     with instrumented(dump_ir, print_pass_times):
-        prepared = prepare(model, target, input_shapes, example_inputs, opt_level, quantize,
-                           calib, calib_method, skip, max_accuracy_drop, quantize_config, log)
-        executable = _build(prepared, database)
+        prepared = prepare(
+            model,
+            target,
+            input_shapes,
+            example_inputs,
+            opt_level,
+            quantize,
+            calib,
+            calib_method,
+            skip,
+            max_accuracy_drop,
+            quantize_config,
+            log,
+        )
+        executable = _build(prepared, database, _checked_precision(precision, prepared))
     compiled = CompiledModel(executable, prepared.metadata, target=prepared.target)
     compiled.quantize_report = prepared.report
     compiled.tuned_kernels = 0 if database is None else database.applied
@@ -129,6 +145,8 @@ def prepare(  # noqa: PLR0913 - compile's arguments, less the output options
     config = _quantize_config(quantize, calib, opt_level, quantize_config,
                               calib_method=calib_method, skip=skip,
                               max_accuracy_drop=max_accuracy_drop)  # fmt: skip
+    if config is not None and resolved.kind.name == "cuda":
+        raise OptionError("int8 on CUDA is not implemented yet; compile int8 models for llvm")
     mod, graph, report = _quantized(mod, onnx_model, inputs, resolved, opt_level, config,
                                     calib, log)  # fmt: skip
     return Prepared(mod, graph, metadata, resolved, opt_level, report)
@@ -174,8 +192,22 @@ def _to_onnx(model, example_inputs):
     return onnx_frontend.load_model(model)
 
 
-def _build(prepared: Prepared, database=None):
+def _checked_precision(precision: str, prepared: Prepared) -> str:
+    if precision not in ("fp32", "fp16"):
+        raise OptionError(f"precision must be 'fp32' or 'fp16', got {precision!r}")
+    if precision == "fp16" and prepared.target.kind.name != "cuda":
+        raise OptionError("precision 'fp16' is for CUDA targets; CPU kernels stay float32")
+    return precision
+
+
+def _build(prepared: Prepared, database=None, precision="fp32"):
+    kind = prepared.target.kind.name
+    if kind == "cuda" and prepared.graph is not None:
+        raise OptionError("int8 on CUDA is not implemented yet; compile int8 models for llvm")
     try:
+        if kind == "cuda":
+            return cuda.build(prepared.module, prepared.target, prepared.opt_level, None,
+                              database, precision)  # fmt: skip
         return llvm.build(prepared.module, prepared.target, prepared.opt_level, prepared.graph,
                           database)  # fmt: skip
     except Exception as err:  # noqa: BLE001 - TVM's lowering raises any type
@@ -190,8 +222,11 @@ def load(path) -> CompiledModel:
     path = Path(path)
     if not path.is_file():
         raise ArtifactError(f"compiled model not found: {path}")
+    metadata = read_metadata(path)
+    if metadata.target.get("kind") == "cuda" and not cuda.toolchain.runtime_loaded():
+        cuda.toolchain.enable_codegen()  # TVM's CUDA runtime reads the library's device code
     try:
         module = tvm.runtime.load_module(str(path))
     except Exception as err:  # noqa: BLE001 - dlopen failures surface as several types
         raise ArtifactError(f"cannot load {path}: {str(err).strip().splitlines()[-1]}") from None
-    return CompiledModel(module, read_metadata(path), library_path=path)
+    return CompiledModel(module, metadata, library_path=path)

@@ -51,3 +51,8 @@ class TuneError(TvmoptError, RuntimeError):
 
 class DeployError(TvmoptError, RuntimeError):
     """A C++ deployment step failed: no compiler or CMake, a failed build, a missing runtime."""
+
+
+class VTAError(TvmoptError, ValueError):
+    """A VTA program that cannot be encoded or run: a field too wide, a malformed or
+    deadlocking instruction stream, an index outside a buffer, a layer that does not fit."""

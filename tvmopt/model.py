@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 
 from ._tvm import tvm
 from .artifact import Metadata, copy_library, write_library
-from .backends import llvm
+from .backends import cuda, llvm
 from .frontend.signature import TensorSpec
 from .inputs import check_inputs, random_inputs
 from .timing import Latency, time_callable
@@ -48,8 +50,15 @@ class CompiledModel:
     @property
     def _machine(self):
         if self._vm is None:  # created on first use: a cross-compiled model is never run here
-            self._vm = tvm.relax.VirtualMachine(self._module, tvm.cpu())
+            self._vm = tvm.relax.VirtualMachine(self._module, self._device)
         return self._vm
+
+    @cached_property
+    def _device(self):
+        """The CPU, or the GPU for a CUDA library (a TargetError when there is none)."""
+        if self.metadata.target.get("kind") == "cuda":
+            return cuda.gpu_device()
+        return tvm.cpu()
 
     def run(self, inputs) -> dict[str, np.ndarray]:
         """Run once. `inputs` maps input names to arrays (or lists them in signature order)."""
@@ -62,7 +71,7 @@ class CompiledModel:
         third of making one, which is most of a small model's run. (A CompiledModel, like the
         VM under it, runs one call at a time.)"""
         if self._staging is None:
-            self._staging = [tvm.runtime.empty(a.shape, a.dtype) for a in arrays]
+            self._staging = [tvm.runtime.empty(a.shape, a.dtype, self._device) for a in arrays]
         for tensor, array in zip(self._staging, arrays, strict=True):
             tensor.copyfrom(array)
         return self._staging
@@ -72,9 +81,14 @@ class CompiledModel:
         arrays = check_inputs(
             self.inputs, inputs if inputs is not None else random_inputs(self.inputs)
         )
-        tensors = [tvm.runtime.tensor(a) for a in arrays]
-        main = self._machine["main"]
-        return time_callable(lambda: main(*tensors), repeat=repeat, warmup=warmup)
+        tensors = [tvm.runtime.tensor(a, self._device) for a in arrays]
+        main, device = self._machine["main"], self._device
+
+        def call():
+            main(*tensors)
+            device.sync()  # a GPU returns before its kernels finish
+
+        return time_callable(call, repeat=repeat, warmup=warmup)
 
     def export(self, path) -> None:
         """Write the deployable shared library to `path`, atomically."""

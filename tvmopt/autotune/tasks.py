@@ -12,6 +12,7 @@ from .._tvm import tvm
 from ..backends.llvm.rule_conv2d import Conv2dNCHW
 from ..backends.llvm.rule_int8_gemm import Int8Gemm
 from ..backends.llvm.rule_matmul import Matmul
+from ..errors import TuneError
 from ..passes.pipeline import tuning_pipeline
 
 # tried in the order of the untuned rules (backends/llvm/rules.py): the same rule wins
@@ -28,6 +29,9 @@ class Task:
 
 def extract_tasks(prepared) -> list[Task]:
     """The tunable kernels of a model prepared by api.prepare, heaviest-called first."""
+    if prepared.target.kind.name != "llvm":
+        raise TuneError(f"tuning for {prepared.target.kind.name} is not implemented yet; "
+                        "its kernels use dlight's default GPU schedules")  # fmt: skip
     with tvm.transform.PassContext(opt_level=3):
         lowered = tuning_pipeline(prepared.opt_level, prepared.target, prepared.graph)(
             prepared.module

@@ -60,8 +60,8 @@ class KernelResult:
 def tune(prepared, db_path, options: TuneOptions) -> list[KernelResult]:
     """Tune the kernels of `prepared` (api.prepare) into the database at `db_path`."""
     load_families_on_demand()
+    tasks = extract_tasks(prepared)  # first: a target we cannot tune leaves no database behind
     database = open_database(db_path, prepared.target, create=True)
-    tasks = extract_tasks(prepared)
     for task in tasks:
         database.register(task.mod, task.name)
     if tasks:

@@ -6,10 +6,14 @@ import json
 
 from .._tvm import tvm
 from ..errors import TargetError
-from . import llvm
+from . import cuda, llvm
 
 # Short names users type, each mapped to the function that completes it for this machine.
-NAMED_TARGETS = {"llvm": llvm.host_target, "cpu": llvm.host_target, "host": llvm.host_target}
+NAMED_TARGETS = {
+    "llvm": llvm.host_target, "cpu": llvm.host_target, "host": llvm.host_target,
+    "cuda": cuda.cuda_target,  # the architecture of the GPU present
+}  # fmt: skip
+KINDS = ("llvm", "cuda")
 
 
 def resolve_target(target=None) -> tvm.target.Target:
@@ -38,16 +42,19 @@ def _from_string(text: str) -> tvm.target.Target:
         return NAMED_TARGETS[text]()
     known = ", ".join(NAMED_TARGETS)
     raise TargetError(
-        f"unknown target '{text}'; known targets: {known}, or a JSON dict like {llvm.EXAMPLE}"
+        f"unknown target '{text}'; known targets: {known}, or a JSON dict like {llvm.EXAMPLE} "
+        f"or {cuda.EXAMPLE}"
     )
 
 
 def _build(spec: dict) -> tvm.target.Target:
     kind = spec.get("kind")
-    if kind not in ("llvm",):
+    if kind not in KINDS:
         raise TargetError(
-            f"unknown target kind {kind!r} in {json.dumps(spec)}; supported kinds: llvm"
+            f"unknown target kind {kind!r} in {json.dumps(spec)}; supported kinds: llvm, cuda"
         )
+    if kind == "cuda":
+        return cuda.cuda_target(spec=spec)
     try:
         return tvm.target.Target(spec)
     except Exception as err:  # noqa: BLE001 - TVM reports bad keys with several error types
@@ -59,7 +66,9 @@ def _build(spec: dict) -> tvm.target.Target:
 def _complete(target: tvm.target.Target) -> tvm.target.Target:
     if target.kind.name == "llvm":
         return llvm.complete(target)
-    raise TargetError(f"unknown target kind '{target.kind.name}'; supported kinds: llvm")
+    if target.kind.name == "cuda":
+        return target if target.host is not None else cuda.cuda_target(spec=dict(target.export()))
+    raise TargetError(f"unknown target kind '{target.kind.name}'; supported kinds: llvm, cuda")
 
 
 def target_record(target: tvm.target.Target) -> dict:

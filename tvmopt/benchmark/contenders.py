@@ -24,6 +24,7 @@ from .case import BenchCase
 # int8 outputs are judged by their cosine similarity to float32's (the error is reported too):
 # a max-error bound fails an int8 model for a single outlier among a million values.
 INT8_MIN_COSINE = 0.99
+FP16_TOLERANCE = 2e-2  # float16 operands carry 11 bits: about 5e-4 per product, summed
 
 
 @dataclass
@@ -200,8 +201,60 @@ class TorchEager(Contender):
         return Prepared(run, seconds)
 
 
+class TvmoptCUDA(TvmoptLLVM):
+    """tvmopt on GPU 0 (architecture detected), fp32 or fp16 (float16 operands, float32 sums).
+    Timed runs include copying inputs in and outputs out, as torch-cuda's do."""
+
+    def __init__(self, precision: str = "fp32"):
+        super().__init__("cuda" if precision == "fp32" else f"cuda-{precision}")
+        self.precision = precision
+        self.tolerance = FP32_TOLERANCE if precision == "fp32" else FP16_TOLERANCE
+
+    def unavailable(self, case):
+        return _no_gpu()
+
+    def options(self, case) -> dict:
+        return {"target": "cuda", "precision": self.precision}
+
+
+class TorchEagerCUDA(TorchEager):
+    """PyTorch eager on GPU 0: inputs moved there once, outputs copied back every run."""
+
+    name = "torch-cuda"
+
+    def unavailable(self, case):
+        import torch
+
+        if not torch.cuda.is_available():
+            return f"torch {torch.__version__} has no usable CUDA device"
+        return super().unavailable(case)
+
+    def prepare(self, case, threads):
+        import torch
+
+        module, inputs = case.torch_build()
+        module = module.eval().cuda()
+        inputs = [t.cuda() for t in inputs]
+
+        def run():
+            with torch.inference_mode():
+                out = module(*inputs)
+            return [t.cpu().numpy() for t in (out if isinstance(out, tuple) else (out,))]
+
+        return Prepared(run, 0.0)
+
+
 def _no_gpu() -> str | None:
-    return None if shutil.which("nvidia-smi") else "no NVIDIA GPU on this machine"
+    if not shutil.which("nvidia-smi"):
+        return "no NVIDIA GPU on this machine"
+    from ..backends.cuda import gpu_device
+    from ..errors import TvmoptError
+
+    try:
+        gpu_device()
+    except TvmoptError as err:
+        return str(err)
+    return None
 
 
 CONTENDERS: dict[str, Callable[[], Contender]] = {
@@ -209,11 +262,13 @@ CONTENDERS: dict[str, Callable[[], Contender]] = {
     "llvm-O0": lambda: TvmoptLLVM("llvm-O0", opt_level=0),
     "llvm-int8": TvmoptInt8,
     "llvm-tuned": TvmoptTuned,
-    "cuda": lambda: NotYetContender("cuda", _no_gpu() or "the CUDA backend is not implemented yet"),
+    "cuda": TvmoptCUDA,
+    "cuda-fp16": lambda: TvmoptCUDA("fp16"),
     "vta": lambda: NotYetContender("vta", "the VTA backend is not implemented yet"),
     "onnxruntime": OnnxRuntime,
     "onnxruntime-int8": OnnxRuntimeInt8,
     "torch": TorchEager,
+    "torch-cuda": TorchEagerCUDA,
 }
 TARGETS = [name for name, make in CONTENDERS.items() if make().kind == "target"]
 PEERS = [name for name, make in CONTENDERS.items() if make().kind == "peer"]

@@ -56,9 +56,38 @@ def add_target(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--target",
         default=None,
-        help="llvm (the host CPU, detected; the default) or a JSON dict, e.g. "
+        help="llvm (the host CPU, detected; the default), cuda, or a JSON dict, e.g. "
         '\'{"kind": "llvm", "mtriple": "aarch64-linux-gnu"}\'',
     )
+
+
+def add_cuda_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--arch", help="the GPU architecture for --target cuda, e.g. sm_90 (default: the GPU here)"
+    )
+    parser.add_argument(
+        "--precision",
+        choices=["fp32", "fp16"],
+        default="fp32",
+        help="fp16 (CUDA): float16 conv/matmul operands, float32 accumulation (default fp32)",
+    )
+
+
+def target_with_arch(target, arch):
+    """--target cuda --arch sm_90 as one target; --arch with any other target is an error."""
+    if arch is None:
+        return target
+    from ..errors import OptionError
+
+    spec = {"kind": "cuda"} if target in (None, "cuda") else None
+    if isinstance(target, str) and target.strip().startswith("{"):
+        import json
+
+        parsed = json.loads(target)
+        spec = parsed if parsed.get("kind") == "cuda" else None
+    if spec is None:
+        raise OptionError(f"--arch is for --target cuda, not --target {target}")
+    return {**spec, "arch": arch}
 
 
 def add_input_shapes(parser: argparse.ArgumentParser) -> None:

@@ -1,4 +1,5 @@
-"""tvmopt compile MODEL.onnx -o OUT.so [--target T] [--input-shape NAME=DIMS] [-O N]
+"""tvmopt compile MODEL.onnx -o OUT.so [--target T [--arch SM] [--precision fp16]]
+[--input-shape NAME=DIMS] [-O N]
 [--db DIR] [--emit-header FILE.h]
 [--quantize int8 --calib DATA [--calib-method M] [--skip NODE...]]"""
 
@@ -9,7 +10,13 @@ import sys
 import time
 from pathlib import Path
 
-from .arguments import add_input_shapes, add_opt_level, add_target
+from .arguments import (
+    add_cuda_options,
+    add_input_shapes,
+    add_opt_level,
+    add_target,
+    target_with_arch,
+)
 from .quantize_args import add_calibration, quantize_options
 
 
@@ -18,6 +25,7 @@ def register(subparsers) -> None:
     parser.add_argument("model", help="the ONNX model file")
     parser.add_argument("-o", "--output", help="the library to write (default: MODEL with .so)")
     add_target(parser)
+    add_cuda_options(parser)
     add_input_shapes(parser)
     add_opt_level(parser)
     parser.add_argument("--dump-ir", metavar="DIR", help="write the IR after every pass into DIR")
@@ -44,7 +52,8 @@ def run(args) -> int:
     quantization = quantize_options(args) if args.quantize else {}
     compiled = compile_model(
         args.model,
-        target=args.target,
+        target=target_with_arch(args.target, args.arch),
+        precision=args.precision,
         input_shapes=dict(args.input_shapes),
         opt_level=args.opt_level,
         dump_ir=args.dump_ir,

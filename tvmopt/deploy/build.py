@@ -10,9 +10,10 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from ..cache import cache_dir
 from ..errors import DeployError
 from .config import CMAKE_FILES, cmake_dir
-from .locations import cache_dir, cpp_source_dir
+from .locations import cpp_source_dir
 
 RUNNER = "tvmopt-run"
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from .. import __version__
 from ..artifact import atomic_output
-from .locations import cache_dir, cpp_source_dir, include_dirs, runtime_libraries
+from ..cache import cache_dir
+from .locations import cpp_source_dir, include_dirs, runtime_libraries
 
 CMAKE_FILES = ("tvmoptConfig.cmake", "tvmoptConfigVersion.cmake")
 

@@ -4,7 +4,6 @@ wheels, and tvmopt's own headers. Found without importing TVM (which costs secon
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
 from ..errors import DeployError
@@ -32,6 +31,10 @@ def runtime_libraries(target_kind: str = "llvm") -> list[Path]:
             f"supported: {', '.join(RUNTIME_LIBRARIES)}"
         )
     paths = [package_dir(wheel) / "lib" / name for wheel, name in RUNTIME_LIBRARIES[target_kind]]
+    if target_kind == "cuda":  # libtvm_runtime_cuda links the CUDA runtime; the driver is the GPU's
+        from ..backends.cuda.toolchain import cudart_path
+
+        paths.append(cudart_path())
     missing = [str(path) for path in paths if not path.is_file()]
     if missing:
         raise DeployError(f"TVM's runtime library is missing from its wheel: {missing[0]}")
@@ -51,9 +54,3 @@ def cpp_source_dir() -> Path:
         if (candidate / "include" / "tvmopt" / "model.h").is_file():
             return candidate
     raise DeployError(f"tvmopt's C++ sources are not installed (looked for deploy/cpp near {here})")
-
-
-def cache_dir() -> Path:
-    """Where built runners are kept between calls."""
-    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(root) / "tvmopt"

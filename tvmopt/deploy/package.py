@@ -114,8 +114,14 @@ Inputs (`--inputs DIR` holds one .npy per input):
 Outputs (`--output DIR` receives one .npy per output):
 {lines(metadata.outputs)}
 
-Needs: Linux {_machine(files)} with {_versions(files)}.
+Needs: Linux {_machine(files)} with {_versions(files)}{_gpu(metadata)}.
 """
+
+
+def _gpu(metadata: Metadata) -> str:
+    if metadata.target.get("kind") != "cuda":
+        return ""
+    return f", and an NVIDIA GPU of architecture {metadata.target.get('arch')} with its driver"
 
 
 def _machine(files: list[Path]) -> str:

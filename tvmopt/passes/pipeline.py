@@ -54,15 +54,30 @@ O3_AFTER_QUANTIZE = [
 ]
 O3 = O3_BEFORE_QUANTIZE + O3_AFTER_QUANTIZE
 PIPELINES = {0: [], 1: O1, 2: O2, 3: O3}
+# CUDA keeps the target-neutral passes; the rest of O3 shapes work for our CPU rules, and TVM's
+# FuseOps fuses the epilogues on GPUs.
+CUDA_PIPELINES = {0: [], 1: O1, 2: O2, 3: O3_BEFORE_QUANTIZE}
 
 
-def graph_passes(opt_level: int, pipeline=None) -> list[tuple[str, tvm.transform.Pass]]:
-    return [
-        (name, make()) for name, make in (PIPELINES[opt_level] if pipeline is None else pipeline)
-    ]
+def graph_passes(
+    opt_level: int, pipeline=None, target=None
+) -> list[tuple[str, tvm.transform.Pass]]:
+    if pipeline is None:
+        pipeline = (CUDA_PIPELINES if _is_cuda(target) else PIPELINES)[opt_level]
+    return [(name, make()) for name, make in pipeline]
+
+
+def _is_cuda(target) -> bool:
+    return target is not None and target.kind.name == "cuda"
 
 
 def lowering_passes(opt_level: int, target, database=None) -> list[tuple[str, tvm.transform.Pass]]:
+    if _is_cuda(target):
+        return cuda_lowering_passes(opt_level, target, database)
+    return cpu_lowering_passes(opt_level, target, database)
+
+
+def cpu_lowering_passes(opt_level, target, database=None) -> list[tuple[str, tvm.transform.Pass]]:
     """TVM's CPU lowering; from -O2, TVM's FuseOps also groups the remaining element-wise ops, and
     at -O3 transcendental functions legalize to their fast, vectorizable forms (fast_math.py).
 
@@ -87,6 +102,28 @@ def lowering_passes(opt_level: int, target, database=None) -> list[tuple[str, tv
     return [*_named(cpu.library_dispatch_passes(target)), *passes, *_named(tail)]
 
 
+def cuda_lowering_passes(opt_level, target, database=None) -> list[tuple[str, tvm.transform.Pass]]:
+    """TVM's CUDA lowering, with dlight's GPU rules scheduling what the database does not."""
+    from tvm.relax.backend.cuda import pipeline as cuda
+    from tvm.s_tir import dlight as dl
+
+    fast = FAST_LEGALIZATIONS if opt_level >= 3 else None
+    passes = [
+        ("safe_indexing", SafeIndexing),
+        ("legalize", T.LegalizeOps(customize_legalize_map=fast)),
+        ("annotate_patterns", T.AnnotateTIROpPattern()),
+        ("fuse_ops", T.FuseOps()),  # on a GPU, one kernel per op costs a launch and a round trip
+        ("fuse_tir", T.FuseTIR()),
+    ]
+    if database is not None:
+        passes.append(("apply_tuning_records", _apply_database(database)))
+    rules = dl.ApplyDefaultSchedule(dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(),
+                                    dl.gpu.GeneralReduction(), dl.gpu.Fallback())  # fmt: skip
+    passes.append(("schedule_gpu", rules))
+    tail = cuda.dataflow_lower_passes(target) + cuda.finalize_passes(target)
+    return [*_named(cuda.library_dispatch_passes(target)), *passes, *_named(tail)]
+
+
 def _apply_database(database) -> tvm.transform.Pass:
     @tvm.transform.module_pass(opt_level=0, name="tvmopt.ApplyTuningRecords")
     def apply(mod, ctx):
@@ -109,18 +146,32 @@ def _named(passes) -> list[tuple[str, tvm.transform.Pass]]:
     return [(p.info.name, p) for p in passes]
 
 
-def build_pipeline(opt_level: int, target, graph=None, database=None) -> tvm.transform.Pass:
+def build_pipeline(opt_level: int, target, graph=None, database=None, precision="fp32"):
     """The whole Relax pipeline for tvm.compile: our graph passes (those of `opt_level`, or the
-    named list `graph`), then lowering, with the tuning `database`'s records when given."""
-    passes = graph_passes(opt_level, graph) + lowering_passes(opt_level, target, database)
+    named list `graph`), fp16 storage when asked, then lowering, with the tuning `database`'s
+    records when given."""
+    passes = graph_passes(opt_level, graph, target) + _precision(precision)
+    passes += lowering_passes(opt_level, target, database)
     return _sequential(f"tvmopt.O{opt_level}", passes, target)
+
+
+def _precision(precision: str) -> list[tuple[str, tvm.transform.Pass]]:
+    """fp16: convs and matmuls take float16 operands and accumulate in float32; the model's
+    inputs and outputs stay float32."""
+    if precision == "fp16":
+        return [
+            ("mixed_precision", T.ToMixedPrecision(out_dtype="float32")),
+            ("fold_fp16_weights", FoldConstants()),  # astype(weight) -> a float16 weight
+        ]
+    return []
 
 
 def tuning_pipeline(opt_level: int, target, graph=None) -> tvm.transform.Pass:
     """build_pipeline up to scheduling: its output's TIR functions are the kernels to tune."""
-    passes = graph_passes(opt_level, graph) + lowering_passes(opt_level, target)
+    passes = graph_passes(opt_level, graph, target) + lowering_passes(opt_level, target)
     names = [name for name, _ in passes]
-    return _sequential("tvmopt.tuning", passes[: names.index("schedule_cpu")], target)
+    first_schedule = next(i for i, name in enumerate(names) if name.startswith("schedule_"))
+    return _sequential("tvmopt.tuning", passes[:first_schedule], target)
 
 
 def _sequential(name: str, passes, target) -> tvm.transform.Pass:

@@ -58,6 +58,10 @@ inline std::string ReadMetadataRecord(const std::string& path) {
 inline DLDevice DeviceFor(const std::string& target_kind) {
   if (target_kind == "llvm" || target_kind == "c") return DLDevice{kDLCPU, 0};
   if (target_kind == "cuda") {
+    if (!dlopen("libcuda.so.1", RTLD_NOW | RTLD_GLOBAL)) {
+      throw Error("the model runs on an NVIDIA GPU, and there is no NVIDIA driver here (" +
+                  DlError() + ")");
+    }
     // CUDA's device API lives in its own runtime library, found beside libtvm_runtime.
     if (!dlopen("libtvm_runtime_cuda.so", RTLD_NOW | RTLD_GLOBAL)) {
       throw Error("the model targets CUDA but libtvm_runtime_cuda.so cannot be loaded: " +

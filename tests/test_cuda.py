@@ -1,0 +1,163 @@
+"""The CUDA backend. Without a GPU (CI): bench models compile to device code for the architecture
+asked for, and every attempt to run one is a clear error. With a GPU (marker `cuda`): outputs
+match ONNX Runtime in fp32 and fp16."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import tvmopt
+from tvmopt.backends.cuda.fatbin import device_code
+from tvmopt.benchmark.models import DEFAULT_SUITE, SUITE, export
+from tvmopt.demo import INPUT_NAME, INPUT_SHAPE
+from tvmopt.errors import OptionError, TargetError
+from tvmopt.inputs import random_inputs
+from tvmopt.reference import FP32_TOLERANCE, max_relative_error
+
+from .helpers import gpu_present, make_model, ort_outputs
+
+pytestmark = pytest.mark.skipif(shutil.which("nvcc") is None, reason="needs the CUDA toolkit")
+TVMOPT = [sys.executable, "-m", "tvmopt"]
+FP16_TOLERANCE = 2e-2
+
+
+needs_gpu = pytest.mark.skipif(not gpu_present(), reason="needs an NVIDIA GPU")
+without_gpu = pytest.mark.skipif(gpu_present(), reason="checks the errors of a GPU-less machine")
+
+
+def cli(*args, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([*TVMOPT, *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def bench_models(tmp_path_factory):
+    """The bench suite's ONNX files, exported once from their seeded PyTorch definitions."""
+    cache_dir = tmp_path_factory.mktemp("bench-models")
+    return {name: export(SUITE[name], cache_dir) for name in DEFAULT_SUITE}
+
+
+@pytest.mark.parametrize("name", DEFAULT_SUITE)
+def test_bench_models_compile_to_device_code_for_sm_90(bench_models, tmp_path, name):
+    library = tmp_path / f"{name}.so"
+    result = cli("compile", bench_models[name], "-o", library, "--target", "cuda", "--arch",
+                 "sm_90")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert device_code(library) == [("sass", "sm_90")]
+    assert tvmopt.artifact.read_metadata(library).target["arch"] == "sm_90"
+
+
+def test_device_code_is_for_the_architecture_asked_for(demo_model, tmp_path):
+    for arch in ("sm_80", "sm_89"):
+        compiled = tvmopt.compile(demo_model, target={"kind": "cuda", "arch": arch})
+        compiled.export(tmp_path / f"{arch}.so")
+        assert device_code(tmp_path / f"{arch}.so") == [("sass", arch)]
+    assert device_code(tmp_path / "sm_80.so") != device_code(tmp_path / "sm_89.so")
+
+
+def test_fp16_computes_convs_in_float16_and_keeps_float32_io(demo_model, tmp_path):
+    dump = tmp_path / "ir"
+    compiled = tvmopt.compile(demo_model, target={"kind": "cuda", "arch": "sm_90"},
+                              precision="fp16", dump_ir=dump)  # fmt: skip
+    files = sorted(dump.iterdir())
+    at = next(i for i, p in enumerate(files) if p.name.endswith("_ToMixedPrecision.py"))
+    converted, folded = files[at].read_text(), files[at + 1].read_text()
+    assert "R.nn.conv2d(" in converted and 'dtype="float16"' in converted
+    assert "R.astype(metadata" in converted and "R.astype(metadata" not in folded  # fp16 weights
+    assert [spec.dtype for spec in (*compiled.inputs, *compiled.outputs)] == ["float32"] * 2
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--target", "cuda", "--arch", "sm_9x"], "unknown CUDA architecture 'sm_9x'"),
+        (["--target", "llvm", "--arch", "sm_90"], "--arch is for --target cuda"),
+        (["--precision", "fp16"], "precision 'fp16' is for CUDA targets"),
+        (["--target", '{"kind": "cuda", "arch": "sm_50"}'], "this nvcc knows: sm_75"),
+    ],
+)
+def test_bad_cuda_options_are_one_line_errors(demo_path, tmp_path, args, fragment):
+    result = cli("compile", demo_path, "-o", tmp_path / "m.so", *args)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert fragment in result.stderr and not (tmp_path / "m.so").exists()
+
+
+def test_int8_on_cuda_is_refused_before_calibrating(demo_model):
+    with pytest.raises(OptionError, match="int8 on CUDA is not implemented yet"):
+        tvmopt.compile(demo_model, target={"kind": "cuda", "arch": "sm_90"}, quantize="int8",
+                       calib=[{INPUT_NAME: np.zeros(INPUT_SHAPE, np.float32)}])  # fmt: skip
+
+
+@without_gpu
+def test_cuda_without_arch_needs_a_gpu_to_detect_it(demo_path, tmp_path):
+    result = cli("compile", demo_path, "-o", tmp_path / "m.so", "--target", "cuda")
+    assert result.returncode == 2
+    assert "no NVIDIA GPU here to detect the CUDA architecture from" in result.stderr
+
+
+@without_gpu
+def test_running_a_cuda_library_without_a_gpu_is_a_clear_error(demo_model, tmp_path):
+    library = tmp_path / "demo.so"
+    tvmopt.compile(demo_model, target={"kind": "cuda", "arch": "sm_90"}).export(library)
+    model = tvmopt.load(library)  # loading (to read it) works; running needs the GPU
+    assert model.metadata.target["arch"] == "sm_90"
+    with pytest.raises(TargetError, match="runs on an NVIDIA GPU, and there is no NVIDIA driver"):
+        model.run(random_inputs(model.inputs))
+    result = cli("run", library)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "no NVIDIA driver here" in result.stderr
+
+
+def gpu_matches_ort(model, precision, tolerance):
+    compiled = tvmopt.compile(model, target="cuda", precision=precision)
+    feeds = random_inputs(compiled.inputs, seed=1)
+    actual = compiled.run(feeds)
+    for name, expected in ort_outputs(model, feeds).items():
+        assert max_relative_error(actual[name], expected) <= tolerance, name
+    assert compiled.benchmark(feeds, repeat=3).median_ms > 0
+
+
+@pytest.mark.cuda
+@needs_gpu
+@pytest.mark.parametrize(
+    "precision, tolerance", [("fp32", FP32_TOLERANCE), ("fp16", FP16_TOLERANCE)]
+)
+def test_demo_on_the_gpu_matches_onnx_runtime(demo_model, precision, tolerance):
+    gpu_matches_ort(demo_model, precision, tolerance)
+
+
+@pytest.mark.cuda
+@needs_gpu
+@pytest.mark.parametrize("name", DEFAULT_SUITE)
+@pytest.mark.parametrize(
+    "precision, tolerance", [("fp32", FP32_TOLERANCE), ("fp16", FP16_TOLERANCE)]
+)
+def test_bench_models_on_the_gpu_match_onnx_runtime(bench_models, name, precision, tolerance):
+    import onnx
+
+    gpu_matches_ort(onnx.load(bench_models[name]), precision, tolerance)
+
+
+@pytest.mark.cuda
+@needs_gpu
+def test_gather_and_argmax_on_the_gpu(tmp_path):
+    from onnx import TensorProto, helper
+
+    model = make_model(
+        [helper.make_node("Gather", ["table", "ids"], ["rows"]),
+         helper.make_node("ArgMax", ["rows"], ["best"], axis=1, keepdims=0)],
+        [("ids", TensorProto.INT64, (3,))], [("best", TensorProto.INT64, (3,))],
+        initializers={"table": np.arange(20, dtype=np.float32).reshape(5, 4) % 3},
+    )  # fmt: skip
+    gpu_matches_ort(model, "fp32", 0)
+
+
+def test_tuning_for_cuda_is_refused_without_leaving_a_database(demo_path, tmp_path):
+    cuda = '{"kind": "cuda", "arch": "sm_90"}'
+    result = cli("tune", demo_path, "--db", tmp_path / "db", "--trials", 4, "--target", cuda)
+    assert result.returncode == 2 and "tuning for cuda is not implemented yet" in result.stderr
+    assert not (tmp_path / "db").exists()
