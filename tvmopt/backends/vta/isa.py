@@ -75,8 +75,10 @@ class Store(Load):
 
 
 @dataclass(frozen=True)
-class Gemm(Insn):
-    reset: bool = False
+class LoopInsn(Insn):
+    """Micro-ops [uop_bgn, uop_end) run for i < iter_out, j < iter_in; each index of a micro-op
+    is offset by i * factor_out + j * factor_in."""
+
     uop_bgn: int = 0
     uop_end: int = 0
     iter_out: int = 1
@@ -85,21 +87,18 @@ class Gemm(Insn):
     dst_factor_in: int = 0
     src_factor_out: int = 0
     src_factor_in: int = 0
+
+
+@dataclass(frozen=True)
+class Gemm(LoopInsn):
+    reset: bool = False  # zero the addressed accumulators instead of multiplying
     wgt_factor_out: int = 0
     wgt_factor_in: int = 0
 
 
 @dataclass(frozen=True)
-class Alu(Insn):
+class Alu(LoopInsn):
     op: AluOp = AluOp.ADD
-    uop_bgn: int = 0
-    uop_end: int = 0
-    iter_out: int = 1
-    iter_in: int = 1
-    dst_factor_out: int = 0
-    dst_factor_in: int = 0
-    src_factor_out: int = 0
-    src_factor_in: int = 0
     use_imm: bool = False
     imm: int = 0  # 16-bit two's complement
 
