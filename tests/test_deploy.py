@@ -388,3 +388,12 @@ def test_runner_on_the_gpu_matches_python_bit_for_bit(runner, tmp_path):
     assert_same_as_python_and_ort(
         library, feeds, read_outputs(tmp_path / "out", ["scores", "best"])
     )
+
+
+def test_runner_refuses_vta_libraries_in_one_line(runner, tmp_path):
+    """VTA's simulator is Python: the C++ runner says so instead of failing inside the VM."""
+    rng = np.random.default_rng(0)
+    calib = [{INPUT_NAME: rng.standard_normal(INPUT_SHAPE).astype(np.float32)} for _ in range(2)]
+    library = tmp_path / "vta.so"
+    tvmopt.compile(build_demo_model(), target="vta", quantize="int8", calib=calib).export(library)
+    assert_one_line_error(run(runner, library), "offloads layers to VTA, whose simulator runs in")

@@ -85,3 +85,20 @@ def test_layers_that_cannot_be_laid_out_are_clear_errors():
     )
     with pytest.raises(VTAError, match="no tiling of conv .* fits the on-chip buffers"):
         choose_tiling(wide, DEFAULT)
+
+
+def test_an_8x8_core_is_bit_exact_too():
+    from tvmopt.backends.vta.config import VTAConfig
+
+    config = VTAConfig(log_block=3, log_wgt_buff_size=16, log_acc_buff_size=15)
+    x = RNG.integers(-128, 128, (20, 9, 9)).astype(np.int8)
+    weight = RNG.integers(-128, 128, (12, 20, 3, 3)).astype(np.int8)
+    bias = RNG.integers(-3000, 3000, 12).astype(np.int32)
+    requantize = Requantize(shift=10, relu=True)
+    program = lower_conv(x, weight, bias, 2, 1, requantize, config)
+    dram = program.dram.copy()
+    Simulator(dram, config).run(program.insns)
+    expected = conv_reference(x, weight, bias, 2, 1, requantize)
+    blocks = program.read("y", dram).reshape(-1, *expected.shape[1:], 8)
+    actual = blocks.transpose(0, 3, 1, 2).reshape(-1, *expected.shape[1:])[:12]
+    np.testing.assert_array_equal(actual, expected)

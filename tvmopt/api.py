@@ -9,7 +9,7 @@ from . import __version__
 from ._tvm import tvm
 from .artifact import Metadata, read_metadata
 from .autotune.database import open_database
-from .backends import cuda, llvm, resolve_target, target_record
+from .backends import cuda, llvm, resolve_target, target_record, vta
 from .errors import ArtifactError, CompileError, OptionError
 from .frontend import onnx as onnx_frontend
 from .frontend.relax_signature import output_specs
@@ -18,7 +18,7 @@ from .passes import DEFAULT_OPT_LEVEL, PIPELINES
 from .passes.instruments import instrumented
 from .passes.pipeline import O3_AFTER_QUANTIZE
 from .passes.quantize.spec import QuantizeConfig
-from .quantization import has_quantize_ops, prequantized
+from .quantization import has_quantize_ops, prequantized, quantize_vta
 from .quantization import quantize as quantize_model
 
 
@@ -59,8 +59,10 @@ def compile(  # noqa: A001 - the verb users expect
         Write the IR after every pass into this directory.
     print_pass_times : bool
         Print how long each pass took.
-    quantize : {"int8"}, optional
+    quantize : {"int8", "vta"}, optional
         Post-training int8 quantization of conv2d and matmul layers (needs `calib`; -O3 only).
+        "vta" is VTA's recipe (power-of-two scales, shift requantization) on any target; the
+        vta target uses it for "int8" too.
     calib : str, os.PathLike or iterable of dict, optional
         Calibration data: an .npz file (one sample), a directory of .npz files, or an iterable of
         input dicts. Streamed: memory does not grow with its size.
@@ -103,7 +105,7 @@ def compile(  # noqa: A001 - the verb users expect
             log,
         )
         executable = _build(prepared, database, _checked_precision(precision, prepared))
-    compiled = CompiledModel(executable, prepared.metadata, target=prepared.target)
+    compiled = CompiledModel(executable, prepared.metadata, target=prepared.target)  # after _build
     compiled.quantize_report = prepared.report
     compiled.tuned_kernels = 0 if database is None else database.applied
     return compiled
@@ -147,9 +149,22 @@ def prepare(  # noqa: PLR0913 - compile's arguments, less the output options
                               max_accuracy_drop=max_accuracy_drop)  # fmt: skip
     if config is not None and resolved.kind.name == "cuda":
         raise OptionError("int8 on CUDA is not implemented yet; compile int8 models for llvm")
+    if quantize == "vta" or vta.is_vta(resolved):
+        mod = _vta_quantized(mod, onnx_model, inputs, resolved, quantize, config, calib, log)
+        return Prepared(mod, vta.GRAPH, metadata, resolved, opt_level)
     mod, graph, report = _quantized(mod, onnx_model, inputs, resolved, opt_level, config,
                                     calib, log)  # fmt: skip
     return Prepared(mod, graph, metadata, resolved, opt_level, report)
+
+
+def _vta_quantized(mod, onnx_model, inputs, target, quantize, config, calib, log):
+    """VTA's recipe, for --target vta or for the CPU build that VTA's output is checked
+    against (quantize="vta")."""
+    if quantize is None:
+        raise OptionError("target vta runs int8 layers: give quantize='int8' and calib=...")
+    if config.skip or config.max_accuracy_drop is not None:
+        raise OptionError("skip and max_accuracy_drop are not supported with VTA's recipe yet")
+    return quantize_vta(mod, inputs, target, calib, log)
 
 
 def _quantized(mod, prepared, inputs, target, opt_level, config, calib, log):
@@ -166,8 +181,8 @@ def _quantized(mod, prepared, inputs, target, opt_level, config, calib, log):
 def _quantize_config(quantize, calib, opt_level, config, **explicit):
     if quantize is None:
         return None
-    if quantize != "int8":
-        raise OptionError(f"quantize must be 'int8' (or None), got {quantize!r}")
+    if quantize not in ("int8", "vta"):
+        raise OptionError(f"quantize must be 'int8', 'vta' (or None), got {quantize!r}")
     if calib is None:
         raise OptionError("quantize='int8' needs calibration data (calib=...)")
     if opt_level != 3:
@@ -208,6 +223,8 @@ def _build(prepared: Prepared, database=None, precision="fp32"):
         if kind == "cuda":
             return cuda.build(prepared.module, prepared.target, prepared.opt_level, None,
                               database, precision)  # fmt: skip
+        if vta.is_vta(prepared.target):
+            return _build_vta(prepared, database)
         return llvm.build(prepared.module, prepared.target, prepared.opt_level, prepared.graph,
                           database)  # fmt: skip
     except Exception as err:  # noqa: BLE001 - TVM's lowering raises any type
@@ -215,6 +232,15 @@ def _build(prepared: Prepared, database=None, precision="fp32"):
         raise CompileError(
             f"TVM failed to compile the model: {type(err).__name__}: {last_line}"
         ) from err
+
+
+def _build_vta(prepared: Prepared, database):
+    """The VTA build; where each layer went is recorded in the library's metadata."""
+    executable, placement = vta.build(prepared.module, prepared.target, prepared.opt_level,
+                                      prepared.graph, database)  # fmt: skip
+    record = {"vta": {"layers": placement.records()}}
+    prepared.metadata = dataclasses.replace(prepared.metadata, extra=record)
+    return executable
 
 
 def load(path) -> CompiledModel:

@@ -20,6 +20,7 @@ from .errors import ArtifactError
 from .frontend.signature import TensorSpec
 
 FORMAT = "tvmopt-artifact/1"
+_RECORD_KEYS = ("format", "inputs", "outputs", "target", "tvmopt_version", "tvm_version")
 METADATA_SYMBOL = "tvmopt_metadata"
 
 
@@ -33,6 +34,7 @@ class Metadata:
     tvmopt_version: str
     tvm_version: str
     format: str = field(default=FORMAT)
+    extra: dict = field(default_factory=dict)  # backend records, e.g. "vta": its layer placement
 
     def to_json(self) -> str:
         record = {
@@ -43,7 +45,7 @@ class Metadata:
             "tvmopt_version": self.tvmopt_version,
             "tvm_version": self.tvm_version,
         }
-        return json.dumps(record, indent=1)
+        return json.dumps({**self.extra, **record}, indent=1)
 
     @classmethod
     def from_json(cls, text: str) -> Metadata:
@@ -58,6 +60,7 @@ class Metadata:
             target=record["target"],
             tvmopt_version=record["tvmopt_version"],
             tvm_version=record["tvm_version"],
+            extra={k: v for k, v in record.items() if k not in _RECORD_KEYS},
         )
 
 

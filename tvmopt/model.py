@@ -8,7 +8,7 @@ import numpy as np
 
 from ._tvm import tvm
 from .artifact import Metadata, copy_library, write_library
-from .backends import cuda, llvm
+from .backends import cuda, llvm, vta
 from .frontend.signature import TensorSpec
 from .inputs import check_inputs, random_inputs
 from .timing import Latency, time_callable
@@ -50,6 +50,8 @@ class CompiledModel:
     @property
     def _machine(self):
         if self._vm is None:  # created on first use: a cross-compiled model is never run here
+            if vta.is_vta(self.metadata.target):
+                vta.runtime.register()  # the packed function its offloaded layers call
             self._vm = tvm.relax.VirtualMachine(self._module, self._device)
         return self._vm
 
@@ -100,4 +102,5 @@ class CompiledModel:
     def __repr__(self) -> str:
         inputs = ", ".join(spec.describe() for spec in self.inputs)
         outputs = ", ".join(spec.describe() for spec in self.outputs)
-        return f"CompiledModel({inputs} -> {outputs}; target {self.metadata.target.get('kind')})"
+        kind = "vta" if vta.is_vta(self.metadata.target) else self.metadata.target.get("kind")
+        return f"CompiledModel({inputs} -> {outputs}; target {kind})"

@@ -55,6 +55,15 @@ def quantize(mod, model_proto, specs, target, config: QuantizeConfig, calib, log
     return Quantized(convert(mod, layers, chosen), report)
 
 
+def quantize_vta(mod, specs, target, calib, log=None):
+    """VTA's power-of-two int8 recipe (backends/vta/quantize.py), calibrated on `calib`."""
+    from .backends.vta.quantize import quantize_for_vta
+
+    check_source(calib)
+    mod = _float32_graph_passes(mod, target)
+    return quantize_for_vta(mod, _progress(calibration_samples(calib, specs), log), target)
+
+
 def _float32_graph_passes(mod, target):
     """-O3's graph passes up to where quantization runs (weights folded, not yet packed)."""
     with target:

@@ -29,9 +29,10 @@ class Task:
 
 def extract_tasks(prepared) -> list[Task]:
     """The tunable kernels of a model prepared by api.prepare, heaviest-called first."""
-    if prepared.target.kind.name != "llvm":
-        raise TuneError(f"tuning for {prepared.target.kind.name} is not implemented yet; "
-                        "its kernels use dlight's default GPU schedules")  # fmt: skip
+    keys = [str(k) for k in prepared.target.keys]
+    name = "vta" if "vta" in keys else prepared.target.kind.name
+    if name != "llvm":
+        raise TuneError(f"tuning for {name} is not implemented yet")
     with tvm.transform.PassContext(opt_level=3):
         lowered = tuning_pipeline(prepared.opt_level, prepared.target, prepared.graph)(
             prepared.module

@@ -6,14 +6,15 @@ import json
 
 from .._tvm import tvm
 from ..errors import TargetError
-from . import cuda, llvm
+from . import cuda, llvm, vta
 
 # Short names users type, each mapped to the function that completes it for this machine.
 NAMED_TARGETS = {
     "llvm": llvm.host_target, "cpu": llvm.host_target, "host": llvm.host_target,
     "cuda": cuda.cuda_target,  # the architecture of the GPU present
+    "vta": vta.vta_target,  # this CPU, plus the VTA simulator for the int8 convs it can run
 }  # fmt: skip
-KINDS = ("llvm", "cuda")
+KINDS = ("llvm", "cuda", "vta")
 
 
 def resolve_target(target=None) -> tvm.target.Target:
@@ -51,10 +52,14 @@ def _build(spec: dict) -> tvm.target.Target:
     kind = spec.get("kind")
     if kind not in KINDS:
         raise TargetError(
-            f"unknown target kind {kind!r} in {json.dumps(spec)}; supported kinds: llvm, cuda"
+            f"unknown target kind {kind!r} in {json.dumps(spec)}; supported kinds: llvm, cuda, vta"
         )
     if kind == "cuda":
         return cuda.cuda_target(spec=spec)
+    if kind == "vta":
+        if set(spec) != {"kind"}:
+            raise TargetError(f"{json.dumps(spec)}: the vta target takes no options yet")
+        return vta.vta_target()
     try:
         return tvm.target.Target(spec)
     except Exception as err:  # noqa: BLE001 - TVM reports bad keys with several error types

@@ -264,7 +264,9 @@ CONTENDERS: dict[str, Callable[[], Contender]] = {
     "llvm-tuned": TvmoptTuned,
     "cuda": TvmoptCUDA,
     "cuda-fp16": lambda: TvmoptCUDA("fp16"),
-    "vta": lambda: NotYetContender("vta", "the VTA backend is not implemented yet"),
+    "vta": lambda: NotYetContender(
+        "vta", "simulated: wall time would be the simulator's; see python bench/vta_model.py"
+    ),
     "onnxruntime": OnnxRuntime,
     "onnxruntime-int8": OnnxRuntimeInt8,
     "torch": TorchEager,

@@ -22,10 +22,11 @@ from . import (
     rpc_cmd,
     run_cmd,
     tune_cmd,
+    vta_report_cmd,
 )
 
 COMMANDS = (compile_cmd, run_cmd, inspect_cmd, quantize_report_cmd, tune_cmd, db_cmd, rpc_cmd,
-            package_cmd, config_cmd, bench_cmd, demo_cmd)  # fmt: skip
+            package_cmd, config_cmd, vta_report_cmd, bench_cmd, demo_cmd)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -56,7 +56,7 @@ def add_target(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--target",
         default=None,
-        help="llvm (the host CPU, detected; the default), cuda, or a JSON dict, e.g. "
+        help="llvm (the host CPU, detected; the default), cuda, vta, or a JSON dict, e.g. "
         '\'{"kind": "llvm", "mtriple": "aarch64-linux-gnu"}\'',
     )
 

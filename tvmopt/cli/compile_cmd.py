@@ -38,7 +38,12 @@ def register(subparsers) -> None:
         metavar="FILE.h",
         help="also write a C++ header with the inputs' and outputs' names, shapes and dtypes",
     )
-    parser.add_argument("--quantize", choices=["int8"], help="post-training quantization")
+    parser.add_argument(
+        "--quantize",
+        choices=["int8", "vta"],
+        help="post-training quantization; vta: VTA's power-of-two recipe (what --target vta "
+        "runs), on any target",
+    )
     add_calibration(parser)
     parser.set_defaults(handler=run)
 

@@ -42,4 +42,5 @@ def quantize_options(args) -> dict:
         skip=tuple(args.skip),
         max_accuracy_drop=args.max_accuracy_drop,
     )
-    return {"quantize": "int8", "calib": args.calib, "quantize_config": config}
+    scheme = getattr(args, "quantize", None) or "int8"
+    return {"quantize": scheme, "calib": args.calib, "quantize_config": config}

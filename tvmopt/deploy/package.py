@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..artifact import Metadata, read_metadata
-from ..errors import ArtifactError
+from ..errors import ArtifactError, DeployError
 from . import npy_file_name
 from .build import RUNNER, build_runner
 from .locations import runtime_libraries
@@ -37,6 +37,9 @@ def package(library, directory) -> Package:
     """Write the folder `directory` for the tvmopt library `library`."""
     library, directory = Path(library), Path(directory)
     metadata = read_library_metadata(library)
+    if "vta" in metadata.target.get("keys", []):
+        raise DeployError(f"{library} offloads layers to VTA, whose simulator runs in Python; "
+                          "tvmopt package ships CPU and CUDA libraries")  # fmt: skip
     libraries = runtime_libraries(metadata.target.get("kind", "llvm"))
     runner = build_runner()
     files = {library.name: library, f"bin/{RUNNER}": runner}

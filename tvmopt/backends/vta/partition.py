@@ -13,6 +13,7 @@ integer Relax, before legalization.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,6 +42,13 @@ class LayerPlacement:
 @dataclass
 class PartitionReport:
     layers: list[LayerPlacement] = field(default_factory=list)
+
+    def records(self) -> list[dict]:
+        return [dataclasses.asdict(p) for p in self.layers]
+
+    @classmethod
+    def from_records(cls, records: list[dict]) -> PartitionReport:
+        return cls([LayerPlacement(**r) for r in records])
 
     def __str__(self) -> str:
         lines = [f"{'layer':>5}  {'conv':<34} device  why"]

@@ -42,6 +42,7 @@ struct Metadata {
   std::vector<TensorInfo> inputs;
   std::vector<TensorInfo> outputs;
   std::string target_kind;
+  std::vector<std::string> target_keys;  // "vta" among them: layers run on tvmopt's simulator
   std::string tvmopt_version;
   std::string tvm_version;
   std::string json;
@@ -111,9 +112,16 @@ inline Metadata Metadata::FromJson(const std::string& text) {
                   "'; expected " + kArtifactFormat);
     }
     auto target = record.at("target").cast<detail::json::Object>();
+    std::vector<std::string> keys;
+    if (target.count("keys")) {
+      for (const tvm::ffi::Any& key : target.at("keys").cast<detail::json::Array>()) {
+        keys.emplace_back(key.cast<tvm::ffi::String>());
+      }
+    }
     return Metadata{detail::TensorInfosFromJson(record, "inputs"),
                     detail::TensorInfosFromJson(record, "outputs"),
                     detail::StringField(target, "kind"),
+                    keys,
                     detail::StringField(record, "tvmopt_version"),
                     detail::StringField(record, "tvm_version"),
                     text};

@@ -18,6 +18,7 @@
 #include <tvmopt/metadata.h>
 #include <tvmopt/npy.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -121,6 +122,11 @@ class Model {
     // dlopen searches the library path for a bare file name; an absolute one it opens.
     const std::string resolved = fs::absolute(path).string();
     metadata_ = Metadata::FromJson(detail::ReadMetadataRecord(resolved));
+    const auto& keys = metadata_.target_keys;
+    if (std::find(keys.begin(), keys.end(), "vta") != keys.end()) {
+      throw Error(path +
+                  " offloads layers to VTA, whose simulator runs in Python: use `tvmopt run`");
+    }
     device_ = detail::DeviceFor(metadata_.target_kind);
     try {
       Initialize(resolved);
