@@ -10,6 +10,7 @@ tvmopt::Model::CheckSignature(model::kSignature) also catches a library swapped 
 from __future__ import annotations
 
 import keyword
+import math
 import re
 from pathlib import Path
 
@@ -99,7 +100,7 @@ def _spec(spec: TensorSpec, name: str, index: int) -> list[str]:
     if spec.dtype not in CPP_TYPES:
         raise ArtifactError(f"'{spec.name}' has dtype {spec.dtype}, which has no C++ type here")
     dims = ", ".join(str(d) if isinstance(d, int) else "-1" for d in spec.shape)
-    size = [f"  static constexpr int64_t size = {_size(spec.shape)};"] if spec.is_static else [
+    size = [f"  static constexpr int64_t size = {math.prod(spec.shape)};"] if spec.is_static else [
         "  // symbolic dims are -1 in shape: " + ", ".join(
             str(d) for d in spec.shape if not isinstance(d, int))]  # fmt: skip
     return [
@@ -112,13 +113,6 @@ def _spec(spec: TensorSpec, name: str, index: int) -> list[str]:
         f"  static constexpr int index = {index};",
         "};",
     ]
-
-
-def _size(shape) -> int:
-    size = 1
-    for dim in shape:
-        size *= dim
-    return size
 
 
 def _string(text: str) -> str:

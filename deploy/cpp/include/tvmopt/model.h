@@ -73,12 +73,6 @@ inline DLDevice DeviceFor(const std::string& target_kind) {
   throw Error("the model targets '" + target_kind + "', which this runtime cannot run");
 }
 
-inline std::string ShapeText(const std::vector<int64_t>& shape) {
-  std::string text = "(";
-  for (size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
-  return text + (shape.size() == 1 ? ",)" : ")");
-}
-
 inline std::string ShapeText(const TensorInfo& info) {
   std::string text = "(";
   for (size_t i = 0; i < info.shape.size(); ++i) {
@@ -99,7 +93,7 @@ inline void CheckInput(const TensorInfo& info, const HostArray& array) {
   }
   if (!same) {
     throw Error("input '" + info.name + "' must have shape " + ShapeText(info) + ", got " +
-                ShapeText(array.shape));
+                ShapeTuple(array.shape));
   }
 }
 
