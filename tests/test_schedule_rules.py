@@ -11,6 +11,7 @@ from tvm import relax
 import tvmopt
 from tvmopt.backends import resolve_target
 from tvmopt.backends.llvm.rule_conv2d import Conv2dNCHW, Conv2dTiles, deinterleave_strided_input
+from tvmopt.backends.llvm.rule_depthwise import DepthwiseConv2dNCHW
 from tvmopt.backends.llvm.rule_fallback import Fallback
 from tvmopt.backends.llvm.rule_matmul import Matmul
 from tvmopt.frontend.onnx import import_model, prepare
@@ -47,6 +48,9 @@ def conv_model(cin, cout, size, kernel, stride=1, pad=0, dilation=1, group=1):
         dict(cin=32, cout=24, size=7, kernel=1),  # 1x1, width 7 (no 16-lane split)
         dict(cin=8, cout=8, size=13, kernel=3, pad=2, dilation=2),  # dilated
         dict(cin=32, cout=32, size=12, kernel=3, pad=1, group=32),  # depthwise
+        dict(cin=24, cout=24, size=15, kernel=3, stride=2, pad=1, group=24),  # depthwise /2, odd
+        dict(cin=16, cout=16, size=7, kernel=5, pad=2, group=16),  # depthwise 5x5, width 7
+        dict(cin=8, cout=8, size=11, kernel=3, pad=2, dilation=2, group=8),  # depthwise, dilated
         dict(cin=12, cout=6, size=9, kernel=3, group=3),  # grouped, 6 output channels
     ],
 )
@@ -123,6 +127,19 @@ def test_rules_decline_what_they_do_not_handle():
     conv = conv_function(conv_model(cin=4, cout=4, size=8, kernel=3))
     assert Matmul().apply(conv, target, False) is None
     assert Fallback().apply(conv, target, False) is not None  # the fallback takes anything
+
+
+def test_depthwise_rule_takes_depthwise_convs_only():
+    target = resolve_target("llvm")
+    depthwise = conv_function(conv_model(cin=16, cout=16, size=16, kernel=3, pad=1, group=16))
+    scheduled = DepthwiseConv2dNCHW().apply(depthwise, target, False)
+    assert scheduled is not None
+    script = scheduled.mod["main"].script()
+    assert "T.parallel" in script and "T.vectorized" in script
+    grouped = conv_function(conv_model(cin=12, cout=6, size=9, kernel=3, group=3))
+    dense = conv_function(conv_model(cin=4, cout=4, size=8, kernel=3))
+    assert DepthwiseConv2dNCHW().apply(grouped, target, False) is None
+    assert DepthwiseConv2dNCHW().apply(dense, target, False) is None
 
 
 def test_scheduled_code_is_parallel_and_vectorized():

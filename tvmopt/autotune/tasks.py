@@ -10,6 +10,7 @@ from tvm.s_tir import meta_schedule as ms
 
 from .._tvm import tvm
 from ..backends.llvm.rule_conv2d import Conv2dNCHW
+from ..backends.llvm.rule_depthwise import DepthwiseConv2dNCHW
 from ..backends.llvm.rule_int8_gemm import Int8Gemm
 from ..backends.llvm.rule_matmul import Matmul
 from ..errors import TuneError
@@ -47,6 +48,10 @@ def extract_tasks(prepared) -> list[Task]:
 
 
 def tunable_rule(mod, target) -> type | None:
+    """The rule whose tile sizes are searched for `mod`; None for what no tunable rule
+    schedules untuned (depthwise convs have their own untiled rule, which comes first)."""
+    if DepthwiseConv2dNCHW().apply(mod["main"], target, False) is not None:
+        return None
     for rule in TUNABLE_RULES:
         if rule().apply(mod["main"], target, False) is not None:
             return rule
