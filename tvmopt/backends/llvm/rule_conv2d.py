@@ -25,6 +25,7 @@ from .schedule_util import (
     root_blocks,
     split_tile,
     vector_lanes,
+    vectorized_tail,
 )
 
 CONV_BLOCKS = ("conv2d_nchw", "group_conv2d_nchw")
@@ -69,10 +70,7 @@ class Conv2dNCHW(CPURule):
         if epilogue is not None:
             sch.reverse_compute_at(epilogue, ow_o, preserve_unit_loops=True)
         sch.parallel(sch.fuse(n, oh, oc_o))
-        init = sch.decompose_reduction(conv, ic)
-        sch.vectorize(sch.get_loops(init)[-1])
-        for block in [accumulator] + ([epilogue] if epilogue is not None else []):
-            sch.vectorize(sch.get_loops(block)[-1])
+        vectorized_tail(sch, conv, ic, [accumulator, epilogue])
 
 
 def deinterleave_strided_input(func):

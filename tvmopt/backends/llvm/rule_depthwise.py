@@ -21,6 +21,7 @@ from .schedule_util import (
     largest_divisor,
     root_blocks,
     vector_lanes,
+    vectorized_tail,
 )  # fmt: skip
 
 BLOCK = "group_conv2d_nchw"
@@ -49,9 +50,7 @@ class DepthwiseConv2dNCHW(CPURule):
         sch.vectorize(xi)  # before the init is split off: vectorizing needs a whole reduction
         sch.unroll(ky)
         sch.unroll(kx)
-        init = sch.decompose_reduction(conv, rc)
-        for block in [init, accumulator] + ([epilogue] if epilogue is not None else []):
-            sch.vectorize(sch.get_loops(block)[-1])
+        vectorized_tail(sch, conv, rc, [accumulator, epilogue])
         return True
 
 

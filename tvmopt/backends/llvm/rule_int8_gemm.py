@@ -22,6 +22,7 @@ from .schedule_util import (
     largest_divisor,
     split_tile,
     vector_lanes,
+    vectorized_tail,
 )
 
 QUANTIZE, GEMM, DEQUANTIZE = "int8_quantize", "int8_gemm", "int8_dequantize"
@@ -81,8 +82,7 @@ class Int8Gemm(CPURule):
         if not vnni:  # before decomposing: a reduction block without its init cannot vectorize
             sch.unroll(ki)
             sch.vectorize(ni)
-        init = sch.decompose_reduction(gemm, rh)
-        sch.vectorize(sch.get_loops(init)[-1])
+        vectorized_tail(sch, gemm, rh, [])
         if vnni:
             sch.tensorize(ni, VNNI_LOCAL_INTRIN)
 

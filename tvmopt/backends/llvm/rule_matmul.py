@@ -18,6 +18,7 @@ from .schedule_util import (
     iter_kinds,
     split_tile,
     vector_lanes,
+    vectorized_tail,
 )
 
 
@@ -52,8 +53,7 @@ class Matmul(CPURule):
         sch.reorder(*batch, i_o, j_o, k, i_i, j_i)
         self._vectorize_and_accumulate(sch, matmul, epilogue, j_o, j_i, i_i)
         sch.parallel(sch.fuse(*batch, i_o, j_o))
-        init = sch.decompose_reduction(matmul, k)
-        sch.vectorize(sch.get_loops(init)[-1])
+        vectorized_tail(sch, matmul, k, [])
         return True
 
     def _vectorize_and_accumulate(self, sch, matmul, epilogue, j_o, j_i, i_i) -> None:

@@ -68,6 +68,15 @@ def inline_epilogue(sch: s_tir.Schedule, anchor) -> object | None:
     return after[-1]
 
 
+def vectorized_tail(sch: s_tir.Schedule, reduction, first_reduction_loop, blocks) -> None:
+    """Split the reduction's init off before `first_reduction_loop`, then vectorize the innermost
+    loop of the init and of each block in `blocks` (its accumulator write-back, its epilogue;
+    None entries are skipped)."""
+    init = sch.decompose_reduction(reduction, first_reduction_loop)
+    for block in [init, *(b for b in blocks if b is not None)]:
+        sch.vectorize(sch.get_loops(block)[-1])
+
+
 class CPURule(ScheduleRule):
     """A rule that schedules in place and says whether it applied. With `sample`, its tile sizes
     are sampled decisions (autotune/space.py), else its defaults. A ScheduleError (or TVM's
