@@ -20,7 +20,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from tvmopt.backends.vta.config import VTAConfig
 from tvmopt.backends.vta.cycles import CycleModel
-from tvmopt.backends.vta.lower_conv import conv_reference, lower_conv
+from tvmopt.backends.vta.lower_conv import conv_reference, lower_conv, unpack_activation
 from tvmopt.backends.vta.requantize import Requantize
 from tvmopt.backends.vta.simulator import Simulator
 
@@ -55,8 +55,8 @@ def simulate(name, config, double_buffer, rng):
     seconds = time.perf_counter() - start
     expected = conv_reference(x, w, bias, stride, padding, requantize)
     out_h, out_w = expected.shape[1:]
-    actual = program.read("y", dram).reshape(-1, out_h, out_w, config.block)
-    actual = actual.transpose(0, 3, 1, 2).reshape(-1, out_h, out_w)[: w.shape[0]]
+    blocks = program.read("y", dram).reshape(-1, out_h, out_w, config.block)
+    actual = unpack_activation(blocks, w.shape[0])
     if not np.array_equal(actual, expected):
         sys.exit(f"{name}: the simulated output differs from the reference")
     return counters, seconds, len(program.insns)

@@ -64,15 +64,6 @@ def assert_matches_ort(model: onnx.ModelProto, compiled, feeds=None, tolerance=F
 @cache
 def gpu_present() -> bool:
     """An NVIDIA GPU that TVM can run on (its driver, TVM's CUDA runtime, a device)."""
-    from tvmopt.backends.cuda.toolchain import driver_present
-    from tvmopt.errors import TargetError
+    from tvmopt.backends.cuda import gpu_missing
 
-    if not driver_present():
-        return False
-    from tvmopt.backends.cuda import gpu_device
-
-    try:
-        gpu_device()
-    except TargetError:
-        return False
-    return True
+    return gpu_missing() is None

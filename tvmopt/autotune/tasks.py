@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from tvm.s_tir import meta_schedule as ms
 
 from .._tvm import tvm
+from ..backends import vta
 from ..backends.llvm.rule_conv2d import Conv2dNCHW
 from ..backends.llvm.rule_depthwise import DepthwiseConv2dNCHW
 from ..backends.llvm.rule_int8_gemm import Int8Gemm
@@ -30,8 +31,7 @@ class Task:
 
 def extract_tasks(prepared) -> list[Task]:
     """The tunable kernels of a model prepared by api.prepare, heaviest-called first."""
-    keys = [str(k) for k in prepared.target.keys]
-    name = "vta" if "vta" in keys else prepared.target.kind.name
+    name = "vta" if vta.is_vta(prepared.target) else prepared.target.kind.name
     if name != "llvm":
         raise TuneError(f"tuning for {name} is not implemented yet")
     with tvm.transform.PassContext(opt_level=3):

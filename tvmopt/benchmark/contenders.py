@@ -247,14 +247,9 @@ class TorchEagerCUDA(TorchEager):
 def _no_gpu() -> str | None:
     if not shutil.which("nvidia-smi"):
         return "no NVIDIA GPU on this machine"
-    from ..backends.cuda import gpu_device
-    from ..errors import TvmoptError
+    from ..backends.cuda import gpu_missing
 
-    try:
-        gpu_device()
-    except TvmoptError as err:
-        return str(err)
-    return None
+    return gpu_missing()
 
 
 CONTENDERS: dict[str, Callable[[], Contender]] = {

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from ..._tvm import tvm
 from .target import EXAMPLE, cuda_target
-from .toolchain import enable_codegen, gpu_device
+from .toolchain import enable_codegen, gpu_device, gpu_missing
 
-__all__ = ["EXAMPLE", "build", "cuda_target", "gpu_device"]
+__all__ = ["EXAMPLE", "build", "cuda_target", "gpu_device", "gpu_missing"]
 
 
 def build(mod, target: tvm.target.Target, opt_level: int, graph=None, database=None,

@@ -72,6 +72,15 @@ def enable_codegen() -> None:
     importlib.import_module("tvm.support.nvcc")  # registers the compile callback TVM calls
 
 
+def gpu_missing() -> str | None:
+    """Why CUDA libraries cannot run here, or None when a GPU is ready."""
+    try:
+        gpu_device()
+    except TargetError as err:
+        return str(err)
+    return None
+
+
 def gpu_device():
     """tvm.cuda(0), or a TargetError saying why a CUDA library cannot run here."""
     if not driver_present():

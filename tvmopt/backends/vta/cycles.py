@@ -12,10 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .config import DEFAULT, VTAConfig
-from .isa import Alu, Finish, Gemm, Insn, Load, Mem
-
-ELEMENT = {Mem.UOP: "uop", Mem.INP: "inp", Mem.WGT: "wgt", Mem.ACC: "acc", Mem.ACC8: "acc8",
-           Mem.OUT: "out"}  # fmt: skip
+from .isa import Alu, Finish, Gemm, Insn, Load, elem_bytes
 
 
 @dataclass(frozen=True)
@@ -45,7 +42,7 @@ class CycleModel:
     def _dma(self, insn: Load) -> int:
         if insn.x_size == 0:
             return self.nop
-        moved = insn.x_size * insn.y_size * self.config.elem_bytes[ELEMENT[insn.memory]]
+        moved = insn.x_size * insn.y_size * elem_bytes(self.config, insn.memory)
         padded = (insn.x_pad_0 + insn.x_size + insn.x_pad_1) * (
             insn.y_pad_0 + insn.y_size + insn.y_pad_1
         ) - insn.x_size * insn.y_size

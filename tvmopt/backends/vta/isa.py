@@ -45,6 +45,16 @@ class AluOp(IntEnum):
     MUL = 4
 
 
+# The configuration's name for one element of each memory type (VTAConfig.elem_bytes).
+ELEMENT = {Mem.UOP: "uop", Mem.WGT: "wgt", Mem.INP: "inp", Mem.ACC: "acc", Mem.OUT: "out",
+           Mem.ACC8: "acc8"}  # fmt: skip
+
+
+def elem_bytes(config: VTAConfig, memory: Mem) -> int:
+    """Bytes of one DRAM element of `memory` (a LOAD's or STORE's unit of address and size)."""
+    return config.elem_bytes[ELEMENT[memory]]
+
+
 @dataclass(frozen=True)
 class Insn:
     """Dependency flags every instruction carries (see simulator.py for the token queues)."""
@@ -203,9 +213,14 @@ def _typed(cls, values: dict) -> dict:
     return out
 
 
+def uop_bits(config: VTAConfig = DEFAULT) -> tuple[int, int, int]:
+    """Widths of a micro-op's dst, src and wgt fields, packed in that order from bit 0."""
+    acc = config.index_bits("acc")
+    return acc, max(acc, config.index_bits("inp")), config.index_bits("wgt")
+
+
 def encode_uop(uop: Uop, config: VTAConfig = DEFAULT) -> int:
-    acc, wgt = config.index_bits("acc"), config.index_bits("wgt")
-    src = max(acc, config.index_bits("inp"))
+    acc, src, wgt = uop_bits(config)
     for name, value, width in (("dst", uop.dst, acc), ("src", uop.src, src), ("wgt", uop.wgt, wgt)):
         if not 0 <= value < 1 << width:
             raise VTAError(f"micro-op {name}={value} does not fit {width} bits")
@@ -213,8 +228,7 @@ def encode_uop(uop: Uop, config: VTAConfig = DEFAULT) -> int:
 
 
 def decode_uop(word: int, config: VTAConfig = DEFAULT) -> Uop:
-    acc, wgt = config.index_bits("acc"), config.index_bits("wgt")
-    src = max(acc, config.index_bits("inp"))
+    acc, src, wgt = uop_bits(config)
     mask = lambda bits: (1 << bits) - 1  # noqa: E731
     return Uop(word & mask(acc), word >> acc & mask(src), word >> (acc + src) & mask(wgt))
 

@@ -23,7 +23,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from ...errors import VTAError
 from .config import DEFAULT, VTAConfig
 from .isa import Alu, AluOp, Gemm, Load, Mem, Store, Uop
-from .program import NOPS, Program, ProgramBuilder
+from .program import Program, ProgramBuilder
 from .requantize import Requantize
 
 MAX_PAD = 15  # the DMA's pad fields are 4 bits
@@ -136,11 +136,22 @@ def check_tiling(shape: ConvShape, tiling: Tiling, config: VTAConfig) -> None:
                        f"{_buffer_needs(shape, tiling)} elements per buffer half")  # fmt: skip
 
 
+def pack_activation(x: np.ndarray, block: int) -> np.ndarray:
+    """(C, H, W) int8 -> (C/B, H, W, B), channels zero-padded to whole blocks."""
+    channels, height, width = x.shape
+    padded = np.zeros((-(-channels // block) * block, height, width), np.int8)
+    padded[:channels] = x
+    return np.ascontiguousarray(padded.reshape(-1, block, height, width).transpose(0, 2, 3, 1))
+
+
+def unpack_activation(y: np.ndarray, channels: int) -> np.ndarray:
+    """(O/B, H', W', B) -> (O, H', W'), the first `channels` channels."""
+    blocks, height, width, block = y.shape
+    return y.transpose(0, 3, 1, 2).reshape(blocks * block, height, width)[:channels]
+
+
 def _place_operands(builder, x, weight, bias, shape: ConvShape) -> dict:
     b = builder.config.block
-    xs = np.zeros((shape.channels * b, shape.height, shape.width), np.int8)
-    xs[: x.shape[0]] = x
-    xs = xs.reshape(shape.channels, b, shape.height, shape.width).transpose(0, 2, 3, 1)
     k = shape.kernel
     ws = np.zeros((shape.out_channels * b, shape.channels * b, k, k), np.int8)
     ws[: weight.shape[0], : weight.shape[1]] = weight
@@ -149,7 +160,7 @@ def _place_operands(builder, x, weight, bias, shape: ConvShape) -> dict:
     bs[: bias.shape[0]] = bias
     builder.reserve("y", Mem.OUT, shape.out_channels * shape.out_height * shape.out_width)
     return {
-        "x": builder.place("x", Mem.INP, np.ascontiguousarray(xs)),
+        "x": builder.place("x", Mem.INP, pack_activation(x, b)),
         "w": builder.place("w", Mem.WGT, np.ascontiguousarray(ws)),
         "bias": builder.place("bias", Mem.ACC, bs),
         "y": builder.regions["y"],
@@ -176,12 +187,8 @@ class _Emitter:
             for row0 in range(0, s.out_height, t.rows):
                 co, rows = min(t.co, s.out_channels - co0), min(t.rows, s.out_height - row0)
                 self._tile(co0, co, row0, rows)
-        for _ in range(min(self.halves, self.steps)):  # tokens of the last steps and tiles
-            self.b.pop("compute", "load")
-            self.b.emit(NOPS["load"])
-        for _ in range(min(self.halves, self.tiles)):
-            self.b.pop("store", "compute")
-            self.b.emit(NOPS["compute"])
+        self.b.drain("compute", "load", min(self.halves, self.steps))
+        self.b.drain("store", "compute", min(self.halves, self.tiles))
 
     def _tile(self, co0: int, co: int, row0: int, rows: int) -> None:
         acc = (self.tiles % self.halves) * self.half["acc"]

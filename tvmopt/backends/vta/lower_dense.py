@@ -18,7 +18,7 @@ import numpy as np
 from ...errors import VTAError
 from .config import DEFAULT, VTAConfig
 from .isa import Alu, Gemm, Load, Mem, Store, Uop
-from .program import NOPS, Program, ProgramBuilder
+from .program import Program, ProgramBuilder
 from .requantize import Requantize
 
 
@@ -45,11 +45,8 @@ def lower_dense(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, requantize:
         _load_weights(builder, t, start, count, blocks_k, tile, regions)
         _compute(builder, t, start, count, blocks_k, tile, regions, requantize)
         _store(builder, t, start, count, tile, regions)
-    for _ in range(min(2, len(starts))):  # the last two tiles' tokens nobody waited for
-        builder.pop("compute", "load")
-        builder.emit(NOPS["load"])
-        builder.pop("store", "compute")
-        builder.emit(NOPS["compute"])
+    builder.drain("compute", "load", min(2, len(starts)))  # the last two tiles' tokens
+    builder.drain("store", "compute", min(2, len(starts)))
     return builder.finish()
 
 

@@ -24,11 +24,10 @@ from ..._tvm import tvm
 from ...errors import VTAError
 from ...passes.consts import const, static_shape, value
 from .config import DEFAULT, VTAConfig
+from .isa import elem_bytes, encode_stream
 from .lower_conv import lower_conv
 from .requantize import Requantize
 from .runtime import CONFIG_FIELDS, FUNCTION
-
-ELEM_BYTES_X, ELEM_BYTES_Y = "inp", "out"
 
 
 @dataclass
@@ -121,8 +120,8 @@ def _offload(expr, matches, p: _Patterns, config: VTAConfig, index: int):
         raise _Decline(str(err), shape) from None
     out_shape = list(static_shape(expr))
     meta = _meta(program, config, x_shape, out_shape, index)
-    args = [x, const(np.frombuffer(_stream(program), np.uint8)), const(program.dram),
-            const(meta)]  # fmt: skip
+    stream = np.frombuffer(encode_stream(program.insns, config), np.uint8)
+    args = [x, const(stream), const(program.dram), const(meta)]
     call = relax.call_dps_packed(FUNCTION, args, relax.TensorType(out_shape, "int8"))
     return call, shape
 
@@ -166,12 +165,6 @@ def _bias(bias: np.ndarray, channels: int, shape: str) -> np.ndarray:
 
 def _meta(program, config, x_shape, out_shape, index) -> np.ndarray:
     x, y = program.regions["x"], program.regions["y"]
-    offsets = [x.base * config.elem_bytes[ELEM_BYTES_X], y.base * config.elem_bytes[ELEM_BYTES_Y]]
+    offsets = [x.base * elem_bytes(config, x.memory), y.base * elem_bytes(config, y.memory)]
     values = [getattr(config, name) for name in CONFIG_FIELDS]
     return np.array([*values, *x_shape[1:], *out_shape[1:], *offsets, index], np.int64)
-
-
-def _stream(program) -> bytes:
-    from .isa import encode_stream
-
-    return encode_stream(program.insns, program.config)

@@ -17,12 +17,10 @@ import numpy as np
 
 from ...errors import VTAError
 from .config import DEFAULT, VTAConfig
-from .isa import Finish, Insn, Load, Mem, Store, Uop, encode_uop
+from .isa import Finish, Insn, Load, Mem, Store, Uop, elem_bytes, encode_uop
 from .simulator import STAGES, stage_of
 
 NOPS = {"load": Load(memory=Mem.INP), "compute": Load(memory=Mem.UOP), "store": Store()}
-ELEMENT = {Mem.INP: "inp", Mem.WGT: "wgt", Mem.ACC: "acc", Mem.ACC8: "acc8", Mem.OUT: "out",
-           Mem.UOP: "uop"}  # fmt: skip
 
 
 @dataclass
@@ -44,7 +42,7 @@ class Program:
     def read(self, name: str, dram: np.ndarray | None = None) -> np.ndarray:
         """Region `name` of `dram` (default: the program's image) as int8 elements (count, B)."""
         region = self.regions[name]
-        size = self.config.elem_bytes[ELEMENT[region.memory]]
+        size = elem_bytes(self.config, region.memory)
         raw = (self.dram if dram is None else dram)[
             region.base * size : (region.base + region.count) * size
         ]
@@ -66,14 +64,14 @@ class ProgramBuilder:
 
     def place(self, name: str, memory: Mem, data: np.ndarray) -> Region:
         """Copy `data` (whole elements of `memory`) into the image, aligned to its element size."""
-        size = self.config.elem_bytes[ELEMENT[memory]]
+        size = elem_bytes(self.config, memory)
         raw = np.ascontiguousarray(data).view(np.uint8).reshape(-1)
         if raw.size % size:
             raise VTAError(f"{name}: {raw.size} bytes are not whole {size}-byte elements")
         return self._append(name, memory, raw.tobytes(), size)
 
     def reserve(self, name: str, memory: Mem, count: int) -> Region:
-        size = self.config.elem_bytes[ELEMENT[memory]]
+        size = elem_bytes(self.config, memory)
         return self._append(name, memory, bytes(count * size), size)
 
     def _append(self, name: str, memory: Mem, data: bytes, size: int) -> Region:
@@ -127,6 +125,13 @@ class ProgramBuilder:
         if self.pending_pops[src] or last is None or stage_of(last) != src or getattr(last, flag):
             self.emit(NOPS[src])
         self.insns[-1] = dataclasses.replace(self.insns[-1], **{flag: True})
+
+    def drain(self, src: str, dst: str, count: int) -> None:
+        """`dst` takes `count` tokens from `src` on no-ops: those pushed for buffer halves that
+        no later step reuses, which must still be taken before the launch ends."""
+        for _ in range(count):
+            self.pop(src, dst)
+            self.emit(NOPS[dst])
 
     def finish(self) -> Program:
         """The launch epilogue: store and load hand their last tokens to compute, which takes

@@ -16,6 +16,7 @@ import tvm_ffi
 
 from .config import VTAConfig
 from .isa import decode_stream
+from .lower_conv import pack_activation, unpack_activation
 from .simulator import Counters, Simulator
 
 FUNCTION = "tvmopt.vta.conv2d"
@@ -27,25 +28,11 @@ META_FIELDS = (*CONFIG_FIELDS, "channels", "height", "width", "out_channels", "o
 last_runs: deque[tuple[int, Counters]] = deque(maxlen=4096)  # (layer index, counters)
 
 
-def pack_input(x: np.ndarray, block: int) -> np.ndarray:
-    """(C, H, W) int8 -> (C/B, H, W, B), channels zero-padded to whole blocks."""
-    channels, height, width = x.shape
-    padded = np.zeros((-(-channels // block) * block, height, width), np.int8)
-    padded[:channels] = x
-    return padded.reshape(-1, block, height, width).transpose(0, 2, 3, 1)
-
-
-def unpack_output(y: np.ndarray, channels: int) -> np.ndarray:
-    """(O/B, H', W', B) -> (O, H', W')."""
-    blocks, height, width, block = y.shape
-    return y.transpose(0, 3, 1, 2).reshape(blocks * block, height, width)[:channels]
-
-
 def run_conv2d(x, insns, dram, meta, out) -> None:
     m = dict(zip(META_FIELDS, meta.numpy().tolist(), strict=True))
     config = VTAConfig(**{name: m[name] for name in CONFIG_FIELDS})
     image = dram.numpy().copy()
-    packed = pack_input(x.numpy()[0], config.block).reshape(-1).view(np.uint8)
+    packed = pack_activation(x.numpy()[0], config.block).reshape(-1).view(np.uint8)
     image[m["x_offset"] : m["x_offset"] + packed.size] = packed
     counters = Simulator(image, config).run(decode_stream(insns.numpy().tobytes(), config))
     last_runs.append((m["layer"], counters))
@@ -53,7 +40,7 @@ def run_conv2d(x, insns, dram, meta, out) -> None:
     size = -(-m["out_channels"] // block) * m["out_height"] * m["out_width"] * block
     y = image[m["y_offset"] : m["y_offset"] + size].view(np.int8)
     y = y.reshape(-1, m["out_height"], m["out_width"], block)
-    out.copyfrom(np.ascontiguousarray(unpack_output(y, m["out_channels"])[None]))
+    out.copyfrom(np.ascontiguousarray(unpack_activation(y, m["out_channels"])[None]))
 
 
 def register() -> None:

@@ -19,7 +19,7 @@ import numpy as np
 from ...errors import VTAError
 from .config import DEFAULT, VTAConfig
 from .cycles import CycleModel
-from .isa import Alu, AluOp, Finish, Gemm, Insn, Load, LoopInsn, Mem, Store
+from .isa import Alu, AluOp, Finish, Gemm, Insn, Load, LoopInsn, Mem, Store, elem_bytes, uop_bits
 
 STAGES = ("load", "compute", "store")
 FIFO_DEPTH = 8
@@ -108,8 +108,7 @@ class Simulator:
 
     def _dram_tile(self, insn: Load) -> np.ndarray:
         """The y_size x x_size elements at dram_base (row pitch x_stride), as the buffer's type."""
-        name = {Mem.UOP: "uop", Mem.INP: "inp", Mem.WGT: "wgt", Mem.ACC: "acc", Mem.ACC8: "acc8"}
-        elem = self.config.elem_bytes[name[insn.memory]]
+        elem = elem_bytes(self.config, insn.memory)
         rows = insn.dram_base + np.arange(insn.y_size)[:, None] * insn.x_stride
         elements = rows + np.arange(insn.x_size)[None, :]
         raw = self._dram_bytes(elements, elem, f"LOAD {insn.memory.name}")
@@ -185,8 +184,7 @@ class Simulator:
         if not 0 <= insn.uop_bgn <= insn.uop_end <= len(self.sram[Mem.UOP]):
             raise VTAError(f"micro-ops [{insn.uop_bgn}, {insn.uop_end}) are outside the buffer")
         uops = self.sram[Mem.UOP][insn.uop_bgn : insn.uop_end].astype(np.int64)
-        acc_bits, wgt_bits = self.config.index_bits("acc"), self.config.index_bits("wgt")
-        src_bits = max(acc_bits, self.config.index_bits("inp"))
+        acc_bits, src_bits, wgt_bits = uop_bits(self.config)  # decode_uop, vectorized
         return {"dst": uops & (1 << acc_bits) - 1, "src": uops >> acc_bits & (1 << src_bits) - 1,
                 "wgt": uops >> (acc_bits + src_bits) & (1 << wgt_bits) - 1}  # fmt: skip
 
@@ -227,13 +225,28 @@ def _check_range(what: str, base: int, count: int, depth: int) -> None:
 def _count_load(insn: Load, config: VTAConfig, counters: Counters) -> None:
     elements = insn.x_size * insn.y_size
     if insn.memory == Mem.INP:
-        counters.inp_load_nbytes += elements * config.elem_bytes["inp"]
+        counters.inp_load_nbytes += elements * elem_bytes(config, Mem.INP)
     elif insn.memory == Mem.WGT:
-        counters.wgt_load_nbytes += elements * config.elem_bytes["wgt"]
+        counters.wgt_load_nbytes += elements * elem_bytes(config, Mem.WGT)
     elif insn.memory == Mem.UOP:
-        counters.uop_load_nbytes += elements * 4
+        counters.uop_load_nbytes += elements * elem_bytes(config, Mem.UOP)
     else:  # ACC and ACC8 both count at the accumulator's width, as fsim does
-        counters.acc_load_nbytes += elements * config.elem_bytes["acc"]
+        counters.acc_load_nbytes += elements * elem_bytes(config, Mem.ACC)
+
+
+def _flags(insn: Insn, kind: str) -> list[str]:
+    """The directions ("prev", "next") `insn` pops or pushes a token in."""
+    return [d for d in ("prev", "next") if getattr(insn, f"{kind}_{d}")]
+
+
+def _check_flags(index: int, insn: Insn, stage: str) -> None:
+    """Checked before anything runs: a flag toward a neighbour the module lacks."""
+    for kind in ("pop", "push"):
+        invalid = [d for d in _flags(insn, kind) if (stage, d) not in FIFOS]
+        if invalid:
+            raise VTAError(f"instruction {index} ({type(insn).__name__.upper()} on the {stage} "
+                           f"module) has {kind}_{invalid[0]} set, but that module has no "
+                           f"{invalid[0]} neighbour")  # fmt: skip
 
 
 class _Launch:
@@ -243,6 +256,7 @@ class _Launch:
         self.simulator, self.counters = simulator, Counters()
         self.queues = {stage: deque() for stage in STAGES}
         for index, insn in enumerate(insns):
+            _check_flags(index, insn, stage_of(insn))
             self.queues[stage_of(insn)].append((index, insn))
         self.fifos = {name: deque() for name in ("l2g", "g2l", "g2s", "s2g")}  # push times
         self.clock = dict.fromkeys(STAGES, 0)
@@ -267,29 +281,19 @@ class _Launch:
             return None
         _, insn = self.queues[stage][0]
         start = self.clock[stage]
-        for direction in self._flags(insn, stage, "pop"):
+        for direction in _flags(insn, "pop"):
             fifo = self.fifos[POPS[(stage, direction)]]
             if not fifo:
                 return None
             start = max(start, fifo[0])
-        for direction in self._flags(insn, stage, "push"):
+        for direction in _flags(insn, "push"):
             if len(self.fifos[FIFOS[(stage, direction)]]) >= FIFO_DEPTH:
                 return None
         return start
 
-    def _flags(self, insn: Insn, stage: str, kind: str) -> list[str]:
-        flags = [d for d in ("prev", "next") if getattr(insn, f"{kind}_{d}")]
-        invalid = [d for d in flags if (stage, d) not in FIFOS]
-        if invalid:
-            index = self.queues[stage][0][0]
-            raise VTAError(f"instruction {index} ({type(insn).__name__.upper()} on the {stage} "
-                           f"module) has {kind}_{invalid[0]} set, but that module has no "
-                           f"{invalid[0]} neighbour")  # fmt: skip
-        return flags
-
     def _step(self, stage: str, start: int) -> None:
         index, insn = self.queues[stage].popleft()
-        for direction in self._flags_of(insn, "pop"):
+        for direction in _flags(insn, "pop"):
             self.fifos[POPS[(stage, direction)]].popleft()
         try:
             self._apply(insn)
@@ -299,12 +303,8 @@ class _Launch:
         self.counters.stalled[stage] += start - self.clock[stage]
         self.counters.busy[stage] += duration
         self.clock[stage] = start + duration
-        for direction in self._flags_of(insn, "push"):
+        for direction in _flags(insn, "push"):
             self.fifos[FIFOS[(stage, direction)]].append(self.clock[stage])
-
-    @staticmethod
-    def _flags_of(insn: Insn, kind: str) -> list[str]:
-        return [d for d in ("prev", "next") if getattr(insn, f"{kind}_{d}")]
 
     def _apply(self, insn: Insn) -> None:
         sim, counters = self.simulator, self.counters
