@@ -25,9 +25,10 @@ def make_model(
         [numpy_helper.from_array(np.asarray(v), name) for name, v in dict(initializers).items()],
     )
     opsets = {"": opset, **(extra_opsets or {})}
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid(domain, v) for domain, v in opsets.items()]
-    )
+    opset_imports = [helper.make_opsetid(domain, v) for domain, v in opsets.items()]
+    # the oldest IR version the opsets allow: an ONNX Runtime older than onnx still reads it
+    ir_version = helper.find_min_ir_version_for(opset_imports, ignore_unknown=True)
+    model = helper.make_model(graph, opset_imports=opset_imports, ir_version=ir_version)
     onnx.checker.check_model(model)
     return model
 

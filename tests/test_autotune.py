@@ -144,6 +144,25 @@ def test_merge_unions_databases(tmp_path, tuned_db, demo_model):
         merge([path], merged)
 
 
+def test_an_untuned_time_kept_apart_outranks_slower_records(tmp_path, tuned_db, demo_model):
+    """GPU tuning keeps dlight's time apart from the records (its traces cannot be written as
+    records): records slower than it are never applied, and merging carries it along."""
+    path, kernels = tuned_db
+    copy = tmp_path / "copy"
+    merge([path], copy)
+    prepared = prepare(demo_model)
+    tasks = extract_tasks(prepared)
+    database = open_database(copy, prepared.target, create=True)
+    database.commit_untuned(tasks[0].mod, 1e-12)  # faster than anything measured
+    del database
+    assert tvmopt.compile(demo_model, db=copy).tuned_kernels == len(kernels) - 1
+    merged = tmp_path / "merged"
+    merge([copy], merged)
+    reopened = open_database(merged, prepared.target)
+    assert reopened.untuned_of(tasks[0].mod) == 1e-12
+    assert reopened.get_top_k(reopened.commit_workload(tasks[0].mod), 1) == []
+
+
 def test_time_budget_stops_the_run(tmp_path, demo_model):
     start = time.monotonic()
     kernels = tune(prepare(demo_model), tmp_path / "db",

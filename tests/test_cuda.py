@@ -156,8 +156,37 @@ def test_gather_and_argmax_on_the_gpu(tmp_path):
     gpu_matches_ort(model, "fp32", 0)
 
 
-def test_tuning_for_cuda_is_refused_without_leaving_a_database(demo_path, tmp_path):
+@without_gpu
+def test_tuning_for_cuda_without_a_gpu_leaves_no_database(demo_path, tmp_path):
     cuda = '{"kind": "cuda", "arch": "sm_90"}'
     result = cli("tune", demo_path, "--db", tmp_path / "db", "--trials", 4, "--target", cuda)
-    assert result.returncode == 2 and "tuning for cuda is not implemented yet" in result.stderr
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "tuning for cuda measures candidates on a GPU here, and there is none" in result.stderr
     assert not (tmp_path / "db").exists()
+
+
+def test_cuda_kernels_to_tune_are_the_gemms_dlight_schedules(demo_model):
+    from tvmopt.api import prepare
+    from tvmopt.autotune.space import default_schedule
+    from tvmopt.autotune.tasks import extract_tasks
+
+    prepared = prepare(demo_model, target={"kind": "cuda", "arch": "sm_90"})
+    tasks = extract_tasks(prepared)
+    assert tasks and all(task.rule.__name__ in ("Matmul", "GEMV") for task in tasks)
+    assert all("conv2d" in task.name or "matmul" in task.name for task in tasks)
+    for task in tasks:  # the untuned schedule measured first is dlight's
+        assert default_schedule(task.rule, task.mod, prepared.target) is not None
+
+
+@pytest.mark.cuda
+@pytest.mark.tuning
+@needs_gpu
+def test_tuning_on_the_gpu_then_compiling_with_the_database(demo_model, demo_path, tmp_path):
+    db = tmp_path / "db"
+    result = cli("tune", demo_path, "--db", db, "--trials", 32, "--target", "cuda")
+    assert result.returncode == 0, result.stderr
+    assert (db / "untuned.jsonl").read_text().count("\n") >= 1  # dlight's time per kernel
+    compiled = tvmopt.compile(demo_model, target="cuda", db=db)
+    feeds = random_inputs(compiled.inputs, seed=1)
+    for name, expected in ort_outputs(demo_model, feeds).items():
+        assert max_relative_error(compiled.run(feeds)[name], expected) <= FP32_TOLERANCE

@@ -79,7 +79,7 @@ def compile(  # noqa: A001 - the verb users expect
         Receives progress lines (calibration, fallbacks); None is silent.
     db : str or os.PathLike, optional
         A tuning database (`tvmopt tune --db`): kernels tuned for this target use their best
-        record; the rest keep the CPU schedule rules.
+        record; the rest keep their untuned schedules (our CPU rules; dlight on GPUs).
     precision : {"fp32", "fp16"}
         fp16 (CUDA targets): convs and matmuls take float16 operands and accumulate in float32;
         inputs and outputs stay float32.
@@ -104,7 +104,7 @@ def compile(  # noqa: A001 - the verb users expect
             quantize_config,
             log,
         )
-        executable = _build(prepared, database, _checked_precision(precision, prepared))
+        executable = _build(prepared, database, checked_precision(precision, prepared))
     compiled = CompiledModel(executable, prepared.metadata, target=prepared.target)  # after _build
     compiled.quantize_report = prepared.report
     compiled.tuned_kernels = 0 if database is None else database.applied
@@ -207,7 +207,7 @@ def _to_onnx(model, example_inputs):
     return onnx_frontend.load_model(model)
 
 
-def _checked_precision(precision: str, prepared: Prepared) -> str:
+def checked_precision(precision: str, prepared: Prepared) -> str:
     if precision not in ("fp32", "fp16"):
         raise OptionError(f"precision must be 'fp32' or 'fp16', got {precision!r}")
     if precision == "fp16" and prepared.target.kind.name != "cuda":

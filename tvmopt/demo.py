@@ -57,9 +57,11 @@ def build_demo_model(seed: int = 0) -> onnx.ModelProto:
         [helper.make_tensor_value_info("probs", TensorProto.FLOAT, (1, NUM_CLASSES))],
         initializers,
     )
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="tvmopt"
-    )
+    opset_imports = [helper.make_opsetid("", 17)]
+    # the IR version opset 17 needs, not this onnx's newest: older ONNX Runtimes read it
+    ir_version = helper.find_min_ir_version_for(opset_imports)
+    model = helper.make_model(graph, opset_imports=opset_imports, ir_version=ir_version,
+                              producer_name="tvmopt")  # fmt: skip
     onnx.checker.check_model(model)
     return model
 

@@ -3,6 +3,9 @@
     DIR/tvmopt-db.json    {"format": "tvmopt-tuning-db", "version": 1}
     DIR/workloads.jsonl   one kernel per line: {"id", "name", "workload"}
     DIR/records.jsonl     one measured trial per line: {"workload": id, "target": key, "record"}
+    DIR/untuned.jsonl     a kernel's untuned time where its schedule is not a record (dlight's
+                          traces hold index maps, which MetaSchedule's JSON cannot write):
+                          {"workload": id, "target": key, "seconds"}; slower records are ignored
 
 Each line goes out in one write() and is fsync'd before the trial counts as done, so a process
 killed at any moment leaves at most a torn last line: readers skip it and the next writer cuts it
@@ -27,6 +30,7 @@ from ..errors import TuningDatabaseError
 
 FORMAT = {"format": "tvmopt-tuning-db", "version": 1}
 HEADER, WORKLOADS, RECORDS, LOCK = "tvmopt-db.json", "workloads.jsonl", "records.jsonl", ".lock"
+UNTUNED = "untuned.jsonl"
 # what makes two targets run a kernel alike: the ISA and the CPU or GPU it was measured on
 TARGET_FIELDS = ("kind", "mtriple", "mcpu", "mattr", "arch")
 FAILED_S = 1e9  # MetaSchedule records a candidate that failed to build or run as 1e10 s
@@ -140,9 +144,11 @@ class TuningDatabase(PyDatabase):
         self.names: dict[str, str] = {}
         self.applied = 0  # kernels the last compile took from this database (pipeline.py)
         self.records: dict[str, list[TuningRecord]] = {}  # per workload id, this target's
+        self.untuned: dict[str, float] = {}  # per workload id, where the record is not kept
         self._lock = lock_for_writing(self.path) if writer else None
         self._workloads = Appender(self.path / WORKLOADS)
         self._records = Appender(self.path / RECORDS)
+        self._untuned = Appender(self.path / UNTUNED)
         self._load()
 
     def _load(self) -> None:
@@ -158,6 +164,9 @@ class TuningDatabase(PyDatabase):
                 raise TuningDatabaseError(f"broken tuning database {self.path / RECORDS}, line "
                                           f"{number}: unknown workload")  # fmt: skip
             self._remember(line["workload"], TuningRecord.from_json(line["record"], workload))
+        for _, line in read_lines(self.path / UNTUNED):
+            if line.get("target") == self.target_key:
+                self.untuned[line["workload"]] = float(line["seconds"])
 
     def _remember(self, key: str, record: TuningRecord) -> None:
         self.memory.commit_tuning_record(record)
@@ -183,6 +192,14 @@ class TuningDatabase(PyDatabase):
         """Every trial of the workload `mod` on this target, failed ones included."""
         return self.records.get(workload_id(mod), [])
 
+    def commit_untuned(self, mod, seconds: float) -> None:
+        key = self.register(mod, "?")
+        self._untuned.write({"workload": key, "target": self.target_key, "seconds": seconds})
+        self.untuned[key] = seconds
+
+    def untuned_of(self, mod) -> float | None:
+        return self.untuned.get(workload_id(mod))
+
     def trials_of(self, mods) -> int:
         return sum(len(self.records_of(mod)) for mod in mods)
 
@@ -197,14 +214,20 @@ class TuningDatabase(PyDatabase):
 
     def commit_tuning_record(self, record: TuningRecord) -> None:
         key = self.register(record.workload.mod, "?")
-        self._records.write({"workload": key, "target": self.target_key,
-                             "record": record.as_json()})  # fmt: skip
+        try:
+            line = record.as_json()
+        except TypeError:  # a trace MetaSchedule's JSON cannot write (an index map): dropped,
+            return  # as a record that could not be read back would be
+        self._records.write({"workload": key, "target": self.target_key, "record": line})
         self._remember(key, record)
 
     def get_top_k(self, workload: Workload, top_k: int) -> list[TuningRecord]:
-        """The fastest `top_k` records that built and ran: a failed trial is never applied."""
+        """The fastest `top_k` records that built and ran, and beat the untuned time when it is
+        kept apart: a failed trial, or one slower than no tuning, is never applied."""
         ranked = self.memory.get_top_k(workload, len(self.records_of(workload.mod)))
-        return [record for record in ranked if _succeeded(record)][:top_k]
+        untuned = self.untuned_of(workload.mod) or FAILED_S
+        faster = [r for r in ranked if _succeeded(r) and mean_seconds(r.run_secs) < untuned]
+        return faster[:top_k]
 
     def get_all_tuning_records(self) -> list[TuningRecord]:
         return list(self.memory.get_all_tuning_records())

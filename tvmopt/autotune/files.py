@@ -9,7 +9,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import TuningDatabaseError
-from .database import FORMAT, HEADER, RECORDS, WORKLOADS, check_format, mean_seconds, read_lines
+from .database import (
+    FORMAT,
+    HEADER,
+    RECORDS,
+    UNTUNED,
+    WORKLOADS,
+    check_format,
+    mean_seconds,
+    read_lines,
+)
 
 
 @dataclass(frozen=True)
@@ -54,12 +63,15 @@ def merge(sources, output) -> tuple[int, int]:
     for source in sources:
         check_format(Path(source))
     workloads, records = _union(sources, WORKLOADS, "id"), _union(sources, RECORDS, None)
+    untuned = _union(sources, UNTUNED, None)
     staged = output.with_name(output.name + ".partial")
     shutil.rmtree(staged, ignore_errors=True)
     staged.mkdir(parents=True)
     (staged / HEADER).write_text(json.dumps(FORMAT) + "\n")
     _write_lines(staged / WORKLOADS, workloads)
     _write_lines(staged / RECORDS, records)
+    if untuned:
+        _write_lines(staged / UNTUNED, untuned)
     staged.rename(output)
     return len(workloads), len(records)
 

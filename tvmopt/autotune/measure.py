@@ -4,8 +4,9 @@ torch-free pools (workers.py), on this machine or on the servers of an RPC track
 from __future__ import annotations
 
 import concurrent.futures
+import os
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tvm.ir.utils import derived_object
 from tvm.s_tir.meta_schedule.builder import BuilderResult, PyBuilder, local_builder
@@ -26,7 +27,7 @@ BUILDS_PER_WORKER = 64
 
 @dataclass(frozen=True)
 class MeasureOptions:
-    build_workers: int = 2
+    build_workers: int = field(default_factory=lambda: len(os.sched_getaffinity(0)))
     build_timeout_s: float = 60.0
     run_timeout_s: float = 60.0
     # each candidate: `repeat` means of `number` runs, at least `min_repeat_ms` each
@@ -54,7 +55,8 @@ def build_kernel(mod, target, _params):
     from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
 
     mod = RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod)
-    return build(mod, target=target)
+    with target:  # TVM's nvcc callback reads the GPU architecture from the current target
+        return build(mod, target=target)
 
 
 @derived_object

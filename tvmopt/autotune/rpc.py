@@ -8,7 +8,6 @@ import logging
 import socket
 
 from tvm.rpc.server import PopenRPCServerState
-from tvm.rpc.tracker import PopenTrackerServerState
 
 from ..errors import OptionError, TuneError
 
@@ -16,6 +15,8 @@ PORT_RANGE = 100  # ports tried from the one asked for
 
 
 def serve_tracker(host: str, port: int) -> None:
+    from tvm.rpc.tracker import PopenTrackerServerState  # needs tornado: only the tracker does
+
     state = _bound(PopenTrackerServerState, host, port)
     _announce(f"rpc tracker listening on {host}:{state.port}")
     state.thread.join()

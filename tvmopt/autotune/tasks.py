@@ -1,6 +1,7 @@
 """The kernels worth tuning: the TIR functions of a model, as they reach scheduling, that one of
-the CPU schedule rules with tile sizes applies to. Element-wise and reduction kernels keep the
-fallback rule: they are memory-bound, and there is no tile to search."""
+the CPU schedule rules with tile sizes applies to (on GPUs: those dlight schedules as a GEMM or
+GEMV). Element-wise and reduction kernels keep the fallback rule: they are memory-bound, and
+there is no tile to search."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from ..backends.llvm.rule_int8_gemm import Int8Gemm
 from ..backends.llvm.rule_matmul import Matmul
 from ..errors import TuneError
 from ..passes.pipeline import tuning_pipeline
+from .gpu_space import is_gpu, tunable_gpu_rule
 
 # tried in the order of the untuned rules (backends/llvm/rules.py): the same rule wins
 TUNABLE_RULES = (Int8Gemm, Conv2dNCHW, Matmul)
@@ -29,15 +31,15 @@ class Task:
     rule: type  # the schedule rule whose tile sizes are searched
 
 
-def extract_tasks(prepared) -> list[Task]:
-    """The tunable kernels of a model prepared by api.prepare, heaviest-called first."""
+def extract_tasks(prepared, precision: str = "fp32") -> list[Task]:
+    """The tunable kernels of a model prepared by api.prepare (compiled at `precision`),
+    heaviest-called first."""
     name = "vta" if vta.is_vta(prepared.target) else prepared.target.kind.name
-    if name != "llvm":
+    if name not in ("llvm", "cuda"):
         raise TuneError(f"tuning for {name} is not implemented yet")
+    pipeline = tuning_pipeline(prepared.opt_level, prepared.target, prepared.graph, precision)
     with tvm.transform.PassContext(opt_level=3):
-        lowered = tuning_pipeline(prepared.opt_level, prepared.target, prepared.graph)(
-            prepared.module
-        )
+        lowered = pipeline(prepared.module)
     tasks = []
     for extracted in ms.relax_integration.extract_tasks(lowered, prepared.target):
         rule = tunable_rule(extracted.dispatched[0], prepared.target)
@@ -50,6 +52,8 @@ def extract_tasks(prepared) -> list[Task]:
 def tunable_rule(mod, target) -> type | None:
     """The rule whose tile sizes are searched for `mod`; None for what no tunable rule
     schedules untuned (depthwise convs have their own untiled rule, which comes first)."""
+    if is_gpu(target):
+        return tunable_gpu_rule(mod, target)
     if DepthwiseConv2dNCHW().apply(mod["main"], target, False) is not None:
         return None
     for rule in TUNABLE_RULES:

@@ -9,6 +9,8 @@ toward `trials`, and the search starts from its best records.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -20,6 +22,7 @@ from tvm.s_tir.meta_schedule.runner import RunnerInput
 
 from ..errors import OptionError, TuneError
 from .database import mean_seconds, open_database
+from .gpu_space import is_gpu
 from .intrinsics import load_families_on_demand
 from .measure import MeasureOptions, PoolBuilder, PoolRunner
 from .progress import Deadline, ProgressBar
@@ -38,6 +41,7 @@ class TuneOptions:
     trials_per_batch: int = 8
     measure: MeasureOptions = field(default_factory=MeasureOptions)
     progress: bool = True
+    precision: str = "fp32"  # the kernels of this compile precision (fp16: CUDA)
 
     def __post_init__(self):
         if self.trials is None and self.time_budget_s is None:
@@ -60,7 +64,10 @@ class KernelResult:
 def tune(prepared, db_path, options: TuneOptions) -> list[KernelResult]:
     """Tune the kernels of `prepared` (api.prepare) into the database at `db_path`."""
     load_families_on_demand()
-    tasks = extract_tasks(prepared)  # first: a target we cannot tune leaves no database behind
+    # first: a target we cannot tune, or a GPU missing, leaves no database behind
+    tasks = extract_tasks(prepared, options.precision)
+    if is_gpu(prepared.target):
+        _prepare_gpu_workers()
     database = open_database(db_path, prepared.target, create=True)
     for task in tasks:
         database.register(task.mod, task.name)
@@ -74,8 +81,10 @@ def tune(prepared, db_path, options: TuneOptions) -> list[KernelResult]:
 
 
 def _measure_untuned(tasks, database, builder, runner, target) -> None:
-    """Record the rule's default schedule of every kernel the database has no trial of."""
-    fresh = [task for task in tasks if database.trials_of([task.mod]) == 0]
+    """Measure the untuned schedule of every kernel the database has no trial of: a record on
+    CPUs (our rules' traces); on GPUs its time alone, which the records must beat."""
+    gpu = is_gpu(target)
+    fresh = [task for task in tasks if _untuned_missing(database, task, gpu)]
     schedules = [default_schedule(task.rule, task.mod, target) for task in fresh]
     built = builder.build([BuilderInput(sch.mod, target) for sch in schedules])
     errors = []
@@ -83,12 +92,20 @@ def _measure_untuned(tasks, database, builder, runner, target) -> None:
         run_secs, error = _run_one(runner, build, target, task)
         if error is not None:  # not a trial of the search: left for the next run to retry
             errors.append(f"{task.name}: {error}")
-            continue
-        workload = database.commit_workload(task.mod)
-        database.commit_tuning_record(TuningRecord(sch.trace, workload, run_secs, target,
-                                                   _args(task)))  # fmt: skip
+        elif gpu:
+            database.commit_untuned(task.mod, mean_seconds(run_secs))
+        else:
+            workload = database.commit_workload(task.mod)
+            database.commit_tuning_record(TuningRecord(sch.trace, workload, run_secs, target,
+                                                       _args(task)))  # fmt: skip
     if fresh and len(errors) == len(fresh):
         raise TuneError(f"every measurement failed, e.g. {errors[0]}")
+
+
+def _untuned_missing(database, task, gpu: bool) -> bool:
+    if gpu:
+        return database.untuned_of(task.mod) is None
+    return database.trials_of([task.mod]) == 0
 
 
 def _run_one(runner, build, target, task):
@@ -137,7 +154,7 @@ def _tune_tasks(tasks, database, builder, runner, target, options, trials, callb
             mod=task.mod, target=target, space_generator=space_generator(task.rule, target),
             search_strategy=ms.search_strategy.EvolutionarySearch(population_size=64,
                                                                   init_min_unmeasured=16),
-            task_name=task.name, rand_state=seed, num_threads=2,
+            task_name=task.name, rand_state=seed, num_threads=options.measure.build_workers,
             logger=logging.getLogger("tvmopt.tune"),
         ).clone()
         for task, seed in zip(tasks, seeds, strict=True)
@@ -145,10 +162,52 @@ def _tune_tasks(tasks, database, builder, runner, target, options, trials, callb
     ms.tune_tasks(
         tasks=contexts, task_weights=[float(task.weight) for task in tasks],
         work_dir=str(database.path), max_trials_global=trials,
-        num_trials_per_iter=options.trials_per_batch, builder=builder, runner=runner,
-        database=database, cost_model=ms.cost_model.XGBModel(num_tuning_cores=2),
+        num_trials_per_iter=_per_batch(options, target), builder=builder, runner=runner,
+        database=database, cost_model=_cost_model(options.measure.build_workers),
         measure_callbacks=callbacks, task_scheduler="gradient",
     )  # fmt: skip
+
+
+def _per_batch(options: TuneOptions, target) -> int:
+    """GPU candidates build on every core while the GPU measures: batches keep the cores busy."""
+    if is_gpu(target):
+        return max(options.trials_per_batch, 2 * options.measure.build_workers)
+    return options.trials_per_batch
+
+
+def _cost_model(cores: int) -> ms.cost_model.CostModel:
+    """XGBoost (a dependency); where it is missing (a bare GPU machine that runs tvmopt from a
+    copy), a random model, said once: the search then explores around the measured best."""
+    try:
+        import xgboost  # noqa: F401
+    except ImportError:
+        print("tvmopt tune: xgboost is not installed: candidates are picked at random, "
+              "not by the XGBoost cost model", file=sys.stderr)  # fmt: skip
+        return ms.cost_model.RandomModel()
+    return ms.cost_model.XGBModel(num_tuning_cores=cores)
+
+
+def _prepare_gpu_workers() -> None:
+    """Candidates run here on the GPU: check it is there, and have the build and run workers
+    load TVM's CUDA runtime (popen_worker reads the variable)."""
+    from ..backends.cuda.toolchain import driver_present, enable_codegen, gpu_missing
+
+    if not driver_present():
+        raise TuneError("tuning for cuda measures candidates on a GPU here, and there is none "
+                        "(no NVIDIA driver: libcuda.so.1 not found)")  # fmt: skip
+    reason = gpu_missing()
+    if reason is not None:
+        raise TuneError(f"tuning for cuda measures candidates on a GPU here: {reason}")
+    enable_codegen()
+    os.environ["TVMOPT_WORKER_CUDA"] = "1"
+
+
+def _untuned_record_s(task, records, target) -> float | None:
+    if is_gpu(target):  # kept apart (untuned_of), never a record
+        return None
+    untuned = str(default_schedule(task.rule, task.mod, target).trace.as_json())
+    return next((mean_seconds(r.run_secs) for r in records
+                 if str(r.trace.as_json()) == untuned), None)  # fmt: skip
 
 
 def _best(database, task) -> float | None:
@@ -159,10 +218,8 @@ def _best(database, task) -> float | None:
 def results(tasks, database, target) -> list[KernelResult]:
     report = []
     for task in tasks:
-        untuned = default_schedule(task.rule, task.mod, target).trace.as_json()
         records = database.records_of(task.mod)
-        untuned_s = next((mean_seconds(r.run_secs) for r in records
-                          if str(r.trace.as_json()) == str(untuned)), None)  # fmt: skip
+        untuned_s = database.untuned_of(task.mod) or _untuned_record_s(task, records, target)
         report.append(KernelResult(task.name, task.weight, len(records), untuned_s,
                                    _best(database, task)))  # fmt: skip
     return report

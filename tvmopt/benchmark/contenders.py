@@ -217,10 +217,36 @@ class TvmoptCUDA(TvmoptLLVM):
         return {"target": "cuda", "precision": self.precision}
 
 
+class TvmoptCUDATuned(TvmoptCUDA):
+    """tvmopt on GPU 0 with the best records of a CUDA tuning database (TVMOPT_CUDA_TUNING_DB,
+    default bench/results/tuning-db-cuda; `tvmopt tune --target cuda` fills it)."""
+
+    def __init__(self):
+        super().__init__()
+        self.name = "cuda-tuned"
+        self.db = Path(os.environ.get("TVMOPT_CUDA_TUNING_DB", "bench/results/tuning-db-cuda"))
+
+    def unavailable(self, case):
+        if not self.db.is_dir():
+            return f"no CUDA tuning database at {self.db} (tvmopt tune --target cuda fills it)"
+        return super().unavailable(case)
+
+    def options(self, case) -> dict:
+        return {**super().options(case), "db": self.db}
+
+
 class TorchEagerCUDA(TorchEager):
-    """PyTorch eager on GPU 0: inputs moved there once, outputs copied back every run."""
+    """PyTorch eager on GPU 0: inputs moved there once, outputs copied back every run. fp32 is
+    strict float32 (no TF32 in cuDNN convs or cuBLAS GEMMs, PyTorch's default for convs), as
+    tvmopt's fp32; fp16 is autocast: float16 convs and matmuls, as tvmopt's --precision fp16."""
 
     name = "torch-cuda"
+
+    def __init__(self, precision: str = "fp32"):
+        self.precision = precision
+        if precision != "fp32":
+            self.name = f"torch-cuda-{precision}"
+            self.tolerance = FP16_TOLERANCE
 
     def unavailable(self, case):
         import torch
@@ -232,14 +258,17 @@ class TorchEagerCUDA(TorchEager):
     def prepare(self, case, threads):
         import torch
 
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
         module, inputs = case.torch_build()
         module = module.eval().cuda()
         inputs = [t.cuda() for t in inputs]
+        fp16 = self.precision == "fp16"
 
         def run():
-            with torch.inference_mode():
+            with torch.inference_mode(), torch.autocast("cuda", torch.float16, enabled=fp16):
                 out = module(*inputs)
-            return [t.cpu().numpy() for t in (out if isinstance(out, tuple) else (out,))]
+            outs = out if isinstance(out, tuple) else (out,)
+            return [t.float().cpu().numpy() for t in outs]
 
         return Prepared(run, 0.0)
 
@@ -259,6 +288,7 @@ CONTENDERS: dict[str, Callable[[], Contender]] = {
     "llvm-tuned": TvmoptTuned,
     "cuda": TvmoptCUDA,
     "cuda-fp16": lambda: TvmoptCUDA("fp16"),
+    "cuda-tuned": TvmoptCUDATuned,
     "vta": lambda: NotYetContender(
         "vta", "simulated: wall time would be the simulator's; see python bench/vta_model.py"
     ),
@@ -266,6 +296,7 @@ CONTENDERS: dict[str, Callable[[], Contender]] = {
     "onnxruntime-int8": OnnxRuntimeInt8,
     "torch": TorchEager,
     "torch-cuda": TorchEagerCUDA,
+    "torch-cuda-fp16": lambda: TorchEagerCUDA("fp16"),
 }
 TARGETS = [name for name, make in CONTENDERS.items() if make().kind == "target"]
 PEERS = [name for name, make in CONTENDERS.items() if make().kind == "peer"]

@@ -1,5 +1,6 @@
 """tvmopt tune MODEL.onnx --db DIR (--trials N | --time-budget 30m) [--target T] [--seed S]
-[--rpc HOST:PORT --rpc-key KEY] [--quantize int8 --calib DATA ...]"""
+[--target cuda [--arch SM] [--precision fp16]] [--rpc HOST:PORT --rpc-key KEY]
+[--quantize int8 --calib DATA ...]"""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import sys
 import time
 
 from .arguments import (
+    add_cuda_options,
     add_input_shapes,
     add_opt_level,
     add_target,
     duration,
     host_port,
     positive_int,
+    target_with_arch,
 )
 from .quantize_args import add_calibration, quantize_options
 
@@ -56,6 +59,7 @@ def register(subparsers) -> None:
         help="measurements in flight over RPC at once (default 1)",
     )
     add_target(parser)
+    add_cuda_options(parser)
     add_input_shapes(parser)
     add_opt_level(parser)
     parser.add_argument("--quantize", choices=["int8"], help="tune the int8 model's kernels")
@@ -64,17 +68,19 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..api import prepare
+    from ..api import checked_precision, prepare
     from ..autotune.measure import MeasureOptions
     from ..autotune.tune import TuneOptions, tune
 
     measure = MeasureOptions(rpc=args.rpc, rpc_key=args.rpc_key, rpc_workers=args.rpc_workers)
     options = TuneOptions(trials=args.trials, time_budget_s=args.time_budget, seed=args.seed,
-                          measure=measure)  # fmt: skip
+                          measure=measure, precision=args.precision)  # fmt: skip
     start = time.perf_counter()
-    prepared = prepare(args.model, args.target, dict(args.input_shapes), opt_level=args.opt_level,
+    target = target_with_arch(args.target, args.arch)
+    prepared = prepare(args.model, target, dict(args.input_shapes), opt_level=args.opt_level,
                        log=lambda line: print(line, file=sys.stderr),
                        **(quantize_options(args) if args.quantize else {}))  # fmt: skip
+    checked_precision(args.precision, prepared)
     kernels = tune(prepared, args.db, options)
     print_results(kernels)
     print(f"tuned in {time.perf_counter() - start:.0f} s into {args.db}")

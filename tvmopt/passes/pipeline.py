@@ -10,6 +10,7 @@ from tvm import relax
 
 from .._tvm import tvm
 from ..backends.llvm.rules import deinterleave_pass, schedule_pass
+from .clip_as_min_max import ClipAsMinMax
 from .conv1x1_as_matmul import Conv1x1AsMatmul
 from .fast_math import FAST_LEGALIZATIONS
 from .fold_constants import FoldConstants
@@ -160,15 +161,17 @@ def _precision(precision: str) -> list[tuple[str, tvm.transform.Pass]]:
     inputs and outputs stay float32."""
     if precision == "fp16":
         return [
+            ("clip_as_min_max", ClipAsMinMax),  # ToMixedPrecision cannot cast clip's bounds
             ("mixed_precision", T.ToMixedPrecision(out_dtype="float32")),
             ("fold_fp16_weights", FoldConstants()),  # astype(weight) -> a float16 weight
         ]
     return []
 
 
-def tuning_pipeline(opt_level: int, target, graph=None) -> tvm.transform.Pass:
+def tuning_pipeline(opt_level: int, target, graph=None, precision="fp32") -> tvm.transform.Pass:
     """build_pipeline up to scheduling: its output's TIR functions are the kernels to tune."""
-    passes = graph_passes(opt_level, graph, target) + lowering_passes(opt_level, target)
+    passes = graph_passes(opt_level, graph, target) + _precision(precision)
+    passes += lowering_passes(opt_level, target)
     names = [name for name, _ in passes]
     first_schedule = next(i for i, name in enumerate(names) if name.startswith("schedule_"))
     return _sequential("tvmopt.tuning", passes[:first_schedule], target)

@@ -22,6 +22,9 @@ def cuda_target(arch: str | None = None, spec: dict | None = None) -> tvm.target
     check_arch(arch)
     spec["arch"] = arch
     spec.pop("host", None)
+    # every CUDA GPU since sm_20 allows these; MetaSchedule's GPU rules need them stated
+    spec.setdefault("max_threads_per_block", 1024)
+    spec.setdefault("max_shared_memory_per_block", 48 * 1024)
     try:
         return tvm.target.Target(spec, host=llvm.host_target())
     except Exception as err:  # noqa: BLE001 - TVM reports bad keys with several error types

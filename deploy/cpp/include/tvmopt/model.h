@@ -148,7 +148,7 @@ class Model {
     std::vector<tvm::ffi::AnyView> args(staged_.begin(), staged_.end());
     try {
       main_.CallPacked(args.data(), static_cast<int32_t>(args.size()), &result_);
-      if (device_.device_type != kDLCPU) sync_(device_, nullptr);
+      if (device_.device_type != kDLCPU) sync_(device_, int64_t{0});  // 0: the default stream
     } catch (const tvm::ffi::Error& err) {
       throw Error("the model failed: " + err.kind() + ": " + FirstLine(err.message()));
     }
