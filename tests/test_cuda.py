@@ -165,6 +165,14 @@ def test_tuning_for_cuda_without_a_gpu_leaves_no_database(demo_path, tmp_path):
     assert not (tmp_path / "db").exists()
 
 
+def test_tuning_for_cuda_over_rpc_is_refused(demo_path, tmp_path):
+    cuda = '{"kind": "cuda", "arch": "sm_90"}'
+    result = cli("tune", demo_path, "--db", tmp_path / "db", "--trials", 4, "--target", cuda,
+                 "--rpc", "127.0.0.1:9190")  # fmt: skip
+    assert result.returncode == 2 and "tuning for cuda over RPC is not implemented" in result.stderr
+    assert not (tmp_path / "db").exists()
+
+
 def test_cuda_kernels_to_tune_are_the_gemms_dlight_schedules(demo_model):
     from tvmopt.api import prepare
     from tvmopt.autotune.space import default_schedule

@@ -4,6 +4,10 @@ Every kernel's untuned schedule is measured first and recorded, so the database'
 kernel is never the slower of the two; the evolutionary search (XGBoost cost model) then
 mutates tile sizes from there. A run resumes from the database: trials already in it count
 toward `trials`, and the search starts from its best records.
+
+On GPUs (gpu_space.py) the untuned schedule is dlight's, kept as a time rather than a record,
+and the search runs in MetaSchedule's CUDA space; candidates build on every core here and run
+on the GPU here.
 """
 
 from __future__ import annotations
@@ -67,7 +71,7 @@ def tune(prepared, db_path, options: TuneOptions) -> list[KernelResult]:
     # first: a target we cannot tune, or a GPU missing, leaves no database behind
     tasks = extract_tasks(prepared, options.precision)
     if is_gpu(prepared.target):
-        _prepare_gpu_workers()
+        _prepare_gpu_workers(options.measure)
     database = open_database(db_path, prepared.target, create=True)
     for task in tasks:
         database.register(task.mod, task.name)
@@ -187,10 +191,13 @@ def _cost_model(cores: int) -> ms.cost_model.CostModel:
     return ms.cost_model.XGBModel(num_tuning_cores=cores)
 
 
-def _prepare_gpu_workers() -> None:
+def _prepare_gpu_workers(measure: MeasureOptions) -> None:
     """Candidates run here on the GPU: check it is there, and have the build and run workers
-    load TVM's CUDA runtime (popen_worker reads the variable)."""
+    load TVM's CUDA runtime (popen_worker reads the variable; it stays set for the process)."""
     from ..backends.cuda.toolchain import driver_present, enable_codegen, gpu_missing
+
+    if measure.rpc:  # never tried: a remote GPU's runner setup is not written yet
+        raise TuneError("tuning for cuda over RPC is not implemented yet; tune on the GPU machine")
 
     if not driver_present():
         raise TuneError("tuning for cuda measures candidates on a GPU here, and there is none "
