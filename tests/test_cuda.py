@@ -59,6 +59,15 @@ def test_device_code_is_for_the_architecture_asked_for(demo_model, tmp_path):
     assert device_code(tmp_path / "sm_80.so") != device_code(tmp_path / "sm_89.so")
 
 
+def test_the_host_side_runs_on_any_cpu_of_the_architecture_unless_given(demo_model):
+    compiled = tvmopt.compile(demo_model, target={"kind": "cuda", "arch": "sm_90"})
+    assert compiled.metadata.target["host"]["mcpu"] == "x86-64-v2"  # built here, run anywhere
+    host = {"kind": "llvm", "mcpu": "skylake-avx512"}
+    given = tvmopt.compile(demo_model, target={"kind": "cuda", "arch": "sm_90", "host": host})
+    assert given.metadata.target["host"]["mcpu"] == "skylake-avx512"
+    assert given.metadata.target["host"]["mtriple"].startswith("x86_64")
+
+
 def test_fp16_computes_convs_in_float16_and_keeps_float32_io(demo_model, tmp_path):
     dump = tmp_path / "ir"
     compiled = tvmopt.compile(demo_model, target={"kind": "cuda", "arch": "sm_90"},

@@ -16,21 +16,28 @@ EXAMPLE = '{"kind": "cuda", "arch": "sm_90"}'
 
 
 def cuda_target(arch: str | None = None, spec: dict | None = None) -> tvm.target.Target:
-    """A CUDA target for `arch` (detected when None) with this CPU as its host."""
+    """A CUDA target for `arch` (detected when None). Its host is the spec's "host" when given
+    (completed like --target llvm), else a baseline CPU of this architecture."""
     spec = {**(spec or {}), "kind": "cuda"}
     arch = arch or spec.get("arch") or detected_arch()
     check_arch(arch)
     spec["arch"] = arch
-    spec.pop("host", None)
+    host = spec.pop("host", None)
     # every CUDA GPU since sm_20 allows these; MetaSchedule's GPU rules need them stated
     spec.setdefault("max_threads_per_block", 1024)
     spec.setdefault("max_shared_memory_per_block", 48 * 1024)
     try:
-        return tvm.target.Target(spec, host=llvm.host_target())
+        return tvm.target.Target(spec, host=_host(host))
     except Exception as err:  # noqa: BLE001 - TVM reports bad keys with several error types
         raise TargetError(
             f"invalid CUDA target {spec}: {str(err).strip().splitlines()[-1]}"
         ) from None
+
+
+def _host(host) -> tvm.target.Target:
+    if host is None:
+        return llvm.portable_host_target()
+    return llvm.complete(tvm.target.Target(host))
 
 
 def detected_arch() -> str:

@@ -28,6 +28,15 @@ def host_target() -> tvm.target.Target:
     return tvm.target.Target({"kind": "llvm", "mtriple": host_triple(), "mcpu": host_cpu()})
 
 
+def portable_host_target() -> tvm.target.Target:
+    """This machine's triple for a baseline CPU of its architecture (x86-64-v2: SSE4.2, no AVX):
+    the host side of a GPU library is launch glue, and it must load on whatever CPU the GPU
+    machine has, not only on the one it was compiled on."""
+    triple = host_triple()
+    cpu = "x86-64-v2" if triple.startswith("x86_64") else "generic"
+    return tvm.target.Target({"kind": "llvm", "mtriple": triple, "mcpu": cpu})
+
+
 def complete(target: tvm.target.Target) -> tvm.target.Target:
     """Fill in what a partial llvm target leaves out: the host's triple and, on the host's
     architecture, the host's CPU. A cross target without mcpu keeps LLVM's generic CPU."""
