@@ -147,7 +147,7 @@ def prepare(  # noqa: PLR0913 - compile's arguments, less the output options
     config = _quantize_config(quantize, calib, opt_level, quantize_config,
                               calib_method=calib_method, skip=skip,
                               max_accuracy_drop=max_accuracy_drop)  # fmt: skip
-    if config is not None and resolved.kind.name == "cuda":
+    if config is not None and cuda.is_cuda(resolved):
         raise OptionError("int8 on CUDA is not implemented yet; compile int8 models for llvm")
     if quantize == "vta" or vta.is_vta(resolved):
         mod = _vta_quantized(mod, onnx_model, inputs, resolved, quantize, config, calib, log)
@@ -210,7 +210,7 @@ def _to_onnx(model, example_inputs):
 def checked_precision(precision: str, prepared: Prepared) -> str:
     if precision not in ("fp32", "fp16"):
         raise OptionError(f"precision must be 'fp32' or 'fp16', got {precision!r}")
-    if precision == "fp16" and prepared.target.kind.name != "cuda":
+    if precision == "fp16" and not cuda.is_cuda(prepared.target):
         raise OptionError("precision 'fp16' is for CUDA targets; CPU kernels stay float32")
     return precision
 

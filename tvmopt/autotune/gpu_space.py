@@ -18,10 +18,6 @@ from tvm.s_tir import meta_schedule as ms
 TUNABLE_GPU_RULES = (dl.gpu.Matmul, dl.gpu.GEMV)
 
 
-def is_gpu(target) -> bool:
-    return "gpu" in target.keys
-
-
 def tunable_gpu_rule(mod, target) -> type | None:
     for rule in TUNABLE_GPU_RULES:
         if rule().apply(mod["main"], target, False) is not None:

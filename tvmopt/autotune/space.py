@@ -12,11 +12,12 @@ from __future__ import annotations
 from tvm import s_tir
 from tvm.s_tir import meta_schedule as ms
 
-from .gpu_space import gpu_default_schedule, gpu_space_generator, is_gpu
+from ..backends.cuda.target import is_cuda
+from .gpu_space import gpu_default_schedule, gpu_space_generator
 
 
 def space_generator(rule: type, target) -> ms.space_generator.SpaceGenerator:
-    if is_gpu(target):
+    if is_cuda(target):
         return gpu_space_generator()
 
     def sample(sch: s_tir.Schedule) -> s_tir.Schedule:
@@ -31,7 +32,7 @@ def space_generator(rule: type, target) -> ms.space_generator.SpaceGenerator:
 
 def default_schedule(rule: type, mod, target) -> s_tir.Schedule:
     """The untuned kernel, as a schedule whose trace is a tuning record's."""
-    if is_gpu(target):
+    if is_cuda(target):
         return gpu_default_schedule(rule, mod, target)
     sch = s_tir.Schedule(mod)
     rule().schedule(sch, target)

@@ -11,13 +11,14 @@ from tvm.s_tir import meta_schedule as ms
 
 from .._tvm import tvm
 from ..backends import vta
+from ..backends.cuda.target import is_cuda
 from ..backends.llvm.rule_conv2d import Conv2dNCHW
 from ..backends.llvm.rule_depthwise import DepthwiseConv2dNCHW
 from ..backends.llvm.rule_int8_gemm import Int8Gemm
 from ..backends.llvm.rule_matmul import Matmul
 from ..errors import TuneError
 from ..passes.pipeline import tuning_pipeline
-from .gpu_space import is_gpu, tunable_gpu_rule
+from .gpu_space import tunable_gpu_rule
 
 # tried in the order of the untuned rules (backends/llvm/rules.py): the same rule wins
 TUNABLE_RULES = (Int8Gemm, Conv2dNCHW, Matmul)
@@ -52,7 +53,7 @@ def extract_tasks(prepared, precision: str = "fp32") -> list[Task]:
 def tunable_rule(mod, target) -> type | None:
     """The rule whose tile sizes are searched for `mod`; None for what no tunable rule
     schedules untuned (depthwise convs have their own untiled rule, which comes first)."""
-    if is_gpu(target):
+    if is_cuda(target):
         return tunable_gpu_rule(mod, target)
     if DepthwiseConv2dNCHW().apply(mod["main"], target, False) is not None:
         return None

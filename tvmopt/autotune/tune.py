@@ -24,9 +24,9 @@ from tvm.s_tir.meta_schedule.builder import BuilderInput
 from tvm.s_tir.meta_schedule.database import TuningRecord
 from tvm.s_tir.meta_schedule.runner import RunnerInput
 
+from ..backends.cuda.target import is_cuda
 from ..errors import OptionError, TuneError
 from .database import mean_seconds, open_database
-from .gpu_space import is_gpu
 from .intrinsics import load_families_on_demand
 from .measure import MeasureOptions, PoolBuilder, PoolRunner
 from .progress import Deadline, ProgressBar
@@ -70,7 +70,7 @@ def tune(prepared, db_path, options: TuneOptions) -> list[KernelResult]:
     load_families_on_demand()
     # first: a target we cannot tune, or a GPU missing, leaves no database behind
     tasks = extract_tasks(prepared, options.precision)
-    if is_gpu(prepared.target):
+    if is_cuda(prepared.target):
         _prepare_gpu_workers(options.measure)
     database = open_database(db_path, prepared.target, create=True)
     for task in tasks:
@@ -87,7 +87,7 @@ def tune(prepared, db_path, options: TuneOptions) -> list[KernelResult]:
 def _measure_untuned(tasks, database, builder, runner, target) -> None:
     """Measure the untuned schedule of every kernel the database has no trial of: a record on
     CPUs (our rules' traces); on GPUs its time alone, which the records must beat."""
-    gpu = is_gpu(target)
+    gpu = is_cuda(target)
     fresh = [task for task in tasks if _untuned_missing(database, task, gpu)]
     schedules = [default_schedule(task.rule, task.mod, target) for task in fresh]
     built = builder.build([BuilderInput(sch.mod, target) for sch in schedules])
@@ -174,7 +174,7 @@ def _tune_tasks(tasks, database, builder, runner, target, options, trials, callb
 
 def _per_batch(options: TuneOptions, target) -> int:
     """GPU candidates build on every core while the GPU measures: batches keep the cores busy."""
-    if is_gpu(target):
+    if is_cuda(target):
         return max(options.trials_per_batch, 2 * options.measure.build_workers)
     return options.trials_per_batch
 
@@ -210,7 +210,7 @@ def _prepare_gpu_workers(measure: MeasureOptions) -> None:
 
 
 def _untuned_record_s(task, records, target) -> float | None:
-    if is_gpu(target):  # kept apart (untuned_of), never a record
+    if is_cuda(target):  # kept apart (untuned_of), never a record
         return None
     untuned = str(default_schedule(task.rule, task.mod, target).trace.as_json())
     return next((mean_seconds(r.run_secs) for r in records

@@ -9,6 +9,7 @@ from __future__ import annotations
 from tvm import relax
 
 from .._tvm import tvm
+from ..backends.cuda.target import is_cuda
 from ..backends.llvm.rules import deinterleave_pass, schedule_pass
 from .clip_as_min_max import ClipAsMinMax
 from .conv1x1_as_matmul import Conv1x1AsMatmul
@@ -64,16 +65,12 @@ def graph_passes(
     opt_level: int, pipeline=None, target=None
 ) -> list[tuple[str, tvm.transform.Pass]]:
     if pipeline is None:
-        pipeline = (CUDA_PIPELINES if _is_cuda(target) else PIPELINES)[opt_level]
+        pipeline = (CUDA_PIPELINES if is_cuda(target) else PIPELINES)[opt_level]
     return [(name, make()) for name, make in pipeline]
 
 
-def _is_cuda(target) -> bool:
-    return target is not None and target.kind.name == "cuda"
-
-
 def lowering_passes(opt_level: int, target, database=None) -> list[tuple[str, tvm.transform.Pass]]:
-    if _is_cuda(target):
+    if is_cuda(target):
         return cuda_lowering_passes(opt_level, target, database)
     return cpu_lowering_passes(opt_level, target, database)
 

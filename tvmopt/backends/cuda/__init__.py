@@ -4,10 +4,10 @@ compile kernels with nvcc even where no GPU is present, and the build."""
 from __future__ import annotations
 
 from ..._tvm import tvm
-from .target import EXAMPLE, cuda_target
+from .target import EXAMPLE, cuda_target, is_cuda
 from .toolchain import enable_codegen, gpu_device, gpu_missing
 
-__all__ = ["EXAMPLE", "build", "cuda_target", "gpu_device", "gpu_missing"]
+__all__ = ["EXAMPLE", "build", "cuda_target", "gpu_device", "gpu_missing", "is_cuda"]
 
 
 def build(mod, target: tvm.target.Target, opt_level: int, graph=None, database=None,

@@ -15,6 +15,11 @@ from .toolchain import driver_present, enable_codegen
 EXAMPLE = '{"kind": "cuda", "arch": "sm_90"}'
 
 
+def is_cuda(target) -> bool:
+    """Whether `target` (None: the default, this CPU) compiles for an NVIDIA GPU."""
+    return target is not None and target.kind.name == "cuda"
+
+
 def cuda_target(arch: str | None = None, spec: dict | None = None) -> tvm.target.Target:
     """A CUDA target for `arch` (detected when None). Its host is the spec's "host" when given
     (completed like --target llvm), else a baseline CPU of this architecture."""
