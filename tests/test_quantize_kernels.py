@@ -57,7 +57,9 @@ def _conv_reference(xq, wq, stride, pad, dilation):
 CONVS = [  # (N, C, H, W, OC, kernel, stride, pad, dilation)
     (1, 3, 17, 15, 10, 3, 2, 1, 1),  # channels and outputs not multiples of 4 and 16
     (2, 16, 9, 9, 32, 3, 1, 2, 2),  # batch, dilation
-    (1, 32, 7, 7, 48, 1, 1, 0, 1),  # 1x1
+    (1, 32, 7, 7, 48, 1, 1, 0, 1),  # 1x1: one GEMM over the 49 positions
+    (2, 6, 5, 3, 16, 1, 1, 0, 1),  # 1x1, batch, channels padded to 8
+    (1, 8, 9, 9, 16, 1, 2, 0, 1),  # 1x1 strided: a window, not a GEMM over positions
 ]
 
 
@@ -74,11 +76,13 @@ def test_int8_conv2d_is_exact_integer_arithmetic(target, shape):
     packed, correction, scale = (v.value.numpy() for v in kernel_constants(weight, qparams))
     geometry = kernels.ConvGeometry((k, k), (stride, stride), (pad, pad), (dil, dil),
                                     (out_h, out_w))  # fmt: skip
-    placeholders = [te.placeholder(a.shape, str(a.dtype)) for a in (x, packed, correction, scale)]
+    x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))  # the kernel is channels last
+    arrays = [x_nhwc, packed, correction, scale]
+    placeholders = [te.placeholder(a.shape, str(a.dtype)) for a in arrays]
     y = kernels.int8_conv2d(*placeholders, geometry=geometry, channels=oc,
                             inv_scale=1 / qparams.scale, zero_point=qparams.zero_point)  # fmt: skip
     lib = _build(te.create_prim_func([*placeholders, y]), target)
-    actual = _run(lib, [x, packed, correction, scale], (n, oc, out_h, out_w))
+    actual = _run(lib, arrays, (n, out_h, out_w, oc)).transpose(0, 3, 1, 2)
     wq, w_scale = quantize_weight(weight)
     expected = _conv_reference(_fake_quantized(x, qparams), wq, stride, pad, dil)
     expected *= (qparams.scale * w_scale)[None, :, None, None]

@@ -196,3 +196,31 @@ def test_stride_2_conv_reads_a_deinterleaved_input(size):
     contiguous = "v_rx % T.int64(2), v_rx // T.int64(2) + v_xx]"  # plane, then column
     assert (contiguous in scheduled) == ((size + 2) % 2 == 0)
     assert_matches_ort(model, tvmopt.compile(model))
+
+
+def test_channels_last_max_pool_vectorizes_over_channels_and_matches():
+    """The int8 stem's uint8 NHWC max pool: windows outside, channels vectorized."""
+    from tvm.script import relax as R
+
+    from tvmopt.backends.llvm.rule_pool import Pool2dNHWC
+
+    @R.function
+    def main(x: R.Tensor((1, 10, 10, 64), "uint8")):
+        with R.dataflow():
+            y = R.nn.max_pool2d(x, pool_size=[3, 3], strides=[2, 2], padding=[1, 1, 1, 1],
+                                layout="NHWC", out_layout="NHWC")  # fmt: skip
+            R.output(y)
+        return y
+
+    legalized = relax.transform.LegalizeOps()(tvm.IRModule({"main": main}))
+    (func,) = [f for gv, f in legalized.functions.items() if gv.name_hint != "main"]
+    scheduled = Pool2dNHWC().apply(func, resolve_target(None), False)
+    assert scheduled is not None and "T.vectorized" in scheduled.mod.script()
+    func = scheduled.mod["main"].with_attr("global_symbol", "main")  # an entry point to call
+    lib = tvm.compile(tvm.IRModule({"main": func}), target=resolve_target(None))
+    x = np.random.default_rng(0).integers(0, 256, (1, 10, 10, 64)).astype(np.uint8)
+    out = tvm.runtime.tensor(np.zeros((1, 5, 5, 64), np.uint8))
+    lib(tvm.runtime.tensor(x), out)
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))  # 0 is uint8's smallest: max ignores it
+    windows = [padded[:, i : i + 9 : 2, j : j + 9 : 2] for i in range(3) for j in range(3)]
+    np.testing.assert_array_equal(out.numpy(), np.max(windows, axis=0))

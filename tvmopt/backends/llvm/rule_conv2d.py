@@ -22,6 +22,7 @@ from .schedule_util import (
     inline_epilogue,
     iter_kinds,
     largest_divisor,
+    materialize_padding,
     root_blocks,
     split_tile,
     vector_lanes,
@@ -50,7 +51,7 @@ class Conv2dNCHW(CPURule):
         if conv is None or iter_kinds(sch, conv) != "SSSSRRR":
             return False
         lanes = self.tiles.max_vector or vector_lanes(target)
-        _schedule_padding(sch, lanes)
+        materialize_padding(sch, lanes)
         epilogue = inline_epilogue(sch, conv)
         self._schedule_conv(sch, conv, epilogue, lanes)
         return True
@@ -126,16 +127,3 @@ def _loads(expr):
     for child in getattr(expr, "args", None) or []:
         if isinstance(child, tvm.ir.expr.Expr):
             yield from _loads(child)
-
-
-def _schedule_padding(sch, lanes: int) -> None:
-    """Materialize the padded input in parallel; it is read kh*kw times, so inlining it would
-    put the bounds check in the innermost loop."""
-    producers = [b for b in root_blocks(sch) if sch.get(b).name_hint == "pad_temp"]
-    for pad in producers:
-        loops = sch.get_loops(pad)
-        sch.parallel(sch.fuse(*loops[:-1]))
-        width = extents(sch, loops[-1:])[0]
-        if width is not None:
-            _, inner = sch.split(loops[-1], [None, largest_divisor(width, lanes)])
-            sch.vectorize(inner)

@@ -13,19 +13,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..._tvm import tvm
+from ...passes.quantize.kernels import DEQUANTIZE, DEQUANTIZE_NCHW, GEMM, QUANTIZE
 from .intrin_vnni import VNNI_LOCAL_INTRIN
 from .schedule_util import (
     CPURule,
     block_named,
     extents,
     inline_epilogue,
+    inline_prologue,
     largest_divisor,
     split_tile,
     vector_lanes,
     vectorized_tail,
 )
-
-QUANTIZE, GEMM, DEQUANTIZE = "int8_quantize", "int8_gemm", "int8_dequantize"
 
 
 def has_vnni(target) -> bool:
@@ -48,17 +48,20 @@ class Int8Gemm(CPURule):
         self.sample = sample
 
     def schedule(self, sch, target) -> bool:
-        blocks = [block_named(sch, (name,)) for name in (QUANTIZE, GEMM, DEQUANTIZE)]
+        names = [(QUANTIZE,), (GEMM,), (DEQUANTIZE, DEQUANTIZE_NCHW)]
+        blocks = [block_named(sch, alternatives) for alternatives in names]
         if any(block is None for block in blocks):
             return False
-        quantize, gemm, _ = blocks
+        quantize, gemm, dequantize = blocks
+        channels_first = sch.get(dequantize).name_hint == DEQUANTIZE_NCHW
+        inline_prologue(sch, quantize)
         _schedule_quantize(sch, quantize, vector_lanes(target))
         # FuseOps may have appended the layer's bias, residual and activation: one epilogue
         epilogue = inline_epilogue(sch, gemm)
-        self._schedule_gemm(sch, gemm, epilogue, has_vnni(target))
+        self._schedule_gemm(sch, gemm, epilogue, has_vnni(target), channels_first)
         return True
 
-    def _schedule_gemm(self, sch, gemm, epilogue, vnni: bool) -> None:
+    def _schedule_gemm(self, sch, gemm, epilogue, vnni: bool, channels_first: bool) -> None:
         b, i, j, no, ni, rh, rw, ko, ki = sch.get_loops(gemm)
         j_o, j_i = split_tile(sch, j, self.tiles.rows, max_inner=16, sample=self.sample)
         no_o, no_i = split_tile(sch, no, self.tiles.chunks, max_inner=4, sample=self.sample)
@@ -68,13 +71,14 @@ class Int8Gemm(CPURule):
             sch.reorder(ki, ni)
         accumulator = sch.cache_write(gemm, 0, "local")
         sch.reverse_compute_at(accumulator, j_o, preserve_unit_loops=True)
-        if _writes_channels_first(sch, epilogue):
+        if channels_first:
             # NCHW: the epilogue waits for a whole output row, then writes each channel's row
             # contiguously; written tile by tile, every channel would touch a partial cache line
             sch.reverse_compute_at(epilogue, i, preserve_unit_loops=True)
             sch.parallel(sch.fuse(no_o, b, i))
-        else:
+        else:  # channels last: the tile's accumulators are written out as they are
             sch.compute_inline(accumulator)
+            _positions_as_rows(sch, epilogue)
             sch.reverse_compute_at(epilogue, j_o, preserve_unit_loops=True)
             sch.parallel(sch.fuse(no_o, b, i, j_o))
         sch.unroll(j_i)
@@ -87,8 +91,16 @@ class Int8Gemm(CPURule):
             sch.tensorize(ni, VNNI_LOCAL_INTRIN)
 
 
-def _writes_channels_first(sch, block) -> bool:
-    return len(sch.get(block).writes[0].region) == 4
+def _positions_as_rows(sch, epilogue) -> None:
+    """A pointwise conv's GEMM runs over positions p = h * W + w (kernels.py), its NHWC epilogue
+    over (h, w): the epilogue's iteration becomes (n, p, c) too, so that it can be computed
+    per tile of positions (TVM cannot solve a tile of p for h and w)."""
+    block = sch.get(epilogue)
+    reads = [r for r in block.reads if len(r.region) == 5]  # the accumulator [N, 1, P, N/16, 16]
+    if len(block.iter_vars) != 4 or not reads or int(reads[0].source.shape[1]) != 1:
+        return
+    width = int(block.iter_vars[2].dom.extent)
+    sch.transform_block_layout(epilogue, lambda n, h, w, c: (n, h * width + w, c))
 
 
 def _schedule_quantize(sch, quantize, lanes: int) -> None:

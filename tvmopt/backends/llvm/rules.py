@@ -12,6 +12,7 @@ from .rule_depthwise import DepthwiseConv2dNCHW
 from .rule_fallback import Fallback
 from .rule_int8_gemm import Int8Gemm
 from .rule_matmul import Matmul
+from .rule_pool import Pool2dNHWC
 
 
 def default_rules() -> list:
@@ -20,6 +21,7 @@ def default_rules() -> list:
         DepthwiseConv2dNCHW(),  # one channel per group: per-thread channel planes, vector rows
         Conv2dNCHW(),  # direct conv, register-blocked over output channels x columns
         Matmul(),  # (batch) matmul, register-blocked over rows x columns
+        Pool2dNHWC(),  # channels-last pools: window steps vectorized over channels
         Fallback(),  # everything else: parallel + vectorized
     ]
 

@@ -68,6 +68,28 @@ def inline_epilogue(sch: s_tir.Schedule, anchor) -> object | None:
     return after[-1]
 
 
+def inline_prologue(sch: s_tir.Schedule, first) -> None:
+    """Inline every block before `first` into its readers: element-wise producers FuseOps put
+    ahead of a kernel (a residual's dequantization), which its epilogue then computes as it reads.
+    Declines by raising ScheduleError."""
+    for block in root_blocks(sch):
+        if sch.get(block).same_as(sch.get(first)):
+            return
+        sch.compute_inline(block)
+
+
+def materialize_padding(sch: s_tir.Schedule, lanes: int) -> None:
+    """Compute each padded input ("pad_temp") in parallel, its rows vectorized: a window reads
+    it many times, so inlining it would put the bounds check in the innermost loop."""
+    for pad in [b for b in root_blocks(sch) if sch.get(b).name_hint == "pad_temp"]:
+        loops = sch.get_loops(pad)
+        sch.parallel(sch.fuse(*loops[:-1]))
+        width = extents(sch, loops[-1:])[0]
+        if width is not None:
+            _, inner = sch.split(loops[-1], [None, largest_divisor(width, lanes)])
+            sch.vectorize(inner)
+
+
 def vectorized_tail(sch: s_tir.Schedule, reduction, first_reduction_loop, blocks) -> None:
     """Split the reduction's init off before `first_reduction_loop`, then vectorize the innermost
     loop of the init and of each block in `blocks` (its accumulator write-back, its epilogue;

@@ -2,7 +2,8 @@
 
     conv2d(x, W)  -> call_tir(int8_conv2d, x, pack(Wq), correction, scale)
     add(conv2d(x, W), b) -> the same, b folded into correction (bias.py)
-    a tensor read only by int8 layers -> uint8 from its producer (requantize.py)
+    a tensor the int8 layers read -> uint8 from its producer; a residual add reads it
+        dequantized (requantize.py)
     matmul(x, W)  -> reshape(call_tir(int8_matmul, reshape(x, [M, K]), ...), x's leading dims)
 
 Weights are quantized per output channel (symmetric int8, [-127, 127]) and packed at compile
@@ -23,8 +24,9 @@ from ..consts import const, static_shape, value
 from . import kernels
 from .annotate import Layer
 from .bias import foldable_biases
+from .layout import NCHW_TO_NHWC, NHWC_TO_NCHW, channels_last, conv_layouts
 from .observers import QParams
-from .requantize import requantizable, requantized
+from .requantize import dequantized, requantizable, requantized
 
 LANES, DEPTH = kernels.LANES, kernels.DEPTH
 
@@ -74,18 +76,28 @@ def _conv_geometry(call: relax.Call) -> kernels.ConvGeometry:
 
 @mutator
 class _Converter(PyExprMutator):
-    def __init__(self, mod, plans: dict, folded_adds: dict, requantize: dict):
+    def __init__(self, mod, plans: dict, folded_adds: dict, requantize: dict):  # noqa: PLR0913
         super().__init__(mod)
+        convs = {call for call, plan in plans.items() if plan[0].kind == "conv2d"}
+        self.layouts = conv_layouts(mod["main"], convs)  # conv call -> (input, output) layout
         self.plans = plans  # layer call -> (Layer, QParams, the float input or None, bias)
         self.folded_adds = folded_adds  # bias add call -> the layer's var
-        self.requantize = requantize  # var read only by int8 layers -> their QParams
+        self.requantize = requantize  # var the int8 layers read -> its Requantization
+        self.uint8 = {}  # such a var -> its uint8 value, which the int8 layers read
 
     def visit_var_binding_(self, binding):
-        if binding.var not in self.requantize:
+        plan = self.requantize.get(binding.var)
+        if plan is None:
             return super().visit_var_binding_(binding)
         produced = self.builder_.emit(self.visit_expr(binding.value))
-        quantized = requantized(produced, self.requantize[binding.var])
-        self.set_var_remap(binding.var, self.builder_.emit(quantized))
+        # a max pool of a uint8 tensor is uint8 already (requantize.py)
+        quantized = (
+            produced if plan.pooled else self.builder_.emit(requantized(produced, plan.qparams))
+        )
+        self.uint8[binding.var] = quantized
+        if plan.dequantized:  # every other reader is a residual add: it takes the float value
+            quantized = self.builder_.emit(dequantized(quantized, plan.qparams))
+        self.set_var_remap(binding.var, quantized)
         return None
 
     def visit_call_(self, call):
@@ -96,19 +108,27 @@ class _Converter(PyExprMutator):
             return self.visit_expr_post_order(call)
         layer, qparams, source, bias = plan
         # the input itself, not the call rebuilt around it: it may be uint8 (requantize.py)
-        x = self.visit_expr(call.args[0] if source is None else source)
-        build = _int8_conv2d if layer.kind == "conv2d" else _int8_matmul
-        return build(self.builder_, call, x, qparams, bias)
+        source = call.args[0] if source is None else source
+        x = self.uint8[source] if source in self.uint8 else self.visit_expr(source)
+        if layer.kind == "conv2d":
+            return _int8_conv2d(self.builder_, call, x, qparams, bias, self.layouts[call])
+        return _int8_matmul(self.builder_, call, x, qparams, bias)
 
 
-def _int8_conv2d(builder, call, x, qparams, bias):
+def _int8_conv2d(builder, call, x, qparams, bias, layouts):  # noqa: PLR0913
     weight = value(call.args[1])
     packed, correction, scale = kernel_constants(weight, qparams, bias)
     kernel = partial(  # TE arguments must be tensors or numbers: the rest is bound here
         kernels.int8_conv2d, geometry=_conv_geometry(call), channels=int(weight.shape[0]),
-        inv_scale=1.0 / qparams.scale, zero_point=qparams.zero_point,
+        inv_scale=1.0 / qparams.scale, zero_point=qparams.zero_point, layouts=layouts,
     )  # fmt: skip
-    return builder.call_te(kernel, x, packed, correction, scale, primfunc_name_hint="int8_conv2d")
+    # NHWC sides are permuted back to the graph's NCHW here; layout.py cancels the pairs
+    if layouts[0] == "NHWC":
+        x = builder.emit(relax.op.permute_dims(x, NCHW_TO_NHWC))
+    int8 = builder.call_te(kernel, x, packed, correction, scale, primfunc_name_hint="int8_conv2d")
+    if layouts[1] == "NHWC":
+        return relax.op.permute_dims(builder.emit(int8), NHWC_TO_NCHW)
+    return int8
 
 
 def _int8_matmul(builder, call, x, qparams, bias):
@@ -145,4 +165,4 @@ def convert(mod, layers: list[Layer], qparams: dict[str, QParams], sources=None)
     converter = _Converter(mod, plans, folded_adds, requantizable(mod["main"], plans))
     main = mod.get_global_var("main")
     converter.builder_.update_func(main, converter.visit_expr(mod["main"]))
-    return converter.builder_.get()
+    return channels_last(converter.builder_.get())

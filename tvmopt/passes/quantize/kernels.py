@@ -1,13 +1,16 @@
 """The int8 layer as one TIR function: quantize, int8 GEMM, dequantize.
 
-    x (float32) -> xq[n, h, w, c] = quantize(x), uint8, zero-point padded (channels to x4)
+    x (float32 or uint8, NHWC) -> xq[n, h, w, c] = quantize(x), uint8, zero-point padded
+                                  (spatially, and channels to a multiple of 4)
                 -> acc[n, oh, ow, no, ni] = sum over taps and channels of
                        xq[n, oh*s + kh*d, ow*s + kw*d, c] * W[no, kh, kw, c / 4, ni, c % 4]
-                -> y = float(acc + correction[o]) * scale[o], NCHW (conv) or [M, N] (matmul)
+                -> y = float(acc + correction[o]) * scale[o], NHWC (conv) or [M, N] (matmul)
 
-Channels last and in fours, one step of the inner product is 4 uint8 of one position times a
-packed 16x4 int8 weight block: exactly the operands of VNNI's vpdpbusd, read in place (no
-im2col). A matmul is the 1x1 case over a [1, 1, M, K] input. `correction` folds the activation's
+Channels last on both sides (convert.py permutes a graph's NCHW tensors to it and back, and
+layout.py cancels the pairs between int8 layers), and in fours: one step of the inner product
+is 4 uint8 of one position times a packed 16x4 int8 weight block, exactly the operands of
+VNNI's vpdpbusd, read in place (no im2col). A matmul is the 1x1 case over a [1, 1, M, K]
+input; a pointwise conv is one GEMM over its positions. `correction` folds the activation's
 zero point (-zp * sum W) and the int32 bias (bias / (act_scale * w_scale)) into one vector;
 `scale` is act_scale * w_scale per output channel. The block names are what the CPU schedule
 rule (backends/llvm/rule_int8_gemm.py) looks for.
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 from tvm import te, tirx
 
 QUANTIZE, GEMM, DEQUANTIZE = "int8_quantize", "int8_gemm", "int8_dequantize"
+DEQUANTIZE_NCHW = "int8_dequantize_nchw"  # the output transposed as it is written
 LANES, DEPTH = 16, 4  # output channels x reduction steps of one vpdpbusd
 
 
@@ -32,6 +36,10 @@ class ConvGeometry:
     padding: tuple[int, int] = (0, 0)  # top, left: the input is padded by these
     dilation: tuple[int, int] = (1, 1)
     out_hw: tuple[int, int] = (1, 1)
+
+    def pointwise(self) -> bool:
+        """1x1, stride 1, unpadded: a GEMM over the positions, whatever the map's shape."""
+        return self.kernel == (1, 1) and self.strides == (1, 1) and self.padding == (0, 0)
 
     def reach(self) -> tuple[int, int]:
         """The rows and columns of the padded input the window reads."""
@@ -55,9 +63,10 @@ def _padded_read(inside, read, inv_scale, zero_point):
     return tirx.if_then_else(inside, value, tirx.const(zero_point, "uint8"))
 
 
-def quantize_nchw(x, geometry: ConvGeometry, channels: int, inv_scale: float, zero_point: int):
-    """NCHW float -> NHWC uint8, padded spatially and to `channels` with the zero point."""
-    n, c, h, w = (int(d) for d in x.shape)
+def quantize_nhwc(x, geometry, channels: int, inv_scale, zero_point, channels_last=True):
+    """NHWC (or NCHW) float or uint8 -> NHWC uint8, padded spatially and to `channels` with the
+    zero point."""
+    n, h, w, c = (int(d) for d in x.shape) if channels_last else _nchw_as_nhwc(x.shape)
     (ph, pw), (hp, wp) = geometry.padding, geometry.reach()
 
     def value(b, i, j, k):
@@ -65,9 +74,16 @@ def quantize_nchw(x, geometry: ConvGeometry, channels: int, inv_scale: float, ze
         inside = tirx.all(k < c, row >= 0, row < h, col >= 0, col < w)
         clamped = [tirx.min(k, c - 1), tirx.min(tirx.max(row, 0), h - 1),
                    tirx.min(tirx.max(col, 0), w - 1)]  # fmt: skip
-        return _padded_read(inside, x[b, clamped[0], clamped[1], clamped[2]], inv_scale, zero_point)
+        k, row, col = clamped
+        pixel = x[b, row, col, k] if channels_last else x[b, k, row, col]
+        return _padded_read(inside, pixel, inv_scale, zero_point)
 
     return te.compute((n, hp, wp, channels), value, name=QUANTIZE)
+
+
+def _nchw_as_nhwc(shape) -> tuple[int, ...]:
+    n, c, h, w = (int(d) for d in shape)
+    return n, h, w, c
 
 
 def quantize_rows(x, channels: int, inv_scale: float, zero_point: int):
@@ -80,8 +96,11 @@ def quantize_rows(x, channels: int, inv_scale: float, zero_point: int):
     return te.compute((1, 1, rows, channels), value, name=QUANTIZE)
 
 
-def gemm(xq, packed, geometry: ConvGeometry):
-    """int32 accumulators [N, OH, OW, N/16, 16] of the packed weight [N/16, KH, KW, C/4, 16, 4]."""
+def gemm(xq, packed, geometry: ConvGeometry, over_positions: bool = False):
+    """int32 accumulators [N, OH, OW, N/16, 16] of the packed weight [N/16, KH, KW, C/4, 16, 4];
+    [N, 1, OH*OW, N/16, 16] `over_positions` of a pointwise conv (p reads xq's p // W, p % W)."""
+    if over_positions:
+        return _pointwise_gemm(xq, packed)
     blocks, kh, kw, steps = (int(d) for d in packed.shape[:4])
     (sh, sw), (dh, dw), (oh, ow) = geometry.strides, geometry.dilation, geometry.out_hw
     rh, rw = te.reduce_axis((0, kh), name="rh"), te.reduce_axis((0, kw), name="rw")
@@ -95,19 +114,61 @@ def gemm(xq, packed, geometry: ConvGeometry):
     return te.compute((int(xq.shape[0]), oh, ow, blocks, LANES), value, name=GEMM)
 
 
+def _pointwise_gemm(xq, packed):
+    n, h, w = (int(d) for d in xq.shape[:3])
+    blocks, steps = int(packed.shape[0]), int(packed.shape[3])
+    # the unit window axes keep the loop nest the schedule rule expects
+    rh, rw = te.reduce_axis((0, 1), name="rh"), te.reduce_axis((0, 1), name="rw")
+    ko, ki = te.reduce_axis((0, steps), name="ko"), te.reduce_axis((0, DEPTH), name="ki")
+
+    def value(b, i, p, no, ni):
+        pixel = xq[b, p // w + rh, p % w + rw, ko * DEPTH + ki]
+        weight = packed[no, rh, rw, ko, ni, ki]
+        return te.sum(pixel.astype("int32") * weight.astype("int32"), axis=[rh, rw, ko, ki])
+
+    return te.compute((n, 1, h * w, blocks, LANES), value, name=GEMM)
+
+
 def _dequantize(acc, correction, scale, position, channel):
     total = acc[(*position, channel // LANES, channel % LANES)] + correction[channel]
     return total.astype("float32") * scale[channel]
 
 
-def int8_conv2d(x, packed, correction, scale, *, geometry, channels, inv_scale, zero_point):
-    """NCHW float input -> NCHW float output of `channels` channels, through int8."""
-    depth = int(packed.shape[3]) * DEPTH
-    acc = gemm(quantize_nchw(x, geometry, depth, inv_scale, zero_point), packed, geometry)
+def int8_conv2d(  # noqa: PLR0913 - the layer's tensors, then its compile-time facts
+    x,
+    packed,
+    correction,
+    scale,
+    *,
+    geometry,
+    channels,
+    inv_scale,
+    zero_point,
+    layouts=("NHWC", "NHWC"),
+):
+    """NHWC input -> NHWC float output of `channels` channels, through int8; either side may be
+    NCHW instead (`layouts`: input, output), next to a float layer that wants it. A pointwise conv
+    runs as one GEMM over its H*W positions, so its register tiles span rows of the map (a 7x7
+    map tiles as 49 positions, not as 7 rows of 7)."""
+    depth, qparams = int(packed.shape[3]) * DEPTH, (inv_scale, zero_point)
     n, (oh, ow) = int(x.shape[0]), geometry.out_hw
+    xq = quantize_nhwc(x, geometry, depth, *qparams, channels_last=layouts[0] == "NHWC")
+    # over positions only when written channels last: an NCHW epilogue waits for whole rows
+    over_positions = geometry.pointwise() and layouts[1] == "NHWC"
+    acc = gemm(xq, packed, geometry, over_positions)
+    if over_positions:
+        position = lambda b, i, j: (b, 0, i * ow + j)  # noqa: E731
+    else:
+        position = lambda b, i, j: (b, i, j)  # noqa: E731
+    if layouts[1] == "NCHW":
+        return te.compute(
+            (n, channels, oh, ow),
+            lambda b, c, i, j: _dequantize(acc, correction, scale, position(b, i, j), c),
+            name=DEQUANTIZE_NCHW,
+        )
     return te.compute(
-        (n, channels, oh, ow),
-        lambda b, c, i, j: _dequantize(acc, correction, scale, (b, i, j), c),
+        (n, oh, ow, channels),
+        lambda b, i, j, c: _dequantize(acc, correction, scale, position(b, i, j), c),
         name=DEQUANTIZE,
     )
 
