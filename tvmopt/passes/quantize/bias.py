@@ -14,7 +14,7 @@ from tvm import relax
 
 from ..consts import is_constant, value
 from .annotate import Layer
-from .uses import readers
+from .uses import op_name, readers
 
 
 def foldable_biases(func: relax.Function, layers: list[Layer]) -> dict:
@@ -32,7 +32,7 @@ def foldable_biases(func: relax.Function, layers: list[Layer]) -> dict:
 
 
 def _bias_add(expr, by_var: dict, counts: dict):
-    if not isinstance(expr, relax.Call) or getattr(expr.op, "name", None) != "relax.add":
+    if op_name(expr) != "relax.add":
         return None
     for operand, other in (expr.args, expr.args[::-1]):
         layer = by_var.get(operand)

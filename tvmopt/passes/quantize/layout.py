@@ -25,7 +25,7 @@ from tvm.relax.dpl import is_const, is_op, wildcard
 from ..consts import is_constant, static_shape
 from ..rewrite import Rule, rule_pass
 from ..simplify import RULES as SIMPLIFY_RULES
-from .uses import readers
+from .uses import bindings, op_name, readers
 
 NCHW_TO_NHWC, NHWC_TO_NCHW = (0, 2, 3, 1), (0, 3, 1, 2)
 POOLS = {
@@ -34,11 +34,9 @@ POOLS = {
 }
 UNARY = ("relax.nn.relu", "relax.round", "relax.astype", "relax.sigmoid", "relax.tanh",
          "relax.exp", "relax.negative", "relax.floor", "relax.ceil")  # fmt: skip
-SINKABLE = {"relax.clip", "relax.nn.max_pool2d", "relax.nn.avg_pool2d"}  # + UNARY, BINARY
 BINARY = ("relax.add", "relax.subtract", "relax.multiply", "relax.divide", "relax.maximum",
           "relax.minimum")  # fmt: skip
-
-SINKABLE |= set(UNARY) | set(BINARY)
+SINKABLE = {*UNARY, *BINARY, "relax.clip", *POOLS}  # every op a rule below sinks through
 
 _permute, _other = is_op("relax.permute_dims")(wildcard()), is_op("relax.permute_dims")(wildcard())
 _low, _high, _const = wildcard(), wildcard(), is_const()  # one pattern matches one expr
@@ -106,7 +104,7 @@ def _sink_mean(expr, matches):
 
 
 def _is_permute(expr) -> bool:
-    return isinstance(expr, relax.Call) and getattr(expr.op, "name", None) == "relax.permute_dims"
+    return op_name(expr) == "relax.permute_dims"
 
 
 def _rules() -> list[Rule]:
@@ -143,7 +141,7 @@ def conv_layouts(func: relax.Function, convs: set) -> dict:
     NHWC when its input comes, the same way, from a conv that writes NHWC. Elsewhere (next to
     a float conv: MobileNet's depthwise layers) the kernel transposes as it reads or writes,
     which costs less than a transpose of its own."""
-    values = {b.var: b.value for block in func.body.blocks for b in block.bindings}
+    values = bindings(func)
     read_by, bound_to = readers(func), {value: var for var, value in values.items()}
     memo: dict = {}
 
@@ -158,9 +156,9 @@ def conv_layouts(func: relax.Function, convs: set) -> dict:
     def _reads_channels_last(expr, var) -> bool:
         if expr in convs:
             return expr.args[0].same_as(var)
-        if _op_name(expr) == "relax.mean":
+        if op_name(expr) == "relax.mean":
             return True
-        return _op_name(expr) in SINKABLE and expr in bound_to and flows_to_convs(bound_to[expr])
+        return op_name(expr) in SINKABLE and expr in bound_to and flows_to_convs(bound_to[expr])
 
     layouts, nhwc = {}, set()
     for var, value in values.items():
@@ -170,13 +168,9 @@ def conv_layouts(func: relax.Function, convs: set) -> dict:
             layouts[value] = ("NHWC" if source in nhwc else "NCHW", out)
             if out == "NHWC":
                 nhwc.add(var)
-        elif _op_name(value) in SINKABLE and _all_channels_last(value, nhwc):
+        elif op_name(value) in SINKABLE and _all_channels_last(value, nhwc):
             nhwc.add(var)
     return layouts
-
-
-def _op_name(expr) -> str | None:
-    return getattr(expr.op, "name", None) if isinstance(expr, relax.Call) else None
 
 
 def _all_channels_last(call, nhwc: set) -> bool:

@@ -19,16 +19,9 @@ from tvm import relax
 from ..consts import is_constant, value
 from .annotate import Layer
 from .observers import QParams
+from .uses import bindings, op_name
 
 UINT8_SHIFT = {"uint8": 0, "int8": 128}  # an int8 zero point z is the uint8 zero point z + 128
-
-
-def _bindings(func: relax.Function) -> dict:
-    return {b.var: b.value for block in func.body.blocks for b in block.bindings}
-
-
-def _op(expr, name: str) -> bool:
-    return isinstance(expr, relax.Call) and getattr(expr.op, "name", None) == name
 
 
 def _scalar(expr) -> float | None:
@@ -40,10 +33,10 @@ def _scalar(expr) -> float | None:
 def qdq_input(bound: dict, layer: Layer) -> tuple[relax.Expr, QParams] | None:
     """(the float tensor before the layer's Q/DQ pair, its qparams), or None."""
     dequantize = bound.get(layer.call.args[0])
-    if not _op(dequantize, "relax.dequantize"):
+    if op_name(dequantize) != "relax.dequantize":
         return None
     quantize = bound.get(dequantize.args[0])
-    if not _op(quantize, "relax.quantize"):
+    if op_name(quantize) != "relax.quantize":
         return None
     dtype = str(quantize.attrs.out_dtype)
     params = [_scalar(e) for e in (*quantize.args[1:], *dequantize.args[1:])]
@@ -55,6 +48,6 @@ def qdq_input(bound: dict, layer: Layer) -> tuple[relax.Expr, QParams] | None:
 
 def prequantized_layers(func: relax.Function, layers: list[Layer]) -> dict:
     """Layer name -> (source, QParams) for every layer whose input is a Q/DQ pair."""
-    bound = _bindings(func)
+    bound = bindings(func)
     found = {layer.name: qdq_input(bound, layer) for layer in layers}
     return {name: found for name, found in found.items() if found is not None}

@@ -29,7 +29,7 @@ from tvm import relax
 
 from ..consts import static_shape
 from .observers import QParams
-from .uses import readers
+from .uses import bindings, op_name, readers
 
 # readers that may take the uint8 tensor dequantized: elementwise, so the dequantization fuses
 DEQUANTIZED_READERS = ("relax.add",)
@@ -45,8 +45,8 @@ class Requantization:
 def requantizable(func: relax.Function, plans: dict) -> dict:
     """Var -> Requantization, for each tensor that int8 layers read (themselves, not through a
     QDQ pair), all with the same qparams, and that nothing else reads but residual adds."""
-    params, chosen = set(func.params), {}
-    for var, exprs in readers(func).items():
+    params, chosen, read_by = set(func.params), {}, readers(func)
+    for var, exprs in read_by.items():
         if var in params:
             continue
         planned = [expr for expr in exprs if expr in plans]
@@ -56,20 +56,18 @@ def requantizable(func: relax.Function, plans: dict) -> dict:
             continue
         if len(qparams) == 1 and None not in qparams and all(map(_dequantizable, others)):
             chosen[var] = Requantization(qparams.pop(), dequantized=bool(others))
-    _pool_on_uint8(func, chosen)
+    _pool_on_uint8(bindings(func), read_by, params, chosen)
     return chosen
 
 
-def _pool_on_uint8(func: relax.Function, chosen: dict) -> None:
+def _pool_on_uint8(values: dict, read_by: dict, params: set, chosen: dict) -> None:
     """y = max_pool2d(x) requantized, and x read by the pool alone: requantize x instead."""
-    values = {b.var: b.value for block in func.body.blocks for b in block.bindings}
-    read_by = readers(func)
     for var, plan in list(chosen.items()):
         pool = values.get(var)
-        if not _is_op(pool, "relax.nn.max_pool2d") or not isinstance(pool.args[0], relax.Var):
+        if op_name(pool) != "relax.nn.max_pool2d" or not isinstance(pool.args[0], relax.Var):
             continue
         source = pool.args[0]
-        if source in chosen or source in set(func.params) or len(read_by.get(source, [])) != 1:
+        if source in chosen or source in params or len(read_by.get(source, [])) != 1:
             continue
         chosen[source] = Requantization(plan.qparams, dequantized=False)
         chosen[var] = Requantization(plan.qparams, plan.dequantized, pooled=True)
@@ -90,11 +88,7 @@ def _feature_map(var) -> bool:
 
 
 def _dequantizable(expr) -> bool:
-    return any(_is_op(expr, name) for name in DEQUANTIZED_READERS)
-
-
-def _is_op(expr, name: str) -> bool:
-    return isinstance(expr, relax.Call) and getattr(expr.op, "name", None) == name
+    return op_name(expr) in DEQUANTIZED_READERS
 
 
 def requantized(value: relax.Expr, qparams: QParams) -> relax.Expr:

@@ -5,6 +5,16 @@ from __future__ import annotations
 from tvm import relax
 
 
+def bindings(func: relax.Function) -> dict:
+    """Var -> the value bound to it."""
+    return {b.var: b.value for block in func.body.blocks for b in block.bindings}
+
+
+def op_name(expr) -> str | None:
+    """The operator a call applies ("relax.add"), or None for anything else."""
+    return getattr(expr.op, "name", None) if isinstance(expr, relax.Call) else None
+
+
 def readers(func: relax.Function) -> dict:
     """Var -> every binding value (or the function's output) that reads it."""
     found: dict = {}
