@@ -68,3 +68,60 @@ def gpu_present() -> bool:
     from tvmopt.backends.cuda import gpu_missing
 
     return gpu_missing() is None
+
+
+def residual_cnn() -> onnx.ModelProto:
+    """ResNet's shape in small: stem conv, relu, max pool, a residual block, a pointwise conv,
+    global pooling, a dense layer."""
+    rng = np.random.default_rng(0)
+
+    def weight(*shape):
+        return (rng.standard_normal(shape) / np.sqrt(np.prod(shape[1:]))).astype(np.float32)
+
+    node = helper.make_node
+    nodes = [
+        node("Conv", ["x", "w0"], ["c0"], pads=[3, 3, 3, 3], strides=[2, 2], name="stem"),
+        node("Relu", ["c0"], ["r0"]),
+        node("MaxPool", ["r0"], ["p0"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+        node("Conv", ["p0", "w1"], ["c1"], pads=[1, 1, 1, 1], name="block_a"),
+        node("Relu", ["c1"], ["r1"]),
+        node("Conv", ["r1", "w2"], ["c2"], pads=[1, 1, 1, 1], name="block_b"),
+        node("Add", ["c2", "p0"], ["s"]),
+        node("Relu", ["s"], ["r2"]),
+        node("Conv", ["r2", "w3"], ["c3"], name="expand"),
+        node("Relu", ["c3"], ["r3"]),
+        node("GlobalAveragePool", ["r3"], ["g"]),
+        node("Flatten", ["g"], ["f"]),
+        node("MatMul", ["f", "m"], ["y"], name="dense"),
+    ]
+    weights = {"w0": weight(16, 3, 7, 7), "w1": weight(16, 16, 3, 3), "w2": weight(16, 16, 3, 3),
+               "w3": weight(64, 16, 1, 1), "m": weight(10, 64).T.copy()}  # fmt: skip
+    return make_model(nodes, [("x", TensorProto.FLOAT, [1, 3, 32, 32])],
+                      [("y", TensorProto.FLOAT, [1, 10])], weights)  # fmt: skip
+
+
+def conv_case(shape, seed=0):
+    """x [N, C, H, W], weight [OC, C, K, K] and the ConvGeometry of a conv test row
+    (N, C, H, W, OC, kernel, stride, pad, dilation)."""
+    from tvmopt.passes.conv_geometry import ConvGeometry
+
+    n, c, h, w, oc, k, stride, pad, dil = shape
+    out_h = (h + 2 * pad - dil * (k - 1) - 1) // stride + 1
+    out_w = (w + 2 * pad - dil * (k - 1) - 1) // stride + 1
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    weight = rng.standard_normal((oc, c, k, k)).astype(np.float32)
+    geometry = ConvGeometry((k, k), (stride, stride), (pad, pad), (dil, dil), (out_h, out_w))
+    return x, weight, geometry
+
+
+def torch_conv2d(x, weight, geometry, bias=None) -> np.ndarray:
+    """The reference conv, in the dtype of `x`."""
+    import torch
+
+    out = torch.nn.functional.conv2d(
+        torch.tensor(x), torch.tensor(weight.astype(x.dtype)),
+        None if bias is None else torch.tensor(bias.astype(x.dtype)),
+        stride=geometry.strides, padding=geometry.padding, dilation=geometry.dilation,
+    )  # fmt: skip
+    return out.numpy()

@@ -248,7 +248,7 @@ def test_cli_tune_show_compile(tmp_path, demo_path, demo_model):
     out = cli("tune", demo_path, "--db", db, "--trials", 8, "--seed", 1).stdout
     assert "all tuned kernels, per inference" in out
     shown = cli("db", "show", db).stdout
-    assert "mcpu=" in shown and "fused_relax_nn_conv2d" in shown
+    assert "mcpu=" in shown and "conv2d" in shown
     library = tmp_path / "demo.so"
     assert "tuned kernels from" in cli("compile", demo_path, "--db", db, "-o", library).stdout
     assert_matches_ort(demo_model, tvmopt.load(library))

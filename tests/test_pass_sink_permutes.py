@@ -1,4 +1,4 @@
-"""SinkPermutes (passes/quantize/layout.py): the NHWC->NCHW permute after an int8 conv sinks
+"""SinkPermutes (passes/sink_permutes.py): the NHWC->NCHW permute after an int8 conv sinks
 below element-wise ops, pools and means, and cancels against the next int8 conv's NCHW->NHWC
 permute; what it rewrites computes what it computed before."""
 
@@ -6,7 +6,7 @@ import numpy as np
 import tvm
 from tvm import relax
 
-from tvmopt.passes.quantize.layout import NCHW_TO_NHWC, NHWC_TO_NCHW, channels_last
+from tvmopt.passes.sink_permutes import NCHW_TO_NHWC, NHWC_TO_NCHW, channels_last
 
 from .passes_helpers import const, f32, module, run_relax
 

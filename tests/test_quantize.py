@@ -15,6 +15,8 @@ import tvmopt
 from tvmopt.cli import main
 from tvmopt.errors import InputError, OptionError
 
+from .helpers import residual_cnn
+
 METHODS = ["minmax", "percentile", "entropy", "mse"]
 
 
@@ -198,46 +200,12 @@ def test_tensor_between_int8_layers_is_uint8(digits, tmp_path, monkeypatch):
                                       float_between.run({"image": image})["logits"])  # fmt: skip
 
 
-def _residual_cnn() -> onnx.ModelProto:
-    """ResNet's shape in small: stem conv, relu, max pool, a residual block, a pointwise conv,
-    global pooling, a dense layer."""
-    from onnx import TensorProto, helper
-
-    from .helpers import make_model
-
-    rng = np.random.default_rng(0)
-
-    def weight(*shape):
-        return (rng.standard_normal(shape) / np.sqrt(np.prod(shape[1:]))).astype(np.float32)
-
-    node = helper.make_node
-    nodes = [
-        node("Conv", ["x", "w0"], ["c0"], pads=[3, 3, 3, 3], strides=[2, 2], name="stem"),
-        node("Relu", ["c0"], ["r0"]),
-        node("MaxPool", ["r0"], ["p0"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
-        node("Conv", ["p0", "w1"], ["c1"], pads=[1, 1, 1, 1], name="block_a"),
-        node("Relu", ["c1"], ["r1"]),
-        node("Conv", ["r1", "w2"], ["c2"], pads=[1, 1, 1, 1], name="block_b"),
-        node("Add", ["c2", "p0"], ["s"]),
-        node("Relu", ["s"], ["r2"]),
-        node("Conv", ["r2", "w3"], ["c3"], name="expand"),
-        node("Relu", ["c3"], ["r3"]),
-        node("GlobalAveragePool", ["r3"], ["g"]),
-        node("Flatten", ["g"], ["f"]),
-        node("MatMul", ["f", "m"], ["y"], name="dense"),
-    ]
-    weights = {"w0": weight(16, 3, 7, 7), "w1": weight(16, 16, 3, 3), "w2": weight(16, 16, 3, 3),
-               "w3": weight(64, 16, 1, 1), "m": weight(10, 64).T.copy()}  # fmt: skip
-    return make_model(nodes, [("x", TensorProto.FLOAT, [1, 3, 32, 32])],
-                      [("y", TensorProto.FLOAT, [1, 10])], weights)  # fmt: skip
-
-
 def test_residual_cnn_runs_channels_last_uint8_and_matches_onnxruntime(tmp_path):
     """Between int8 layers, residual add and max pool included, tensors are NHWC uint8 and no
     transpose is left; the output stays close to ONNX Runtime's fp32."""
     import re
 
-    model = _residual_cnn()
+    model = residual_cnn()
     rng = np.random.default_rng(1)
     calib = [{"x": rng.standard_normal((1, 3, 32, 32)).astype(np.float32)} for _ in range(16)]
     compiled = tvmopt.compile(model, quantize="int8", calib=calib, dump_ir=tmp_path)

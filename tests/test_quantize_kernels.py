@@ -22,6 +22,8 @@ from tvmopt.passes.quantize.observers import (
 )
 from tvmopt.passes.quantize.spec import Entropy, MinMax, Mse, Percentile
 
+from .helpers import conv_case, torch_conv2d
+
 HOST = resolve_target(None)
 AVX2 = resolve_target({"kind": "llvm", "mcpu": "haswell"})  # no AVX-512, no VNNI: the fallback
 
@@ -46,14 +48,6 @@ def _fake_quantized(x, qparams: QParams):
     return (q - qparams.zero_point).astype(np.float64)
 
 
-def _conv_reference(xq, wq, stride, pad, dilation):
-    import torch
-
-    out = torch.nn.functional.conv2d(torch.tensor(xq), torch.tensor(wq.astype(np.float64)),
-                                     stride=stride, padding=pad, dilation=dilation)  # fmt: skip
-    return out.numpy()
-
-
 CONVS = [  # (N, C, H, W, OC, kernel, stride, pad, dilation)
     (1, 3, 17, 15, 10, 3, 2, 1, 1),  # channels and outputs not multiples of 4 and 16
     (2, 16, 9, 9, 32, 3, 1, 2, 2),  # batch, dilation
@@ -66,16 +60,10 @@ CONVS = [  # (N, C, H, W, OC, kernel, stride, pad, dilation)
 @pytest.mark.parametrize("target", [HOST, AVX2], ids=["host", "avx2"])
 @pytest.mark.parametrize("shape", CONVS)
 def test_int8_conv2d_is_exact_integer_arithmetic(target, shape):
-    n, c, h, w, oc, k, stride, pad, dil = shape
-    out_h = (h + 2 * pad - dil * (k - 1) - 1) // stride + 1
-    out_w = (w + 2 * pad - dil * (k - 1) - 1) // stride + 1
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
-    weight = rng.standard_normal((oc, c, k, k)).astype(np.float32)
+    x, weight, geometry = conv_case(shape)
+    (n, out_h, out_w, oc) = (shape[0], *geometry.out_hw, shape[4])
     qparams = qparams_for(float(x.min()), float(x.max()), symmetric=False)
     packed, correction, scale = (v.value.numpy() for v in kernel_constants(weight, qparams))
-    geometry = kernels.ConvGeometry((k, k), (stride, stride), (pad, pad), (dil, dil),
-                                    (out_h, out_w))  # fmt: skip
     x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))  # the kernel is channels last
     arrays = [x_nhwc, packed, correction, scale]
     placeholders = [te.placeholder(a.shape, str(a.dtype)) for a in arrays]
@@ -84,7 +72,7 @@ def test_int8_conv2d_is_exact_integer_arithmetic(target, shape):
     lib = _build(te.create_prim_func([*placeholders, y]), target)
     actual = _run(lib, arrays, (n, out_h, out_w, oc)).transpose(0, 3, 1, 2)
     wq, w_scale = quantize_weight(weight)
-    expected = _conv_reference(_fake_quantized(x, qparams), wq, stride, pad, dil)
+    expected = torch_conv2d(_fake_quantized(x, qparams), wq, geometry)
     expected *= (qparams.scale * w_scale)[None, :, None, None]
     np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
 

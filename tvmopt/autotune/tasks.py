@@ -13,6 +13,7 @@ from .._tvm import tvm
 from ..backends import vta
 from ..backends.cuda.target import is_cuda
 from ..backends.llvm.rule_conv2d import Conv2dNCHW
+from ..backends.llvm.rule_conv_nhwc import Conv2dNHWC
 from ..backends.llvm.rule_depthwise import DepthwiseConv2dNCHW
 from ..backends.llvm.rule_int8_gemm import Int8Gemm
 from ..backends.llvm.rule_matmul import Matmul
@@ -21,7 +22,7 @@ from ..passes.pipeline import tuning_pipeline
 from .gpu_space import tunable_gpu_rule
 
 # tried in the order of the untuned rules (backends/llvm/rules.py): the same rule wins
-TUNABLE_RULES = (Int8Gemm, Conv2dNCHW, Matmul)
+TUNABLE_RULES = (Int8Gemm, Conv2dNHWC, Conv2dNCHW, Matmul)
 
 
 @dataclass(frozen=True)

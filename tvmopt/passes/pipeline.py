@@ -13,6 +13,7 @@ from ..backends.cuda.target import is_cuda
 from ..backends.llvm.rules import deinterleave_pass, schedule_pass
 from .clip_as_min_max import ClipAsMinMax
 from .conv1x1_as_matmul import Conv1x1AsMatmul
+from .conv_channels_last import ConvChannelsLast
 from .fast_math import FAST_LEGALIZATIONS
 from .fold_constants import FoldConstants
 from .fold_scale_shift import FoldScaleShift
@@ -49,6 +50,7 @@ O3_BEFORE_QUANTIZE = O1 + DECOMPOSE + [
 ] + INTO_WEIGHTS  # fmt: skip
 O3_AFTER_QUANTIZE = [
     ("dataflow", T.ConvertToDataflow),  # quantization's taps leave plain binding blocks
+    ("conv_channels_last", lambda: ConvChannelsLast),  # float convs NHWC, permutes cancel
     ("conv1x1_as_matmul", lambda: Conv1x1AsMatmul),  # 7x7 / 14x14 maps: vectors over channels
     ("pack_matmul_weights", lambda: PackMatmulWeights),  # W[K,N] -> contiguous column panels
     ("simplify_2", lambda: Simplify),  # with one row, the panels' permute is a reshape

@@ -1,6 +1,6 @@
 """Channels-last 2-D pooling: every window reduction vectorized over the channels.
 
-A pool in NHWC (the int8 path's stem max pool, passes/quantize/layout.py) reduces each output
+A pool in NHWC (the int8 path's stem max pool, passes/sink_permutes.py) reduces each output
 position's window; with the channels innermost and the window loops outside them, each window
 step is one vector max over contiguous channels. TVM's generic fallback parallelizes the
 positions and leaves the window innermost, scalar. The padded input is materialized first (in

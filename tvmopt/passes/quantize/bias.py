@@ -13,8 +13,8 @@ import numpy as np
 from tvm import relax
 
 from ..consts import is_constant, value
+from ..uses import op_name, readers
 from .annotate import Layer
-from .uses import op_name, readers
 
 
 def foldable_biases(func: relax.Function, layers: list[Layer]) -> dict:

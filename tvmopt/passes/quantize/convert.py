@@ -21,10 +21,12 @@ from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
 from ..consts import const, static_shape, value
+from ..conv_geometry import conv_geometry
+from ..sink_permutes import NCHW_TO_NHWC, NHWC_TO_NCHW, channels_last
 from . import kernels
 from .annotate import Layer
 from .bias import foldable_biases
-from .layout import NCHW_TO_NHWC, NHWC_TO_NCHW, channels_last, conv_layouts
+from .layout import conv_layouts
 from .observers import QParams
 from .requantize import dequantized, requantizable, requantized
 
@@ -60,18 +62,6 @@ def kernel_constants(weight_oihw: np.ndarray, qparams: QParams, bias=None):
     correction = np.clip(correction, -(2**31), 2**31 - 1).astype(np.int32)
     scale = scale.astype(np.float32)
     return const(pack_weight(quantized)), const(correction), const(scale)
-
-
-def _conv_geometry(call: relax.Call) -> kernels.ConvGeometry:
-    attrs, shape = call.attrs, static_shape(call)
-    padding = [int(p) for p in attrs.padding]
-    return kernels.ConvGeometry(
-        kernel=tuple(value(call.args[1]).shape[2:]),
-        strides=tuple(int(s) for s in attrs.strides),
-        padding=(padding[0], padding[1]),
-        dilation=tuple(int(d) for d in attrs.dilation),
-        out_hw=(int(shape[2]), int(shape[3])),
-    )
 
 
 @mutator
@@ -119,7 +109,7 @@ def _int8_conv2d(builder, call, x, qparams, bias, layouts):  # noqa: PLR0913
     weight = value(call.args[1])
     packed, correction, scale = kernel_constants(weight, qparams, bias)
     kernel = partial(  # TE arguments must be tensors or numbers: the rest is bound here
-        kernels.int8_conv2d, geometry=_conv_geometry(call), channels=int(weight.shape[0]),
+        kernels.int8_conv2d, geometry=conv_geometry(call), channels=int(weight.shape[0]),
         inv_scale=1.0 / qparams.scale, zero_point=qparams.zero_point, layouts=layouts,
     )  # fmt: skip
     # NHWC sides are permuted back to the graph's NCHW here; layout.py cancels the pairs

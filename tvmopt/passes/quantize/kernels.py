@@ -18,37 +18,13 @@ rule (backends/llvm/rule_int8_gemm.py) looks for.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from tvm import te, tirx
+
+from ..conv_geometry import ConvGeometry
 
 QUANTIZE, GEMM, DEQUANTIZE = "int8_quantize", "int8_gemm", "int8_dequantize"
 DEQUANTIZE_NCHW = "int8_dequantize_nchw"  # the output transposed as it is written
 LANES, DEPTH = 16, 4  # output channels x reduction steps of one vpdpbusd
-
-
-@dataclass(frozen=True)
-class ConvGeometry:
-    """A conv2d's window over its input; a matmul is a 1x1 window."""
-
-    kernel: tuple[int, int] = (1, 1)
-    strides: tuple[int, int] = (1, 1)
-    padding: tuple[int, int] = (0, 0)  # top, left: the input is padded by these
-    dilation: tuple[int, int] = (1, 1)
-    out_hw: tuple[int, int] = (1, 1)
-
-    def pointwise(self) -> bool:
-        """1x1, stride 1, unpadded: a GEMM over the positions, whatever the map's shape."""
-        return self.kernel == (1, 1) and self.strides == (1, 1) and self.padding == (0, 0)
-
-    def reach(self) -> tuple[int, int]:
-        """The rows and columns of the padded input the window reads."""
-        return tuple(
-            (out - 1) * stride + (k - 1) * dil + 1
-            for out, stride, k, dil in zip(
-                self.out_hw, self.strides, self.kernel, self.dilation, strict=True
-            )
-        )
 
 
 def _quantize(value, inv_scale: float, zero_point: int):

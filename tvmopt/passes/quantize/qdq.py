@@ -17,9 +17,9 @@ import numpy as np
 from tvm import relax
 
 from ..consts import is_constant, value
+from ..uses import bindings, op_name
 from .annotate import Layer
 from .observers import QParams
-from .uses import bindings, op_name
 
 UINT8_SHIFT = {"uint8": 0, "int8": 128}  # an int8 zero point z is the uint8 zero point z + 128
 

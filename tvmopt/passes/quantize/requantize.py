@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from tvm import relax
 
 from ..consts import static_shape
+from ..uses import bindings, op_name, readers
 from .observers import QParams
-from .uses import bindings, op_name, readers
 
 # readers that may take the uint8 tensor dequantized: elementwise, so the dequantization fuses
 DEQUANTIZED_READERS = ("relax.add",)

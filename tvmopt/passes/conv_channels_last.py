@@ -1,0 +1,117 @@
+"""Float convs channels last: each conv2d becomes the NHWC kernel of conv_nhwc.py.
+
+    add(conv2d(x: NCHW, W: const), b: const per channel)
+      -> permute_dims(conv2d_nhwc(permute_dims(x, NCHW_TO_NHWC), pack(W), b), NHWC_TO_NCHW)
+         (conv2d_nhwc: a call_tir of conv_nhwc.py's kernel)
+
+The permutes between two such convs then sink below the element-wise ops, pools and means in
+between, and cancel (sink_permutes.py): a CNN runs NHWC from its first conv to its global pool.
+Channels last, every conv vectorizes over 16 output channels, so a 7x7 map fills its vectors as
+well as a 56x56 one, and a pointwise conv is a GEMM with its epilogue fused (the NCHW direct
+conv vectorizes along rows of 7 or 14; conv1x1_as_matmul's way round costs two transposes).
+A model with grouped convs (MobileNet's depthwise layers) keeps NCHW: those have NCHW rules,
+and a transpose on each side of them would cost more than it saves; so does a model whose
+permutes do not cancel (concats between convs, as in DenseNet and Inception). Runs after
+quantization (an int8 layer has its own kernel) and before conv1x1_as_matmul, on CPU targets.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+from tvm import relax
+from tvm.relax.expr_functor import PyExprMutator, mutator
+
+from .._tvm import tvm
+from . import conv_nhwc
+from .consts import const, is_constant, is_float, static_shape, value
+from .conv_geometry import conv_geometry
+from .quantize.annotate import Layer
+from .quantize.bias import foldable_biases
+from .quantize.layout import conv_layouts
+from .sink_permutes import NCHW_TO_NHWC, NHWC_TO_NCHW, channels_last
+from .uses import bindings, op_name
+
+LAYOUTS = ("NCHW", "OIHW", "NCHW")
+
+
+def _conv_layers(func: relax.Function) -> list[Layer] | None:
+    """The float convs to convert, or None when the model has a grouped conv (it stays NCHW)."""
+    convs = [(var, call) for var, call in bindings(func).items()
+             if op_name(call) == "relax.nn.conv2d"]  # fmt: skip
+    if any(int(call.attrs.groups) != 1 for _, call in convs):
+        return None
+    # named by position: var names can repeat (two imported bindings may both be "lv739")
+    convertible = [(var, call) for var, call in convs if _convertible(call)]
+    return [Layer(f"conv{i}", "conv2d", call, var) for i, (var, call) in enumerate(convertible)]
+
+
+def _convertible(call) -> bool:
+    attrs = call.attrs
+    layouts = (str(attrs.data_layout), str(attrs.kernel_layout), str(attrs.out_layout))
+    shapes = static_shape(call.args[0]), static_shape(call)
+    return (
+        layouts == LAYOUTS and is_float(call) and str(call.args[0].ty.dtype) == "float32"
+        and None not in shapes and is_constant(call.args[1])
+    )  # fmt: skip
+
+
+@mutator
+class _ChannelsLast(PyExprMutator):
+    def __init__(self, mod, convs: dict, folded_adds: dict):
+        super().__init__(mod)
+        self.convs = convs  # conv call -> its bias (per output channel) or None
+        # conv call -> (input, output) layout: an input that does not come from a conv (the
+        # image) is read NCHW by the kernel, rather than transposed by a kernel of its own
+        self.layouts = conv_layouts(mod["main"], set(convs))
+        self.folded_adds = folded_adds  # bias add call -> the conv's var
+
+    def visit_call_(self, call):
+        if call in self.folded_adds:  # the bias is in the conv's output already
+            return self.visit_expr(self.folded_adds[call])
+        if call not in self.convs:
+            return self.visit_expr_post_order(call)
+        return self._nhwc_conv(call, self.visit_expr(call.args[0]), self.convs[call])
+
+    def _nhwc_conv(self, call, x, bias):
+        weight, channels_last = value(call.args[1]), self.layouts[call][0] == "NHWC"
+        kernel = partial(conv_nhwc.conv2d_nhwc, geometry=conv_geometry(call),
+                         channels=len(weight), channels_last=channels_last)  # fmt: skip
+        if channels_last:
+            x = self.builder_.emit(relax.op.permute_dims(x, NCHW_TO_NHWC))
+        args = [x, const(conv_nhwc.pack_weight(weight))]
+        if bias is not None:
+            args.append(const(bias.astype(np.float32)))
+        else:
+            kernel = partial(kernel, bias=None)
+        out = self.builder_.call_te(kernel, *args, primfunc_name_hint="conv2d_nhwc")
+        return relax.op.permute_dims(self.builder_.emit(out), NHWC_TO_NCHW)
+
+
+def to_channels_last(mod: tvm.IRModule) -> tvm.IRModule:
+    layers = _conv_layers(mod["main"])
+    if not layers:
+        return mod
+    biases = foldable_biases(mod["main"], layers)
+    convs = {layer.call: biases[layer.name][1] if layer.name in biases else None
+             for layer in layers}  # fmt: skip
+    folded_adds = {biases[layer.name][0]: layer.var for layer in layers if layer.name in biases}
+    mutator_ = _ChannelsLast(mod, convs, folded_adds)
+    main = mod.get_global_var("main")
+    mutator_.builder_.update_func(main, mutator_.visit_expr(mod["main"]))
+    converted = channels_last(mutator_.builder_.get())
+    # at most one transpose out; more means the permutes met ops they cannot
+    # sink through (DenseNet's and Inception's concats), and a transpose per conv costs more
+    if _permutes(converted["main"]) > _permutes(mod["main"]) + 2:
+        return mod
+    return converted
+
+
+def _permutes(func: relax.Function) -> int:
+    return sum(op_name(value) == "relax.permute_dims" for value in bindings(func).values())
+
+
+@tvm.transform.module_pass(opt_level=0, name="tvmopt.ConvChannelsLast")
+def ConvChannelsLast(mod, ctx):  # noqa: N802 - named like the TVM passes around it
+    return to_channels_last(mod)

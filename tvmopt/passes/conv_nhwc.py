@@ -1,0 +1,99 @@
+"""The float32 conv2d channels last, as one TIR function: pad, GEMM over packed weights, bias.
+
+    x [N, H, W, C] -> padded[n, h, w, c]  (zero padding, materialized: windows overlap;
+                                           an NCHW x is transposed here too)
+        -> acc[n, oh, ow, no, ni] = sum over taps and channels of
+               padded[n, oh*s + kh*d, ow*s + kw*d, c] * W[no, kh, kw, c, ni]
+        -> y[n, oh, ow, o] = acc[..., o / 16, o % 16] + bias[o]
+
+The weight is packed at compile time into panels of 16 output channels, contiguous over the
+whole window and all input channels: one step of the inner product broadcasts an input value
+and loads a 16-wide vector of the panel, so the accumulators of a tile of positions x panels
+stay in registers (the int8 kernel, passes/quantize/kernels.py, has the same shape with VNNI
+steps of 4). A pointwise conv is one GEMM over all H*W positions, so a 7x7 map tiles as 49
+positions rather than 7 rows of 7. The block names are what the CPU schedule rule
+(backends/llvm/rule_channels_last.py) looks for.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from tvm import te, tirx
+
+from .conv_geometry import ConvGeometry
+
+PAD, GEMM, OUTPUT = "pad_temp", "nhwc_gemm", "nhwc_bias"
+LANES = 16  # output channels per packed panel: one AVX-512 vector of float32
+
+
+def pack_weight(weight_oihw: np.ndarray) -> np.ndarray:
+    """[O, C, KH, KW] -> [O/16, KH, KW, C, 16], the output channels zero-padded to whole panels."""
+    out, channels, kh, kw = weight_oihw.shape
+    padded = np.zeros((-(-out // LANES) * LANES, channels, kh, kw), np.float32)
+    padded[:out] = weight_oihw
+    panels = padded.reshape(-1, LANES, channels, kh, kw)
+    return np.ascontiguousarray(panels.transpose(0, 3, 4, 2, 1))
+
+
+def _padded(x, geometry: ConvGeometry, channels_last: bool):
+    """The input NHWC with the window's zero padding; the input itself when it is NHWC already
+    and unpadded. An NCHW input (the network's image) is transposed here, as it is padded."""
+    (ph, pw), (hp, wp) = geometry.padding, geometry.reach()
+    if channels_last and (ph, pw) == (0, 0):
+        return x
+    n, h, w, c = (int(d) for d in x.shape) if channels_last else _nchw_as_nhwc(x.shape)
+
+    def value(b, i, j, k):
+        row, col = i - ph, j - pw
+        inside = tirx.all(row >= 0, row < h, col >= 0, col < w)
+        pixel = x[b, row, col, k] if channels_last else x[b, k, row, col]
+        return tirx.if_then_else(inside, pixel, tirx.const(0.0, x.dtype))
+
+    return te.compute((n, hp, wp, c), value, name=PAD)
+
+
+def _nchw_as_nhwc(shape) -> tuple[int, ...]:
+    n, c, h, w = (int(d) for d in shape)
+    return n, h, w, c
+
+
+def _gemm(padded, packed, geometry: ConvGeometry):
+    panels, kh, kw, channels = (int(d) for d in packed.shape[:4])
+    (sh, sw), (dh, dw), (oh, ow) = geometry.strides, geometry.dilation, geometry.out_hw
+    rh, rw = te.reduce_axis((0, kh), name="rh"), te.reduce_axis((0, kw), name="rw")
+    rc = te.reduce_axis((0, channels), name="rc")
+    n, width = int(padded.shape[0]), int(padded.shape[2])
+
+    if geometry.pointwise():  # positions p = i * W + j, read in place
+
+        def pixel(b, i, p):
+            return padded[b, p // width + rh, p % width + rw, rc]
+
+        shape = (n, 1, oh * ow, panels, LANES)
+    else:
+
+        def pixel(b, i, j):
+            return padded[b, i * sh + rh * dh, j * sw + rw * dw, rc]
+
+        shape = (n, oh, ow, panels, LANES)
+
+    def value(b, i, j, no, ni):
+        return te.sum(pixel(b, i, j) * packed[no, rh, rw, rc, ni], axis=[rh, rw, rc])
+
+    return te.compute(shape, value, name=GEMM)
+
+
+def conv2d_nhwc(x, packed, bias, *, geometry: ConvGeometry, channels: int, channels_last=True):
+    """NHWC (or, not `channels_last`, NCHW) float32 input -> NHWC output of `channels` channels
+    (`bias` [channels], or None)."""
+    acc = _gemm(_padded(x, geometry, channels_last), packed, geometry)
+    n, (oh, ow) = int(x.shape[0]), geometry.out_hw
+
+    def position(b, i, j):
+        return (b, 0, i * ow + j) if geometry.pointwise() else (b, i, j)
+
+    def value(b, i, j, o):
+        total = acc[(*position(b, i, j), o // LANES, o % LANES)]
+        return total if bias is None else total + bias[o]
+
+    return te.compute((n, oh, ow, channels), value, name=OUTPUT)

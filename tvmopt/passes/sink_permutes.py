@@ -1,0 +1,135 @@
+"""Channels last between layers: layout permutes sink below element-wise ops and cancel.
+
+A channels-last kernel (the int8 layer, passes/quantize; the float conv, conv_channels_last.py)
+is wrapped in a pair of permutes, so that the rest of the graph keeps its NCHW meaning:
+
+    y = permute_dims(nhwc_conv(permute_dims(x, NCHW_TO_NHWC)), NHWC_TO_NCHW)
+    z = relu(y + r)                              (element-wise; fused into the conv's epilogue)
+    nhwc_conv(permute_dims(z, NCHW_TO_NHWC))
+
+Sinking the permute below the element-wise ops, z = permute_dims(relu(t + r'), ...), puts it
+next to the consumer's inverse permute, and the pair collapses (simplify.py's permute_chain):
+tensors between channels-last layers, residual adds included, are never transposed.
+A permute sinks through an element-wise op when each tensor operand is a permute with the same
+axes, or a constant that broadcasts alike in any layout (a scalar, or all dimensions 1); through
+a 2-D pool, which then runs NHWC (ResNet's stem max pool between two convs); and through a
+mean that keeps its dimensions (global average pooling), over the permuted axes. The permutes
+nobody reads any more are dead code.
+"""
+
+from __future__ import annotations
+
+from tvm import relax
+from tvm.relax.dpl import is_const, is_op, wildcard
+
+from .consts import is_constant, static_shape
+from .rewrite import Rule, rule_pass
+from .simplify import RULES as SIMPLIFY_RULES
+from .uses import op_name
+
+NCHW_TO_NHWC, NHWC_TO_NCHW = (0, 2, 3, 1), (0, 3, 1, 2)
+POOLS = {
+    "relax.nn.max_pool2d": relax.op.nn.max_pool2d,
+    "relax.nn.avg_pool2d": relax.op.nn.avg_pool2d,
+}
+UNARY = ("relax.nn.relu", "relax.round", "relax.astype", "relax.sigmoid", "relax.tanh",
+         "relax.exp", "relax.negative", "relax.floor", "relax.ceil")  # fmt: skip
+BINARY = ("relax.add", "relax.subtract", "relax.multiply", "relax.divide", "relax.maximum",
+          "relax.minimum")  # fmt: skip
+SINKABLE = {*UNARY, *BINARY, "relax.clip", *POOLS}  # every op a rule below sinks through
+
+_permute, _other = is_op("relax.permute_dims")(wildcard()), is_op("relax.permute_dims")(wildcard())
+_low, _high, _const = wildcard(), wildcard(), is_const()  # one pattern matches one expr
+
+
+def _axes(permute) -> tuple[int, ...] | None:
+    axes = permute.attrs.axes
+    return None if axes is None else tuple(int(a) for a in axes)
+
+
+def _rebuilt(expr, operands):
+    return relax.Call(expr.op, operands, expr.attrs, expr.ty_args)
+
+
+def _sink_unary(expr, matches):
+    permute = matches[_permute]
+    axes = _axes(permute)
+    if axes is None:
+        return None
+    inner = _rebuilt(expr, [permute.args[0], *expr.args[1:]])
+    return relax.op.permute_dims(inner, axes)
+
+
+def _layout_free(constant, rank: int) -> bool:
+    shape = static_shape(constant)
+    return shape is not None and len(shape) <= rank and all(d == 1 for d in shape)
+
+
+def _sink_binary(expr, matches):
+    """op(permute(a), permute(b)) or op(permute(a), scalar), either way round."""
+    first = matches[_permute]
+    second = matches.get(_other, matches.get(_const))
+    if is_constant(expr.args[0]):  # op(scalar, permute(a))
+        first, second = second, first
+    permutes = [e for e in (first, second) if _is_permute(e)]
+    orders = {_axes(p) for p in permutes}
+    if len(orders) != 1 or None in orders:
+        return None
+    (order,) = orders
+    if any(is_constant(e) and not _layout_free(e, len(order)) for e in (first, second)):
+        return None
+    operands = [e.args[0] if _is_permute(e) else e for e in (first, second)]
+    return relax.op.permute_dims(_rebuilt(expr, operands), order)
+
+
+def _sink_pool(expr, matches):
+    permute, attrs = matches[_permute], expr.attrs
+    if _axes(permute) != NHWC_TO_NCHW or (attrs.layout, attrs.out_layout) != ("NCHW", "NCHW"):
+        return None
+    window = (attrs.pool_size, attrs.strides, attrs.padding, attrs.dilation)
+    numbers = [[int(v) for v in values] for values in window]
+    pooled = POOLS[expr.op.name](permute.args[0], *numbers, bool(attrs.ceil_mode),
+                                 bool(attrs.count_include_pad), "NHWC", "NHWC")  # fmt: skip
+    return relax.op.permute_dims(pooled, NHWC_TO_NCHW)
+
+
+def _sink_mean(expr, matches):
+    """mean(permute(t, p), axes, keepdims) = permute(mean(t, p[axes], keepdims), p)."""
+    permute, attrs = matches[_permute], expr.attrs
+    order = _axes(permute)
+    if order is None or attrs.axis is None or not attrs.keepdims:
+        return None
+    axes = [order[int(axis) % len(order)] for axis in attrs.axis]
+    return relax.op.permute_dims(relax.op.mean(permute.args[0], axes, keepdims=True), order)
+
+
+def _is_permute(expr) -> bool:
+    return op_name(expr) == "relax.permute_dims"
+
+
+def _rules() -> list[Rule]:
+    rules = [Rule(f"sink_{op}", is_op(op)(_permute), _sink_unary) for op in UNARY]
+    rules.append(Rule("sink_clip", is_op("relax.clip")(_permute, _low, _high), _sink_unary))
+    for op in BINARY:
+        pattern = is_op(op)(_permute, _other) | is_op(op)(_permute, _const)
+        pattern = pattern | is_op(op)(_const, _permute)
+        rules.append(Rule(f"sink_{op}", pattern, _sink_binary))
+    rules += [Rule(f"sink_{op}", is_op(op)(_permute), _sink_pool) for op in POOLS]
+    rules.append(Rule("sink_mean", is_op("relax.mean")(_permute), _sink_mean))
+    rules += [rule for rule in SIMPLIFY_RULES if rule.name in ("permute_chain", "noop_permute")]
+    return rules
+
+
+SinkPermutes = rule_pass("tvmopt.SinkPermutes", _rules())
+
+
+def channels_last(mod):
+    """`mod` with its channels-last layers meeting channels last, and dead permutes gone."""
+    passes = [
+        relax.transform.ConvertToDataflow(),
+        SinkPermutes,
+        relax.transform.DeadCodeElimination(),
+    ]
+    for transform in passes:
+        mod = transform(mod)
+    return mod
