@@ -44,3 +44,9 @@ def conv_geometry(call: relax.Call) -> ConvGeometry:
         dilation=tuple(int(d) for d in attrs.dilation),
         out_hw=(int(shape[2]), int(shape[3])),
     )
+
+
+def nchw_as_nhwc(shape) -> tuple[int, ...]:
+    """An NCHW shape's dims in NHWC order."""
+    n, c, h, w = (int(d) for d in shape)
+    return n, h, w, c

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from tvm import te, tirx
 
-from .conv_geometry import ConvGeometry
+from .conv_geometry import ConvGeometry, nchw_as_nhwc
 
 PAD, GEMM, OUTPUT = "pad_temp", "nhwc_gemm", "nhwc_bias"
 LANES = 16  # output channels per packed panel: one AVX-512 vector of float32
@@ -41,7 +41,7 @@ def _padded(x, geometry: ConvGeometry, channels_last: bool):
     (ph, pw), (hp, wp) = geometry.padding, geometry.reach()
     if channels_last and (ph, pw) == (0, 0):
         return x
-    n, h, w, c = (int(d) for d in x.shape) if channels_last else _nchw_as_nhwc(x.shape)
+    n, h, w, c = (int(d) for d in x.shape) if channels_last else nchw_as_nhwc(x.shape)
 
     def value(b, i, j, k):
         row, col = i - ph, j - pw
@@ -50,11 +50,6 @@ def _padded(x, geometry: ConvGeometry, channels_last: bool):
         return tirx.if_then_else(inside, pixel, tirx.const(0.0, x.dtype))
 
     return te.compute((n, hp, wp, c), value, name=PAD)
-
-
-def _nchw_as_nhwc(shape) -> tuple[int, ...]:
-    n, c, h, w = (int(d) for d in shape)
-    return n, h, w, c
 
 
 def _gemm(padded, packed, geometry: ConvGeometry):

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from tvm import te, tirx
 
-from ..conv_geometry import ConvGeometry
+from ..conv_geometry import ConvGeometry, nchw_as_nhwc
 
 QUANTIZE, GEMM, DEQUANTIZE = "int8_quantize", "int8_gemm", "int8_dequantize"
 DEQUANTIZE_NCHW = "int8_dequantize_nchw"  # the output transposed as it is written
@@ -42,7 +42,7 @@ def _padded_read(inside, read, inv_scale, zero_point):
 def quantize_nhwc(x, geometry, channels: int, inv_scale, zero_point, channels_last=True):
     """NHWC (or NCHW) float or uint8 -> NHWC uint8, padded spatially and to `channels` with the
     zero point."""
-    n, h, w, c = (int(d) for d in x.shape) if channels_last else _nchw_as_nhwc(x.shape)
+    n, h, w, c = (int(d) for d in x.shape) if channels_last else nchw_as_nhwc(x.shape)
     (ph, pw), (hp, wp) = geometry.padding, geometry.reach()
 
     def value(b, i, j, k):
@@ -55,11 +55,6 @@ def quantize_nhwc(x, geometry, channels: int, inv_scale, zero_point, channels_la
         return _padded_read(inside, pixel, inv_scale, zero_point)
 
     return te.compute((n, hp, wp, channels), value, name=QUANTIZE)
-
-
-def _nchw_as_nhwc(shape) -> tuple[int, ...]:
-    n, c, h, w = (int(d) for d in shape)
-    return n, h, w, c
 
 
 def quantize_rows(x, channels: int, inv_scale: float, zero_point: int):
