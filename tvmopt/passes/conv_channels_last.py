@@ -28,7 +28,7 @@ from . import conv_nhwc
 from .consts import const, is_constant, is_float, static_shape, value
 from .conv_geometry import conv_geometry
 from .quantize.annotate import Layer
-from .quantize.bias import foldable_biases
+from .quantize.bias import foldable_biases, folded_adds
 from .quantize.layout import conv_layouts
 from .sink_permutes import NCHW_TO_NHWC, NHWC_TO_NCHW, channels_last
 from .uses import bindings, op_name
@@ -96,8 +96,7 @@ def to_channels_last(mod: tvm.IRModule) -> tvm.IRModule:
     biases = foldable_biases(mod["main"], layers)
     convs = {layer.call: biases[layer.name][1] if layer.name in biases else None
              for layer in layers}  # fmt: skip
-    folded_adds = {biases[layer.name][0]: layer.var for layer in layers if layer.name in biases}
-    mutator_ = _ChannelsLast(mod, convs, folded_adds)
+    mutator_ = _ChannelsLast(mod, convs, folded_adds(biases, layers))
     main = mod.get_global_var("main")
     mutator_.builder_.update_func(main, mutator_.visit_expr(mod["main"]))
     converted = channels_last(mutator_.builder_.get())

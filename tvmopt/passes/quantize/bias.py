@@ -31,6 +31,11 @@ def foldable_biases(func: relax.Function, layers: list[Layer]) -> dict:
     return found
 
 
+def folded_adds(biases: dict, layers: list[Layer]) -> dict:
+    """Each folded bias add call -> its layer's var: what the add's readers read instead."""
+    return {biases[layer.name][0]: layer.var for layer in layers if layer.name in biases}
+
+
 def _bias_add(expr, by_var: dict, counts: dict):
     if op_name(expr) != "relax.add":
         return None

@@ -25,7 +25,7 @@ from ..conv_geometry import conv_geometry
 from ..sink_permutes import NCHW_TO_NHWC, NHWC_TO_NCHW, channels_last
 from . import kernels
 from .annotate import Layer
-from .bias import foldable_biases
+from .bias import foldable_biases, folded_adds
 from .layout import conv_layouts
 from .observers import QParams
 from .requantize import dequantized, requantizable, requantized
@@ -150,9 +150,8 @@ def convert(mod, layers: list[Layer], qparams: dict[str, QParams], sources=None)
                      biases[layer.name][1] if layer.name in biases else None)
         for layer in chosen
     }  # fmt: skip
-    folded_adds = {add: layer.var for layer in chosen if layer.name in biases
-                   for add in [biases[layer.name][0]]}  # fmt: skip
-    converter = _Converter(mod, plans, folded_adds, requantizable(mod["main"], plans))
+    adds = folded_adds(biases, chosen)
+    converter = _Converter(mod, plans, adds, requantizable(mod["main"], plans))
     main = mod.get_global_var("main")
     converter.builder_.update_func(main, converter.visit_expr(mod["main"]))
     return channels_last(converter.builder_.get())
