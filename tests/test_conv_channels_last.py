@@ -14,7 +14,8 @@ from tvm import te
 import tvmopt
 from tvmopt._tvm import tvm
 from tvmopt.backends import resolve_target
-from tvmopt.backends.llvm.rule_conv_nhwc import L2_BYTES, Conv2dNHWC
+from tvmopt.backends.llvm.panel_gemm import L2_BYTES
+from tvmopt.backends.llvm.rule_conv_nhwc import Conv2dNHWC
 from tvmopt.passes import conv_nhwc
 
 from .helpers import assert_matches_ort, conv_case, make_model, residual_cnn, torch_conv2d

@@ -51,6 +51,26 @@ def test_sunk_graph_computes_the_same():
         np.testing.assert_array_equal(actual, expected)
 
 
+def residual_stream(bb, t, blocks=8):
+    """A ResNet stage's int8 residual stream: each block adds a conv's output (here `t` again,
+    permuted back to NCHW) to the dequantized stream, requantizes it and hands it on."""
+    stream = bb.emit(relax.op.permute_dims(t, NHWC_TO_NCHW))
+    for _ in range(blocks):
+        added = bb.emit(relax.op.add(bb.emit(relax.op.permute_dims(t, NHWC_TO_NCHW)), stream))
+        z = bb.emit(relax.op.multiply(bb.emit(relax.op.nn.relu(added)), const(2.0)))
+        clipped = relax.op.clip(bb.emit(relax.op.round(z)), relax.prim_value(0.0),
+                                relax.prim_value(255.0))  # fmt: skip
+        q = bb.emit(relax.op.astype(bb.emit(clipped), "uint8"))
+        stream = bb.emit(relax.op.multiply(bb.emit(relax.op.astype(q, "float32")), const(0.5)))
+    return bb.emit(relax.op.permute_dims(stream, NCHW_TO_NHWC))
+
+
+def test_a_long_residual_stream_stays_channels_last():
+    # 8 blocks of 8 ops: a permute sinks through 64 ops in a row
+    mod = module({"t": f32(1, 4, 4, 8)}, residual_stream)
+    assert _ops(channels_last(mod)).count("permute_dims") == 0
+
+
 def _run_tuple(mod, *arrays) -> list[np.ndarray]:
     vm = relax.VirtualMachine(tvm.compile(mod, "llvm"), tvm.cpu())
     return [out.numpy() for out in vm["main"](*[tvm.runtime.tensor(a) for a in arrays])]

@@ -9,6 +9,7 @@ from tvm import s_tir, te
 
 from tvmopt._tvm import tvm
 from tvmopt.backends import resolve_target
+from tvmopt.backends.llvm.panel_gemm import L2_BYTES
 from tvmopt.backends.llvm.rule_int8_gemm import Int8Gemm, has_vnni
 from tvmopt.passes.quantize import kernels
 from tvmopt.passes.quantize.convert import kernel_constants, quantize_weight
@@ -54,6 +55,7 @@ CONVS = [  # (N, C, H, W, OC, kernel, stride, pad, dilation)
     (1, 32, 7, 7, 48, 1, 1, 0, 1),  # 1x1: one GEMM over the 49 positions
     (2, 6, 5, 3, 16, 1, 1, 0, 1),  # 1x1, batch, channels padded to 8
     (1, 8, 9, 9, 16, 1, 2, 0, 1),  # 1x1 strided: a window, not a GEMM over positions
+    (1, 128, 4, 4, 1024, 3, 1, 1, 1),  # a weight over L2_BYTES (1.2 MB): panels outermost
 ]
 
 
@@ -75,6 +77,11 @@ def test_int8_conv2d_is_exact_integer_arithmetic(target, shape):
     expected = torch_conv2d(_fake_quantized(x, qparams), wq, geometry)
     expected *= (qparams.scale * w_scale)[None, :, None, None]
     np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+
+
+def test_large_weight_case_takes_the_panels_outer_branch():
+    *_, oc, k = CONVS[-1][:6]
+    assert oc * k * k * CONVS[-1][1] > L2_BYTES  # int8: one byte per weight
 
 
 @pytest.mark.parametrize("target", [HOST, AVX2], ids=["host", "avx2"])

@@ -10,12 +10,16 @@ The int8 reduction ends in a step of 4 channels (VNNI's vpdpbusd); the float32 o
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .intrin_vnni import VNNI_LOCAL_INTRIN
 from .schedule_util import extents, largest_divisor, split_tile, vectorized_tail
 
 LANES = 16  # channels per panel
+# below this, a weight stays in a core's L2 while positions stream past it (1 MiB on Zen 4, 2 MiB
+# on Sapphire Rapids); above, panels go outermost so that each task's panel does
+L2_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -38,11 +42,15 @@ def schedule_panel_gemm(  # noqa: PLR0913 - the blocks, then how to tile them
     *,
     vnni=False,
     channels_first=False,
-    panels_outer=True,
+    panels_outer=None,
 ) -> None:
     """Weight panels outermost keeps one task's panel in cache while positions stream past; with
     `panels_outer` False, each tile of positions meets every panel in turn, so the input and
-    output stream once (a weight that fits in L2 loses nothing: 128->512 @28, 89 -> 105 GMAC/s)."""
+    output stream once. A weight that fits in L2 loses nothing, and `panels_outer` defaults to
+    whether it does not (float 128->512 @28: 89 -> 105 GMAC/s; int8 64->256 @56: 119 -> 214).
+    An NCHW epilogue writes whole rows of a panel's channels: panels stay outermost there."""
+    if panels_outer is None:
+        panels_outer = channels_first or _weight_bytes(sch, gemm) > L2_BYTES
     b, i, j, no, ni, *reduction = sch.get_loops(gemm)
     *outer, steps = reduction if len(reduction) == 4 else (*reduction, None)
     j_o, j_i = split_tile(sch, j, tiles.rows, max_inner=16, sample=sample)
@@ -54,6 +62,7 @@ def schedule_panel_gemm(  # noqa: PLR0913 - the blocks, then how to tile them
     accumulator = sch.cache_write(gemm, 0, "local")
     sch.reverse_compute_at(accumulator, tile[-1], preserve_unit_loops=True)
     if channels_first:
+        assert panels_outer, "an NCHW epilogue is computed per panel's row"
         # NCHW: the epilogue waits for a whole output row, then writes each channel's row
         # contiguously; written tile by tile, every channel would touch a partial cache line
         sch.reverse_compute_at(epilogue, i, preserve_unit_loops=True)
@@ -74,6 +83,13 @@ def schedule_panel_gemm(  # noqa: PLR0913 - the blocks, then how to tile them
     vectorized_tail(sch, gemm, outer[0], [])
     if vnni:
         sch.tensorize(ni, VNNI_LOCAL_INTRIN)
+
+
+def _weight_bytes(sch, gemm) -> int:
+    """The size of the packed weight: the GEMM's operand with the most dimensions (5 of float
+    panels, 6 of int8 ones, against the input's 4)."""
+    weight = max((r.source for r in sch.get(gemm).reads), key=lambda buffer: len(buffer.shape))
+    return math.prod(int(d) for d in weight.shape) * weight.dtype.bits // 8
 
 
 def _vectorize_channels(sch, epilogue) -> None:

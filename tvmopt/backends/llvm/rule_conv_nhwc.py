@@ -4,8 +4,6 @@ tile is written out."""
 
 from __future__ import annotations
 
-import math
-
 from ...passes.conv_nhwc import GEMM, PAD
 from .panel_gemm import DEFAULT_TILES, PanelTiles, schedule_panel_gemm
 from .schedule_util import (
@@ -16,10 +14,6 @@ from .schedule_util import (
     materialize_padding,
     vector_lanes,
 )
-
-# below this, a weight stays in a core's L2 while positions stream past it (1 MiB on Zen 4, 2 MiB
-# on Sapphire Rapids); above, panels go outermost so that each task's panel does
-L2_BYTES = 1 << 20
 
 
 class Conv2dNHWC(CPURule):
@@ -36,13 +30,6 @@ class Conv2dNHWC(CPURule):
         inline_prologue(sch, gemm if pad is None else pad)
         materialize_padding(sch, vector_lanes(target))
         epilogue = inline_epilogue(sch, gemm)
-        panels_outer = _weight_bytes(sch, gemm) > L2_BYTES
-        schedule_panel_gemm(sch, gemm, epilogue, self.tiles, self.sample, panels_outer=panels_outer)
+        schedule_panel_gemm(sch, gemm, epilogue, self.tiles, self.sample)
         return True
 
-
-def _weight_bytes(sch, gemm) -> int:
-    """The size of the packed weight, the GEMM's one 5-D operand."""
-    block = sch.get(gemm)
-    (weight,) = [r.source for r in block.reads if len(r.source.shape) == 5]
-    return math.prod(int(d) for d in weight.shape) * weight.dtype.bits // 8
