@@ -100,6 +100,43 @@ def residual_cnn() -> onnx.ModelProto:
                       [("y", TensorProto.FLOAT, [1, 10])], weights)  # fmt: skip
 
 
+def inverted_residual_cnn() -> onnx.ModelProto:
+    """MobileNetV2's shape in small: a stem conv, then blocks of pointwise expansion, 3x3
+    depthwise conv (stride 1 with a residual add, then stride 2) and pointwise projection, relu6
+    between them, global pooling, a dense layer."""
+    rng = np.random.default_rng(0)
+
+    def weight(*shape):
+        return (rng.standard_normal(shape) / np.sqrt(np.prod(shape[1:]))).astype(np.float32)
+
+    node, nodes = helper.make_node, []
+
+    def conv(x, w, name, relu6=True, **attrs):
+        nodes.append(node("Conv", [x, w, f"{w}_b"], [f"{name}_c"], name=name, **attrs))
+        if not relu6:
+            return f"{name}_c"
+        nodes.append(node("Clip", [f"{name}_c", "zero", "six"], [f"{name}_r"]))
+        return f"{name}_r"
+
+    stem = conv("x", "w0", "stem", pads=[1, 1, 1, 1], strides=[2, 2])
+    h = conv(stem, "w1", "expand_a")
+    h = conv(h, "w2", "depthwise_a", pads=[1, 1, 1, 1], group=32)
+    h = conv(h, "w3", "project_a", relu6=False)
+    nodes.append(node("Add", [h, stem], ["s"]))
+    h = conv("s", "w4", "expand_b")
+    h = conv(h, "w5", "depthwise_b", pads=[1, 1, 1, 1], strides=[2, 2], group=48)
+    h = conv(h, "w6", "project_b", relu6=False)
+    nodes += [node("GlobalAveragePool", [h], ["g"]), node("Flatten", ["g"], ["f"]),
+              node("MatMul", ["f", "m"], ["y"], name="dense")]  # fmt: skip
+    shapes = {"w0": (8, 3, 3, 3), "w1": (32, 8, 1, 1), "w2": (32, 1, 3, 3), "w3": (8, 32, 1, 1),
+              "w4": (48, 8, 1, 1), "w5": (48, 1, 3, 3), "w6": (16, 48, 1, 1)}  # fmt: skip
+    weights = {name: weight(*shape) for name, shape in shapes.items()}
+    weights.update({f"{name}_b": weight(shape[0]) for name, shape in shapes.items()})
+    weights.update(m=weight(10, 16).T.copy(), zero=np.float32(0), six=np.float32(6))
+    return make_model(nodes, [("x", TensorProto.FLOAT, [1, 3, 32, 32])],
+                      [("y", TensorProto.FLOAT, [1, 10])], weights)  # fmt: skip
+
+
 def conv_case(shape, seed=0):
     """x [N, C, H, W], weight [OC, C, K, K] and the ConvGeometry of a conv test row
     (N, C, H, W, OC, kernel, stride, pad, dilation)."""
@@ -115,7 +152,7 @@ def conv_case(shape, seed=0):
     return x, weight, geometry
 
 
-def torch_conv2d(x, weight, geometry, bias=None) -> np.ndarray:
+def torch_conv2d(x, weight, geometry, bias=None, groups=1) -> np.ndarray:
     """The reference conv, in the dtype of `x`."""
     import torch
 
@@ -123,5 +160,6 @@ def torch_conv2d(x, weight, geometry, bias=None) -> np.ndarray:
         torch.tensor(x), torch.tensor(weight.astype(x.dtype)),
         None if bias is None else torch.tensor(bias.astype(x.dtype)),
         stride=geometry.strides, padding=geometry.padding, dilation=geometry.dilation,
+        groups=groups,
     )  # fmt: skip
     return out.numpy()

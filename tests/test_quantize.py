@@ -15,7 +15,7 @@ import tvmopt
 from tvmopt.cli import main
 from tvmopt.errors import InputError, OptionError
 
-from .helpers import residual_cnn
+from .helpers import inverted_residual_cnn, residual_cnn
 
 METHODS = ["minmax", "percentile", "entropy", "mse"]
 
@@ -214,6 +214,28 @@ def test_residual_cnn_runs_channels_last_uint8_and_matches_onnxruntime(tmp_path)
     # even the image is read NCHW by the first conv, which transposes it as it quantizes
     assert not re.findall(r"def (\w*transpose\w*)\(", scheduled)
     assert re.search(r"def max_pool2d\w*\(\w+: T.Buffer\([^\n]*\"uint8\"\), pool", scheduled)
+    session = onnxruntime.InferenceSession(model.SerializeToString())
+    for sample in calib[:4]:
+        expected = session.run(None, sample)[0].ravel()
+        actual = compiled.run(sample)["y"].ravel()
+        cosine = float(expected @ actual) / (np.linalg.norm(expected) * np.linalg.norm(actual))
+        assert cosine > 0.999, cosine
+
+
+def test_mobilenet_shaped_cnn_runs_depthwise_int8_channels_last(tmp_path):
+    """Depthwise convs are int8 layers too, named after their ONNX node: the whole network runs
+    channels last on uint8, no transpose left, and stays close to ONNX Runtime's fp32."""
+    import re
+
+    model = inverted_residual_cnn()
+    rng = np.random.default_rng(1)
+    calib = [{"x": rng.standard_normal((1, 3, 32, 32)).astype(np.float32)} for _ in range(16)]
+    compiled = tvmopt.compile(model, quantize="int8", calib=calib, dump_ir=tmp_path)
+    kinds = {layer.name: layer.kind for layer in compiled.quantize_report.layers}
+    assert kinds["depthwise_a"] == kinds["depthwise_b"] == "depthwise"
+    scheduled = sorted(tmp_path.glob("*ApplyDefaultSchedule*"))[-1].read_text()
+    assert len(re.findall(r"def (\w*int8_depthwise\w*)\(", scheduled)) == 2
+    assert not re.findall(r"def (\w*transpose\w*)\(", scheduled)
     session = onnxruntime.InferenceSession(model.SerializeToString())
     for sample in calib[:4]:
         expected = session.run(None, sample)[0].ravel()

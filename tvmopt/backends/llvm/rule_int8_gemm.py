@@ -43,7 +43,7 @@ class Int8Gemm(CPURule):
         quantize, gemm, dequantize = blocks
         channels_first = sch.get(dequantize).name_hint == DEQUANTIZE_NCHW
         inline_prologue(sch, quantize)
-        _schedule_quantize(sch, quantize, vector_lanes(target))
+        schedule_quantize(sch, quantize, vector_lanes(target))
         # FuseOps may have appended the layer's bias, residual and activation: one epilogue
         epilogue = inline_epilogue(sch, gemm)
         schedule_panel_gemm(
@@ -58,7 +58,7 @@ class Int8Gemm(CPURule):
         return True
 
 
-def _schedule_quantize(sch, quantize, lanes: int) -> None:
+def schedule_quantize(sch, quantize, lanes: int) -> None:
     b, i, j, k = sch.get_loops(quantize)
     sch.parallel(sch.fuse(b, i))
     (depth,) = extents(sch, [k])

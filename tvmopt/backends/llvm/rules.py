@@ -11,6 +11,7 @@ from .rule_conv2d import Conv2dNCHW, deinterleave_strided_input
 from .rule_conv_nhwc import Conv2dNHWC
 from .rule_depthwise import DepthwiseConv2dNCHW
 from .rule_fallback import Fallback
+from .rule_int8_depthwise import Int8Depthwise
 from .rule_int8_gemm import Int8Gemm
 from .rule_matmul import Matmul
 from .rule_pool import Pool2dNHWC
@@ -19,6 +20,7 @@ from .rule_pool import Pool2dNHWC
 def default_rules() -> list:
     return [
         Int8Gemm(),  # int8 layers: quantize, VNNI GEMM, dequantize
+        Int8Depthwise(),  # int8 depthwise layers: taps vectorized over 16 channels
         Conv2dNHWC(),  # float convs channels last: the same panel GEMM in float32
         DepthwiseConv2dNCHW(),  # one channel per group: per-thread channel planes, vector rows
         Conv2dNCHW(),  # direct conv, register-blocked over output channels x columns

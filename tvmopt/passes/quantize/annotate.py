@@ -1,11 +1,12 @@
 """Annotate: which calls of `main` become int8 layers, and what each is called.
 
-A layer is a conv2d (NCHW, OIHW, one group) or a matmul whose weight is a float32 constant and
-whose input has a static float32 shape (a float16 model rounds differently from the kernel's
-float32 epilogue, so it keeps its own arithmetic). Depthwise and grouped convolutions stay
-float32 (they are memory-bound: int8 would save little). Layers are named after their ONNX
-node where the model's Conv/MatMul/Gemm nodes with constant weights line up one to one with the
-layers found, else `conv2d_3`, `matmul_7`: the names the report prints and `skip` accepts.
+A layer is a conv2d (NCHW, OIHW, one group), a depthwise conv2d (a group per channel, one
+output channel each) or a matmul whose weight is a float32 constant and whose input has a
+static float32 shape (a float16 model rounds differently from the kernel's float32 epilogue, so
+it keeps its own arithmetic). Other grouped convolutions stay float32. Layers are named after
+their ONNX node where the model's Conv/MatMul/Gemm nodes with constant weights line up one to
+one with the layers found, else `conv2d_3`, `matmul_7`: the names the report prints and
+`skip` accepts.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ WEIGHTED_ONNX_OPS = ("Conv", "MatMul", "Gemm")
 @dataclass(frozen=True)
 class Layer:
     name: str
-    kind: str  # conv2d | matmul
+    kind: str  # conv2d | depthwise | matmul
     call: relax.Call
     var: relax.Var  # what the call is bound to
 
@@ -47,7 +48,7 @@ def find_layers(func: relax.Function, onnx_names: list[str] | None = None) -> li
 def _kind(call: relax.Call) -> str | None:
     op = getattr(call.op, "name", None)
     if op == "relax.nn.conv2d" and _quantizable_conv(call):
-        return "conv2d"
+        return "conv2d" if int(call.attrs.groups) == 1 else "depthwise"
     if op == "relax.matmul" and _quantizable_matmul(call):
         return "matmul"
     return None
@@ -65,10 +66,10 @@ def _weight_and_input_ok(call: relax.Call, weight_rank: int) -> bool:
 def _quantizable_conv(call: relax.Call) -> bool:
     attrs = call.attrs
     layouts = (str(attrs.data_layout), str(attrs.kernel_layout), str(attrs.out_layout))
-    return (
-        layouts == ("NCHW", "OIHW", "NCHW") and int(attrs.groups) == 1
-        and _weight_and_input_ok(call, 4)
-    )  # fmt: skip
+    if layouts != ("NCHW", "OIHW", "NCHW") or not _weight_and_input_ok(call, 4):
+        return False
+    groups, (out_channels, group_channels) = int(attrs.groups), value(call.args[1]).shape[:2]
+    return groups == 1 or (group_channels == 1 and groups == out_channels)
 
 
 def _quantizable_matmul(call: relax.Call) -> bool:

@@ -52,7 +52,7 @@ def _bias_add(expr, by_var: dict, counts: dict):
 
 def _channels(layer: Layer) -> int:
     weight = value(layer.call.args[1])
-    return int(weight.shape[0] if layer.kind == "conv2d" else weight.shape[1])
+    return int(weight.shape[1] if layer.kind == "matmul" else weight.shape[0])
 
 
 def _per_channel(shape: tuple, kind: str) -> bool:

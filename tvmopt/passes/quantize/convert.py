@@ -1,6 +1,7 @@
 """Convert: each annotated layer with its calibrated qparams becomes one int8 TIR function.
 
     conv2d(x, W)  -> call_tir(int8_conv2d, x, pack(Wq), correction, scale)
+    depthwise conv2d(x, W) -> call_tir(int8_depthwise_conv2d, ...)   (depthwise.py)
     add(conv2d(x, W), b) -> the same, b folded into correction (bias.py)
     a tensor the int8 layers read -> uint8 from its producer; a residual add reads it
         dequantized (requantize.py)
@@ -26,6 +27,7 @@ from ..sink_permutes import NCHW_TO_NHWC, NHWC_TO_NCHW, channels_last
 from . import kernels
 from .annotate import Layer
 from .bias import foldable_biases, folded_adds
+from .depthwise import int8_depthwise_conv2d, pack_depthwise
 from .layout import conv_layouts
 from .observers import QParams
 from .requantize import dequantized, requantizable, requantized
@@ -50,7 +52,7 @@ def pack_weight(quantized: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(blocks.transpose(0, 4, 5, 2, 1, 3))
 
 
-def kernel_constants(weight_oihw: np.ndarray, qparams: QParams, bias=None):
+def kernel_constants(weight_oihw: np.ndarray, qparams: QParams, bias=None, pack=pack_weight):
     """The packed weight, the int32 correction (-zp * sum Wq, plus the bias quantized at
     act_scale * w_scale) and the float scale per channel."""
     quantized, w_scale = quantize_weight(weight_oihw)
@@ -61,14 +63,21 @@ def kernel_constants(weight_oihw: np.ndarray, qparams: QParams, bias=None):
         correction = correction + np.round(bias / scale).astype(np.int64)
     correction = np.clip(correction, -(2**31), 2**31 - 1).astype(np.int32)
     scale = scale.astype(np.float32)
-    return const(pack_weight(quantized)), const(correction), const(scale)
+    return const(pack(quantized)), const(correction), const(scale)
+
+
+# the conv layer kinds (annotate.py): their kernel, and how it wants the weight packed
+CONV_KINDS = {
+    "conv2d": (kernels.int8_conv2d, pack_weight),
+    "depthwise": (int8_depthwise_conv2d, pack_depthwise),
+}
 
 
 @mutator
 class _Converter(PyExprMutator):
     def __init__(self, mod, plans: dict, folded_adds: dict, requantize: dict):  # noqa: PLR0913
         super().__init__(mod)
-        convs = {call for call, plan in plans.items() if plan[0].kind == "conv2d"}
+        convs = {call for call, plan in plans.items() if plan[0].kind in CONV_KINDS}
         self.layouts = conv_layouts(mod["main"], convs)  # conv call -> (input, output) layout
         self.plans = plans  # layer call -> (Layer, QParams, the float input or None, bias)
         self.folded_adds = folded_adds  # bias add call -> the layer's var
@@ -100,22 +109,25 @@ class _Converter(PyExprMutator):
         # the input itself, not the call rebuilt around it: it may be uint8 (requantize.py)
         source = call.args[0] if source is None else source
         x = self.uint8[source] if source in self.uint8 else self.visit_expr(source)
-        if layer.kind == "conv2d":
-            return _int8_conv2d(self.builder_, call, x, qparams, bias, self.layouts[call])
+        if layer.kind in CONV_KINDS:
+            return _int8_conv2d(self.builder_, call, x, plan, self.layouts[call])
         return _int8_matmul(self.builder_, call, x, qparams, bias)
 
 
-def _int8_conv2d(builder, call, x, qparams, bias, layouts):  # noqa: PLR0913
+def _int8_conv2d(builder, call, x, plan, layouts):
+    layer, qparams, _, bias = plan
     weight = value(call.args[1])
-    packed, correction, scale = kernel_constants(weight, qparams, bias)
+    kernel, pack = CONV_KINDS[layer.kind]
+    packed, correction, scale = kernel_constants(weight, qparams, bias, pack)
     kernel = partial(  # TE arguments must be tensors or numbers: the rest is bound here
-        kernels.int8_conv2d, geometry=conv_geometry(call), channels=int(weight.shape[0]),
+        kernel, geometry=conv_geometry(call), channels=int(weight.shape[0]),
         inv_scale=1.0 / qparams.scale, zero_point=qparams.zero_point, layouts=layouts,
     )  # fmt: skip
     # NHWC sides are permuted back to the graph's NCHW here; layout.py cancels the pairs
     if layouts[0] == "NHWC":
         x = builder.emit(relax.op.permute_dims(x, NCHW_TO_NHWC))
-    int8 = builder.call_te(kernel, x, packed, correction, scale, primfunc_name_hint="int8_conv2d")
+    int8 = builder.call_te(kernel, x, packed, correction, scale,
+                           primfunc_name_hint=f"int8_{layer.kind}")  # fmt: skip
     if layouts[1] == "NHWC":
         return relax.op.permute_dims(builder.emit(int8), NHWC_TO_NCHW)
     return int8

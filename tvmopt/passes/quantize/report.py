@@ -35,12 +35,12 @@ class QuantizeReport:
             f"{len(self.layers)} layers, {sum(r.quantized for r in self.layers)} int8; "
             f"over {self.samples} samples: top-1 differs from float32 on "
             f"{100 * self.top1_disagreement:.1f}%, output cosine {self.output_cosine:.5f}",
-            f"{'layer':<32} {'kind':<7} {'dtype':<6} {'SQNR dB':>8} {'cosine':>9} "
+            f"{'layer':<32} {'kind':<9} {'dtype':<6} {'SQNR dB':>8} {'cosine':>9} "
             f"{'scale':>10} {'zp':>4} {'range':>21}",
         ]
         for r in self.layers:
             lines.append(
-                f"{r.name[:32]:<32} {r.kind:<7} {'int8' if r.quantized else 'fp32':<6} "
+                f"{r.name[:32]:<32} {r.kind:<9} {'int8' if r.quantized else 'fp32':<6} "
                 f"{r.sqnr_db:>8.2f} {r.cosine:>9.5f} {r.scale:>10.4g} {r.zero_point:>4} "
                 f"{f'[{r.low:.3g}, {r.high:.3g}]':>21}"
             )

@@ -1,0 +1,76 @@
+"""The int8 depthwise conv (passes/quantize/depthwise.py) and its CPU rule
+(backends/llvm/rule_int8_depthwise.py): exact integer arithmetic on the fake-quantized input,
+channels last or first on either side."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from tvm import te
+
+from tvmopt._tvm import tvm
+from tvmopt.backends import resolve_target
+from tvmopt.backends.llvm.rule_int8_depthwise import Int8Depthwise
+from tvmopt.passes.quantize.convert import kernel_constants, quantize_weight
+from tvmopt.passes.quantize.depthwise import int8_depthwise_conv2d, pack_depthwise
+from tvmopt.passes.quantize.observers import qparams_for
+
+from .helpers import conv_case, torch_conv2d
+
+HOST = resolve_target(None)
+AVX2 = tvm.target.Target({"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": "haswell"})
+
+DEPTHWISE = [  # (N, C, H, W, C, kernel, stride, pad, dilation)
+    (1, 32, 9, 9, 32, 3, 1, 1, 1),  # MobileNet's 3x3
+    (2, 20, 8, 7, 20, 3, 2, 1, 1),  # batch, stride 2, channels padded to 32, odd width
+    (1, 16, 10, 10, 16, 5, 1, 4, 2),  # 5x5, dilated
+]
+LAYOUTS = [("NHWC", "NHWC"), ("NCHW", "NCHW"), ("NCHW", "NHWC")]
+
+
+def _depthwise_case(shape):
+    x, weight, geometry = conv_case(shape)
+    return x, np.ascontiguousarray(weight[:, :1]), geometry
+
+
+def _as(layout: str, nchw: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(nchw.transpose(0, 2, 3, 1)) if layout == "NHWC" else nchw
+
+
+@pytest.mark.parametrize("target", [HOST, AVX2], ids=["host", "avx2"])
+@pytest.mark.parametrize("layouts", LAYOUTS, ids="->".join)
+@pytest.mark.parametrize("shape", DEPTHWISE)
+def test_int8_depthwise_is_exact_integer_arithmetic(target, layouts, shape):
+    x, weight, geometry = _depthwise_case(shape)
+    channels, (out_h, out_w) = shape[1], geometry.out_hw
+    qparams = qparams_for(float(x.min()), float(x.max()), symmetric=False)
+    bias = np.random.default_rng(2).standard_normal(channels)
+    consts = kernel_constants(weight, qparams, bias, pack_depthwise)
+    arrays = [_as(layouts[0], x), *(v.value.numpy() for v in consts)]
+    placeholders = [te.placeholder(a.shape, str(a.dtype)) for a in arrays]
+    y = int8_depthwise_conv2d(*placeholders, geometry=geometry, channels=channels,
+                              inv_scale=1 / qparams.scale, zero_point=qparams.zero_point,
+                              layouts=layouts)  # fmt: skip
+    func = te.create_prim_func([*placeholders, y]).with_attr("global_symbol", "main")
+    scheduled = Int8Depthwise().apply(func, target, False)
+    assert scheduled is not None, "the int8 depthwise rule did not fire"
+    lib = tvm.compile(scheduled.mod, target=target)
+    out = tvm.runtime.tensor(np.zeros([int(d) for d in y.shape], np.float32))
+    lib(*[tvm.runtime.tensor(a) for a in arrays], out)
+    actual = out.numpy() if layouts[1] == "NCHW" else out.numpy().transpose(0, 3, 1, 2)
+    assert actual.shape == (shape[0], channels, out_h, out_w)
+    q = np.clip(np.round(x / qparams.scale) + qparams.zero_point, 0, 255) - qparams.zero_point
+    wq, w_scale = quantize_weight(weight)
+    expected = torch_conv2d(q.astype(np.float64), wq, geometry, groups=channels)
+    step = (qparams.scale * w_scale)[None, :, None, None]
+    expected = expected * step + bias[None, :, None, None]
+    # the bias is rounded to the accumulator's grid: half a step
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=0.5 * step.max() + 1e-5)
+
+
+def test_weight_packs_channels_innermost_in_whole_vectors():
+    weight = np.arange(20 * 9, dtype=np.int8).reshape(20, 1, 3, 3)
+    packed = pack_depthwise(weight)
+    assert packed.shape == (3, 3, 32)
+    np.testing.assert_array_equal(packed[1, 2, :20], weight[:, 0, 1, 2])
+    assert not packed[..., 20:].any()
