@@ -11,33 +11,19 @@ layer) is written by its own loop over the accumulators instead.
 from __future__ import annotations
 
 from ...passes.quantize.depthwise import DEPTHWISE
-from ...passes.quantize.kernels import DEQUANTIZE, DEQUANTIZE_NCHW, LANES, QUANTIZE
-from .rule_int8_gemm import schedule_quantize
-from .schedule_util import (
-    CPURule,
-    block_named,
-    extents,
-    inline_epilogue,
-    inline_prologue,
-    largest_divisor,
-    vector_lanes,
-    vectorized_tail,
-)
+from ...passes.quantize.kernels import LANES
+from .rule_int8_gemm import int8_layer
+from .schedule_util import CPURule, extents, largest_divisor, vector_lanes, vectorized_tail
 
 POSITIONS = 4  # output positions per register tile: 4 x 16 channels of int32
 
 
 class Int8Depthwise(CPURule):
     def schedule(self, sch, target) -> bool:
-        names = [(QUANTIZE,), (DEPTHWISE,), (DEQUANTIZE, DEQUANTIZE_NCHW)]
-        blocks = [block_named(sch, alternatives) for alternatives in names]
-        if any(block is None for block in blocks):
+        layer = int8_layer(sch, DEPTHWISE, target)
+        if layer is None:
             return False
-        quantize, taps, dequantize = blocks
-        channels_first = sch.get(dequantize).name_hint == DEQUANTIZE_NCHW
-        inline_prologue(sch, quantize)
-        schedule_quantize(sch, quantize, vector_lanes(target))
-        epilogue = inline_epilogue(sch, taps)
+        taps, epilogue, channels_first = layer
         n, i, j, c, rh, rw = sch.get_loops(taps)
         (width,) = extents(sch, [j])
         j_o, j_i = sch.split(j, [None, largest_divisor(width, POSITIONS)])

@@ -36,16 +36,10 @@ class Int8Gemm(CPURule):
         self.sample = sample
 
     def schedule(self, sch, target) -> bool:
-        names = [(QUANTIZE,), (GEMM,), (DEQUANTIZE, DEQUANTIZE_NCHW)]
-        blocks = [block_named(sch, alternatives) for alternatives in names]
-        if any(block is None for block in blocks):
+        layer = int8_layer(sch, GEMM, target)
+        if layer is None:
             return False
-        quantize, gemm, dequantize = blocks
-        channels_first = sch.get(dequantize).name_hint == DEQUANTIZE_NCHW
-        inline_prologue(sch, quantize)
-        schedule_quantize(sch, quantize, vector_lanes(target))
-        # FuseOps may have appended the layer's bias, residual and activation: one epilogue
-        epilogue = inline_epilogue(sch, gemm)
+        gemm, epilogue, channels_first = layer
         schedule_panel_gemm(
             sch,
             gemm,
@@ -56,6 +50,21 @@ class Int8Gemm(CPURule):
             channels_first=channels_first,
         )
         return True
+
+
+def int8_layer(sch, core: str, target):
+    """An int8 layer's blocks, its prologue and quantize scheduled: (the core block named `core`,
+    the epilogue, whether it writes NCHW), or None for another function."""
+    names = [(QUANTIZE,), (core,), (DEQUANTIZE, DEQUANTIZE_NCHW)]
+    blocks = [block_named(sch, alternatives) for alternatives in names]
+    if any(block is None for block in blocks):
+        return None
+    quantize, core_block, dequantize = blocks
+    channels_first = sch.get(dequantize).name_hint == DEQUANTIZE_NCHW
+    inline_prologue(sch, quantize)
+    schedule_quantize(sch, quantize, vector_lanes(target))
+    # FuseOps may have appended the layer's bias, residual and activation: one epilogue
+    return core_block, inline_epilogue(sch, core_block), channels_first
 
 
 def schedule_quantize(sch, quantize, lanes: int) -> None:
