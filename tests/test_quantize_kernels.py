@@ -11,6 +11,7 @@ from tvmopt._tvm import tvm
 from tvmopt.backends import resolve_target
 from tvmopt.backends.llvm.panel_gemm import L2_BYTES
 from tvmopt.backends.llvm.rule_int8_gemm import Int8Gemm, has_vnni
+from tvmopt.passes.conv_geometry import ConvGeometry
 from tvmopt.passes.quantize import kernels
 from tvmopt.passes.quantize.convert import kernel_constants, quantize_weight
 from tvmopt.passes.quantize.observers import (
@@ -76,6 +77,29 @@ def test_int8_conv2d_is_exact_integer_arithmetic(target, shape):
     wq, w_scale = quantize_weight(weight)
     expected = torch_conv2d(_fake_quantized(x, qparams), wq, geometry)
     expected *= (qparams.scale * w_scale)[None, :, None, None]
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_uint8_input_is_read_in_place(stride):
+    """A pointwise conv of a requantized (uint8 NHWC) tensor has no quantize step: the GEMM
+    reads the input as it is, and the result is the same integer arithmetic."""
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 256, (1, 7, 7, 32)).astype(np.uint8)
+    weight = rng.standard_normal((48, 32, 1, 1)).astype(np.float32)
+    qparams = QParams(0.05, 17)
+    packed, correction, scale = (v.value.numpy() for v in kernel_constants(weight, qparams))
+    out_hw = (-(-7 // stride),) * 2
+    geometry = ConvGeometry(strides=(stride, stride), out_hw=out_hw)
+    placeholders = [te.placeholder(a.shape, str(a.dtype)) for a in (x, packed, correction, scale)]
+    y = kernels.int8_conv2d(*placeholders, geometry=geometry, channels=48,
+                            inv_scale=1 / qparams.scale, zero_point=qparams.zero_point)  # fmt: skip
+    func = te.create_prim_func([*placeholders, y])
+    assert kernels.QUANTIZE not in func.script()
+    actual = _run(_build(func, HOST), [x, packed, correction, scale], (1, *out_hw, 48))
+    wq, w_scale = quantize_weight(weight)
+    centred = x[:, ::stride, ::stride].astype(np.float64) - qparams.zero_point
+    expected = centred @ wq[:, :, 0, 0].T.astype(np.float64) * (qparams.scale * w_scale)
     np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
 
 

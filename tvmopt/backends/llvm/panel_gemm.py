@@ -93,10 +93,14 @@ def _weight_bytes(sch, gemm) -> int:
 
 
 def _vectorize_channels(sch, epilogue) -> None:
-    """The tile's write-out, one vector of channels at a time."""
-    channels = sch.get_loops(epilogue)[-1]
-    (extent,) = extents(sch, [channels])
-    _, lanes = sch.split(channels, [None, largest_divisor(extent, LANES)])
+    """The tile's write-out, one vector of channels at a time, unrolled: the accumulators are
+    then read at constant offsets and stay in registers, where a loop over them would keep
+    them on the stack (int8 64->256 @56: 214 -> 302 GMAC/s, float: 70-80 -> 103)."""
+    tile_loops = sch.get_loops(epilogue)[-len(sch.get(epilogue).iter_vars) :]
+    (extent,) = extents(sch, tile_loops[-1:])
+    _, lanes = sch.split(tile_loops[-1], [None, largest_divisor(extent, LANES)])
+    for loop in [*tile_loops[:-1], _]:
+        sch.unroll(loop)
     sch.vectorize(lanes)
 
 

@@ -48,7 +48,10 @@ def _write_tile_out(sch, taps, epilogue, tile) -> None:
     sch.reverse_compute_at(accumulator, tile, preserve_unit_loops=True)
     sch.compute_inline(accumulator)
     sch.reverse_compute_at(epilogue, tile, preserve_unit_loops=True)
-    sch.vectorize(sch.get_loops(epilogue)[-1])
+    *positions, channels = sch.get_loops(epilogue)[-len(sch.get(epilogue).iter_vars) :]
+    for loop in positions:  # constant offsets: the accumulators stay in registers
+        sch.unroll(loop)
+    sch.vectorize(channels)
 
 
 def _write_nchw_apart(sch, epilogue, lanes: int) -> None:

@@ -54,15 +54,17 @@ class Int8Gemm(CPURule):
 
 def int8_layer(sch, core: str, target):
     """An int8 layer's blocks, its prologue and quantize scheduled: (the core block named `core`,
-    the epilogue, whether it writes NCHW), or None for another function."""
-    names = [(QUANTIZE,), (core,), (DEQUANTIZE, DEQUANTIZE_NCHW)]
-    blocks = [block_named(sch, alternatives) for alternatives in names]
-    if any(block is None for block in blocks):
+    the epilogue, whether it writes NCHW), or None for another function. A uint8 input read in
+    place has no quantize block (kernels.quantized_input)."""
+    core_block = block_named(sch, (core,))
+    dequantize = block_named(sch, (DEQUANTIZE, DEQUANTIZE_NCHW))
+    if core_block is None or dequantize is None:
         return None
-    quantize, core_block, dequantize = blocks
     channels_first = sch.get(dequantize).name_hint == DEQUANTIZE_NCHW
-    inline_prologue(sch, quantize)
-    schedule_quantize(sch, quantize, vector_lanes(target))
+    quantize = block_named(sch, (QUANTIZE,))
+    inline_prologue(sch, core_block if quantize is None else quantize)
+    if quantize is not None:
+        schedule_quantize(sch, quantize, vector_lanes(target))
     # FuseOps may have appended the layer's bias, residual and activation: one epilogue
     return core_block, inline_epilogue(sch, core_block), channels_first
 

@@ -57,6 +57,21 @@ def quantize_nhwc(x, geometry, channels: int, inv_scale, zero_point, channels_la
     return te.compute((n, hp, wp, channels), value, name=QUANTIZE)
 
 
+def quantized_input(x, geometry, channels: int, inv_scale, zero_point, channels_last=True):
+    """quantize_nhwc's result, or `x` itself where that would be a copy: a uint8 NHWC input the
+    window never reads past, with its channels in whole fours (ResNet's and MobileNet's
+    pointwise convs read the previous layer's output in place)."""
+    shape = [int(d) for d in x.shape]
+    inside = all(r <= d for r, d in zip(geometry.reach(), shape[1:3], strict=True))
+    in_place = (
+        channels_last and x.dtype == "uint8" and shape[3] == channels
+        and geometry.padding == (0, 0) and inside
+    )  # fmt: skip
+    if in_place:
+        return x
+    return quantize_nhwc(x, geometry, channels, inv_scale, zero_point, channels_last)
+
+
 def quantize_rows(x, channels: int, inv_scale: float, zero_point: int):
     """[M, K] float -> [1, 1, M, channels] uint8, zero-point padded."""
     rows, width = (int(d) for d in x.shape)
@@ -123,7 +138,7 @@ def int8_conv2d(  # noqa: PLR0913 - the layer's tensors, then its compile-time f
     map tiles as 49 positions, not as 7 rows of 7)."""
     depth, qparams = int(packed.shape[3]) * DEPTH, (inv_scale, zero_point)
     n, (oh, ow) = int(x.shape[0]), geometry.out_hw
-    xq = quantize_nhwc(x, geometry, depth, *qparams, channels_last=layouts[0] == "NHWC")
+    xq = quantized_input(x, geometry, depth, *qparams, channels_last=layouts[0] == "NHWC")
     # over positions only when written channels last: an NCHW epilogue waits for whole rows
     over_positions = geometry.pointwise() and layouts[1] == "NHWC"
     acc = gemm(xq, packed, geometry, over_positions)
