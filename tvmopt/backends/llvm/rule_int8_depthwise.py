@@ -15,7 +15,7 @@ from ...passes.quantize.kernels import LANES
 from .rule_int8_gemm import int8_layer
 from .schedule_util import CPURule, extents, largest_divisor, vector_lanes, vectorized_tail
 
-POSITIONS = 4  # output positions per register tile: 4 x 16 channels of int32
+POSITIONS = 8  # output positions per register tile: 8 x 16 channels of int32
 
 
 class Int8Depthwise(CPURule):
