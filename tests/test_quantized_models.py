@@ -11,7 +11,7 @@ from onnx import TensorProto, helper
 
 import tvmopt
 
-from .helpers import make_model
+from .helpers import inverted_residual_cnn, make_model
 
 
 def _float_model() -> onnx.ModelProto:
@@ -36,7 +36,7 @@ def _samples(count):
             for i in range(count)]  # fmt: skip
 
 
-def _quantize_with_ort(tmp_path, fmt, activation):
+def _quantize_with_ort(tmp_path, fmt, activation, model=None, samples=None):
     from onnxruntime.quantization import (
         CalibrationDataReader,
         QuantFormat,
@@ -46,13 +46,13 @@ def _quantize_with_ort(tmp_path, fmt, activation):
 
     class Reader(CalibrationDataReader):
         def __init__(self):
-            self.samples = iter(_samples(16))
+            self.samples = iter(samples or _samples(16))
 
         def get_next(self):
             return next(self.samples, None)
 
     source, target = tmp_path / "float.onnx", tmp_path / "int8.onnx"
-    onnx.save(_float_model(), source)
+    onnx.save(model or _float_model(), source)
     quantize_static(str(source), str(target), Reader(), per_channel=True,
                     quant_format=getattr(QuantFormat, fmt),
                     activation_type=getattr(QuantType, activation),
@@ -60,19 +60,19 @@ def _quantize_with_ort(tmp_path, fmt, activation):
     return onnx.load(target)
 
 
-def _assert_matches_ort(model, compiled, tolerance):
+def _assert_matches_ort(model, compiled, tolerance, samples=None):
     session = onnxruntime.InferenceSession(model.SerializeToString())
-    for feeds in _samples(4):
+    for feeds in samples or _samples(4):
         expected = session.run(None, feeds)[0]
         actual = compiled.run(feeds)["y"]
         scale = np.abs(expected).max()
         assert np.abs(actual - expected).max() <= tolerance * scale
 
 
-def _int8_kernels_in(model, tmp_path) -> bool:
+def _int8_kernels_in(model, tmp_path, block="int8_gemm") -> bool:
     dump = tmp_path / "ir"
     tvmopt.compile(model, dump_ir=dump)
-    return any("int8_gemm" in path.read_text() for path in dump.glob("*ApplyDefaultSchedule*"))
+    return any(block in path.read_text() for path in dump.glob("*ApplyDefaultSchedule*"))
 
 
 @pytest.mark.parametrize("activation", ["QUInt8", "QInt8"])
@@ -82,6 +82,15 @@ def test_onnxruntime_qdq_model_runs_int8_and_matches(tmp_path, activation):
     # one output quantization step: a tie rounded the other way moves an output by one step
     _assert_matches_ort(model, tvmopt.compile(model), tolerance=0.02)
     assert _int8_kernels_in(model, tmp_path)
+
+
+def test_onnxruntime_qdq_mobilenet_runs_depthwise_int8_and_matches(tmp_path):
+    """ONNX Runtime quantizes depthwise convs too: they run on our int8 depthwise kernel."""
+    rng = np.random.default_rng(1)
+    samples = [{"x": rng.standard_normal((1, 3, 32, 32)).astype(np.float32)} for _ in range(16)]
+    model = _quantize_with_ort(tmp_path, "QDQ", "QUInt8", inverted_residual_cnn(), samples)
+    _assert_matches_ort(model, tvmopt.compile(model), tolerance=0.02, samples=samples[:4])
+    assert _int8_kernels_in(model, tmp_path, block="int8_depthwise")
 
 
 def test_onnxruntime_qoperator_model_runs_int8_and_matches(tmp_path):
