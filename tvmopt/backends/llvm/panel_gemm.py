@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 
 from .intrin_vnni import VNNI_LOCAL_INTRIN
-from .schedule_util import extents, largest_divisor, split_tile, vectorized_tail
+from .schedule_util import split_tile, unrolled_write_out, vectorized_tail
 
 LANES = 16  # channels per panel
 # below this, a weight stays in a core's L2 while positions stream past it (1 MiB on Zen 4, 2 MiB
@@ -73,7 +73,7 @@ def schedule_panel_gemm(  # noqa: PLR0913 - the blocks, then how to tile them
         sch.reverse_compute_at(epilogue, tile[-1], preserve_unit_loops=True)
         tasks = tile if panels_outer else tile[:3]
         sch.parallel(sch.fuse(*tasks))
-        _vectorize_channels(sch, epilogue)
+        unrolled_write_out(sch, epilogue, LANES)
     sch.unroll(j_i)
     sch.unroll(no_i)
     if not vnni:  # before decomposing: a reduction block without its init cannot vectorize
@@ -90,18 +90,6 @@ def _weight_bytes(sch, gemm) -> int:
     panels, 6 of int8 ones, against the input's 4)."""
     weight = max((r.source for r in sch.get(gemm).reads), key=lambda buffer: len(buffer.shape))
     return math.prod(int(d) for d in weight.shape) * weight.dtype.bits // 8
-
-
-def _vectorize_channels(sch, epilogue) -> None:
-    """The tile's write-out, one vector of channels at a time, unrolled: the accumulators are
-    then read at constant offsets and stay in registers, where a loop over them would keep
-    them on the stack (int8 64->256 @56: 214 -> 302 GMAC/s, float: 70-80 -> 103)."""
-    tile_loops = sch.get_loops(epilogue)[-len(sch.get(epilogue).iter_vars) :]
-    (extent,) = extents(sch, tile_loops[-1:])
-    _, lanes = sch.split(tile_loops[-1], [None, largest_divisor(extent, LANES)])
-    for loop in [*tile_loops[:-1], _]:
-        sch.unroll(loop)
-    sch.vectorize(lanes)
 
 
 def _positions_as_rows(sch, epilogue) -> None:

@@ -13,7 +13,14 @@ from __future__ import annotations
 from ...passes.quantize.depthwise import DEPTHWISE
 from ...passes.quantize.kernels import LANES
 from .rule_int8_gemm import int8_layer
-from .schedule_util import CPURule, extents, largest_divisor, vector_lanes, vectorized_tail
+from .schedule_util import (
+    CPURule,
+    extents,
+    largest_divisor,
+    unrolled_write_out,
+    vector_lanes,
+    vectorized_tail,
+)
 
 POSITIONS = 8  # output positions per register tile: 8 x 16 channels of int32
 
@@ -48,10 +55,7 @@ def _write_tile_out(sch, taps, epilogue, tile) -> None:
     sch.reverse_compute_at(accumulator, tile, preserve_unit_loops=True)
     sch.compute_inline(accumulator)
     sch.reverse_compute_at(epilogue, tile, preserve_unit_loops=True)
-    *positions, channels = sch.get_loops(epilogue)[-len(sch.get(epilogue).iter_vars) :]
-    for loop in positions:  # constant offsets: the accumulators stay in registers
-        sch.unroll(loop)
-    sch.vectorize(channels)
+    unrolled_write_out(sch, epilogue, LANES)
 
 
 def _write_nchw_apart(sch, epilogue, lanes: int) -> None:

@@ -90,6 +90,19 @@ def materialize_padding(sch: s_tir.Schedule, lanes: int) -> None:
             sch.vectorize(inner)
 
 
+def unrolled_write_out(sch: s_tir.Schedule, epilogue, lanes: int) -> None:
+    """A register tile's write-out (the epilogue computed at the tile): its channels vectorized
+    `lanes` at a time and every other loop of the tile unrolled, so the accumulators are read at
+    constant offsets and stay in registers, where a loop over them would keep them on the stack
+    (int8 64->256 @56: 214 -> 302 GMAC/s, float: 70-80 -> 103)."""
+    tile_loops = sch.get_loops(epilogue)[-len(sch.get(epilogue).iter_vars) :]
+    (extent,) = extents(sch, tile_loops[-1:])
+    vectors, lanes_loop = sch.split(tile_loops[-1], [None, largest_divisor(extent, lanes)])
+    for loop in [*tile_loops[:-1], vectors]:
+        sch.unroll(loop)
+    sch.vectorize(lanes_loop)
+
+
 def vectorized_tail(sch: s_tir.Schedule, reduction, first_reduction_loop, blocks) -> None:
     """Split the reduction's init off before `first_reduction_loop`, then vectorize the innermost
     loop of the init and of each block in `blocks` (its accumulator write-back, its epilogue;

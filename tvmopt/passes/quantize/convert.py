@@ -117,10 +117,10 @@ class _Converter(PyExprMutator):
 def _int8_conv2d(builder, call, x, plan, layouts):
     layer, qparams, _, bias = plan
     weight = value(call.args[1])
-    kernel, pack = CONV_KINDS[layer.kind]
+    te_kernel, pack = CONV_KINDS[layer.kind]
     packed, correction, scale = kernel_constants(weight, qparams, bias, pack)
     kernel = partial(  # TE arguments must be tensors or numbers: the rest is bound here
-        kernel, geometry=conv_geometry(call), channels=int(weight.shape[0]),
+        te_kernel, geometry=conv_geometry(call), channels=int(weight.shape[0]),
         inv_scale=1.0 / qparams.scale, zero_point=qparams.zero_point, layouts=layouts,
     )  # fmt: skip
     # NHWC sides are permuted back to the graph's NCHW here; layout.py cancels the pairs
