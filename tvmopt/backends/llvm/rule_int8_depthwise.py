@@ -17,6 +17,7 @@ from .schedule_util import (
     CPURule,
     extents,
     largest_divisor,
+    parallel_rows_vector_inner,
     unrolled_write_out,
     vector_lanes,
     vectorized_tail,
@@ -38,7 +39,8 @@ class Int8Depthwise(CPURule):
         sch.reorder(n, i, j_o, c_o, rh, rw, j_i, c_i)
         sch.parallel(sch.fuse(n, i))
         if channels_first:
-            _write_nchw_apart(sch, epilogue, vector_lanes(target))
+            # its own loop over the accumulators, in parallel over channel planes
+            parallel_rows_vector_inner(sch, epilogue, vector_lanes(target))
         else:
             _write_tile_out(sch, taps, epilogue, c_o)
         sch.unroll(rh)
@@ -56,11 +58,3 @@ def _write_tile_out(sch, taps, epilogue, tile) -> None:
     sch.compute_inline(accumulator)
     sch.reverse_compute_at(epilogue, tile, preserve_unit_loops=True)
     unrolled_write_out(sch, epilogue, LANES)
-
-
-def _write_nchw_apart(sch, epilogue, lanes: int) -> None:
-    b, c, i, j = sch.get_loops(epilogue)
-    sch.parallel(sch.fuse(b, c))
-    (width,) = extents(sch, [j])
-    _, inner = sch.split(j, [None, largest_divisor(width, lanes)])
-    sch.vectorize(inner)

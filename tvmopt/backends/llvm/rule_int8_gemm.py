@@ -16,10 +16,9 @@ from .panel_gemm import DEFAULT_TILES, PanelTiles, schedule_panel_gemm
 from .schedule_util import (
     CPURule,
     block_named,
-    extents,
     inline_epilogue,
     inline_prologue,
-    largest_divisor,
+    parallel_rows_vector_inner,
     vector_lanes,
 )
 
@@ -64,14 +63,6 @@ def int8_layer(sch, core: str, target):
     quantize = block_named(sch, (QUANTIZE,))
     inline_prologue(sch, core_block if quantize is None else quantize)
     if quantize is not None:
-        schedule_quantize(sch, quantize, vector_lanes(target))
+        parallel_rows_vector_inner(sch, quantize, vector_lanes(target))
     # FuseOps may have appended the layer's bias, residual and activation: one epilogue
     return core_block, inline_epilogue(sch, core_block), channels_first
-
-
-def schedule_quantize(sch, quantize, lanes: int) -> None:
-    b, i, j, k = sch.get_loops(quantize)
-    sch.parallel(sch.fuse(b, i))
-    (depth,) = extents(sch, [k])
-    _, k_i = sch.split(k, [None, largest_divisor(depth, lanes)])
-    sch.vectorize(k_i)

@@ -90,6 +90,16 @@ def materialize_padding(sch: s_tir.Schedule, lanes: int) -> None:
             sch.vectorize(inner)
 
 
+def parallel_rows_vector_inner(sch: s_tir.Schedule, block, lanes: int) -> None:
+    """A 4-D element-wise block (an int8 layer's quantize, an NCHW write-out): its two outer
+    loops in parallel, its innermost vectorized `lanes` at a time."""
+    first, second, _, inner = sch.get_loops(block)
+    sch.parallel(sch.fuse(first, second))
+    (extent,) = extents(sch, [inner])
+    _, vector = sch.split(inner, [None, largest_divisor(extent, lanes)])
+    sch.vectorize(vector)
+
+
 def unrolled_write_out(sch: s_tir.Schedule, epilogue, lanes: int) -> None:
     """A register tile's write-out (the epilogue computed at the tile): its channels vectorized
     `lanes` at a time and every other loop of the tile unrolled, so the accumulators are read at
