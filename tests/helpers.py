@@ -70,9 +70,9 @@ def gpu_present() -> bool:
     return gpu_missing() is None
 
 
-def residual_cnn() -> onnx.ModelProto:
+def residual_cnn(size: int = 32) -> onnx.ModelProto:
     """ResNet's shape in small: stem conv, relu, max pool, a residual block, a pointwise conv,
-    global pooling, a dense layer."""
+    global pooling, a dense layer; a `size` x `size` image, the block's maps a quarter of that."""
     rng = np.random.default_rng(0)
 
     def weight(*shape):
@@ -96,7 +96,7 @@ def residual_cnn() -> onnx.ModelProto:
     ]
     weights = {"w0": weight(16, 3, 7, 7), "w1": weight(16, 16, 3, 3), "w2": weight(16, 16, 3, 3),
                "w3": weight(64, 16, 1, 1), "m": weight(10, 64).T.copy()}  # fmt: skip
-    return make_model(nodes, [("x", TensorProto.FLOAT, [1, 3, 32, 32])],
+    return make_model(nodes, [("x", TensorProto.FLOAT, [1, 3, size, size])],
                       [("y", TensorProto.FLOAT, [1, 10])], weights)  # fmt: skip
 
 
@@ -162,4 +162,20 @@ def torch_conv2d(x, weight, geometry, bias=None, groups=1) -> np.ndarray:
         stride=geometry.strides, padding=geometry.padding, dilation=geometry.dilation,
         groups=groups,
     )  # fmt: skip
+    return out.numpy()
+
+
+def run_scheduled(rule, placeholders, y, arrays, target) -> np.ndarray:
+    """Schedule the TE kernel `placeholders` -> `y` with `rule` (which must fire), build it for
+    `target` and run it on `arrays`: its output."""
+    from tvm import te
+
+    from tvmopt._tvm import tvm
+
+    func = te.create_prim_func([*placeholders, y]).with_attr("global_symbol", "main")
+    scheduled = rule.apply(func, target, False)
+    assert scheduled is not None, f"{type(rule).__name__} did not fire"
+    lib = tvm.compile(scheduled.mod, target=target)
+    out = tvm.runtime.tensor(np.zeros([int(d) for d in y.shape], str(y.dtype)))
+    lib(*[tvm.runtime.tensor(a) for a in arrays], out)
     return out.numpy()

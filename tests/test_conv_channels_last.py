@@ -12,13 +12,19 @@ from onnx import TensorProto, helper
 from tvm import te
 
 import tvmopt
-from tvmopt._tvm import tvm
 from tvmopt.backends import resolve_target
 from tvmopt.backends.llvm.panel_gemm import L2_BYTES
 from tvmopt.backends.llvm.rule_conv_nhwc import Conv2dNHWC
 from tvmopt.passes import conv_nhwc
 
-from .helpers import assert_matches_ort, conv_case, make_model, residual_cnn, torch_conv2d
+from .helpers import (
+    assert_matches_ort,
+    conv_case,
+    make_model,
+    residual_cnn,
+    run_scheduled,
+    torch_conv2d,
+)
 
 HOST = resolve_target(None)
 AVX2 = resolve_target({"kind": "llvm", "mcpu": "haswell"})
@@ -42,14 +48,10 @@ def test_nhwc_conv_matches_torch(target, shape):
     arrays = [np.ascontiguousarray(x.transpose(0, 2, 3, 1)), packed, bias]
     placeholders = [te.placeholder(a.shape, "float32") for a in arrays]
     y = conv_nhwc.conv2d_nhwc(*placeholders, geometry=geometry, channels=oc)
-    func = te.create_prim_func([*placeholders, y]).with_attr("global_symbol", "main")
-    scheduled = Conv2dNHWC().apply(func, target, False)
-    assert scheduled is not None, "the NHWC conv rule did not fire"
-    lib = tvm.compile(scheduled.mod, target=target)
-    out = tvm.runtime.tensor(np.zeros((n, out_h, out_w, oc), np.float32))
-    lib(*[tvm.runtime.tensor(a) for a in arrays], out)
+    out = run_scheduled(Conv2dNHWC(), placeholders, y, arrays, target)
+    assert out.shape == (n, out_h, out_w, oc)
     expected = torch_conv2d(x, weight, geometry, bias)
-    np.testing.assert_allclose(out.numpy().transpose(0, 3, 1, 2), expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(out.transpose(0, 3, 1, 2), expected, rtol=1e-4, atol=1e-4)
 
 
 def test_large_weight_case_takes_the_panels_outer_branch():

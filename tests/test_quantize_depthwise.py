@@ -15,7 +15,7 @@ from tvmopt.passes.quantize.convert import kernel_constants, quantize_weight
 from tvmopt.passes.quantize.depthwise import int8_depthwise_conv2d, pack_depthwise
 from tvmopt.passes.quantize.observers import qparams_for
 
-from .helpers import conv_case, torch_conv2d
+from .helpers import conv_case, run_scheduled, torch_conv2d
 
 HOST = resolve_target(None)
 AVX2 = tvm.target.Target({"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": "haswell"})
@@ -51,13 +51,8 @@ def test_int8_depthwise_is_exact_integer_arithmetic(target, layouts, shape):
     y = int8_depthwise_conv2d(*placeholders, geometry=geometry, channels=channels,
                               inv_scale=1 / qparams.scale, zero_point=qparams.zero_point,
                               layouts=layouts)  # fmt: skip
-    func = te.create_prim_func([*placeholders, y]).with_attr("global_symbol", "main")
-    scheduled = Int8Depthwise().apply(func, target, False)
-    assert scheduled is not None, "the int8 depthwise rule did not fire"
-    lib = tvm.compile(scheduled.mod, target=target)
-    out = tvm.runtime.tensor(np.zeros([int(d) for d in y.shape], np.float32))
-    lib(*[tvm.runtime.tensor(a) for a in arrays], out)
-    actual = out.numpy() if layouts[1] == "NCHW" else out.numpy().transpose(0, 3, 1, 2)
+    out = run_scheduled(Int8Depthwise(), placeholders, y, arrays, target)
+    actual = out if layouts[1] == "NCHW" else out.transpose(0, 3, 1, 2)
     assert actual.shape == (shape[0], channels, out_h, out_w)
     q = np.clip(np.round(x / qparams.scale) + qparams.zero_point, 0, 255) - qparams.zero_point
     wq, w_scale = quantize_weight(weight)

@@ -16,7 +16,7 @@ from .frontend.relax_signature import output_specs
 from .model import CompiledModel
 from .passes import DEFAULT_OPT_LEVEL, PIPELINES
 from .passes.instruments import instrumented
-from .passes.pipeline import O3_AFTER_QUANTIZE
+from .passes.pipeline import O3_AFTER_QUANTIZE, without_winograd
 from .passes.quantize.spec import QuantizeConfig
 from .quantization import has_quantize_ops, prequantized, quantize_vta
 from .quantization import quantize as quantize_model
@@ -39,6 +39,7 @@ def compile(  # noqa: A001 - the verb users expect
     log=None,
     db=None,
     precision: str = "fp32",
+    winograd: bool = True,
 ) -> CompiledModel:
     """Compile a model for `target`.
 
@@ -83,6 +84,10 @@ def compile(  # noqa: A001 - the verb users expect
     precision : {"fp32", "fp16"}
         fp16 (CUDA targets): convs and matmuls take float16 operands and accumulate in float32;
         inputs and outputs stay float32.
+    winograd : bool
+        CPU, -O3: 3x3 stride-1 convs on maps of 14 x 14 and more use Winograd's F(4x4, 3x3),
+        with 4x fewer multiplies; their transformed weights are 4x the size. False keeps every
+        conv direct, for the smaller library.
 
     Returns
     -------
@@ -103,6 +108,7 @@ def compile(  # noqa: A001 - the verb users expect
             max_accuracy_drop,
             quantize_config,
             log,
+            winograd,
         )
         executable = _build(prepared, database, checked_precision(precision, prepared))
     compiled = CompiledModel(executable, prepared.metadata, target=prepared.target)  # after _build
@@ -127,7 +133,7 @@ class Prepared:
 def prepare(  # noqa: PLR0913 - compile's arguments, less the output options
     model, target=None, input_shapes=None, example_inputs=None, opt_level=DEFAULT_OPT_LEVEL,
     quantize=None, calib=None, calib_method="minmax", skip=(), max_accuracy_drop=None,
-    quantize_config=None, log=None,
+    quantize_config=None, log=None, winograd=True,
 ) -> Prepared:  # fmt: skip
     """Import `model` for `target` and quantize it when asked (compile's arguments)."""
     check_opt_level(opt_level)
@@ -154,6 +160,8 @@ def prepare(  # noqa: PLR0913 - compile's arguments, less the output options
         return Prepared(mod, vta.GRAPH, metadata, resolved, opt_level)
     mod, graph, report = _quantized(mod, onnx_model, inputs, resolved, opt_level, config,
                                     calib, log)  # fmt: skip
+    if not winograd and not cuda.is_cuda(resolved):
+        graph = without_winograd(graph, opt_level)
     return Prepared(mod, graph, metadata, resolved, opt_level, report)
 
 

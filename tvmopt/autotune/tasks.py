@@ -17,12 +17,13 @@ from ..backends.llvm.rule_conv_nhwc import Conv2dNHWC
 from ..backends.llvm.rule_depthwise import DepthwiseConv2dNCHW
 from ..backends.llvm.rule_int8_gemm import Int8Gemm
 from ..backends.llvm.rule_matmul import Matmul
+from ..backends.llvm.rule_winograd import Conv2dWinograd
 from ..errors import TuneError
 from ..passes.pipeline import tuning_pipeline
 from .gpu_space import tunable_gpu_rule
 
 # tried in the order of the untuned rules (backends/llvm/rules.py): the same rule wins
-TUNABLE_RULES = (Int8Gemm, Conv2dNHWC, Conv2dNCHW, Matmul)
+TUNABLE_RULES = (Int8Gemm, Conv2dNHWC, Conv2dWinograd, Conv2dNCHW, Matmul)
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,16 @@ def add_cuda_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_winograd(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-winograd",
+        dest="winograd",
+        action="store_false",
+        help="CPU: keep 3x3 convs direct, for a smaller library (Winograd's F(4x4, 3x3) has 4x "
+        "fewer multiplies, and its transformed weights are 4x the size)",
+    )
+
+
 def target_with_arch(target, arch):
     """--target cuda --arch sm_90 as one target; --arch with any other target is an error."""
     if arch is None:

@@ -15,6 +15,7 @@ from .arguments import (
     add_input_shapes,
     add_opt_level,
     add_target,
+    add_winograd,
     target_with_arch,
 )
 from .quantize_args import add_calibration, quantize_options
@@ -28,6 +29,7 @@ def register(subparsers) -> None:
     add_cuda_options(parser)
     add_input_shapes(parser)
     add_opt_level(parser)
+    add_winograd(parser)
     parser.add_argument("--dump-ir", metavar="DIR", help="write the IR after every pass into DIR")
     parser.add_argument("--print-pass-times", action="store_true", help="time every pass")
     parser.add_argument(
@@ -65,6 +67,7 @@ def run(args) -> int:
         print_pass_times=args.print_pass_times,
         log=lambda line: print(line, file=sys.stderr),
         db=args.db,
+        winograd=args.winograd,
         **quantization,
     )
     header = header_for(compiled.metadata, args.emit_header) if args.emit_header else None

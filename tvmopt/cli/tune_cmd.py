@@ -12,6 +12,7 @@ from .arguments import (
     add_input_shapes,
     add_opt_level,
     add_target,
+    add_winograd,
     duration,
     host_port,
     positive_int,
@@ -62,6 +63,7 @@ def register(subparsers) -> None:
     add_cuda_options(parser)
     add_input_shapes(parser)
     add_opt_level(parser)
+    add_winograd(parser)
     parser.add_argument("--quantize", choices=["int8"], help="tune the int8 model's kernels")
     add_calibration(parser)
     parser.set_defaults(handler=run)
@@ -78,7 +80,7 @@ def run(args) -> int:
     start = time.perf_counter()
     target = target_with_arch(args.target, args.arch)
     prepared = prepare(args.model, target, dict(args.input_shapes), opt_level=args.opt_level,
-                       log=lambda line: print(line, file=sys.stderr),
+                       log=lambda line: print(line, file=sys.stderr), winograd=args.winograd,
                        **(quantize_options(args) if args.quantize else {}))  # fmt: skip
     checked_precision(args.precision, prepared)
     kernels = tune(prepared, args.db, options)

@@ -24,7 +24,7 @@ from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
 from .._tvm import tvm
-from . import conv_nhwc
+from . import conv_nhwc, conv_winograd
 from .consts import const, is_constant, is_float, static_shape, value
 from .conv_geometry import conv_geometry
 from .quantize.annotate import Layer
@@ -59,8 +59,9 @@ def _convertible(call) -> bool:
 
 @mutator
 class _ChannelsLast(PyExprMutator):
-    def __init__(self, mod, convs: dict, folded_adds: dict):
+    def __init__(self, mod, convs: dict, folded_adds: dict, winograd: bool):
         super().__init__(mod)
+        self.winograd = winograd
         self.convs = convs  # conv call -> its bias (per output channel) or None
         # conv call -> (input, output) layout: an input that does not come from a conv (the
         # image) is read NCHW by the kernel, rather than transposed by a kernel of its own
@@ -76,27 +77,43 @@ class _ChannelsLast(PyExprMutator):
 
     def _nhwc_conv(self, call, x, bias):
         weight, channels_last = value(call.args[1]), self.layouts[call][0] == "NHWC"
-        kernel = partial(conv_nhwc.conv2d_nhwc, geometry=conv_geometry(call),
-                         channels=len(weight), channels_last=channels_last)  # fmt: skip
+        geometry = conv_geometry(call)
+        winograd = self.winograd and channels_last and conv_winograd.pays(geometry)
+        kernel, packed = _kernel(weight, geometry, channels_last, winograd)
         if channels_last:
             x = self.builder_.emit(relax.op.permute_dims(x, NCHW_TO_NHWC))
-        args = [x, const(conv_nhwc.pack_weight(weight))]
+        args = [x, const(packed)]
         if bias is not None:
             args.append(const(bias.astype(np.float32)))
         else:
             kernel = partial(kernel, bias=None)
-        out = self.builder_.call_te(kernel, *args, primfunc_name_hint="conv2d_nhwc")
+        out = self.builder_.call_te(kernel, *args, primfunc_name_hint=kernel.func.__name__)
         return relax.op.permute_dims(self.builder_.emit(out), NHWC_TO_NCHW)
 
 
-def to_channels_last(mod: tvm.IRModule) -> tvm.IRModule:
+def _kernel(weight: np.ndarray, geometry, channels_last: bool, winograd: bool):
+    """The TE kernel for this conv, and its weight packed for it: Winograd's (conv_winograd.py)
+    or the direct GEMM's."""
+    if winograd:
+        tile = conv_winograd.DEFAULT_TILE
+        kernel = partial(conv_winograd.conv2d_winograd, geometry=geometry,
+                         channels=len(weight), tile=tile)  # fmt: skip
+        return kernel, conv_winograd.transform_weight(weight, tile)
+    kernel = partial(conv_nhwc.conv2d_nhwc, geometry=geometry,
+                     channels=len(weight), channels_last=channels_last)  # fmt: skip
+    return kernel, conv_nhwc.pack_weight(weight)
+
+
+def to_channels_last(mod: tvm.IRModule, winograd: bool = True) -> tvm.IRModule:
+    """`mod` with its float convs channels last; with `winograd`, 3x3 convs on maps where it pays
+    take Winograd's kernel, whose transformed weights are 4x the direct ones."""
     layers = _conv_layers(mod["main"])
     if not layers:
         return mod
     biases = foldable_biases(mod["main"], layers)
     convs = {layer.call: biases[layer.name][1] if layer.name in biases else None
              for layer in layers}  # fmt: skip
-    mutator_ = _ChannelsLast(mod, convs, folded_adds(biases, layers))
+    mutator_ = _ChannelsLast(mod, convs, folded_adds(biases, layers), winograd)
     main = mod.get_global_var("main")
     mutator_.builder_.update_func(main, mutator_.visit_expr(mod["main"]))
     converted = channels_last(mutator_.builder_.get())
@@ -114,3 +131,9 @@ def _permutes(func: relax.Function) -> int:
 @tvm.transform.module_pass(opt_level=0, name="tvmopt.ConvChannelsLast")
 def ConvChannelsLast(mod, ctx):  # noqa: N802 - named like the TVM passes around it
     return to_channels_last(mod)
+
+
+@tvm.transform.module_pass(opt_level=0, name="tvmopt.DirectConvChannelsLast")
+def DirectConvChannelsLast(mod, ctx):  # noqa: N802
+    """ConvChannelsLast without Winograd: every conv on the direct kernel."""
+    return to_channels_last(mod, winograd=False)

@@ -13,7 +13,7 @@ from ..backends.cuda.target import is_cuda
 from ..backends.llvm.rules import deinterleave_pass, schedule_pass
 from .clip_as_min_max import ClipAsMinMax
 from .conv1x1_as_matmul import Conv1x1AsMatmul
-from .conv_channels_last import ConvChannelsLast
+from .conv_channels_last import ConvChannelsLast, DirectConvChannelsLast
 from .fast_math import FAST_LEGALIZATIONS
 from .fold_constants import FoldConstants
 from .fold_scale_shift import FoldScaleShift
@@ -50,7 +50,7 @@ O3_BEFORE_QUANTIZE = O1 + DECOMPOSE + [
 ] + INTO_WEIGHTS  # fmt: skip
 O3_AFTER_QUANTIZE = [
     ("dataflow", T.ConvertToDataflow),  # quantization's taps leave plain binding blocks
-    ("conv_channels_last", lambda: ConvChannelsLast),  # float convs NHWC, permutes cancel
+    ("conv_channels_last", lambda: ConvChannelsLast),  # float convs NHWC (3x3: Winograd)
     ("conv1x1_as_matmul", lambda: Conv1x1AsMatmul),  # 7x7 / 14x14 maps: vectors over channels
     ("pack_matmul_weights", lambda: PackMatmulWeights),  # W[K,N] -> contiguous column panels
     ("simplify_2", lambda: Simplify),  # with one row, the panels' permute is a reshape
@@ -61,6 +61,14 @@ PIPELINES = {0: [], 1: O1, 2: O2, 3: O3}
 # CUDA keeps the target-neutral passes; the rest of O3 shapes work for our CPU rules, and TVM's
 # FuseOps fuses the epilogues on GPUs.
 CUDA_PIPELINES = {0: [], 1: O1, 2: O2, 3: O3_BEFORE_QUANTIZE}
+
+
+def without_winograd(graph: list | None, opt_level: int) -> list:
+    """The CPU graph passes `graph` (None: those of `opt_level`) with every float conv on the
+    direct kernel: a smaller library, since Winograd's weights are 4x the 3x3 ones they replace."""
+    passes = PIPELINES[opt_level] if graph is None else graph
+    direct = ("conv_channels_last", lambda: DirectConvChannelsLast)
+    return [direct if name == direct[0] else (name, make) for name, make in passes]
 
 
 def graph_passes(

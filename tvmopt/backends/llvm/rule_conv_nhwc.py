@@ -32,4 +32,3 @@ class Conv2dNHWC(CPURule):
         epilogue = inline_epilogue(sch, gemm)
         schedule_panel_gemm(sch, gemm, epilogue, self.tiles, self.sample)
         return True
-

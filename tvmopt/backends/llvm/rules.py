@@ -15,6 +15,7 @@ from .rule_int8_depthwise import Int8Depthwise
 from .rule_int8_gemm import Int8Gemm
 from .rule_matmul import Matmul
 from .rule_pool import Pool2dNHWC
+from .rule_winograd import Conv2dWinograd
 
 
 def default_rules() -> list:
@@ -22,6 +23,7 @@ def default_rules() -> list:
         Int8Gemm(),  # int8 layers: quantize, VNNI GEMM, dequantize
         Int8Depthwise(),  # int8 depthwise layers: taps vectorized over 16 channels
         Conv2dNHWC(),  # float convs channels last: the same panel GEMM in float32
+        Conv2dWinograd(),  # float 3x3 convs channels last: transforms around the panel GEMM
         DepthwiseConv2dNCHW(),  # one channel per group: per-thread channel planes, vector rows
         Conv2dNCHW(),  # direct conv, register-blocked over output channels x columns
         Matmul(),  # (batch) matmul, register-blocked over rows x columns
