@@ -29,8 +29,9 @@ GEMM, PRODUCT = "winograd_gemm", "winograd_product"
 OUTPUT_COLUMNS, OUTPUT = "winograd_output_columns", "winograd_output"
 KERNEL = 3
 DEFAULT_TILE = 4  # F(4x4, 3x3): 4x fewer multiplies, within 3e-6 of the direct conv
-# on 7x7 maps a 4x4 tile leaves a third of its outputs unused, and 36 GEMMs of 4 tiles each
-# stream a weight 4x the direct one's: the direct conv was faster there (1.1 against 1.4 ms)
+# on 7x7 maps a 4x4 tile leaves a third of its outputs unused, and the 36 GEMMs of 4 tiles each
+# stream a weight 4x the direct one's: bench/winograd.py measured 1.06x and 1.25x on 512
+# channels (an earlier microbenchmark: 0.8x), for 28 MiB more weight per conv
 MIN_OUTPUT = 14
 
 
