@@ -76,25 +76,26 @@ def test_resnet_shaped_cnn_runs_channels_last_and_matches_onnxruntime(tmp_path):
     assert_matches_ort(model, compiled)
 
 
-def _depthwise_cnn():
+def _grouped_cnn():
     rng = np.random.default_rng(0)
     node = helper.make_node
     nodes = [
         node("Conv", ["x", "w0"], ["c0"], pads=[1, 1, 1, 1]),
         node("Relu", ["c0"], ["r0"]),
-        node("Conv", ["r0", "w1"], ["c1"], pads=[1, 1, 1, 1], group=16),
+        node("Conv", ["r0", "w1"], ["c1"], pads=[1, 1, 1, 1], group=4),
         node("Conv", ["c1", "w2"], ["y"]),
     ]
-    weights = {"w0": rng.standard_normal((16, 3, 3, 3)), "w1": rng.standard_normal((16, 1, 3, 3)),
+    weights = {"w0": rng.standard_normal((16, 3, 3, 3)), "w1": rng.standard_normal((16, 4, 3, 3)),
                "w2": rng.standard_normal((8, 16, 1, 1))}  # fmt: skip
     weights = {name: value.astype(np.float32) for name, value in weights.items()}
     return make_model(nodes, [("x", TensorProto.FLOAT, [1, 3, 12, 12])],
                       [("y", TensorProto.FLOAT, [1, 8, 12, 12])], weights)  # fmt: skip
 
 
-def test_model_with_grouped_convs_stays_nchw(tmp_path):
-    """A depthwise conv has NCHW rules; transposing around it would cost more than it saves."""
-    model = _depthwise_cnn()
+def test_model_with_grouped_non_depthwise_convs_stays_nchw(tmp_path):
+    """A grouped conv that is not depthwise (ResNeXt's) has NCHW rules, and transposing around it
+    would cost more than it saves. (Depthwise convs go channels last: test_depthwise_nhwc.py.)"""
+    model = _grouped_cnn()
     compiled = tvmopt.compile(model, dump_ir=tmp_path)
     kernels = _kernel_names(sorted(tmp_path.glob("*ApplyDefaultSchedule*"))[-1].read_text())
     assert not [name for name in kernels if "nhwc" in name], kernels

@@ -1,4 +1,5 @@
-"""Float convs channels last: each conv2d becomes the NHWC kernel of conv_nhwc.py.
+"""Float convs channels last: each conv2d becomes an NHWC kernel (conv_nhwc.py's GEMM; 3x3
+stride-1 convs on large maps Winograd's, conv_winograd.py; depthwise convs depthwise_nhwc.py).
 
     add(conv2d(x: NCHW, W: const), b: const per channel)
       -> permute_dims(conv2d_nhwc(permute_dims(x, NCHW_TO_NHWC), pack(W), b), NHWC_TO_NCHW)
@@ -9,9 +10,9 @@ between, and cancel (sink_permutes.py): a CNN runs NHWC from its first conv to i
 Channels last, every conv vectorizes over 16 output channels, so a 7x7 map fills its vectors as
 well as a 56x56 one, and a pointwise conv is a GEMM with its epilogue fused (the NCHW direct
 conv vectorizes along rows of 7 or 14; conv1x1_as_matmul's way round costs two transposes).
-A model with grouped convs (MobileNet's depthwise layers) keeps NCHW: those have NCHW rules,
-and a transpose on each side of them would cost more than it saves; so does a model whose
-permutes do not cancel (concats between convs, as in DenseNet and Inception). Runs after
+A model with grouped convs other than depthwise ones keeps NCHW: those have NCHW rules, and a
+transpose on each side of them would cost more than it saves; so does a model whose permutes
+do not cancel (concats between convs, as in DenseNet and Inception). Runs after
 quantization (an int8 layer has its own kernel) and before conv1x1_as_matmul, on CPU targets.
 """
 
@@ -24,11 +25,12 @@ from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
 from .._tvm import tvm
-from . import conv_nhwc, conv_winograd
+from . import conv_nhwc, conv_winograd, depthwise_nhwc
 from .consts import const, is_constant, is_float, static_shape, value
 from .conv_geometry import conv_geometry
 from .quantize.annotate import Layer
 from .quantize.bias import foldable_biases, folded_adds
+from .quantize.depthwise import pack_depthwise
 from .quantize.layout import conv_layouts
 from .sink_permutes import NCHW_TO_NHWC, NHWC_TO_NCHW, channels_last
 from .uses import bindings, op_name
@@ -37,14 +39,24 @@ LAYOUTS = ("NCHW", "OIHW", "NCHW")
 
 
 def _conv_layers(func: relax.Function) -> list[Layer] | None:
-    """The float convs to convert, or None when the model has a grouped conv (it stays NCHW)."""
+    """The float convs to convert, or None when the model has a grouped conv other than a
+    depthwise one (it stays NCHW)."""
     convs = [(var, call) for var, call in bindings(func).items()
              if op_name(call) == "relax.nn.conv2d"]  # fmt: skip
-    if any(int(call.attrs.groups) != 1 for _, call in convs):
+    if any(int(call.attrs.groups) != 1 and not _depthwise(call) for _, call in convs):
         return None
     # named by position: var names can repeat (two imported bindings may both be "lv739")
     convertible = [(var, call) for var, call in convs if _convertible(call)]
-    return [Layer(f"conv{i}", "conv2d", call, var) for i, (var, call) in enumerate(convertible)]
+    return [Layer(f"conv{i}", "depthwise" if _depthwise(call) else "conv2d", call, var)
+            for i, (var, call) in enumerate(convertible)]  # fmt: skip
+
+
+def _depthwise(call) -> bool:
+    shape = static_shape(call.args[0])
+    return (
+        shape is not None and is_constant(call.args[1])
+        and depthwise_nhwc.is_depthwise(int(call.attrs.groups), value(call.args[1]).shape, shape[1])
+    )  # fmt: skip
 
 
 def _convertible(call) -> bool:
@@ -78,8 +90,7 @@ class _ChannelsLast(PyExprMutator):
     def _nhwc_conv(self, call, x, bias):
         weight, channels_last = value(call.args[1]), self.layouts[call][0] == "NHWC"
         geometry = conv_geometry(call)
-        winograd = self.winograd and channels_last and conv_winograd.pays(geometry)
-        kernel, packed = _kernel(weight, geometry, channels_last, winograd)
+        kernel, packed = _kernel(weight, geometry, channels_last, self._algorithm(call))
         if channels_last:
             x = self.builder_.emit(relax.op.permute_dims(x, NCHW_TO_NHWC))
         args = [x, const(packed)]
@@ -90,11 +101,22 @@ class _ChannelsLast(PyExprMutator):
         out = self.builder_.call_te(kernel, *args, primfunc_name_hint=kernel.func.__name__)
         return relax.op.permute_dims(self.builder_.emit(out), NHWC_TO_NCHW)
 
+    def _algorithm(self, call) -> str:
+        if int(call.attrs.groups) != 1:
+            return "depthwise"
+        channels_last = self.layouts[call][0] == "NHWC"
+        pays = channels_last and conv_winograd.pays(conv_geometry(call))
+        return "winograd" if self.winograd and pays else "direct"
 
-def _kernel(weight: np.ndarray, geometry, channels_last: bool, winograd: bool):
-    """The TE kernel for this conv, and its weight packed for it: Winograd's (conv_winograd.py)
-    or the direct GEMM's."""
-    if winograd:
+
+def _kernel(weight: np.ndarray, geometry, channels_last: bool, algorithm: str):
+    """The TE kernel for this conv, and its weight packed for it: `algorithm` is "winograd"
+    (conv_winograd.py), "depthwise" (depthwise_nhwc.py) or "direct" (the GEMM, conv_nhwc.py)."""
+    if algorithm == "depthwise":
+        kernel = partial(depthwise_nhwc.depthwise_conv2d_nhwc, geometry=geometry,
+                         channels=len(weight), channels_last=channels_last)  # fmt: skip
+        return kernel, pack_depthwise(weight)
+    if algorithm == "winograd":
         tile = conv_winograd.DEFAULT_TILE
         kernel = partial(conv_winograd.conv2d_winograd, geometry=geometry,
                          channels=len(weight), tile=tile)  # fmt: skip

@@ -35,21 +35,23 @@ def pack_weight(weight_oihw: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(panels.transpose(0, 3, 4, 2, 1))
 
 
-def _padded(x, geometry: ConvGeometry, channels_last: bool):
-    """The input NHWC with the window's zero padding; the input itself when it is NHWC already
-    and unpadded. An NCHW input (the network's image) is transposed here, as it is padded."""
+def padded_nhwc(x, geometry: ConvGeometry, channels_last: bool, width: int | None = None):
+    """The input NHWC with the window's zero padding, and its channels zero-padded to `width`
+    when given; the input itself when it is NHWC already and needs neither. An NCHW input (the
+    network's image) is transposed here, as it is padded."""
     (ph, pw), (hp, wp) = geometry.padding, geometry.reach()
-    if channels_last and (ph, pw) == (0, 0):
-        return x
     n, h, w, c = (int(d) for d in x.shape) if channels_last else nchw_as_nhwc(x.shape)
+    width = c if width is None else width
+    if channels_last and (ph, pw) == (0, 0) and width == c:
+        return x
 
     def value(b, i, j, k):
-        row, col = i - ph, j - pw
-        inside = tirx.all(row >= 0, row < h, col >= 0, col < w)
-        pixel = x[b, row, col, k] if channels_last else x[b, k, row, col]
+        row, col, channel = i - ph, j - pw, k if width == c else tirx.min(k, c - 1)
+        inside = tirx.all(row >= 0, row < h, col >= 0, col < w, *([k < c] if width > c else []))
+        pixel = x[b, row, col, channel] if channels_last else x[b, channel, row, col]
         return tirx.if_then_else(inside, pixel, tirx.const(0.0, x.dtype))
 
-    return te.compute((n, hp, wp, c), value, name=PAD)
+    return te.compute((n, hp, wp, width), value, name=PAD)
 
 
 def _gemm(padded, packed, geometry: ConvGeometry):
@@ -81,7 +83,7 @@ def _gemm(padded, packed, geometry: ConvGeometry):
 def conv2d_nhwc(x, packed, bias, *, geometry: ConvGeometry, channels: int, channels_last=True):
     """NHWC (or, not `channels_last`, NCHW) float32 input -> NHWC output of `channels` channels
     (`bias` [channels], or None)."""
-    acc = _gemm(_padded(x, geometry, channels_last), packed, geometry)
+    acc = _gemm(padded_nhwc(x, geometry, channels_last), packed, geometry)
     n, (oh, ow) = int(x.shape[0]), geometry.out_hw
 
     def position(b, i, j):

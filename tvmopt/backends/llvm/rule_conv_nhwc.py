@@ -4,16 +4,9 @@ tile is written out."""
 
 from __future__ import annotations
 
-from ...passes.conv_nhwc import GEMM, PAD
+from ...passes.conv_nhwc import GEMM
 from .panel_gemm import DEFAULT_TILES, PanelTiles, schedule_panel_gemm
-from .schedule_util import (
-    CPURule,
-    block_named,
-    inline_epilogue,
-    inline_prologue,
-    materialize_padding,
-    vector_lanes,
-)
+from .schedule_util import CPURule, padded_anchor
 
 
 class Conv2dNHWC(CPURule):
@@ -22,13 +15,8 @@ class Conv2dNHWC(CPURule):
         self.sample = sample
 
     def schedule(self, sch, target) -> bool:
-        gemm = block_named(sch, (GEMM,))
-        if gemm is None:
+        found = padded_anchor(sch, GEMM, target)
+        if found is None:
             return False
-        # FuseOps may have put element-wise producers ahead (the network input's transpose)
-        pad = block_named(sch, (PAD,))
-        inline_prologue(sch, gemm if pad is None else pad)
-        materialize_padding(sch, vector_lanes(target))
-        epilogue = inline_epilogue(sch, gemm)
-        schedule_panel_gemm(sch, gemm, epilogue, self.tiles, self.sample)
+        schedule_panel_gemm(sch, *found, self.tiles, self.sample)
         return True

@@ -10,6 +10,7 @@ from ..._tvm import tvm
 from .rule_conv2d import Conv2dNCHW, deinterleave_strided_input
 from .rule_conv_nhwc import Conv2dNHWC
 from .rule_depthwise import DepthwiseConv2dNCHW
+from .rule_depthwise_nhwc import DepthwiseNHWC
 from .rule_fallback import Fallback
 from .rule_int8_depthwise import Int8Depthwise
 from .rule_int8_gemm import Int8Gemm
@@ -24,6 +25,7 @@ def default_rules() -> list:
         Int8Depthwise(),  # int8 depthwise layers: taps vectorized over 16 channels
         Conv2dNHWC(),  # float convs channels last: the same panel GEMM in float32
         Conv2dWinograd(),  # float 3x3 convs channels last: transforms around the panel GEMM
+        DepthwiseNHWC(),  # float depthwise convs channels last: taps vectorized over 16 channels
         DepthwiseConv2dNCHW(),  # one channel per group: per-thread channel planes, vector rows
         Conv2dNCHW(),  # direct conv, register-blocked over output channels x columns
         Matmul(),  # (batch) matmul, register-blocked over rows x columns

@@ -23,11 +23,12 @@ from .kernels import DEQUANTIZE, DEQUANTIZE_NCHW, LANES, quantize_nhwc
 DEPTHWISE = "int8_depthwise"
 
 
-def pack_depthwise(quantized: np.ndarray) -> np.ndarray:
-    """[C, 1, KH, KW] int8 -> [KH, KW, C padded to a multiple of 16]."""
-    channels = quantized.shape[0]
-    padded = np.zeros((-(-channels // LANES) * LANES, *quantized.shape[2:]), np.int8)
-    padded[:channels] = quantized[:, 0]
+def pack_depthwise(weight: np.ndarray) -> np.ndarray:
+    """[C, 1, KH, KW] (int8, or float32 for depthwise_nhwc.py) -> [KH, KW, C padded to a
+    multiple of 16]."""
+    channels = weight.shape[0]
+    padded = np.zeros((-(-channels // LANES) * LANES, *weight.shape[2:]), weight.dtype)
+    padded[:channels] = weight[:, 0]
     return np.ascontiguousarray(padded.transpose(1, 2, 0))
 
 
