@@ -90,7 +90,7 @@ class _ChannelsLast(PyExprMutator):
     def _nhwc_conv(self, call, x, bias):
         weight, channels_last = value(call.args[1]), self.layouts[call][0] == "NHWC"
         geometry = conv_geometry(call)
-        kernel, packed = _kernel(weight, geometry, channels_last, self._algorithm(call))
+        kernel, packed = _kernel(weight, geometry, channels_last, self._algorithm(call, geometry))
         if channels_last:
             x = self.builder_.emit(relax.op.permute_dims(x, NCHW_TO_NHWC))
         args = [x, const(packed)]
@@ -101,11 +101,11 @@ class _ChannelsLast(PyExprMutator):
         out = self.builder_.call_te(kernel, *args, primfunc_name_hint=kernel.func.__name__)
         return relax.op.permute_dims(self.builder_.emit(out), NHWC_TO_NCHW)
 
-    def _algorithm(self, call) -> str:
+    def _algorithm(self, call, geometry) -> str:
         if int(call.attrs.groups) != 1:
             return "depthwise"
         channels_last = self.layouts[call][0] == "NHWC"
-        pays = channels_last and conv_winograd.pays(conv_geometry(call))
+        pays = channels_last and conv_winograd.pays(geometry)
         return "winograd" if self.winograd and pays else "direct"
 
 
