@@ -28,6 +28,7 @@ CONVS = [  # (N, C, H, W, OC, kernel, stride, pad, dilation)
     (2, 20, 9, 11, 40, 3, 1, 1, 1),  # batch, not square, 40 outputs: 2.5 panels
     (1, 8, 8, 8, 24, 3, 1, 0, 1),  # unpadded: 6 x 6 outputs
     (1, 8, 6, 6, 16, 3, 1, 2, 1),  # padded by 2: 8 x 8 outputs
+    (1, 8, 10, 10, 16, 3, 1, 0, 1),  # unpadded, whole tiles: the input is read in place
 ]
 
 

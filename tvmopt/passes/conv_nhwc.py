@@ -35,14 +35,16 @@ def pack_weight(weight_oihw: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(panels.transpose(0, 3, 4, 2, 1))
 
 
-def padded_nhwc(x, geometry: ConvGeometry, channels_last: bool, width: int | None = None):
-    """The input NHWC with the window's zero padding, and its channels zero-padded to `width`
-    when given; the input itself when it is NHWC already and needs neither. An NCHW input (the
-    network's image) is transposed here, as it is padded."""
-    (ph, pw), (hp, wp) = geometry.padding, geometry.reach()
+def padded_nhwc(x, geometry: ConvGeometry, channels_last: bool, width: int | None = None,
+                extent: tuple[int, int] | None = None):  # fmt: skip
+    """The input NHWC with the window's zero padding, out to `extent` rows and columns (default:
+    those the window reaches), and its channels zero-padded to `width` when given; the input
+    itself when it is NHWC already and needs none of that. An NCHW input (the network's image)
+    is transposed here, as it is padded."""
+    (ph, pw), (hp, wp) = geometry.padding, extent or geometry.reach()
     n, h, w, c = (int(d) for d in x.shape) if channels_last else nchw_as_nhwc(x.shape)
     width = c if width is None else width
-    if channels_last and (ph, pw) == (0, 0) and width == c:
+    if channels_last and (ph, pw) == (0, 0) and width == c and hp <= h and wp <= w:
         return x
 
     def value(b, i, j, k):

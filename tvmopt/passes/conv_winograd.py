@@ -22,7 +22,7 @@ from tvm import te, tirx
 from tvm.topi.nn.winograd_util import _cook_toom_convolution, _interpolation_points
 
 from .conv_geometry import ConvGeometry
-from .conv_nhwc import LANES, PAD
+from .conv_nhwc import LANES, padded_nhwc
 
 INPUT_ROWS, INPUT = "winograd_input_rows", "winograd_input"
 GEMM, PRODUCT = "winograd_gemm", "winograd_product"
@@ -94,19 +94,6 @@ def _tiles(geometry: ConvGeometry, tile: int) -> tuple[int, int]:
     return tuple(-(-out // tile) for out in geometry.out_hw)
 
 
-def _padded(x, geometry: ConvGeometry, tile: int):
-    """The input with its zero padding, out to whole tiles."""
-    (ph, pw), (th, tw) = geometry.padding, _tiles(geometry, tile)
-    n, h, w, c = (int(d) for d in x.shape)
-
-    def value(b, i, j, k):
-        row, col = i - ph, j - pw
-        inside = tirx.all(row >= 0, row < h, col >= 0, col < w)
-        return tirx.if_then_else(inside, x[b, row, col, k], tirx.const(0.0, x.dtype))
-
-    return te.compute((n, th * tile + 2, tw * tile + 2, c), value, name=PAD)
-
-
 def _input_transform(padded, geometry: ConvGeometry, tile: int):
     """V = Bᵀ d B per tile and channel, in two passes: rows (Bᵀ d), then columns."""
     _, b, _ = transform_matrices(tile)
@@ -171,5 +158,7 @@ def _output_transform(product, bias, geometry: ConvGeometry, channels: int, tile
 def conv2d_winograd(x, u, bias, *, geometry: ConvGeometry, channels: int, tile: int):
     """NHWC float32 input -> NHWC output of `channels` channels; `u` from transform_weight with
     the same `tile`, `bias` [channels] or None."""
-    v = _input_transform(_padded(x, geometry, tile), geometry, tile)
+    (th, tw) = _tiles(geometry, tile)
+    padded = padded_nhwc(x, geometry, True, extent=(th * tile + 2, tw * tile + 2))
+    v = _input_transform(padded, geometry, tile)
     return _output_transform(_gemm(v, u), bias, geometry, channels, tile)

@@ -7,25 +7,24 @@ are then constants, the zero ones drop out, and each step is a 16-channel vector
 
 from __future__ import annotations
 
+from ...passes.conv_nhwc import PAD
 from ...passes.conv_winograd import (
     GEMM,
     INPUT,
     INPUT_ROWS,
     OUTPUT,
     OUTPUT_COLUMNS,
-    PAD,
     PRODUCT,
 )
 from .panel_gemm import schedule_panel_gemm
 from .rule_conv_nhwc import Conv2dNHWC
 from .schedule_util import (
     block_named,
-    extents,
     inline_epilogue,
     inline_prologue,
-    largest_divisor,
     materialize_padding,
     vector_lanes,
+    vector_split,
 )
 
 
@@ -37,7 +36,9 @@ class Conv2dWinograd(Conv2dNHWC):
         if gemm is None:
             return False
         lanes = vector_lanes(target)
-        inline_prologue(sch, block_named(sch, (PAD,)))
+        # no padding block when the input is read in place (unpadded, whole tiles)
+        pad = block_named(sch, (PAD,))
+        inline_prologue(sch, pad if pad is not None else block_named(sch, (INPUT_ROWS,)))
         materialize_padding(sch, lanes)
         _input_transform(sch, lanes)
         schedule_panel_gemm(sch, gemm, block_named(sch, (PRODUCT,)), self.tiles, self.sample,
@@ -46,16 +47,11 @@ class Conv2dWinograd(Conv2dNHWC):
         return True
 
 
-def _vector_split(sch, loop, lanes):
-    (extent,) = extents(sch, [loop])
-    return sch.split(loop, [None, largest_divisor(extent, lanes)])
-
-
 def _input_transform(sch, lanes) -> None:
     """Per tile and 16 channels: its a x a rows pass, then its a² outputs, all in registers."""
     transform = block_named(sch, (INPUT,))
     eu, p, c = sch.get_loops(transform)
-    c_o, c_i = _vector_split(sch, c, lanes)
+    c_o, c_i = vector_split(sch, c, lanes)
     sch.reorder(p, c_o, eu, c_i)
     sch.parallel(p)
     rows = block_named(sch, (INPUT_ROWS,))
@@ -82,14 +78,14 @@ def _output_transform(sch, lanes) -> None:
         sch.compute_inline(output)
     else:
         last = output
-    tile = int(sch.get(block_named(sch, (OUTPUT_COLUMNS,))).iter_vars[1].dom.extent)
+    columns = block_named(sch, (OUTPUT_COLUMNS,))
+    tile = int(sch.get(columns).iter_vars[1].dom.extent)
     n, h, w, c = sch.get_loops(last)
     th, hi = sch.split(h, [None, tile])
     tw, wi = sch.split(w, [None, tile])
-    c_o, c_i = _vector_split(sch, c, lanes)
+    c_o, c_i = vector_split(sch, c, lanes)
     sch.reorder(n, th, tw, c_o, hi, wi, c_i)
     sch.parallel(sch.fuse(n, th, tw))
-    columns = block_named(sch, (OUTPUT_COLUMNS,))
     sch.compute_at(columns, c_o, preserve_unit_loops=True)
     _unrolled_vectors(sch, columns, 2)
     sch.unroll(hi)

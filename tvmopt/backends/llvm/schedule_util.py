@@ -104,14 +104,18 @@ def padded_anchor(sch: s_tir.Schedule, name: str, target):
     return anchor, inline_epilogue(sch, anchor)
 
 
+def vector_split(sch: s_tir.Schedule, loop, lanes: int):
+    """Split `loop` into (outer, inner) with inner the largest divisor up to `lanes`: the vector."""
+    (extent,) = extents(sch, [loop])
+    return sch.split(loop, [None, largest_divisor(extent, lanes)])
+
+
 def parallel_rows_vector_inner(sch: s_tir.Schedule, block, lanes: int) -> None:
     """A 4-D element-wise block (an int8 layer's quantize, an NCHW write-out): its two outer
     loops in parallel, its innermost vectorized `lanes` at a time."""
     first, second, _, inner = sch.get_loops(block)
     sch.parallel(sch.fuse(first, second))
-    (extent,) = extents(sch, [inner])
-    _, vector = sch.split(inner, [None, largest_divisor(extent, lanes)])
-    sch.vectorize(vector)
+    sch.vectorize(vector_split(sch, inner, lanes)[1])
 
 
 def unrolled_write_out(sch: s_tir.Schedule, epilogue, lanes: int) -> None:
@@ -120,8 +124,7 @@ def unrolled_write_out(sch: s_tir.Schedule, epilogue, lanes: int) -> None:
     constant offsets and stay in registers, where a loop over them would keep them on the stack
     (int8 64->256 @56: 214 -> 302 GMAC/s, float: 70-80 -> 103)."""
     tile_loops = sch.get_loops(epilogue)[-len(sch.get(epilogue).iter_vars) :]
-    (extent,) = extents(sch, tile_loops[-1:])
-    vectors, lanes_loop = sch.split(tile_loops[-1], [None, largest_divisor(extent, lanes)])
+    vectors, lanes_loop = vector_split(sch, tile_loops[-1], lanes)
     for loop in [*tile_loops[:-1], vectors]:
         sch.unroll(loop)
     sch.vectorize(lanes_loop)
