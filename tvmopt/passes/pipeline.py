@@ -22,6 +22,7 @@ from .pack_matmul_weights import PackMatmulWeights
 from .recognize_activations import RecognizeActivations
 from .safe_indexing import SafeIndexing
 from .simplify import Simplify
+from .vector_round import VECTOR_ROUND
 
 DEFAULT_OPT_LEVEL = 3
 T = relax.transform
@@ -88,16 +89,17 @@ def lowering_passes(opt_level: int, target, database=None) -> list[tuple[str, tv
 def cpu_lowering_passes(opt_level, target, database=None) -> list[tuple[str, tvm.transform.Pass]]:
     """TVM's CPU lowering; from -O2, TVM's FuseOps also groups the remaining element-wise ops, and
     at -O3 transcendental functions legalize to their fast, vectorizable forms (fast_math.py).
+    round legalizes to a form that vectorizes at every level (vector_round.py).
 
     TVM's own FoldConstant is left out on purpose: it has no size cap, and folding the generated
     weights of onnx's light VGG-19 grew its library from 33 MiB to 489 MiB. Ours has the cap.
     """
     from tvm.relax.backend.cpu_generic import pipeline as cpu
 
-    fast = FAST_LEGALIZATIONS if opt_level >= 3 else None
+    legalizations = {**VECTOR_ROUND, **(FAST_LEGALIZATIONS if opt_level >= 3 else {})}
     passes = [
         ("safe_indexing", SafeIndexing),  # run-time gather indices clamp, never read out of bounds
-        ("legalize", T.LegalizeOps(customize_legalize_map=fast)),
+        ("legalize", T.LegalizeOps(customize_legalize_map=legalizations)),
         ("annotate_patterns", T.AnnotateTIROpPattern()),
     ]
     if opt_level >= 2:

@@ -13,8 +13,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .intrin_vnni import VNNI_LOCAL_INTRIN
-from .schedule_util import split_tile, unrolled_write_out, vectorized_tail
+from .intrin_vnni import VNNI_INTRIN
+from .schedule_util import (
+    REGISTER_VECTORS,
+    extents,
+    largest_divisor,
+    register_accumulator,
+    split_tile,
+    unrolled_write_out,
+    vectorized_tail,
+)
 
 LANES = 16  # channels per panel
 # below this, a weight stays in a core's L2 while positions stream past it (1 MiB on Zen 4, 2 MiB
@@ -26,8 +34,8 @@ L2_BYTES = 1 << 20
 class PanelTiles:
     """The tile sizes of the schedule: what a tuner searches around."""
 
-    rows: int = 8  # output positions per register block
-    chunks: int = 2  # 16-channel panels per register block
+    rows: int = 16  # output positions per register block, at most
+    chunks: int = 2  # 16-channel panels per register block, at most
 
 
 DEFAULT_TILES = PanelTiles()
@@ -53,13 +61,16 @@ def schedule_panel_gemm(  # noqa: PLR0913 - the blocks, then how to tile them
         panels_outer = channels_first or _weight_bytes(sch, gemm) > L2_BYTES
     b, i, j, no, ni, *reduction = sch.get_loops(gemm)
     *outer, steps = reduction if len(reduction) == 4 else (*reduction, None)
-    j_o, j_i = split_tile(sch, j, tiles.rows, max_inner=16, sample=sample)
-    no_o, no_i = split_tile(sch, no, tiles.chunks, max_inner=4, sample=sample)
+    chunks = largest_divisor(*extents(sch, [no]), tiles.chunks)
+    # as many positions as the other panels leave room for in registers: 7 x 2 or 14 x 1
+    rows = min(tiles.rows, REGISTER_VECTORS // chunks)
+    j_o, j_i = split_tile(sch, j, rows, max_inner=16, sample=sample)
+    no_o, no_i = split_tile(sch, no, chunks, max_inner=4, sample=sample)
     # the 16 channels are the vector: innermost, unless VNNI's step of 4 is
     vector = [ni, steps] if vnni else [s for s in (steps, ni) if s is not None]
     tile = [no_o, b, i, j_o] if panels_outer else [b, i, j_o, no_o]
     sch.reorder(*tile, *outer, j_i, no_i, *vector)
-    accumulator = sch.cache_write(gemm, 0, "local")
+    accumulator = register_accumulator(sch, gemm)
     sch.reverse_compute_at(accumulator, tile[-1], preserve_unit_loops=True)
     if channels_first:
         assert panels_outer, "an NCHW epilogue is computed per panel's row"
@@ -82,7 +93,7 @@ def schedule_panel_gemm(  # noqa: PLR0913 - the blocks, then how to tile them
         sch.vectorize(ni)
     vectorized_tail(sch, gemm, outer[0], [])
     if vnni:
-        sch.tensorize(ni, VNNI_LOCAL_INTRIN)
+        sch.tensorize(ni, VNNI_INTRIN)
 
 
 def _weight_bytes(sch, gemm) -> int:

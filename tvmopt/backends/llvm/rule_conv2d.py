@@ -23,6 +23,7 @@ from .schedule_util import (
     iter_kinds,
     largest_divisor,
     materialize_padding,
+    register_accumulator,
     root_blocks,
     split_tile,
     vector_lanes,
@@ -66,7 +67,7 @@ class Conv2dNCHW(CPURule):
         sch.vectorize(ow_i)
         sch.unroll(ow_v)
         sch.unroll(oc_i)
-        accumulator = sch.cache_write(conv, 0, "local")
+        accumulator = register_accumulator(sch, conv)
         sch.reverse_compute_at(accumulator, ow_o, preserve_unit_loops=True)
         if epilogue is not None:
             sch.reverse_compute_at(epilogue, ow_o, preserve_unit_loops=True)

@@ -19,6 +19,7 @@ from .schedule_util import (
     inline_epilogue,
     iter_kinds,
     largest_divisor,
+    register_accumulator,
     root_blocks,
     vector_lanes,
     vectorized_tail,
@@ -42,7 +43,7 @@ class DepthwiseConv2dNCHW(CPURule):
         (width,) = extents(sch, [x])
         xo, xi = sch.split(x, [None, largest_divisor(width, lanes)])
         sch.reorder(y, xo, rc, ky, kx, xi)
-        accumulator = sch.cache_write(conv, 0, "local")
+        accumulator = register_accumulator(sch, conv)
         sch.reverse_compute_at(accumulator, xo, preserve_unit_loops=True)
         if epilogue is not None:
             sch.reverse_compute_at(epilogue, xo, preserve_unit_loops=True)

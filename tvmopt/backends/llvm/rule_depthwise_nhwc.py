@@ -18,6 +18,7 @@ from .schedule_util import (
     largest_divisor,
     padded_anchor,
     parallel_rows_vector_inner,
+    register_accumulator,
     unrolled_write_out,
     vector_lanes,
     vectorized_tail,
@@ -58,7 +59,7 @@ def tile_depthwise_taps(sch, taps, epilogue, channels_first: bool, target) -> No
 
 def _write_tile_out(sch, taps, epilogue, tile) -> None:
     """The accumulators stay in registers; the epilogue writes them out per tile."""
-    accumulator = sch.cache_write(taps, 0, "local")
+    accumulator = register_accumulator(sch, taps)
     sch.reverse_compute_at(accumulator, tile, preserve_unit_loops=True)
     sch.compute_inline(accumulator)
     sch.reverse_compute_at(epilogue, tile, preserve_unit_loops=True)

@@ -11,11 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .schedule_util import (
+    REGISTER_VECTORS,
     CPURule,
     block_named,
     extents,
     inline_epilogue,
     iter_kinds,
+    register_accumulator,
     split_tile,
     vector_lanes,
     vectorized_tail,
@@ -47,6 +49,8 @@ class Matmul(CPURule):
         lanes = vector_lanes(target)
         # the most rows up to MR that divide the extent: 49 rows (a 7x7 map) take 7, not 1
         row_block = self.tiles.rows or (8 if lanes >= 16 else 4)
+        # rows x vectors accumulators must fit in registers (schedule_util.REGISTER_VECTORS)
+        row_block = min(row_block, REGISTER_VECTORS // self.tiles.vectors)
         i_o, i_i = split_tile(sch, i, row_block, max_inner=16, sample=self.sample)
         columns = lanes * self.tiles.vectors
         j_o, j_i = split_tile(sch, j, columns, max_inner=4 * lanes, sample=self.sample)
@@ -59,7 +63,7 @@ class Matmul(CPURule):
     def _vectorize_and_accumulate(self, sch, matmul, epilogue, j_o, j_i, i_i) -> None:
         sch.vectorize(j_i)
         sch.unroll(i_i)
-        accumulator = sch.cache_write(matmul, 0, "local")
+        accumulator = register_accumulator(sch, matmul)
         sch.reverse_compute_at(accumulator, j_o, preserve_unit_loops=True)
         sch.vectorize(sch.get_loops(accumulator)[-1])
         if epilogue is not None:
