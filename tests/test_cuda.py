@@ -14,8 +14,7 @@ import pytest
 import tvmopt
 from tvmopt.backends.cuda.fatbin import device_code
 from tvmopt.benchmark.models import DEFAULT_SUITE, SUITE, export
-from tvmopt.demo import INPUT_NAME, INPUT_SHAPE
-from tvmopt.errors import OptionError, TargetError
+from tvmopt.errors import TargetError
 from tvmopt.inputs import random_inputs
 from tvmopt.reference import FP32_TOLERANCE, max_relative_error
 
@@ -93,12 +92,6 @@ def test_bad_cuda_options_are_one_line_errors(demo_path, tmp_path, args, fragmen
     result = cli("compile", demo_path, "-o", tmp_path / "m.so", *args)
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert fragment in result.stderr and not (tmp_path / "m.so").exists()
-
-
-def test_int8_on_cuda_is_refused_before_calibrating(demo_model):
-    with pytest.raises(OptionError, match="int8 on CUDA is not implemented yet"):
-        tvmopt.compile(demo_model, target={"kind": "cuda", "arch": "sm_90"}, quantize="int8",
-                       calib=[{INPUT_NAME: np.zeros(INPUT_SHAPE, np.float32)}])  # fmt: skip
 
 
 @without_gpu

@@ -30,11 +30,11 @@ HOST = resolve_target(None)
 AVX2 = resolve_target({"kind": "llvm", "mcpu": "haswell"})  # no AVX-512, no VNNI: the fallback
 
 
-def _build(prim_func, target):
+def _build(prim_func, target, signed=False):
     scheduled = Int8Gemm().apply(prim_func, target, False)
     assert scheduled is not None, "the int8 rule did not fire"
     text = scheduled.mod.script()
-    assert ("vpdpbusd" in text) == has_vnni(target)
+    assert ("vpdpbusd" in text) == (has_vnni(target) and not signed)
     return tvm.compile(scheduled.mod, target=target)
 
 
@@ -60,19 +60,24 @@ CONVS = [  # (N, C, H, W, OC, kernel, stride, pad, dilation)
 ]
 
 
-@pytest.mark.parametrize("target", [HOST, AVX2], ids=["host", "avx2"])
+@pytest.mark.parametrize(
+    "target, signed",
+    [(HOST, False), (AVX2, False), (HOST, True)],
+    ids=["host", "avx2", "signed"],  # signed: CUDA's kernel (int8 activations), run here
+)
 @pytest.mark.parametrize("shape", CONVS)
-def test_int8_conv2d_is_exact_integer_arithmetic(target, shape):
+def test_int8_conv2d_is_exact_integer_arithmetic(target, signed, shape):
     x, weight, geometry = conv_case(shape)
     (n, out_h, out_w, oc) = (shape[0], *geometry.out_hw, shape[4])
     qparams = qparams_for(float(x.min()), float(x.max()), symmetric=False)
-    packed, correction, scale = (v.value.numpy() for v in kernel_constants(weight, qparams))
+    consts = kernel_constants(weight, qparams, signed=signed)
+    packed, correction, scale = (v.value.numpy() for v in consts)
     x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))  # the kernel is channels last
     arrays = [x_nhwc, packed, correction, scale]
     placeholders = [te.placeholder(a.shape, str(a.dtype)) for a in arrays]
-    y = kernels.int8_conv2d(*placeholders, geometry=geometry, channels=oc,
+    y = kernels.int8_conv2d(*placeholders, geometry=geometry, channels=oc, signed=signed,
                             inv_scale=1 / qparams.scale, zero_point=qparams.zero_point)  # fmt: skip
-    lib = _build(te.create_prim_func([*placeholders, y]), target)
+    lib = _build(te.create_prim_func([*placeholders, y]), target, signed)
     actual = _run(lib, arrays, (n, out_h, out_w, oc)).transpose(0, 3, 1, 2)
     wq, w_scale = quantize_weight(weight)
     expected = torch_conv2d(_fake_quantized(x, qparams), wq, geometry)
@@ -80,23 +85,27 @@ def test_int8_conv2d_is_exact_integer_arithmetic(target, shape):
     np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
 
 
+@pytest.mark.parametrize("signed", [False, True], ids=["uint8", "signed"])
 @pytest.mark.parametrize("stride", [1, 2])
-def test_uint8_input_is_read_in_place(stride):
+def test_uint8_input_is_read_in_place(stride, signed):
     """A pointwise conv of a requantized (uint8 NHWC) tensor has no quantize step: the GEMM
-    reads the input as it is, and the result is the same integer arithmetic."""
+    reads the input as it is, and the result is the same integer arithmetic. A signed kernel
+    (CUDA's) shifts it to int8 first, with the same result."""
     rng = np.random.default_rng(4)
     x = rng.integers(0, 256, (1, 7, 7, 32)).astype(np.uint8)
+    x[0, 0, 0, :4] = [0, 127, 128, 255]  # the ends and the middle of the shift
     weight = rng.standard_normal((48, 32, 1, 1)).astype(np.float32)
     qparams = QParams(0.05, 17)
-    packed, correction, scale = (v.value.numpy() for v in kernel_constants(weight, qparams))
+    consts = kernel_constants(weight, qparams, signed=signed)
+    packed, correction, scale = (v.value.numpy() for v in consts)
     out_hw = (-(-7 // stride),) * 2
     geometry = ConvGeometry(strides=(stride, stride), out_hw=out_hw)
     placeholders = [te.placeholder(a.shape, str(a.dtype)) for a in (x, packed, correction, scale)]
-    y = kernels.int8_conv2d(*placeholders, geometry=geometry, channels=48,
+    y = kernels.int8_conv2d(*placeholders, geometry=geometry, channels=48, signed=signed,
                             inv_scale=1 / qparams.scale, zero_point=qparams.zero_point)  # fmt: skip
     func = te.create_prim_func([*placeholders, y])
-    assert kernels.QUANTIZE not in func.script()
-    actual = _run(_build(func, HOST), [x, packed, correction, scale], (1, *out_hw, 48))
+    assert (kernels.QUANTIZE in func.script()) == signed
+    actual = _run(_build(func, HOST, signed), [x, packed, correction, scale], (1, *out_hw, 48))
     wq, w_scale = quantize_weight(weight)
     centred = x[:, ::stride, ::stride].astype(np.float64) - qparams.zero_point
     expected = centred @ wq[:, :, 0, 0].T.astype(np.float64) * (qparams.scale * w_scale)
@@ -108,19 +117,23 @@ def test_large_weight_case_takes_the_panels_outer_branch():
     assert oc * k * k * CONVS[-1][1] > L2_BYTES  # int8: one byte per weight
 
 
-@pytest.mark.parametrize("target", [HOST, AVX2], ids=["host", "avx2"])
-def test_int8_matmul_is_exact_integer_arithmetic(target):
+@pytest.mark.parametrize(
+    "target, signed",
+    [(HOST, False), (AVX2, False), (HOST, True)],
+    ids=["host", "avx2", "signed"],
+)
+def test_int8_matmul_is_exact_integer_arithmetic(target, signed):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((24, 37)).astype(np.float32)  # K = 37: padded to 40
     weight = rng.standard_normal((37, 20)).astype(np.float32)  # N = 20: padded to 32
     bias = rng.standard_normal(20)  # folded into the int32 correction at act x weight scale
     qparams = qparams_for(float(x.min()), float(x.max()), symmetric=True)
-    consts = kernel_constants(weight.T[:, :, None, None], qparams, bias)
+    consts = kernel_constants(weight.T[:, :, None, None], qparams, bias, signed=signed)
     packed, correction, scale = (v.value.numpy() for v in consts)
     placeholders = [te.placeholder(a.shape, str(a.dtype)) for a in (x, packed, correction, scale)]
     y = kernels.int8_matmul(*placeholders, columns=20, inv_scale=1 / qparams.scale,
-                            zero_point=qparams.zero_point)  # fmt: skip
-    lib = _build(te.create_prim_func([*placeholders, y]), target)
+                            zero_point=qparams.zero_point, signed=signed)  # fmt: skip
+    lib = _build(te.create_prim_func([*placeholders, y]), target, signed)
     actual = _run(lib, [x, packed, correction, scale], (24, 20))
     wq, w_scale = quantize_weight(weight.T[:, :, None, None])
     expected = _fake_quantized(x, qparams) @ wq[:, :, 0, 0].T.astype(np.float64)

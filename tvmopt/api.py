@@ -16,7 +16,7 @@ from .frontend.relax_signature import output_specs
 from .model import CompiledModel
 from .passes import DEFAULT_OPT_LEVEL, PIPELINES
 from .passes.instruments import instrumented
-from .passes.pipeline import O3_AFTER_QUANTIZE, without_winograd
+from .passes.pipeline import after_quantize, without_winograd
 from .passes.quantize.spec import QuantizeConfig
 from .quantization import has_quantize_ops, prequantized, quantize_vta
 from .quantization import quantize as quantize_model
@@ -153,8 +153,9 @@ def prepare(  # noqa: PLR0913 - compile's arguments, less the output options
     config = _quantize_config(quantize, calib, opt_level, quantize_config,
                               calib_method=calib_method, skip=skip,
                               max_accuracy_drop=max_accuracy_drop)  # fmt: skip
-    if config is not None and cuda.is_cuda(resolved):
-        raise OptionError("int8 on CUDA is not implemented yet; compile int8 models for llvm")
+    if quantize == "vta" and cuda.is_cuda(resolved):
+        raise OptionError("quantize='vta' (VTA's recipe) runs on CPU and VTA targets; "
+                          "for cuda use quantize='int8'")  # fmt: skip
     if quantize == "vta" or vta.is_vta(resolved):
         mod = _vta_quantized(mod, onnx_model, inputs, resolved, quantize, config, calib, log)
         return Prepared(mod, vta.GRAPH, metadata, resolved, opt_level)
@@ -180,9 +181,9 @@ def _quantized(mod, prepared, inputs, target, opt_level, config, calib, log):
     the model is already quantized (QDQ, with the quantizer's own qparams); else `mod` as is."""
     if config is not None:
         quantized = quantize_model(mod, prepared, inputs, target, config, calib, log)
-        return quantized.module, O3_AFTER_QUANTIZE, quantized.report
+        return quantized.module, after_quantize(target), quantized.report
     if opt_level == 3 and has_quantize_ops(mod):
-        return prequantized(mod, prepared, target), O3_AFTER_QUANTIZE, None
+        return prequantized(mod, prepared, target), after_quantize(target), None
     return mod, None, None
 
 
@@ -225,12 +226,10 @@ def checked_precision(precision: str, prepared: Prepared) -> str:
 
 def _build(prepared: Prepared, database=None, precision="fp32"):
     kind = prepared.target.kind.name
-    if kind == "cuda" and prepared.graph is not None:
-        raise OptionError("int8 on CUDA is not implemented yet; compile int8 models for llvm")
     try:
         if kind == "cuda":
-            return cuda.build(prepared.module, prepared.target, prepared.opt_level, None,
-                              database, precision)  # fmt: skip
+            return cuda.build(prepared.module, prepared.target, prepared.opt_level,
+                              prepared.graph, database, precision)  # fmt: skip
         if vta.is_vta(prepared.target):
             return _build_vta(prepared, database)
         return llvm.build(prepared.module, prepared.target, prepared.opt_level, prepared.graph,

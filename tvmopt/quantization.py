@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._tvm import tvm
-from .backends import llvm
+from .backends import cuda, llvm, resolve_target
 from .errors import OptionError
 from .passes.pipeline import O3_AFTER_QUANTIZE, O3_BEFORE_QUANTIZE, graph_passes
 from .passes.quantize.annotate import find_layers, onnx_layer_names
@@ -36,23 +36,35 @@ def quantize(mod, model_proto, specs, target, config: QuantizeConfig, calib, log
     """Quantize `mod` (as imported from `model_proto`) to int8 with calibration data `calib`."""
     check_source(calib)  # before minutes of compiling, not after
     mod = _float32_graph_passes(mod, target)
+    host = calibration_target(target)
     names = onnx_layer_names(model_proto)
     layers = find_layers(mod["main"], names)
     _check_skip(config.skip, layers)
     tapped_mod, tapped_layers = add_taps(mod, names)
-    float_model = TappedModel(_build(tapped_mod, target), len(layers))
+    float_model = TappedModel(_build(tapped_mod, host), len(layers))
     held: list = []
     samples = _holding(calibration_samples(calib, specs), held)
     qparams = calibrate(float_model, tapped_layers, _progress(samples, log), config)
     chosen = {n: q for n, q in qparams.items() if n not in config.skip}
-    probe = _Probe(tapped_mod, tapped_layers, target, float_model, held)
+    probe = _Probe(tapped_mod, tapped_layers, host, float_model, held)
     report = probe.measure(chosen, qparams)
     while _over_budget(report, config) and chosen:
         worst = min((r for r in report.layers if r.quantized), key=lambda r: r.sqnr_db)
         _log(log, f"top-1 differs on {100 * report.top1_disagreement:.1f}%: {worst.name} -> fp32")
         chosen.pop(worst.name)
         report = probe.measure(chosen, qparams)
-    return Quantized(convert(mod, layers, chosen), report)
+    return Quantized(convert(mod, layers, chosen, signed=signed_for(target)), report)
+
+
+def calibration_target(target):
+    """Where calibration and the accuracy probe run: `target`, or this CPU for a GPU target
+    (the model is calibrated where it is compiled, with or without a GPU)."""
+    return resolve_target(None) if cuda.is_cuda(target) else target
+
+
+def signed_for(target) -> bool:
+    """Whether the GEMM kernels read int8 activations: CUDA's dp4a multiplies int8 by int8."""
+    return cuda.is_cuda(target)
 
 
 def quantize_vta(mod, specs, target, calib, log=None):
@@ -84,7 +96,7 @@ def prequantized(mod, model_proto, target):
     found = prequantized_layers(mod["main"], layers)
     qparams = {name: q for name, (_, q) in found.items()}
     sources = {name: source for name, (source, _) in found.items()}
-    return convert(mod, layers, qparams, sources)
+    return convert(mod, layers, qparams, sources, signed=signed_for(target))
 
 
 LISTED_LAYERS = 8  # an error names this many layers, then counts the rest: it stays one line

@@ -13,9 +13,11 @@ from tvm import s_tir
 from tvm.s_tir import dlight as dl
 from tvm.s_tir import meta_schedule as ms
 
-# the compute-bound kernels: what dlight schedules as a GEMM (convs included) or a GEMV;
-# element-wise and reduction kernels are memory-bound, with little to search
-TUNABLE_GPU_RULES = (dl.gpu.Matmul, dl.gpu.GEMV)
+from ..backends.cuda.rule_int8_gemm import Int8Gemm
+
+# the compute-bound kernels: our int8 layers' GEMMs, and what dlight schedules as a GEMM (convs
+# included) or a GEMV; element-wise and reduction kernels are memory-bound, with little to search
+TUNABLE_GPU_RULES = (Int8Gemm, dl.gpu.Matmul, dl.gpu.GEMV)
 
 
 def tunable_gpu_rule(mod, target) -> type | None:
@@ -31,6 +33,7 @@ def gpu_space_generator() -> ms.space_generator.PostOrderApply:
 
 
 def gpu_default_schedule(rule: type, mod, target) -> s_tir.Schedule:
-    """dlight's schedule of the kernel, with its trace (what compiling without tuning gives)."""
+    """The untuned schedule of the kernel (dlight's, or our int8 rule's), with its trace: what
+    compiling without tuning gives."""
     applied = rule().apply(mod["main"], target, False)
     return applied[0] if isinstance(applied, list) else applied

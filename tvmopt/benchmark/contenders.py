@@ -217,6 +217,19 @@ class TvmoptCUDA(TvmoptLLVM):
         return {"target": "cuda", "precision": self.precision}
 
 
+class TvmoptCUDAInt8(TvmoptCUDA):
+    """tvmopt int8 on GPU 0 (dp4a), calibrated on this CPU with the case's samples."""
+
+    min_cosine = INT8_MIN_COSINE
+
+    def __init__(self):
+        super().__init__()
+        self.name = "cuda-int8"
+
+    def options(self, case) -> dict:
+        return {**super().options(case), "quantize": "int8", "calib": case.calibration}
+
+
 class TvmoptCUDATuned(TvmoptCUDA):
     """tvmopt on GPU 0 with the best records of a CUDA tuning database (TVMOPT_CUDA_TUNING_DB,
     default bench/results/tuning-db-cuda; `tvmopt tune --target cuda` fills it)."""
@@ -288,6 +301,7 @@ CONTENDERS: dict[str, Callable[[], Contender]] = {
     "llvm-tuned": TvmoptTuned,
     "cuda": TvmoptCUDA,
     "cuda-fp16": lambda: TvmoptCUDA("fp16"),
+    "cuda-int8": TvmoptCUDAInt8,
     "cuda-tuned": TvmoptCUDATuned,
     "vta": lambda: NotYetContender(
         "vta", "simulated: wall time would be the simulator's; see python bench/vta_model.py"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from tvm import relax
 
 from .._tvm import tvm
+from ..backends.cuda.rule_int8_gemm import Int8Gemm as Int8GpuGemm
 from ..backends.cuda.target import is_cuda
 from ..backends.llvm.rules import deinterleave_pass, schedule_pass
 from .clip_as_min_max import ClipAsMinMax
@@ -62,6 +63,12 @@ PIPELINES = {0: [], 1: O1, 2: O2, 3: O3}
 # CUDA keeps the target-neutral passes; the rest of O3 shapes work for our CPU rules, and TVM's
 # FuseOps fuses the epilogues on GPUs.
 CUDA_PIPELINES = {0: [], 1: O1, 2: O2, 3: O3_BEFORE_QUANTIZE}
+CUDA_AFTER_QUANTIZE = [("dataflow", T.ConvertToDataflow)]
+
+
+def after_quantize(target) -> list:
+    """The graph passes that follow int8 quantization on `target`."""
+    return CUDA_AFTER_QUANTIZE if is_cuda(target) else O3_AFTER_QUANTIZE
 
 
 def without_winograd(graph: list | None, opt_level: int) -> list:
@@ -113,7 +120,8 @@ def cpu_lowering_passes(opt_level, target, database=None) -> list[tuple[str, tvm
 
 
 def cuda_lowering_passes(opt_level, target, database=None) -> list[tuple[str, tvm.transform.Pass]]:
-    """TVM's CUDA lowering, with dlight's GPU rules scheduling what the database does not."""
+    """TVM's CUDA lowering, with dlight's GPU rules scheduling what the database does not (and
+    ours for the int8 layers: backends/cuda/rule_int8_gemm.py)."""
     from tvm.relax.backend.cuda import pipeline as cuda
     from tvm.s_tir import dlight as dl
 
@@ -127,8 +135,9 @@ def cuda_lowering_passes(opt_level, target, database=None) -> list[tuple[str, tv
     ]
     if database is not None:
         passes.append(("apply_tuning_records", _apply_database(database)))
-    rules = dl.ApplyDefaultSchedule(dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(),
-                                    dl.gpu.GeneralReduction(), dl.gpu.Fallback())  # fmt: skip
+    rules = dl.ApplyDefaultSchedule(Int8GpuGemm(), dl.gpu.Matmul(), dl.gpu.GEMV(),
+                                    dl.gpu.Reduction(), dl.gpu.GeneralReduction(),
+                                    dl.gpu.Fallback())  # fmt: skip
     passes.append(("schedule_gpu", rules))
     tail = cuda.dataflow_lower_passes(target) + cuda.finalize_passes(target)
     return [*_named(cuda.library_dispatch_passes(target)), *passes, *_named(tail)]

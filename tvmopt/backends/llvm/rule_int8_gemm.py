@@ -45,10 +45,17 @@ class Int8Gemm(CPURule):
             epilogue,
             self.tiles,
             self.sample,
-            vnni=has_vnni(target),
+            vnni=has_vnni(target) and _activation_dtype(sch, gemm) == "uint8",
             channels_first=channels_first,
         )
         return True
+
+
+def _activation_dtype(sch, gemm) -> str:
+    """uint8 (vpdpbusd's operand), or int8 in a kernel built for CUDA's dp4a (kernels.py), which
+    runs here on the vectorized loops: how its numerics are tested without a GPU."""
+    reads = [r.source for r in sch.get(gemm).reads]
+    return str(next(b.dtype for b in reads if len(b.shape) == 4))  # NHWC; the weight is 6-D
 
 
 def int8_layer(sch, core: str, target):

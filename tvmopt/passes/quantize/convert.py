@@ -52,13 +52,16 @@ def pack_weight(quantized: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(blocks.transpose(0, 4, 5, 2, 1, 3))
 
 
-def kernel_constants(weight_oihw: np.ndarray, qparams: QParams, bias=None, pack=pack_weight):
+def kernel_constants(
+    weight_oihw: np.ndarray, qparams: QParams, bias=None, pack=pack_weight, signed=False
+):
     """The packed weight, the int32 correction (-zp * sum Wq, plus the bias quantized at
-    act_scale * w_scale) and the float scale per channel."""
+    act_scale * w_scale) and the float scale per channel; a `signed` kernel's zero point is
+    zp - 128 (kernels.py)."""
     quantized, w_scale = quantize_weight(weight_oihw)
     sums = quantized.reshape(len(quantized), -1).astype(np.int64).sum(axis=1)
     scale = qparams.scale * w_scale.astype(np.float64)
-    correction = -qparams.zero_point * sums
+    correction = -(qparams.zero_point - kernels.STORAGE[signed][1]) * sums
     if bias is not None:
         correction = correction + np.round(bias / scale).astype(np.int64)
     correction = np.clip(correction, -(2**31), 2**31 - 1).astype(np.int32)
@@ -75,8 +78,10 @@ CONV_KINDS = {
 
 @mutator
 class _Converter(PyExprMutator):
-    def __init__(self, mod, plans: dict, folded_adds: dict, requantize: dict):  # noqa: PLR0913
+    def __init__(self, mod, plans: dict, folded_adds: dict, requantize: dict,  # noqa: PLR0913
+                 signed: bool):  # fmt: skip
         super().__init__(mod)
+        self.signed = signed  # GEMM kernels read int8 activations (kernels.py)
         convs = {call for call, plan in plans.items() if plan[0].kind in CONV_KINDS}
         self.layouts = conv_layouts(mod["main"], convs)  # conv call -> (input, output) layout
         self.plans = plans  # layer call -> (Layer, QParams, the float input or None, bias)
@@ -110,18 +115,21 @@ class _Converter(PyExprMutator):
         source = call.args[0] if source is None else source
         x = self.uint8[source] if source in self.uint8 else self.visit_expr(source)
         if layer.kind in CONV_KINDS:
-            return _int8_conv2d(self.builder_, call, x, plan, self.layouts[call])
-        return _int8_matmul(self.builder_, call, x, qparams, bias)
+            return _int8_conv2d(self.builder_, call, x, plan, self.layouts[call], self.signed)
+        return _int8_matmul(self.builder_, call, x, qparams, bias, self.signed)
 
 
-def _int8_conv2d(builder, call, x, plan, layouts):
+def _int8_conv2d(builder, call, x, plan, layouts, signed):  # noqa: PLR0913
     layer, qparams, _, bias = plan
     weight = value(call.args[1])
     te_kernel, pack = CONV_KINDS[layer.kind]
-    packed, correction, scale = kernel_constants(weight, qparams, bias, pack)
+    # a depthwise kernel has no reduction over channels for dp4a: it stays uint8
+    options = {"signed": True} if signed and layer.kind == "conv2d" else {}
+    packed, correction, scale = kernel_constants(weight, qparams, bias, pack, bool(options))
     kernel = partial(  # TE arguments must be tensors or numbers: the rest is bound here
         te_kernel, geometry=conv_geometry(call), channels=int(weight.shape[0]),
         inv_scale=1.0 / qparams.scale, zero_point=qparams.zero_point, layouts=layouts,
+        **options,
     )  # fmt: skip
     # NHWC sides are permuted back to the graph's NCHW here; layout.py cancels the pairs
     if layouts[0] == "NHWC":
@@ -133,16 +141,18 @@ def _int8_conv2d(builder, call, x, plan, layouts):
     return int8
 
 
-def _int8_matmul(builder, call, x, qparams, bias):
+def _int8_matmul(builder, call, x, qparams, bias, signed):  # noqa: PLR0913
     weight = value(call.args[1])  # [K, N]
     depth, columns = weight.shape
-    packed, correction, scale = kernel_constants(weight.T[:, :, None, None], qparams, bias)
+    packed, correction, scale = kernel_constants(
+        weight.T[:, :, None, None], qparams, bias, signed=signed
+    )
     shape = static_shape(call.args[0])
     rows = int(np.prod(shape[:-1]))
     flat = builder.emit(relax.op.reshape(x, (rows, depth)))
     kernel = partial(
         kernels.int8_matmul, columns=columns, inv_scale=1.0 / qparams.scale,
-        zero_point=qparams.zero_point,
+        zero_point=qparams.zero_point, signed=signed,
     )  # fmt: skip
     int8 = builder.call_te(
         kernel, flat, packed, correction, scale, primfunc_name_hint="int8_matmul"
@@ -151,9 +161,10 @@ def _int8_matmul(builder, call, x, qparams, bias):
     return relax.op.reshape(out, static_shape(call))
 
 
-def convert(mod, layers: list[Layer], qparams: dict[str, QParams], sources=None):
+def convert(mod, layers: list[Layer], qparams: dict[str, QParams], sources=None, signed=False):
     """`mod` with every layer named in `qparams` converted to int8; `sources` names, per layer,
-    the float tensor to quantize instead of its input (a QDQ model's tensor before Q/DQ)."""
+    the float tensor to quantize instead of its input (a QDQ model's tensor before Q/DQ).
+    `signed`: the GEMM kernels read int8 activations (CUDA's dp4a; kernels.py)."""
     sources = sources or {}
     chosen = [layer for layer in layers if layer.name in qparams]
     biases = foldable_biases(mod["main"], chosen)
@@ -163,7 +174,7 @@ def convert(mod, layers: list[Layer], qparams: dict[str, QParams], sources=None)
         for layer in chosen
     }  # fmt: skip
     adds = folded_adds(biases, chosen)
-    converter = _Converter(mod, plans, adds, requantizable(mod["main"], plans))
+    converter = _Converter(mod, plans, adds, requantizable(mod["main"], plans), signed)
     main = mod.get_global_var("main")
     converter.builder_.update_func(main, converter.visit_expr(mod["main"]))
     return channels_last(converter.builder_.get())

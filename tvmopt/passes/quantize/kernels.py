@@ -14,6 +14,10 @@ input; a pointwise conv is one GEMM over its positions. `correction` folds the a
 zero point (-zp * sum W) and the int32 bias (bias / (act_scale * w_scale)) into one vector;
 `scale` is act_scale * w_scale per output channel. The block names are what the CPU schedule
 rule (backends/llvm/rule_int8_gemm.py) looks for.
+
+`signed` kernels (CUDA's, whose dp4a multiplies int8 by int8) read the activation as
+int8 = uint8 - 128, zero point z - 128: the same values, the correction built for them
+(convert.py). Everywhere else in the graph activations stay uint8.
 """
 
 from __future__ import annotations
@@ -25,23 +29,36 @@ from ..conv_geometry import ConvGeometry, nchw_as_nhwc
 QUANTIZE, GEMM, DEQUANTIZE = "int8_quantize", "int8_gemm", "int8_dequantize"
 DEQUANTIZE_NCHW = "int8_dequantize_nchw"  # the output transposed as it is written
 LANES, DEPTH = 16, 4  # output channels x reduction steps of one vpdpbusd
+SIGNED_SHIFT = 128  # a signed kernel's activation is the uint8 value less this
+# the activation's storage: (dtype, shift, lowest, highest)
+STORAGE = {False: ("uint8", 0, 0.0, 255.0), True: ("int8", SIGNED_SHIFT, -128.0, 127.0)}
 
 
-def _quantize(value, inv_scale: float, zero_point: int):
-    q = tirx.round(value * tirx.const(inv_scale, "float32")) + tirx.const(zero_point, "float32")
-    return tirx.Cast("uint8", tirx.max(tirx.min(q, 255.0), 0.0))
+def _quantize(value, inv_scale: float, zero_point: int, signed: bool = False):
+    dtype, shift, low, high = STORAGE[signed]
+    offset = tirx.const(zero_point - shift, "float32")
+    q = tirx.round(value * tirx.const(inv_scale, "float32")) + offset
+    return tirx.Cast(dtype, tirx.max(tirx.min(q, high), low))
 
 
-def _padded_read(inside, read, inv_scale, zero_point):
+def _padded_read(inside, read, inv_scale, zero_point, signed=False):  # noqa: PLR0913
     """The quantized value, or the zero point outside the input; a uint8 input arrives already
-    quantized with these qparams (requantize.py) and is only moved."""
-    value = read if read.dtype == "uint8" else _quantize(read, inv_scale, zero_point)
-    return tirx.if_then_else(inside, value, tirx.const(zero_point, "uint8"))
+    quantized with these qparams (requantize.py) and is only moved (and shifted, `signed`)."""
+    dtype, shift, _, _ = STORAGE[signed]
+    if read.dtype != "uint8":
+        value = _quantize(read, inv_scale, zero_point, signed)
+    elif signed:
+        value = (read.astype("int32") - shift).astype(dtype)
+    else:
+        value = read
+    return tirx.if_then_else(inside, value, tirx.const(zero_point - shift, dtype))
 
 
-def quantize_nhwc(x, geometry, channels: int, inv_scale, zero_point, channels_last=True):
-    """NHWC (or NCHW) float or uint8 -> NHWC uint8, padded spatially and to `channels` with the
-    zero point."""
+def quantize_nhwc(  # noqa: PLR0913 - the tensor, then its compile-time facts
+    x, geometry, channels: int, inv_scale, zero_point, channels_last=True, signed=False
+):
+    """NHWC (or NCHW) float or uint8 -> NHWC uint8 (int8 `signed`), padded spatially and to
+    `channels` with the zero point."""
     n, h, w, c = (int(d) for d in x.shape) if channels_last else nchw_as_nhwc(x.shape)
     (ph, pw), (hp, wp) = geometry.padding, geometry.reach()
 
@@ -52,12 +69,14 @@ def quantize_nhwc(x, geometry, channels: int, inv_scale, zero_point, channels_la
                    tirx.min(tirx.max(col, 0), w - 1)]  # fmt: skip
         k, row, col = clamped
         pixel = x[b, row, col, k] if channels_last else x[b, k, row, col]
-        return _padded_read(inside, pixel, inv_scale, zero_point)
+        return _padded_read(inside, pixel, inv_scale, zero_point, signed)
 
     return te.compute((n, hp, wp, channels), value, name=QUANTIZE)
 
 
-def quantized_input(x, geometry, channels: int, inv_scale, zero_point, channels_last=True):
+def quantized_input(  # noqa: PLR0913 - the tensor, then its compile-time facts
+    x, geometry, channels: int, inv_scale, zero_point, channels_last=True, signed=False
+):
     """quantize_nhwc's result, or `x` itself where that would be a copy: a uint8 NHWC input the
     window never reads past, with its channels in whole fours (ResNet's and MobileNet's
     pointwise convs read the previous layer's output in place)."""
@@ -65,19 +84,20 @@ def quantized_input(x, geometry, channels: int, inv_scale, zero_point, channels_
     inside = all(r <= d for r, d in zip(geometry.reach(), shape[1:3], strict=True))
     in_place = (
         channels_last and x.dtype == "uint8" and shape[3] == channels
-        and geometry.padding == (0, 0) and inside
+        and geometry.padding == (0, 0) and inside and not signed
     )  # fmt: skip
     if in_place:
         return x
-    return quantize_nhwc(x, geometry, channels, inv_scale, zero_point, channels_last)
+    return quantize_nhwc(x, geometry, channels, inv_scale, zero_point, channels_last, signed)
 
 
-def quantize_rows(x, channels: int, inv_scale: float, zero_point: int):
-    """[M, K] float -> [1, 1, M, channels] uint8, zero-point padded."""
+def quantize_rows(x, channels: int, inv_scale: float, zero_point: int, signed: bool = False):
+    """[M, K] float -> [1, 1, M, channels] uint8 (int8 `signed`), zero-point padded."""
     rows, width = (int(d) for d in x.shape)
 
     def value(b, i, m, k):
-        return _padded_read(k < width, x[m, tirx.min(k, width - 1)], inv_scale, zero_point)
+        pixel = x[m, tirx.min(k, width - 1)]
+        return _padded_read(k < width, pixel, inv_scale, zero_point, signed)
 
     return te.compute((1, 1, rows, channels), value, name=QUANTIZE)
 
@@ -131,6 +151,7 @@ def int8_conv2d(  # noqa: PLR0913 - the layer's tensors, then its compile-time f
     inv_scale,
     zero_point,
     layouts=("NHWC", "NHWC"),
+    signed=False,
 ):
     """NHWC input -> NHWC float output of `channels` channels, through int8; either side may be
     NCHW instead (`layouts`: input, output), next to a float layer that wants it. A pointwise conv
@@ -138,7 +159,7 @@ def int8_conv2d(  # noqa: PLR0913 - the layer's tensors, then its compile-time f
     map tiles as 49 positions, not as 7 rows of 7)."""
     depth, qparams = int(packed.shape[3]) * DEPTH, (inv_scale, zero_point)
     n, (oh, ow) = int(x.shape[0]), geometry.out_hw
-    xq = quantized_input(x, geometry, depth, *qparams, channels_last=layouts[0] == "NHWC")
+    xq = quantized_input(x, geometry, depth, *qparams, layouts[0] == "NHWC", signed)
     # over positions only when written channels last: an NCHW epilogue waits for whole rows
     over_positions = geometry.pointwise() and layouts[1] == "NHWC"
     acc = gemm(xq, packed, geometry, over_positions)
@@ -159,11 +180,13 @@ def int8_conv2d(  # noqa: PLR0913 - the layer's tensors, then its compile-time f
     )
 
 
-def int8_matmul(x, packed, correction, scale, *, columns, inv_scale, zero_point):
+def int8_matmul(  # noqa: PLR0913 - the layer's tensors, then its compile-time facts
+    x, packed, correction, scale, *, columns, inv_scale, zero_point, signed=False
+):
     """[M, K] float input -> [M, columns] float output, through int8."""
     rows, depth = int(x.shape[0]), int(packed.shape[3]) * DEPTH
     geometry = ConvGeometry(out_hw=(1, rows))
-    acc = gemm(quantize_rows(x, depth, inv_scale, zero_point), packed, geometry)
+    acc = gemm(quantize_rows(x, depth, inv_scale, zero_point, signed), packed, geometry)
     return te.compute(
         (rows, columns),
         lambda m, c: _dequantize(acc, correction, scale, (0, 0, m), c),
