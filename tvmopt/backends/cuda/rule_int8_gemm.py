@@ -5,9 +5,10 @@ positions, J: output channels, K: the window taps times the input channels), and
 tiling that multiplies one byte at a time. (Layers with every extent over 64 it hands to its int8
 tensor-core rule, whose code TVM 0.27 fails to generate for ours: "fragment_info_" on
 ResNet-50.) This rule keeps the normalization and the shape of that tiling with dp4a at its core:
-each thread owns a tile of positions x channels in registers and, per step of the reduction,
-multiplies 4 int8 of A by 4 of B in one instruction (sm_61 and later), both read from shared
-memory that the block fills cooperatively, 4 bytes per load.
+the block fills shared memory with tiles of A and B cooperatively, 4 bytes per load; each thread
+owns a 4x4 tile of positions x channels in registers and, per step of the reduction, loads one
+32-bit word per row of A and per column of B from shared memory into registers, then issues 16
+dp4a (4 int8 of A times 4 of B, summed into int32; sm_61 and later).
 """
 
 from __future__ import annotations
@@ -68,6 +69,24 @@ def schedule_dp4a(sch, tiles: Dp4aTiles):
     """dlight's normalization to C[S, I, J] += A[S, I, K] * B[S, J, K], then the dp4a tiling."""
     gemm = get_reduction_blocks(sch, sch.get_child_blocks(get_root_block(sch)))[0]
     _as_batched_matmul(sch, gemm)
+    tx, ko, ks, k4 = _tile(sch, gemm, tiles)
+    accumulator = sch.cache_write(gemm, 0, "local")
+    sch.reverse_compute_at(accumulator, tx, preserve_unit_loops=True)
+    for operand in (0, 1):
+        _fetch_to_shared(sch, gemm, operand, ko, tiles)
+    for operand in (0, 1):  # the thread's rows of A and columns of B, one word each, per step
+        registers = sch.cache_read(gemm, operand, "local")
+        sch.compute_at(registers, ks, preserve_unit_loops=True)
+        sch.vectorize(sch.get_loops(registers)[-1])
+    auto_inline_consumer_chain(sch, accumulator)
+    sch.decompose_reduction(gemm, ko)
+    sch.tensorize(k4, DP4A_LOCAL_INTRIN)
+    return sch
+
+
+def _tile(sch, gemm, tiles: Dp4aTiles):
+    """Blocks and threads over I x J, each thread's tile innermost but for the 4 bytes of one
+    dp4a: (the thread loop, the shared-memory step, the register step, the dp4a loop)."""
     sch.pad_einsum(gemm, [1, tiles.threads_y * tiles.rows, tiles.threads_x * tiles.cols,
                           tiles.steps * DEPTH])  # fmt: skip
     batch, i, j, k = sch.get_loops(gemm)
@@ -82,18 +101,7 @@ def schedule_dp4a(sch, tiles: Dp4aTiles):
     # unrolled, the register tile's indices are constants: no local-memory array (as dlight)
     sch.annotate(tx, ann_key="pragma_auto_unroll_max_step", ann_val=UNROLL_STEPS)
     sch.annotate(tx, ann_key="pragma_unroll_explicit", ann_val=1)
-    accumulator = sch.cache_write(gemm, 0, "local")
-    sch.reverse_compute_at(accumulator, tx, preserve_unit_loops=True)
-    for operand in (0, 1):
-        _fetch_to_shared(sch, gemm, operand, ko, tiles)
-    for operand in (0, 1):  # the thread's rows of A and columns of B, one word each, per step
-        registers = sch.cache_read(gemm, operand, "local")
-        sch.compute_at(registers, ks, preserve_unit_loops=True)
-        sch.vectorize(sch.get_loops(registers)[-1])
-    auto_inline_consumer_chain(sch, accumulator)
-    sch.decompose_reduction(gemm, ko)
-    sch.tensorize(k4, DP4A_LOCAL_INTRIN)
-    return sch
+    return tx, ko, ks, k4
 
 
 def _as_batched_matmul(sch, gemm) -> None:

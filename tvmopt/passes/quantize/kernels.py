@@ -79,7 +79,8 @@ def quantized_input(  # noqa: PLR0913 - the tensor, then its compile-time facts
 ):
     """quantize_nhwc's result, or `x` itself where that would be a copy: a uint8 NHWC input the
     window never reads past, with its channels in whole fours (ResNet's and MobileNet's
-    pointwise convs read the previous layer's output in place)."""
+    pointwise convs read the previous layer's output in place). A `signed` kernel always copies:
+    the copy is where the shift to int8 happens."""
     shape = [int(d) for d in x.shape]
     inside = all(r <= d for r, d in zip(geometry.reach(), shape[1:3], strict=True))
     in_place = (
