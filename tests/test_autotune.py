@@ -18,6 +18,7 @@ from tvm import s_tir
 import tvmopt
 from tests.helpers import assert_matches_ort, make_model, ort_outputs
 from tvmopt.api import prepare
+from tvmopt.autotune import tune as tune_module
 from tvmopt.autotune.database import RECORDS, open_database
 from tvmopt.autotune.files import merge, summarize
 from tvmopt.autotune.measure import MeasureOptions
@@ -169,6 +170,34 @@ def test_time_budget_stops_the_run(tmp_path, demo_model):
                    TuneOptions(time_budget_s=4, seed=0, progress=False))  # fmt: skip
     assert time.monotonic() - start < 60
     assert all(k.best_s is not None for k in kernels)
+
+
+def test_spent_budget_draws_no_candidates(tmp_path, demo_model):
+    kernels = tune(prepare(demo_model), tmp_path / "db",
+                   TuneOptions(time_budget_s=1e-3, seed=0, progress=False))  # fmt: skip
+    assert [k.trials for k in kernels] == [1] * len(kernels)  # the untuned record alone
+    assert all(k.best_s == k.untuned_s for k in kernels)
+
+
+class SpentAfterFirstDraw(tune_module.Deadline):
+    """Spent once one kernel has drawn its first batch: mid-way through the scheduler's first
+    round, which sends every kernel a batch before it reads any result back."""
+
+    def __init__(self, seconds: float):
+        super().__init__(seconds)
+        self.draws = 0
+
+    def spent(self) -> bool:
+        self.draws += 1
+        return self.draws > 1
+
+
+def test_budget_spent_mid_first_round_ends_the_other_kernels(tmp_path, demo_model, monkeypatch):
+    monkeypatch.setattr(tune_module, "Deadline", SpentAfterFirstDraw)
+    kernels = tune(prepare(demo_model), tmp_path / "db",
+                   TuneOptions(time_budget_s=600, seed=0, progress=False))  # fmt: skip
+    searched = [k.name for k in kernels if k.trials > 1]
+    assert len(searched) == 1, [(k.name, k.trials) for k in kernels]
 
 
 def test_int8_kernels_tune_and_stay_bit_exact(tmp_path, demo_model):

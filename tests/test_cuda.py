@@ -1,9 +1,10 @@
 """The CUDA backend. Without a GPU (CI): bench models compile to device code for the architecture
 asked for, and every attempt to run one is a clear error. With a GPU (marker `cuda`): outputs
-match ONNX Runtime in fp32 and fp16."""
+match ONNX Runtime in fp32 and fp16, with and without CUDA graphs."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -79,9 +80,37 @@ def test_fp16_computes_convs_in_float16_and_keeps_float32_io(demo_model, tmp_pat
     assert [spec.dtype for spec in (*compiled.inputs, *compiled.outputs)] == ["float32"] * 2
 
 
+def kernel_calls(compiled) -> dict[str, list[str]]:
+    """The kernels each VM function calls, from the executable's listing (TVM's builtins aside)."""
+    text = compiled._module.as_text()
+    packed = set(re.findall(r"^@(\S+) packed_func;", text, re.MULTILINE))
+    calls, function = {}, None
+    for line in text.splitlines():
+        if header := re.match(r"^@(\S+):$", line):
+            function = calls.setdefault(header.group(1), [])
+        elif (call := re.match(r"^\s+call\s+(\S+)\s", line)) and call.group(1) in packed:
+            if not call.group(1).startswith("vm.builtin."):
+                function.append(call.group(1))
+    return calls
+
+
+def test_cuda_graph_captures_the_kernels_between_the_first_and_the_last(bench_models):
+    import onnx
+
+    model = onnx.load(bench_models["resnet18"])
+    target = {"kind": "cuda", "arch": "sm_90"}
+    plain = kernel_calls(tvmopt.compile(model, target=target))
+    captured = kernel_calls(tvmopt.compile(model, target=target, cuda_graph=True))
+    assert list(plain) == ["main"]  # one launch per kernel
+    # the first kernel reads the inputs, the last writes the outputs: both stay outside
+    assert captured["main"] == [plain["main"][0], plain["main"][-1]]
+    assert captured["main_cuda_graph_capture"] == plain["main"][1:-1]
+
+
 @pytest.mark.parametrize(
     "args, fragment",
     [
+        (["--cuda-graph"], "cuda_graph is for CUDA targets"),
         (["--target", "cuda", "--arch", "sm_9x"], "unknown CUDA architecture 'sm_9x'"),
         (["--target", "llvm", "--arch", "sm_90"], "--arch is for --target cuda"),
         (["--precision", "fp16"], "precision 'fp16' is for CUDA targets"),
@@ -142,6 +171,23 @@ def test_bench_models_on_the_gpu_match_onnx_runtime(bench_models, name, precisio
     import onnx
 
     gpu_matches_ort(onnx.load(bench_models[name]), precision, tolerance)
+
+
+@pytest.mark.cuda
+@needs_gpu
+@pytest.mark.parametrize("name", ["resnet18", "bert_base"])
+def test_cuda_graph_replays_match_onnx_runtime_for_new_inputs(bench_models, name):
+    import onnx
+
+    model = onnx.load(bench_models[name])
+    compiled = tvmopt.compile(model, target="cuda", cuda_graph=True)
+    plain = tvmopt.compile(model, target="cuda")
+    for seed in (1, 2, 3):  # the first run captures, the others replay
+        feeds = random_inputs(compiled.inputs, seed=seed)
+        actual, expected = compiled.run(feeds), plain.run(feeds)
+        for output, reference in ort_outputs(model, feeds).items():
+            np.testing.assert_array_equal(actual[output], expected[output])
+            assert max_relative_error(actual[output], reference) <= FP32_TOLERANCE, output
 
 
 @pytest.mark.cuda

@@ -40,6 +40,7 @@ def compile(  # noqa: A001 - the verb users expect
     db=None,
     precision: str = "fp32",
     winograd: bool = True,
+    cuda_graph: bool = False,
 ) -> CompiledModel:
     """Compile a model for `target`.
 
@@ -88,6 +89,9 @@ def compile(  # noqa: A001 - the verb users expect
         CPU, -O3: 3x3 stride-1 convs on maps of 14 x 14 and more use Winograd's F(4x4, 3x3),
         with 4x fewer multiplies; their transformed weights are 4x the size. False keeps every
         conv direct, for the smaller library.
+    cuda_graph : bool
+        CUDA: the first run captures the model's kernels into a CUDA graph, and later runs
+        replay it with one launch instead of one per kernel (backends/cuda/graph.py).
 
     Returns
     -------
@@ -110,7 +114,9 @@ def compile(  # noqa: A001 - the verb users expect
             log,
             winograd,
         )
-        executable = _build(prepared, database, checked_precision(precision, prepared))
+        _check_cuda_graph(cuda_graph, prepared)
+        executable = _build(prepared, database, checked_precision(precision, prepared),
+                            cuda_graph)  # fmt: skip
     compiled = CompiledModel(executable, prepared.metadata, target=prepared.target)  # after _build
     compiled.quantize_report = prepared.report
     compiled.tuned_kernels = 0 if database is None else database.applied
@@ -224,12 +230,17 @@ def checked_precision(precision: str, prepared: Prepared) -> str:
     return precision
 
 
-def _build(prepared: Prepared, database=None, precision="fp32"):
+def _check_cuda_graph(cuda_graph: bool, prepared: Prepared) -> None:
+    if cuda_graph and not cuda.is_cuda(prepared.target):
+        raise OptionError("cuda_graph is for CUDA targets (a CPU has no kernel launches to save)")
+
+
+def _build(prepared: Prepared, database=None, precision="fp32", cuda_graph=False):
     kind = prepared.target.kind.name
     try:
         if kind == "cuda":
             return cuda.build(prepared.module, prepared.target, prepared.opt_level,
-                              prepared.graph, database, precision)  # fmt: skip
+                              prepared.graph, database, precision, cuda_graph)  # fmt: skip
         if vta.is_vta(prepared.target):
             return _build_vta(prepared, database)
         return llvm.build(prepared.module, prepared.target, prepared.opt_level, prepared.graph,

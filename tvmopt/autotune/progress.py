@@ -1,9 +1,7 @@
-"""What a tuning run shows and when it stops: measure callbacks MetaSchedule calls after every
+"""What a tuning run shows: a measure callback MetaSchedule calls after every
 batch of measured candidates (after they are in the database)."""
 
 from __future__ import annotations
-
-import time
 
 from tqdm import tqdm
 from tvm.ir.utils import derived_object
@@ -42,23 +40,3 @@ class ProgressBar(PyMeasureCallback):
 
     def close(self) -> None:
         self.bar.close()
-
-
-@derived_object
-class Deadline(PyMeasureCallback):
-    """Ends every task once the time budget is spent; the batch in flight still lands."""
-
-    def __init__(self, seconds: float):
-        super().__init__()
-        self.end = time.monotonic() + seconds
-        self.expired = False
-
-    def left(self) -> float:
-        return self.end - time.monotonic()
-
-    def apply(self, task_scheduler, task_id, candidates, builder_results, runner_results):
-        if self.left() <= 0 and not self.expired:
-            self.expired = True
-            for index, task in enumerate(task_scheduler.tasks_):
-                if not task.is_terminated:  # terminating twice is an error
-                    task_scheduler.terminate_task(index)

@@ -27,9 +27,10 @@ from tvm.s_tir.meta_schedule.runner import RunnerInput
 from ..backends.cuda.target import is_cuda
 from ..errors import OptionError, TuneError
 from .database import mean_seconds, open_database
+from .deadline import Deadline, DeadlineSearch
 from .intrinsics import load_families_on_demand
 from .measure import MeasureOptions, PoolBuilder, PoolRunner
-from .progress import Deadline, ProgressBar
+from .progress import ProgressBar
 from .rpc import check_tracker, last_line
 from .space import default_schedule, space_generator
 from .tasks import extract_tasks
@@ -135,29 +136,25 @@ def _args(task):
 def _search(tasks, database, builder, runner, target, options: TuneOptions) -> None:
     done = database.trials_of(task.mod for task in tasks)
     left = UNLIMITED if options.trials is None else options.trials - done
-    deadline = None
     callbacks = list(ms.measure_callback.MeasureCallback.create("default"))
-    if options.time_budget_s is not None:
-        deadline = Deadline(options.time_budget_s)
-        callbacks.append(deadline)
+    deadline = None if options.time_budget_s is None else Deadline(options.time_budget_s)
     best = [_best(database, task) for task in tasks]
     bar = ProgressBar(tasks, best, done, options.trials, deadline) if options.progress else None
     try:
         if left > 0:
             _tune_tasks(tasks, database, builder, runner, target, options, left,
-                        callbacks + ([bar] if bar else []))  # fmt: skip
+                        callbacks + ([bar] if bar else []), deadline)  # fmt: skip
     finally:
         if bar is not None:
             bar.close()
 
 
-def _tune_tasks(tasks, database, builder, runner, target, options, trials, callbacks):
+def _tune_tasks(tasks, database, builder, runner, target, options, trials, callbacks, deadline):
     seeds = ms.utils.fork_seed(options.seed, n=len(tasks))
     contexts = [
         ms.TuneContext(
             mod=task.mod, target=target, space_generator=space_generator(task.rule, target),
-            search_strategy=ms.search_strategy.EvolutionarySearch(population_size=64,
-                                                                  init_min_unmeasured=16),
+            search_strategy=_search_strategy(deadline),
             task_name=task.name, rand_state=seed, num_threads=options.measure.build_workers,
             logger=logging.getLogger("tvmopt.tune"),
         ).clone()
@@ -170,6 +167,11 @@ def _tune_tasks(tasks, database, builder, runner, target, options, trials, callb
         database=database, cost_model=_cost_model(options.measure.build_workers),
         measure_callbacks=callbacks, task_scheduler="gradient",
     )  # fmt: skip
+
+
+def _search_strategy(deadline: Deadline | None):
+    search = ms.search_strategy.EvolutionarySearch(population_size=64, init_min_unmeasured=16)
+    return search if deadline is None else DeadlineSearch(search, deadline)
 
 
 def _per_batch(options: TuneOptions, target) -> int:

@@ -217,6 +217,17 @@ class TvmoptCUDA(TvmoptLLVM):
         return {"target": "cuda", "precision": self.precision}
 
 
+class TvmoptCUDAGraph(TvmoptCUDA):
+    """tvmopt fp32 on GPU 0, its kernels replayed as one CUDA graph (--cuda-graph)."""
+
+    def __init__(self):
+        super().__init__()
+        self.name = "cuda-graph"
+
+    def options(self, case) -> dict:
+        return {**super().options(case), "cuda_graph": True}
+
+
 class TvmoptCUDAInt8(TvmoptCUDA):
     """tvmopt int8 on GPU 0 (dp4a), calibrated on this CPU with the case's samples."""
 
@@ -301,6 +312,7 @@ CONTENDERS: dict[str, Callable[[], Contender]] = {
     "llvm-tuned": TvmoptTuned,
     "cuda": TvmoptCUDA,
     "cuda-fp16": lambda: TvmoptCUDA("fp16"),
+    "cuda-graph": TvmoptCUDAGraph,
     "cuda-int8": TvmoptCUDAInt8,
     "cuda-tuned": TvmoptCUDATuned,
     "vta": lambda: NotYetContender(

@@ -1,4 +1,4 @@
-"""tvmopt compile MODEL.onnx -o OUT.so [--target T [--arch SM] [--precision fp16]]
+"""tvmopt compile MODEL.onnx -o OUT.so [--target T [--arch SM] [--precision fp16] [--cuda-graph]]
 [--input-shape NAME=DIMS] [-O N]
 [--db DIR] [--emit-header FILE.h]
 [--quantize int8 --calib DATA [--calib-method M] [--skip NODE...]]"""
@@ -27,6 +27,12 @@ def register(subparsers) -> None:
     parser.add_argument("-o", "--output", help="the library to write (default: MODEL with .so)")
     add_target(parser)
     add_cuda_options(parser)
+    parser.add_argument(
+        "--cuda-graph",
+        action="store_true",
+        help="CUDA: capture the kernels into a CUDA graph on the first run and replay it with "
+        "one launch",
+    )
     add_input_shapes(parser)
     add_opt_level(parser)
     add_winograd(parser)
@@ -68,6 +74,7 @@ def run(args) -> int:
         log=lambda line: print(line, file=sys.stderr),
         db=args.db,
         winograd=args.winograd,
+        cuda_graph=args.cuda_graph,
         **quantization,
     )
     header = header_for(compiled.metadata, args.emit_header) if args.emit_header else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 from tvm import relax
 
 from .._tvm import tvm
+from ..backends.cuda.graph import with_capture
 from ..backends.cuda.rule_int8_gemm import Int8Gemm as Int8GpuGemm
 from ..backends.cuda.target import is_cuda
 from ..backends.llvm.rules import deinterleave_pass, schedule_pass
@@ -87,9 +88,10 @@ def graph_passes(
     return [(name, make()) for name, make in pipeline]
 
 
-def lowering_passes(opt_level: int, target, database=None) -> list[tuple[str, tvm.transform.Pass]]:
+def lowering_passes(opt_level: int, target, database=None,
+                    cuda_graph: bool = False) -> list[tuple[str, tvm.transform.Pass]]:  # fmt: skip
     if is_cuda(target):
-        return cuda_lowering_passes(opt_level, target, database)
+        return cuda_lowering_passes(opt_level, target, database, cuda_graph)
     return cpu_lowering_passes(opt_level, target, database)
 
 
@@ -119,9 +121,11 @@ def cpu_lowering_passes(opt_level, target, database=None) -> list[tuple[str, tvm
     return [*_named(cpu.library_dispatch_passes(target)), *passes, *_named(tail)]
 
 
-def cuda_lowering_passes(opt_level, target, database=None) -> list[tuple[str, tvm.transform.Pass]]:
+def cuda_lowering_passes(opt_level, target, database=None,
+                         cuda_graph=False) -> list[tuple[str, tvm.transform.Pass]]:  # fmt: skip
     """TVM's CUDA lowering, with dlight's GPU rules scheduling what the database does not (and
-    ours for the int8 layers: backends/cuda/rule_int8_gemm.py)."""
+    ours for the int8 layers: backends/cuda/rule_int8_gemm.py); `cuda_graph` switches on TVM's
+    capture of the kernels into one CUDA graph (backends/cuda/graph.py)."""
     from tvm.relax.backend.cuda import pipeline as cuda
     from tvm.s_tir import dlight as dl
 
@@ -139,8 +143,10 @@ def cuda_lowering_passes(opt_level, target, database=None) -> list[tuple[str, tv
                                     dl.gpu.Reduction(), dl.gpu.GeneralReduction(),
                                     dl.gpu.Fallback())  # fmt: skip
     passes.append(("schedule_gpu", rules))
-    tail = cuda.dataflow_lower_passes(target) + cuda.finalize_passes(target)
-    return [*_named(cuda.library_dispatch_passes(target)), *passes, *_named(tail)]
+    tail = _named(cuda.dataflow_lower_passes(target) + cuda.finalize_passes(target))
+    if cuda_graph:
+        tail = with_capture(tail)
+    return [*_named(cuda.library_dispatch_passes(target)), *passes, *tail]
 
 
 def _apply_database(database) -> tvm.transform.Pass:
@@ -165,12 +171,13 @@ def _named(passes) -> list[tuple[str, tvm.transform.Pass]]:
     return [(p.info.name, p) for p in passes]
 
 
-def build_pipeline(opt_level: int, target, graph=None, database=None, precision="fp32"):
+def build_pipeline(opt_level: int, target, graph=None, database=None, precision="fp32",
+                   cuda_graph=False):  # fmt: skip
     """The whole Relax pipeline for tvm.compile: our graph passes (those of `opt_level`, or the
     named list `graph`), fp16 storage when asked, then lowering, with the tuning `database`'s
-    records when given."""
+    records when given (and CUDA graph capture when asked)."""
     passes = graph_passes(opt_level, graph, target) + _precision(precision)
-    passes += lowering_passes(opt_level, target, database)
+    passes += lowering_passes(opt_level, target, database, cuda_graph)
     return _sequential(f"tvmopt.O{opt_level}", passes, target)
 
 

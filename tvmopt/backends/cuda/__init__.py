@@ -11,11 +11,11 @@ __all__ = ["EXAMPLE", "build", "cuda_target", "gpu_device", "gpu_missing", "is_c
 
 
 def build(mod, target: tvm.target.Target, opt_level: int, graph=None, database=None,
-          precision: str = "fp32"):  # fmt: skip
+          precision: str = "fp32", cuda_graph: bool = False):  # fmt: skip
     """Compile a Relax module into a VM executable with device code for `target`'s arch."""
     from ...passes import build_pipeline
 
     enable_codegen()
-    pipeline = build_pipeline(opt_level, target, graph, database, precision)
+    pipeline = build_pipeline(opt_level, target, graph, database, precision, cuda_graph)
     with target:  # TVM's nvcc callback reads the architecture from the current target
         return tvm.compile(mod, target=target, relax_pipeline=pipeline)
