@@ -100,11 +100,24 @@ def test_cuda_graph_captures_the_kernels_between_the_first_and_the_last(bench_mo
     model = onnx.load(bench_models["resnet18"])
     target = {"kind": "cuda", "arch": "sm_90"}
     plain = kernel_calls(tvmopt.compile(model, target=target))
-    captured = kernel_calls(tvmopt.compile(model, target=target, cuda_graph=True))
+    compiled = tvmopt.compile(model, target=target, cuda_graph=True)
+    captured = kernel_calls(compiled)
     assert list(plain) == ["main"]  # one launch per kernel
     # the first kernel reads the inputs, the last writes the outputs: both stay outside
     assert captured["main"] == [plain["main"][0], plain["main"][-1]]
     assert captured["main_cuda_graph_capture"] == plain["main"][1:-1]
+    kernels = len(plain["main"])
+    assert compiled.metadata.extra["cuda_graph"] == {"kernels": kernels,
+                                                     "captured": kernels - 2, "graphs": 1}
+
+
+def test_compile_says_what_the_cuda_graph_holds(demo_path, tmp_path):
+    library = tmp_path / "graph.so"
+    result = cli("compile", demo_path, "-o", library, "--target", "cuda", "--arch", "sm_90",
+                 "--cuda-graph")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "cuda graph: 4 of 6 kernel launches captured (1 graph;" in result.stdout
+    assert tvmopt.artifact.read_metadata(library).extra["cuda_graph"]["captured"] == 4
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from ._tvm import tvm
 from .artifact import Metadata, read_metadata
 from .autotune.database import open_database
 from .backends import cuda, llvm, resolve_target, target_record, vta
+from .backends.cuda.graph import Capture
 from .errors import ArtifactError, CompileError, OptionError
 from .frontend import onnx as onnx_frontend
 from .frontend.relax_signature import output_specs
@@ -114,9 +115,9 @@ def compile(  # noqa: A001 - the verb users expect
             log,
             winograd,
         )
-        _check_cuda_graph(cuda_graph, prepared)
+        capture = _capture(cuda_graph, prepared)
         executable = _build(prepared, database, checked_precision(precision, prepared),
-                            cuda_graph)  # fmt: skip
+                            capture)  # fmt: skip
     compiled = CompiledModel(executable, prepared.metadata, target=prepared.target)  # after _build
     compiled.quantize_report = prepared.report
     compiled.tuned_kernels = 0 if database is None else database.applied
@@ -230,17 +231,19 @@ def checked_precision(precision: str, prepared: Prepared) -> str:
     return precision
 
 
-def _check_cuda_graph(cuda_graph: bool, prepared: Prepared) -> None:
-    if cuda_graph and not cuda.is_cuda(prepared.target):
+def _capture(cuda_graph: bool, prepared: Prepared) -> Capture | None:
+    if not cuda_graph:
+        return None
+    if not cuda.is_cuda(prepared.target):
         raise OptionError("cuda_graph is for CUDA targets (a CPU has no kernel launches to save)")
+    return Capture()
 
 
-def _build(prepared: Prepared, database=None, precision="fp32", cuda_graph=False):
+def _build(prepared: Prepared, database=None, precision="fp32", capture=None):
     kind = prepared.target.kind.name
     try:
         if kind == "cuda":
-            return cuda.build(prepared.module, prepared.target, prepared.opt_level,
-                              prepared.graph, database, precision, cuda_graph)  # fmt: skip
+            return _build_cuda(prepared, database, precision, capture)
         if vta.is_vta(prepared.target):
             return _build_vta(prepared, database)
         return llvm.build(prepared.module, prepared.target, prepared.opt_level, prepared.graph,
@@ -250,6 +253,17 @@ def _build(prepared: Prepared, database=None, precision="fp32", cuda_graph=False
         raise CompileError(
             f"TVM failed to compile the model: {type(err).__name__}: {last_line}"
         ) from err
+
+
+def _build_cuda(prepared: Prepared, database, precision, capture):
+    """The CUDA build; with a `capture`, the library's metadata records how many kernel
+    launches its CUDA graphs hold."""
+    executable = cuda.build(prepared.module, prepared.target, prepared.opt_level, prepared.graph,
+                            database, precision, capture)  # fmt: skip
+    if capture is not None:
+        extra = {**prepared.metadata.extra, "cuda_graph": capture.record()}
+        prepared.metadata = dataclasses.replace(prepared.metadata, extra=extra)
+    return executable
 
 
 def _build_vta(prepared: Prepared, database):

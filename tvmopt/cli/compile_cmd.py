@@ -58,6 +58,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from ..api import compile as compile_model
+    from ..backends.cuda.graph import describe_capture
     from ..deploy.header import header_for, write_header
 
     output = Path(args.output or Path(args.model).with_suffix(".so").name)
@@ -87,6 +88,8 @@ def run(args) -> int:
     print(f"target: {json.dumps(compiled.metadata.target)}")
     if args.db is not None:
         print(f"tuned kernels from {args.db}: {compiled.tuned_kernels}")
+    if "cuda_graph" in compiled.metadata.extra:
+        print(describe_capture(compiled.metadata.extra["cuda_graph"]))
     if header is not None:
         print(f"wrote {args.emit_header}")
     return 0

@@ -89,9 +89,9 @@ def graph_passes(
 
 
 def lowering_passes(opt_level: int, target, database=None,
-                    cuda_graph: bool = False) -> list[tuple[str, tvm.transform.Pass]]:  # fmt: skip
+                    capture=None) -> list[tuple[str, tvm.transform.Pass]]:  # fmt: skip
     if is_cuda(target):
-        return cuda_lowering_passes(opt_level, target, database, cuda_graph)
+        return cuda_lowering_passes(opt_level, target, database, capture)
     return cpu_lowering_passes(opt_level, target, database)
 
 
@@ -122,10 +122,10 @@ def cpu_lowering_passes(opt_level, target, database=None) -> list[tuple[str, tvm
 
 
 def cuda_lowering_passes(opt_level, target, database=None,
-                         cuda_graph=False) -> list[tuple[str, tvm.transform.Pass]]:  # fmt: skip
+                         capture=None) -> list[tuple[str, tvm.transform.Pass]]:  # fmt: skip
     """TVM's CUDA lowering, with dlight's GPU rules scheduling what the database does not (and
-    ours for the int8 layers: backends/cuda/rule_int8_gemm.py); `cuda_graph` switches on TVM's
-    capture of the kernels into one CUDA graph (backends/cuda/graph.py)."""
+    ours for the int8 layers: backends/cuda/rule_int8_gemm.py). A `capture` (graph.Capture)
+    switches on TVM's capture of the kernels into CUDA graphs, and receives its count."""
     from tvm.relax.backend.cuda import pipeline as cuda
     from tvm.s_tir import dlight as dl
 
@@ -144,8 +144,8 @@ def cuda_lowering_passes(opt_level, target, database=None,
                                     dl.gpu.Fallback())  # fmt: skip
     passes.append(("schedule_gpu", rules))
     tail = _named(cuda.dataflow_lower_passes(target) + cuda.finalize_passes(target))
-    if cuda_graph:
-        tail = with_capture(tail)
+    if capture is not None:
+        tail = with_capture(tail, capture)
     return [*_named(cuda.library_dispatch_passes(target)), *passes, *tail]
 
 
@@ -172,12 +172,12 @@ def _named(passes) -> list[tuple[str, tvm.transform.Pass]]:
 
 
 def build_pipeline(opt_level: int, target, graph=None, database=None, precision="fp32",
-                   cuda_graph=False):  # fmt: skip
+                   capture=None):  # fmt: skip
     """The whole Relax pipeline for tvm.compile: our graph passes (those of `opt_level`, or the
     named list `graph`), fp16 storage when asked, then lowering, with the tuning `database`'s
-    records when given (and CUDA graph capture when asked)."""
+    records when given (and CUDA graph capture with a `capture`)."""
     passes = graph_passes(opt_level, graph, target) + _precision(precision)
-    passes += lowering_passes(opt_level, target, database, cuda_graph)
+    passes += lowering_passes(opt_level, target, database, capture)
     return _sequential(f"tvmopt.O{opt_level}", passes, target)
 
 

@@ -11,11 +11,12 @@ __all__ = ["EXAMPLE", "build", "cuda_target", "gpu_device", "gpu_missing", "is_c
 
 
 def build(mod, target: tvm.target.Target, opt_level: int, graph=None, database=None,
-          precision: str = "fp32", cuda_graph: bool = False):  # fmt: skip
-    """Compile a Relax module into a VM executable with device code for `target`'s arch."""
+          precision: str = "fp32", capture=None):  # fmt: skip
+    """Compile a Relax module into a VM executable with device code for `target`'s arch (its
+    kernels captured into CUDA graphs with a `capture`, graph.Capture, which receives the count)."""
     from ...passes import build_pipeline
 
     enable_codegen()
-    pipeline = build_pipeline(opt_level, target, graph, database, precision, cuda_graph)
+    pipeline = build_pipeline(opt_level, target, graph, database, precision, capture)
     with target:  # TVM's nvcc callback reads the architecture from the current target
         return tvm.compile(mod, target=target, relax_pipeline=pipeline)
