@@ -161,3 +161,21 @@ def test_errors_share_one_base():
         tvmopt.TargetError, tvmopt.InputError, tvmopt.ArtifactError, tvmopt.CompileError,
     ):  # fmt: skip
         assert issubclass(cls, tvmopt.TvmoptError)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"precision": "fp16"}, "precision 'fp16' is for CUDA targets"),
+        ({"cuda_graph": True}, "cuda_graph is for CUDA targets"),
+    ],
+)
+def test_cuda_options_on_a_cpu_fail_before_calibration(options, message):
+    def calibration():  # a wrong option must not cost a calibration pass first
+        raise AssertionError("calibration data was read")
+        yield
+
+    from tvmopt.errors import OptionError
+
+    with pytest.raises(OptionError, match=message):
+        tvmopt.compile(relu_model(), quantize="int8", calib=calibration(), **options)

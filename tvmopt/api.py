@@ -98,11 +98,14 @@ def compile(  # noqa: A001 - the verb users expect
     -------
     CompiledModel
     """
-    database = None if db is None else open_database(db, resolve_target(target))
+    resolved = resolve_target(target)  # options checked before minutes of import or calibration
+    precision = checked_precision(precision, resolved)
+    capture = _capture(cuda_graph, resolved)
+    database = None if db is None else open_database(db, resolved)
     with instrumented(dump_ir, print_pass_times):
         prepared = prepare(
             model,
-            target,
+            resolved,
             input_shapes,
             example_inputs,
             opt_level,
@@ -115,9 +118,7 @@ def compile(  # noqa: A001 - the verb users expect
             log,
             winograd,
         )
-        capture = _capture(cuda_graph, prepared)
-        executable = _build(prepared, database, checked_precision(precision, prepared),
-                            capture)  # fmt: skip
+        executable = _build(prepared, database, precision, capture)
     compiled = CompiledModel(executable, prepared.metadata, target=prepared.target)  # after _build
     compiled.quantize_report = prepared.report
     compiled.tuned_kernels = 0 if database is None else database.applied
@@ -223,18 +224,18 @@ def _to_onnx(model, example_inputs):
     return onnx_frontend.load_model(model)
 
 
-def checked_precision(precision: str, prepared: Prepared) -> str:
+def checked_precision(precision: str, target) -> str:
     if precision not in ("fp32", "fp16"):
         raise OptionError(f"precision must be 'fp32' or 'fp16', got {precision!r}")
-    if precision == "fp16" and not cuda.is_cuda(prepared.target):
+    if precision == "fp16" and not cuda.is_cuda(target):
         raise OptionError("precision 'fp16' is for CUDA targets; CPU kernels stay float32")
     return precision
 
 
-def _capture(cuda_graph: bool, prepared: Prepared) -> Capture | None:
+def _capture(cuda_graph: bool, target) -> Capture | None:
     if not cuda_graph:
         return None
-    if not cuda.is_cuda(prepared.target):
+    if not cuda.is_cuda(target):
         raise OptionError("cuda_graph is for CUDA targets (a CPU has no kernel launches to save)")
     return Capture()
 

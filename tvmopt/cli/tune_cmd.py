@@ -73,16 +73,17 @@ def run(args) -> int:
     from ..api import checked_precision, prepare
     from ..autotune.measure import MeasureOptions
     from ..autotune.tune import TuneOptions, tune
+    from ..backends import resolve_target
 
     measure = MeasureOptions(rpc=args.rpc, rpc_key=args.rpc_key, rpc_workers=args.rpc_workers)
     options = TuneOptions(trials=args.trials, time_budget_s=args.time_budget, seed=args.seed,
                           measure=measure, precision=args.precision)  # fmt: skip
     start = time.perf_counter()
-    target = target_with_arch(args.target, args.arch)
+    target = resolve_target(target_with_arch(args.target, args.arch))
+    checked_precision(args.precision, target)  # before minutes of import or calibration
     prepared = prepare(args.model, target, dict(args.input_shapes), opt_level=args.opt_level,
                        log=lambda line: print(line, file=sys.stderr), winograd=args.winograd,
                        **(quantize_options(args) if args.quantize else {}))  # fmt: skip
-    checked_precision(args.precision, prepared)
     kernels = tune(prepared, args.db, options)
     print_results(kernels)
     print(f"tuned in {time.perf_counter() - start:.0f} s into {args.db}")
