@@ -22,12 +22,12 @@ from tvm import te
 import tvmopt
 from tvmopt._tvm import tvm
 from tvmopt.backends import resolve_target
+from tvmopt.backends.llvm import kernel_depthwise_nhwc as depthwise_nhwc
 from tvmopt.backends.llvm import rules
+from tvmopt.backends.llvm.kernel_int8_depthwise import pack_depthwise
 from tvmopt.backends.llvm.rule_depthwise import DepthwiseConv2dNCHW
 from tvmopt.backends.llvm.rule_depthwise_nhwc import DepthwiseNHWC
-from tvmopt.passes import depthwise_nhwc
 from tvmopt.passes.conv_geometry import ConvGeometry
-from tvmopt.passes.quantize.depthwise import pack_depthwise
 
 RESULTS = Path(__file__).parent / "results"
 SHAPES = [(96, 112, 2), (144, 56, 1), (144, 56, 2), (192, 28, 1), (384, 14, 1), (576, 14, 2),

@@ -14,17 +14,16 @@ import onnx
 import onnxruntime
 
 import tvmopt
-from tvmopt.backends import resolve_target
+from tvmopt.backends import resolve
 from tvmopt.frontend.onnx import import_model, prepare
-from tvmopt.passes.pipeline import build_pipeline
 from tvmopt.passes.stats import count
 from tvmopt.reference import FP32_TOLERANCE, max_relative_error
 
 LIGHT_DIR = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light")
 
 
-def kernels(mod, opt_level: int, target) -> int:
-    return count(build_pipeline(opt_level, target)(mod))[1]
+def kernels(mod, opt_level: int, backend) -> int:
+    return count(backend.pipeline(backend.graph_passes(opt_level), opt_level)(mod))[1]
 
 
 def error_vs_onnxruntime(path: str, compiled) -> float:
@@ -40,7 +39,7 @@ def error_vs_onnxruntime(path: str, compiled) -> float:
 
 
 def main() -> None:
-    target = resolve_target("llvm")
+    backend = resolve("llvm")
     print("| model | kernels -O0 | kernels -O3 | -O3 error vs ONNX Runtime |")
     print("|---|---|---|---|")
     for path in sorted(glob.glob(os.path.join(LIGHT_DIR, "light_*.onnx"))):
@@ -48,7 +47,7 @@ def main() -> None:
         mod = import_model(prepare(onnx.load(path)))
         error = error_vs_onnxruntime(path, tvmopt.compile(path))
         verdict = "ok" if error <= FP32_TOLERANCE else "MISMATCH"
-        row = [name, kernels(mod, 0, target), kernels(mod, 3, target), f"{error:.1e} ({verdict})"]
+        row = [name, kernels(mod, 0, backend), kernels(mod, 3, backend), f"{error:.1e} ({verdict})"]
         print("| " + " | ".join(str(cell) for cell in row) + " |", flush=True)
 
 

@@ -22,9 +22,10 @@ from tvm import te
 
 from tvmopt._tvm import tvm
 from tvmopt.backends import resolve_target
+from tvmopt.backends.llvm import kernel_conv_nhwc as conv_nhwc
+from tvmopt.backends.llvm import kernel_winograd as conv_winograd
 from tvmopt.backends.llvm.rule_conv_nhwc import Conv2dNHWC
 from tvmopt.backends.llvm.rule_winograd import Conv2dWinograd
-from tvmopt.passes import conv_nhwc, conv_winograd
 from tvmopt.passes.conv_geometry import ConvGeometry
 
 RESULTS = Path(__file__).parent / "results"

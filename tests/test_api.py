@@ -61,6 +61,23 @@ def test_metadata_names_signature_target_and_versions(demo_library):
     assert metadata.target["kind"] == "llvm" and metadata.target["mcpu"] != "generic"
     assert metadata.tvmopt_version == tvmopt.__version__
     assert metadata.tvm_version.startswith("0.27")
+    assert (metadata.backend, metadata.precision, metadata.quantization) == ("llvm", "fp32", "none")
+
+
+@pytest.mark.parametrize(
+    "target, backend",
+    [({"kind": "llvm", "keys": ["cpu"]}, "llvm"), ({"kind": "llvm", "keys": ["vta", "cpu"]}, "vta"),
+     ({"kind": "cuda", "arch": "sm_90"}, "cuda")],
+)  # fmt: skip
+def test_records_written_before_the_backend_field_still_read(target, backend):
+    from tvmopt.artifact import Metadata
+
+    record = {"format": "tvmopt-artifact/1", "inputs": [], "outputs": [], "target": target,
+              "tvmopt_version": "0.1.0", "tvm_version": "0.27.0.post1"}  # fmt: skip
+    metadata = Metadata.from_json(json.dumps(record))
+    assert metadata.backend == backend
+    assert (metadata.precision, metadata.quantization) == ("fp32", "none")
+    assert json.loads(metadata.to_json())["backend"] == backend
 
 
 def test_metadata_is_readable_from_c_without_python(tmp_path, demo_library):
@@ -138,7 +155,7 @@ def test_export_is_atomic_when_linking_fails(tmp_path, compiled_demo, monkeypatc
 
 
 def test_cross_compiled_model_builds_for_aarch64(tmp_path):
-    from tvmopt.backends.llvm import host_triple
+    from tvmopt.backends.llvm.target import host_triple
 
     if host_triple().startswith("aarch64"):
         pytest.skip("this test cross-compiles from another architecture")

@@ -22,7 +22,6 @@ from tvmopt.autotune import tune as tune_module
 from tvmopt.autotune.database import RECORDS, open_database
 from tvmopt.autotune.files import merge, summarize
 from tvmopt.autotune.measure import MeasureOptions
-from tvmopt.autotune.space import default_schedule
 from tvmopt.autotune.tasks import extract_tasks
 from tvmopt.autotune.tune import TuneOptions, tune
 from tvmopt.errors import OptionError, TuneError, TuningDatabaseError
@@ -74,13 +73,22 @@ def test_search_space_replays_every_tile_decision(demo_model):
     """Each sampled split may take any divisor, unit factors included: the trace must replay
     with each one (unit loops once vanished and broke replay)."""
     prepared = prepare(demo_model)
-    for task in extract_tasks(prepared):
-        trace = default_schedule(task.rule, task.mod, prepared.target).trace
-        for inst in [i for i in trace.insts if i.kind.name == "SamplePerfectTile"]:
+    tasks = extract_tasks(prepared)
+    assert len(tasks) >= 3  # the demo's convs and its classifier
+    replayed = 0
+    for task in tasks:
+        trace = prepared.backend.untuned_schedule(task.rule, task.mod).trace
+        tiles = [i for i in trace.insts if i.kind.name == "SamplePerfectTile"]
+        assert tiles, f"{task.name}: its rule ({task.rule.__name__}) samples no tile"
+        for inst in tiles:
             extent = int(np.prod([int(f) for f in trace.decisions[inst]]))
             for inner in (1, extent):
                 changed = trace.with_decision(inst, [extent // inner, inner], True)
-                changed.apply_to_schedule(s_tir.Schedule(task.mod), remove_postproc=True)
+                sch = s_tir.Schedule(task.mod)
+                changed.apply_to_schedule(sch, remove_postproc=True)
+                assert not sch.mod.same_as(task.mod)  # the schedule was applied
+                replayed += 1
+    assert replayed >= 2 * len(tasks)
 
 
 def test_resume_counts_earlier_trials(tmp_path, demo_model):

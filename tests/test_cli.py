@@ -143,6 +143,35 @@ def test_unknown_target(capsys, tmp_path, demo_path):
 
 
 @pytest.mark.parametrize(
+    "command, options, fragment",
+    [
+        ("compile", ["--target", '{"kind": "llvm",'], "is not valid JSON"),
+        ("compile", ["--target", '{"kind": "cuda"', "--arch", "sm_90"], "is not valid JSON"),
+        ("compile", ["--target", "[1, 2]"], "unknown target '[1, 2]'"),
+        ("compile", ["--target", '{"kind": "tpu"}'], "unknown target kind 'tpu'"),
+        ("compile", ["--target", "cpu", "--arch", "sm_90"], "--arch is for --target cuda"),
+        ("tune", ["--db", "DB", "--trials", "2", "--target", '{"kind":'], "is not valid JSON"),
+    ],
+)
+def test_bad_target_text_is_one_line(capsys, tmp_path, demo_path, command, options, fragment):
+    """The target is parsed once (backends/target.py), the same way for every command."""
+    out = tmp_path / "m.so"
+    options = [str(tmp_path / "db") if option == "DB" else option for option in options]
+    status, _, err = cli(capsys, command, demo_path, "-o" if command == "compile" else "--seed",
+                         out if command == "compile" else 0, *options)  # fmt: skip
+    assert_fails_cleanly(status, err, fragment, out)
+    assert not (tmp_path / "db").exists()
+
+
+def test_inspect_shows_what_a_library_records(capsys, demo_library):
+    status, out, _ = cli(capsys, "inspect", demo_library)
+    assert status == 0
+    for line in ("backend: llvm", "precision: fp32", "quantization: none",
+                 "input  image (float32[1,3,64,64])", "output probs (float32[1,10])"):  # fmt: skip
+        assert line in out, out
+
+
+@pytest.mark.parametrize(
     "array, fragment",
     [
         ({"img": np.zeros(INPUT_SHAPE, np.float32)}, "unknown input 'img'"),

@@ -1,6 +1,6 @@
-"""Float convs channels last: the NHWC kernel (passes/conv_nhwc.py) and its schedule rule against
-torch's conv2d, and the graph pass (passes/conv_channels_last.py) on whole models against ONNX
-Runtime, with no transposes left between convs."""
+"""Float convs channels last: the NHWC kernel (backends/llvm/kernel_conv_nhwc.py) and its schedule
+rule against torch's conv2d, and the graph pass (backends/llvm/conv_channels_last.py) on whole
+models against ONNX Runtime, with no transposes left between convs."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from tvm import te
 
 import tvmopt
 from tvmopt.backends import resolve_target
+from tvmopt.backends.llvm import kernel_conv_nhwc as conv_nhwc
 from tvmopt.backends.llvm.panel_gemm import L2_BYTES
 from tvmopt.backends.llvm.rule_conv_nhwc import Conv2dNHWC
-from tvmopt.passes import conv_nhwc
 
 from .helpers import (
     assert_matches_ort,

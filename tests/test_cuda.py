@@ -236,7 +236,6 @@ def test_tuning_for_cuda_over_rpc_is_refused(demo_path, tmp_path):
 
 def test_cuda_kernels_to_tune_are_the_gemms_dlight_schedules(demo_model):
     from tvmopt.api import prepare
-    from tvmopt.autotune.space import default_schedule
     from tvmopt.autotune.tasks import extract_tasks
 
     prepared = prepare(demo_model, target={"kind": "cuda", "arch": "sm_90"})
@@ -244,7 +243,7 @@ def test_cuda_kernels_to_tune_are_the_gemms_dlight_schedules(demo_model):
     assert tasks and all(task.rule.__name__ in ("Matmul", "GEMV") for task in tasks)
     assert all("conv2d" in task.name or "matmul" in task.name for task in tasks)
     for task in tasks:  # the untuned schedule measured first is dlight's
-        assert default_schedule(task.rule, task.mod, prepared.target) is not None
+        assert prepared.backend.untuned_schedule(task.rule, task.mod) is not None
 
 
 @pytest.mark.cuda

@@ -52,7 +52,9 @@ def test_signed_kernels_compute_what_the_uint8_ones_do(build, monkeypatch):
     model = build()
     calib = _calibration(model)
     uint8 = tvmopt.compile(model, quantize="int8", calib=calib)
-    monkeypatch.setattr(tvmopt.quantization, "signed_for", lambda target: True)
+    from tvmopt.backends.llvm import LLVMBackend, int8_kernels
+
+    monkeypatch.setattr(LLVMBackend, "int8_kernels", lambda self: int8_kernels(signed=True))
     signed = tvmopt.compile(model, quantize="int8", calib=calib)
     for feeds in calib[:3]:
         np.testing.assert_array_equal(signed.run(feeds)["y"], uint8.run(feeds)["y"])
@@ -138,7 +140,6 @@ def test_int8_gemms_to_tune_start_from_the_dp4a_schedule(demo_model):
     """`tvmopt tune --target cuda --quantize int8` searches the int8 GEMMs too, measuring our
     dp4a schedule first (a record slower than it is never applied)."""
     from tvmopt.api import prepare
-    from tvmopt.autotune.space import default_schedule
     from tvmopt.autotune.tasks import extract_tasks
 
     prepared = prepare(demo_model, target=SM_90, quantize="int8",
@@ -146,7 +147,7 @@ def test_int8_gemms_to_tune_start_from_the_dp4a_schedule(demo_model):
     int8 = [task for task in extract_tasks(prepared) if task.rule.__name__ == "Int8Gemm"]
     assert len(int8) == 2  # the demo's two convs (its classifier is a GEMV)
     for task in int8:
-        schedule = default_schedule(task.rule, task.mod, prepared.target)
+        schedule = prepared.backend.untuned_schedule(task.rule, task.mod)
         assert any(i.kind.name == "Tensorize" for i in schedule.trace.insts)
         replayed = s_tir.Schedule(task.mod)  # as a database record is applied
         schedule.trace.apply_to_schedule(replayed, remove_postproc=False)

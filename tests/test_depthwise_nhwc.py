@@ -1,6 +1,6 @@
-"""Float depthwise convs channels last: the kernel (passes/depthwise_nhwc.py) and its schedule
-rule against torch's conv2d, and a MobileNet-shaped CNN that now runs channels last from its
-first conv to its global pool, against ONNX Runtime."""
+"""Float depthwise convs channels last: the kernel (backends/llvm/kernel_depthwise_nhwc.py) and its
+schedule rule against torch's conv2d, and a MobileNet-shaped CNN that now runs channels last from
+its first conv to its global pool, against ONNX Runtime."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from tvm import te
 
 import tvmopt
 from tvmopt.backends import resolve_target
+from tvmopt.backends.llvm.kernel_depthwise_nhwc import depthwise_conv2d_nhwc
+from tvmopt.backends.llvm.kernel_int8_depthwise import pack_depthwise
 from tvmopt.backends.llvm.rule_depthwise_nhwc import DepthwiseNHWC
-from tvmopt.passes.depthwise_nhwc import depthwise_conv2d_nhwc
-from tvmopt.passes.quantize.depthwise import pack_depthwise
 
 from .helpers import assert_matches_ort, inverted_residual_cnn, run_scheduled, torch_conv2d
 

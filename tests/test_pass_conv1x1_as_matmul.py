@@ -6,7 +6,7 @@ from onnx import TensorProto, helper
 from tvm import relax
 
 import tvmopt
-from tvmopt.passes.conv1x1_as_matmul import Conv1x1AsMatmul
+from tvmopt.backends.llvm.conv1x1_as_matmul import Conv1x1AsMatmul
 
 from .helpers import assert_matches_ort, make_model
 from .passes_helpers import const, f32, module, run_relax

@@ -84,11 +84,11 @@ def test_conv_batchnorm_scale_model_matches_onnxruntime_and_loses_its_batchnorm(
     assert_matches_ort(model, tvmopt.compile(model))
     from tvmopt.backends import resolve_target
     from tvmopt.frontend.onnx import import_model, prepare
-    from tvmopt.passes.pipeline import graph_passes
+    from tvmopt.passes.pipeline import O2, instantiate
 
     mod = import_model(prepare(model))
     with resolve_target("llvm"):
-        for _, each in graph_passes(2):
+        for _, each in instantiate(O2):
             mod = each(mod)
     ops = [b.value.op.name for b in mod["main"].body.blocks[0].bindings]
     assert ops == ["relax.nn.conv2d", "relax.add", "relax.nn.relu"]

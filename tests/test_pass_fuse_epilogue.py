@@ -3,8 +3,11 @@
 import numpy as np
 from onnx import TensorProto, helper
 from tvm import relax
+from tvm.script import ir as I  # noqa: N812 - TVMScript's own spelling
+from tvm.script import relax as R  # noqa: N812
 
 import tvmopt
+from tvmopt._tvm import tvm
 from tvmopt.passes.fuse_epilogue import FuseEpilogue
 
 from .helpers import assert_matches_ort, make_model
@@ -99,3 +102,152 @@ def _inverted_residual_onnx():
         [("y", TensorProto.FLOAT, list(X))],
         initializers={"w": W, "b": B.reshape(4)},
     )
+
+
+# Structural: Before and Expected side by side (a scalar bias: a constant TVMScript can write)
+
+
+@I.ir_module
+class ConvBlock:
+    @R.function
+    def main(x: R.Tensor((1, 4, 8, 8), "float32"), w: R.Tensor((4, 4, 3, 3), "float32"),
+             s: R.Tensor((1, 4, 1, 1), "float32")) -> R.Tensor((1, 4, 8, 8), "float32"):
+        with R.dataflow():
+            y = R.nn.conv2d(x, w, padding=[1, 1, 1, 1])
+            b = R.add(y, R.const(0.5, "float32"))
+            r = R.nn.relu(b)
+            out = R.add(r, x)
+            R.output(out)
+        return out
+
+
+@I.ir_module
+class ConvBlockFused:
+    @R.function(private=True)
+    def fused_relax_nn_conv2d_relax_add_relax_nn_relu_relax_add(
+        x: R.Tensor((1, 4, 8, 8), "float32"), w: R.Tensor((4, 4, 3, 3), "float32"),
+        bias: R.Tensor((), "float32"),
+    ) -> R.Tensor((1, 4, 8, 8), "float32"):
+        R.func_attr({"Composite": "tvmopt.conv2d_bias_relu_residual", "Primitive": True})
+        with R.dataflow():
+            y = R.nn.conv2d(x, w, padding=[1, 1, 1, 1])
+            b = R.add(y, bias)
+            r = R.nn.relu(b)
+            out = R.add(r, x)
+            R.output(out)
+        return out
+
+    @R.function
+    def main(x: R.Tensor((1, 4, 8, 8), "float32"), w: R.Tensor((4, 4, 3, 3), "float32"),
+             s: R.Tensor((1, 4, 1, 1), "float32")) -> R.Tensor((1, 4, 8, 8), "float32"):
+        cls = ConvBlockFused
+        with R.dataflow():
+            out = cls.fused_relax_nn_conv2d_relax_add_relax_nn_relu_relax_add(
+                x, w, R.const(0.5, "float32")
+            )
+            R.output(out)
+        return out
+
+
+@I.ir_module
+class BroadcastResidual:
+    @R.function
+    def main(x: R.Tensor((1, 4, 8, 8), "float32"), w: R.Tensor((4, 4, 3, 3), "float32"),
+             s: R.Tensor((1, 4, 1, 1), "float32")) -> R.Tensor((1, 4, 8, 8), "float32"):
+        with R.dataflow():
+            y = R.nn.conv2d(x, w, padding=[1, 1, 1, 1])
+            b = R.add(y, R.const(0.5, "float32"))
+            r = R.nn.relu(b)
+            out = R.add(r, s)
+            R.output(out)
+        return out
+
+
+@I.ir_module
+class BroadcastResidualFused:
+    @R.function(private=True)
+    def fused_relax_nn_conv2d_relax_add_relax_nn_relu(
+        x: R.Tensor((1, 4, 8, 8), "float32"), w: R.Tensor((4, 4, 3, 3), "float32"),
+        bias: R.Tensor((), "float32"),
+    ) -> R.Tensor((1, 4, 8, 8), "float32"):
+        R.func_attr({"Composite": "tvmopt.conv2d_bias_relu", "Primitive": True})
+        with R.dataflow():
+            y = R.nn.conv2d(x, w, padding=[1, 1, 1, 1])
+            b = R.add(y, bias)
+            r = R.nn.relu(b)
+            R.output(r)
+        return r
+
+    @R.function
+    def main(x: R.Tensor((1, 4, 8, 8), "float32"), w: R.Tensor((4, 4, 3, 3), "float32"),
+             s: R.Tensor((1, 4, 1, 1), "float32")) -> R.Tensor((1, 4, 8, 8), "float32"):
+        cls = BroadcastResidualFused
+        with R.dataflow():
+            r = cls.fused_relax_nn_conv2d_relax_add_relax_nn_relu(x, w, R.const(0.5, "float32"))
+            out = R.add(r, s)  # broadcasts: outside the group, whose loops cover one output
+            R.output(out)
+        return out
+
+
+@I.ir_module
+class Dense:
+    @R.function
+    def main(x: R.Tensor((8, 16), "float32"), w: R.Tensor((16, 32), "float32")
+             ) -> R.Tensor((8, 32), "float32"):  # fmt: skip
+        with R.dataflow():
+            y = R.matmul(x, w)
+            b = R.add(y, R.const(0.5, "float32"))
+            out = R.nn.gelu(b)
+            R.output(out)
+        return out
+
+
+@I.ir_module
+class DenseFused:
+    @R.function(private=True)
+    def fused_relax_matmul_relax_add_relax_nn_gelu(
+        x: R.Tensor((8, 16), "float32"), w: R.Tensor((16, 32), "float32"),
+        bias: R.Tensor((), "float32"),
+    ) -> R.Tensor((8, 32), "float32"):  # fmt: skip
+        R.func_attr({"Composite": "tvmopt.matmul_bias_gelu", "Primitive": True})
+        with R.dataflow():
+            y = R.matmul(x, w)
+            b = R.add(y, bias)
+            out = R.nn.gelu(b)
+            R.output(out)
+        return out
+
+    @R.function
+    def main(x: R.Tensor((8, 16), "float32"), w: R.Tensor((16, 32), "float32")
+             ) -> R.Tensor((8, 32), "float32"):  # fmt: skip
+        cls = DenseFused
+        with R.dataflow():
+            out = cls.fused_relax_matmul_relax_add_relax_nn_gelu(x, w, R.const(0.5, "float32"))
+            R.output(out)
+        return out
+
+
+@I.ir_module
+class LoneActivation:
+    @R.function
+    def main(x: R.Tensor((8, 16), "float32")) -> R.Tensor((8, 16), "float32"):
+        with R.dataflow():
+            out = R.nn.relu(x)
+            R.output(out)
+        return out
+
+
+def test_structure_conv_bias_relu_residual():
+    tvm.ir.assert_structural_equal(FuseEpilogue()(ConvBlock), ConvBlockFused)
+
+
+def test_structure_broadcasting_residual_stays_outside():
+    tvm.ir.assert_structural_equal(FuseEpilogue()(BroadcastResidual), BroadcastResidualFused)
+
+
+def test_structure_matmul_bias_gelu():
+    tvm.ir.assert_structural_equal(FuseEpilogue()(Dense), DenseFused)
+
+
+def test_structure_lone_activation_is_left_alone():
+    tvm.ir.assert_structural_equal(FuseEpilogue()(LoneActivation), LoneActivation)

@@ -6,7 +6,7 @@ from onnx import TensorProto, helper
 from tvm import relax
 
 import tvmopt
-from tvmopt.passes.pack_matmul_weights import PANEL, PackMatmulWeights
+from tvmopt.backends.llvm.pack_matmul_weights import PANEL, PackMatmulWeights
 
 from .helpers import assert_matches_ort, make_model
 from .passes_helpers import const, f32, module, run_relax

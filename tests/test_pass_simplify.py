@@ -70,13 +70,14 @@ def test_identity_heavy_onnx_model_matches_onnxruntime_with_fewer_kernels():
 
 
 def _kernels(model: onnx.ModelProto, opt_level: int) -> int:
-    from tvmopt.backends import resolve_target
+    from tvmopt.backends import resolve
     from tvmopt.frontend.onnx import import_model, prepare
-    from tvmopt.passes.pipeline import build_pipeline
     from tvmopt.passes.stats import count
 
-    target = resolve_target("llvm")
-    lowered = build_pipeline(opt_level, target)(import_model(prepare(model)))
+    backend = resolve("llvm")
+    lowered = backend.pipeline(backend.graph_passes(opt_level), opt_level)(
+        import_model(prepare(model))
+    )
     return count(lowered)[1]
 
 

@@ -7,8 +7,9 @@ import onnx
 import pytest
 
 import tvmopt
+from tvmopt.backends import BACKENDS, resolve
 from tvmopt.cli import main
-from tvmopt.passes import PIPELINES
+from tvmopt.passes import OPT_LEVELS
 
 from .helpers import assert_matches_ort
 from .test_pass_simplify import _kernels
@@ -16,21 +17,26 @@ from .test_pass_simplify import _kernels
 LIGHT_DIR = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light")
 
 
-@pytest.mark.parametrize("opt_level", sorted(PIPELINES))
+@pytest.mark.parametrize("opt_level", OPT_LEVELS)
 def test_every_level_matches_onnxruntime(demo_model, opt_level):
     assert_matches_ort(demo_model, tvmopt.compile(demo_model, opt_level=opt_level))
 
 
 def test_higher_levels_launch_fewer_kernels(demo_model):
-    counts = [_kernels(demo_model, level) for level in sorted(PIPELINES)]
+    counts = [_kernels(demo_model, level) for level in OPT_LEVELS]
     assert counts == sorted(counts, reverse=True) and counts[-1] < counts[0]
 
 
-def test_pipelines_are_flat_named_lists():
-    for level, passes in PIPELINES.items():
-        names = [name for name, _ in passes]
-        assert len(names) == len(set(names)), f"-O{level} repeats a pass name"
-    assert [n for n, _ in PIPELINES[1]] == [n for n, _ in PIPELINES[2]][: len(PIPELINES[1])]
+@pytest.mark.parametrize("name", ["llvm", "cuda"])
+def test_pipelines_are_flat_named_lists(name):
+    backend = BACKENDS[name](resolve({"kind": name, **({"arch": "sm_90"} if name == "cuda" else {})
+                                      }).target)  # fmt: skip
+    names = {level: [n for n, _ in backend.graph_passes(level)] for level in OPT_LEVELS}
+    for level in OPT_LEVELS:
+        assert len(names[level]) == len(set(names[level])), f"-O{level} repeats a pass name"
+        lowering = [name for name, _ in backend.lowering_passes(level)]
+        assert any(name.startswith("schedule_") for name in lowering)
+    assert names[2][: len(names[1])] == names[1] and set(names[2]) <= set(names[3])
 
 
 @pytest.mark.parametrize("level", [-1, 4, "3"])
@@ -100,8 +106,8 @@ def test_fast_math_stays_within_tolerance_of_onnxruntime():
 
 
 def _lowered(model, opt_level):
-    from tvmopt.backends import resolve_target
     from tvmopt.frontend.onnx import import_model, prepare
-    from tvmopt.passes.pipeline import build_pipeline
 
-    return build_pipeline(opt_level, resolve_target("llvm"))(import_model(prepare(model)))
+    backend = resolve("llvm")
+    pipeline = backend.pipeline(backend.graph_passes(opt_level), opt_level)
+    return pipeline(import_model(prepare(model)))

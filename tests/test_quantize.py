@@ -83,6 +83,7 @@ def test_int8_accuracy_within_one_point_of_fp32(digits, method):
 def test_int8_outputs_close_to_onnxruntime_fp32(digits):
     model, calib, test_x, _ = digits
     compiled = tvmopt.compile(model, quantize="int8", calib=calib)
+    assert compiled.metadata.quantization == "int8"
     session = onnxruntime.InferenceSession(model.SerializeToString())
     expected = session.run(None, {"image": test_x[0]})[0]
     actual = compiled.run({"image": test_x[0]})["logits"]

@@ -1,4 +1,4 @@
-"""The int8 depthwise conv (passes/quantize/depthwise.py) and its CPU rule
+"""The int8 depthwise conv (backends/llvm/kernel_int8_depthwise.py) and its CPU rule
 (backends/llvm/rule_int8_depthwise.py): exact integer arithmetic on the fake-quantized input,
 channels last or first on either side."""
 
@@ -10,9 +10,9 @@ from tvm import te
 
 from tvmopt._tvm import tvm
 from tvmopt.backends import resolve_target
+from tvmopt.backends.llvm.kernel_int8_depthwise import int8_depthwise_conv2d, pack_depthwise
 from tvmopt.backends.llvm.rule_int8_depthwise import Int8Depthwise
 from tvmopt.passes.quantize.convert import kernel_constants, quantize_weight
-from tvmopt.passes.quantize.depthwise import int8_depthwise_conv2d, pack_depthwise
 from tvmopt.passes.quantize.observers import qparams_for
 
 from .helpers import conv_case, run_scheduled, torch_conv2d

@@ -9,10 +9,10 @@ from tvm import s_tir, te
 
 from tvmopt._tvm import tvm
 from tvmopt.backends import resolve_target
+from tvmopt.backends.llvm import kernel_int8_gemm as kernels
 from tvmopt.backends.llvm.panel_gemm import L2_BYTES
 from tvmopt.backends.llvm.rule_int8_gemm import Int8Gemm, has_vnni
 from tvmopt.passes.conv_geometry import ConvGeometry
-from tvmopt.passes.quantize import kernels
 from tvmopt.passes.quantize.convert import kernel_constants, quantize_weight
 from tvmopt.passes.quantize.observers import (
     EntropyObserver,
@@ -70,7 +70,7 @@ def test_int8_conv2d_is_exact_integer_arithmetic(target, signed, shape):
     x, weight, geometry = conv_case(shape)
     (n, out_h, out_w, oc) = (shape[0], *geometry.out_hw, shape[4])
     qparams = qparams_for(float(x.min()), float(x.max()), symmetric=False)
-    consts = kernel_constants(weight, qparams, signed=signed)
+    consts = kernel_constants(weight, qparams, None, kernels.pack_weight, signed)
     packed, correction, scale = (v.value.numpy() for v in consts)
     x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))  # the kernel is channels last
     arrays = [x_nhwc, packed, correction, scale]
@@ -96,7 +96,7 @@ def test_uint8_input_is_read_in_place(stride, signed):
     x[0, 0, 0, :4] = [0, 127, 128, 255]  # the ends and the middle of the shift
     weight = rng.standard_normal((48, 32, 1, 1)).astype(np.float32)
     qparams = QParams(0.05, 17)
-    consts = kernel_constants(weight, qparams, signed=signed)
+    consts = kernel_constants(weight, qparams, None, kernels.pack_weight, signed)
     packed, correction, scale = (v.value.numpy() for v in consts)
     out_hw = (-(-7 // stride),) * 2
     geometry = ConvGeometry(strides=(stride, stride), out_hw=out_hw)
@@ -128,14 +128,15 @@ def test_int8_matmul_is_exact_integer_arithmetic(target, signed):
     weight = rng.standard_normal((37, 20)).astype(np.float32)  # N = 20: padded to 32
     bias = rng.standard_normal(20)  # folded into the int32 correction at act x weight scale
     qparams = qparams_for(float(x.min()), float(x.max()), symmetric=True)
-    consts = kernel_constants(weight.T[:, :, None, None], qparams, bias, signed=signed)
+    weight_oihw = weight.T[:, :, None, None]
+    consts = kernel_constants(weight_oihw, qparams, bias, kernels.pack_weight, signed)
     packed, correction, scale = (v.value.numpy() for v in consts)
     placeholders = [te.placeholder(a.shape, str(a.dtype)) for a in (x, packed, correction, scale)]
     y = kernels.int8_matmul(*placeholders, columns=20, inv_scale=1 / qparams.scale,
                             zero_point=qparams.zero_point, signed=signed)  # fmt: skip
     lib = _build(te.create_prim_func([*placeholders, y]), target, signed)
     actual = _run(lib, [x, packed, correction, scale], (24, 20))
-    wq, w_scale = quantize_weight(weight.T[:, :, None, None])
+    wq, w_scale = quantize_weight(weight_oihw)
     expected = _fake_quantized(x, qparams) @ wq[:, :, 0, 0].T.astype(np.float64)
     expected *= qparams.scale * w_scale[None, :]
     step = qparams.scale * w_scale  # the bias is rounded to the accumulator's grid

@@ -12,14 +12,14 @@ from tvm import te, tirx
 import tvmopt
 from tvmopt._tvm import tvm
 from tvmopt.backends import resolve_target
+from tvmopt.backends.llvm.kernel_conv_nhwc import conv2d_nhwc
+from tvmopt.backends.llvm.kernel_int8_gemm import int8_conv2d
 from tvmopt.backends.llvm.panel_gemm import PanelTiles
 from tvmopt.backends.llvm.rule_conv_nhwc import Conv2dNHWC
 from tvmopt.backends.llvm.rule_int8_gemm import Int8Gemm
 from tvmopt.backends.llvm.rule_matmul import Matmul
 from tvmopt.backends.llvm.schedule_util import REGISTER_VECTORS
 from tvmopt.passes.conv_geometry import ConvGeometry
-from tvmopt.passes.conv_nhwc import conv2d_nhwc
-from tvmopt.passes.quantize.kernels import int8_conv2d
 from tvmopt.passes.vector_round import round_te
 
 from .helpers import assert_matches_ort, make_model

@@ -35,6 +35,8 @@ def on_vta(demo_model, calib):
 
 def test_vta_build_equals_the_cpu_build_of_its_recipe(demo_model, calib, on_vta):
     on_cpu = tvmopt.compile(demo_model, quantize="vta", calib=calib)
+    assert (on_vta.metadata.backend, on_vta.metadata.quantization) == ("vta", "vta")
+    assert (on_cpu.metadata.backend, on_cpu.metadata.quantization) == ("llvm", "vta")
     placement = on_vta.metadata.extra["vta"]["layers"]
     assert [p["device"] for p in placement] == ["cpu", "vta"]
     for feeds in samples(3):

@@ -1,5 +1,5 @@
-"""Float 3x3 convs by Winograd's F(m x m, 3 x 3): the kernel (passes/conv_winograd.py) and its
-schedule rule against torch's conv2d, and whole models against ONNX Runtime, where it applies
+"""Float 3x3 convs by Winograd's F(m x m, 3 x 3): the kernel (backends/llvm/kernel_winograd.py) and
+its schedule rule against torch's conv2d, and whole models against ONNX Runtime, where it applies
 and where it must not."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from tvm import te
 
 import tvmopt
 from tvmopt.backends import resolve_target
+from tvmopt.backends.llvm import kernel_winograd as conv_winograd
 from tvmopt.backends.llvm.rule_winograd import Conv2dWinograd
 from tvmopt.cli import main
-from tvmopt.passes import conv_winograd
 from tvmopt.passes.conv_geometry import ConvGeometry
 
 from .helpers import assert_matches_ort, conv_case, residual_cnn, run_scheduled, torch_conv2d

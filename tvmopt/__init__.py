@@ -1,10 +1,8 @@
 """tvmopt: compile ONNX and PyTorch models into fast, deployable libraries with Apache TVM."""
 
-__version__ = "0.1.0"
-
-from . import _tvm  # noqa: E402,F401 - imports TVM without torch before anything else does
-from .api import compile, load  # noqa: E402
-from .errors import (  # noqa: E402
+from . import _tvm  # noqa: F401 - imports TVM without torch before anything else does
+from .api import compile, load
+from .errors import (
     ArtifactError,
     CompileError,
     InputError,
@@ -15,7 +13,8 @@ from .errors import (  # noqa: E402
     TvmoptError,
     UnsupportedOpError,
 )
-from .model import CompiledModel  # noqa: E402
+from .model import CompiledModel
+from .version import __version__
 
 __all__ = [
     "ArtifactError",
@@ -28,6 +27,7 @@ __all__ = [
     "TargetError",
     "TvmoptError",
     "UnsupportedOpError",
+    "__version__",
     "compile",
     "load",
 ]

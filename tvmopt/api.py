@@ -5,22 +5,19 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from . import __version__
 from ._tvm import tvm
 from .artifact import Metadata, read_metadata
 from .autotune.database import open_database
-from .backends import cuda, llvm, resolve_target, target_record, vta
-from .backends.cuda.graph import Capture
-from .errors import ArtifactError, CompileError, OptionError
+from .backends import BuildOptions, recorded_backend, resolve, target_record
+from .errors import ArtifactError, CompileError, OptionError, TargetError
 from .frontend import onnx as onnx_frontend
 from .frontend.relax_signature import output_specs
 from .model import CompiledModel
-from .passes import DEFAULT_OPT_LEVEL, PIPELINES
+from .passes import DEFAULT_OPT_LEVEL, OPT_LEVELS
 from .passes.instruments import instrumented
-from .passes.pipeline import after_quantize, without_winograd
 from .passes.quantize.spec import QuantizeConfig
-from .quantization import has_quantize_ops, prequantized, quantize_vta
-from .quantization import quantize as quantize_model
+from .quantization import quantize_for
+from .version import __version__
 
 
 def compile(  # noqa: A001 - the verb users expect
@@ -98,14 +95,13 @@ def compile(  # noqa: A001 - the verb users expect
     -------
     CompiledModel
     """
-    resolved = resolve_target(target)  # options checked before minutes of import or calibration
-    precision = checked_precision(precision, resolved)
-    capture = _capture(cuda_graph, resolved)
-    database = None if db is None else open_database(db, resolved)
+    options = BuildOptions(precision=precision, winograd=winograd, cuda_graph=cuda_graph)
+    backend = resolve(target, options)  # options checked before minutes of import or calibration
+    database = None if db is None else open_database(db, backend.target)
     with instrumented(dump_ir, print_pass_times):
         prepared = prepare(
             model,
-            resolved,
+            backend,
             input_shapes,
             example_inputs,
             opt_level,
@@ -116,10 +112,9 @@ def compile(  # noqa: A001 - the verb users expect
             max_accuracy_drop,
             quantize_config,
             log,
-            winograd,
         )
-        executable = _build(prepared, database, precision, capture)
-    compiled = CompiledModel(executable, prepared.metadata, target=prepared.target)  # after _build
+        executable = _build(prepared, database)
+    compiled = CompiledModel(executable, prepared.metadata, backend=backend)  # after _build
     compiled.quantize_report = prepared.report
     compiled.tuned_kernels = 0 if database is None else database.applied
     return compiled
@@ -128,71 +123,52 @@ def compile(  # noqa: A001 - the verb users expect
 @dataclasses.dataclass
 class Prepared:
     """A model imported and, when asked for, quantized: what is left is the graph passes in
-    `graph` (None: those of `opt_level`), lowering and scheduling; tuning starts from here too."""
+    `graph`, lowering and scheduling by `backend`; tuning starts from here too."""
 
     module: object
-    graph: list | None
+    graph: list
     metadata: Metadata
-    target: object
+    backend: object
     opt_level: int
     report: object = None
+
+    @property
+    def target(self):
+        return self.backend.target
 
 
 def prepare(  # noqa: PLR0913 - compile's arguments, less the output options
     model, target=None, input_shapes=None, example_inputs=None, opt_level=DEFAULT_OPT_LEVEL,
     quantize=None, calib=None, calib_method="minmax", skip=(), max_accuracy_drop=None,
-    quantize_config=None, log=None, winograd=True,
+    quantize_config=None, log=None,
 ) -> Prepared:  # fmt: skip
-    """Import `model` for `target` and quantize it when asked (compile's arguments)."""
+    """Import `model` for `target` (a Backend, or anything `backends.resolve` takes) and
+    quantize it when asked (compile's arguments)."""
     check_opt_level(opt_level)
-    resolved = resolve_target(target)
-    proto = _to_onnx(model, example_inputs)
-    onnx_model = onnx_frontend.prepare(proto, input_shapes)
-    mod = onnx_frontend.import_model(onnx_model)
-    inputs, _ = onnx_frontend.signature(onnx_model)
-    outputs = output_specs(mod, [out.name for out in onnx_model.graph.output])
-    metadata = Metadata(
-        inputs=tuple(inputs),
-        outputs=tuple(outputs),
-        target=target_record(resolved),
-        tvmopt_version=__version__,
-        tvm_version=tvm.__version__,
-    )
+    backend = resolve(target)
     config = _quantize_config(quantize, calib, opt_level, quantize_config,
                               calib_method=calib_method, skip=skip,
                               max_accuracy_drop=max_accuracy_drop)  # fmt: skip
-    if quantize == "vta" and cuda.is_cuda(resolved):
-        raise OptionError("quantize='vta' (VTA's recipe) runs on CPU and VTA targets; "
-                          "for cuda use quantize='int8'")  # fmt: skip
-    if quantize == "vta" or vta.is_vta(resolved):
-        mod = _vta_quantized(mod, onnx_model, inputs, resolved, quantize, config, calib, log)
-        return Prepared(mod, vta.GRAPH, metadata, resolved, opt_level)
-    mod, graph, report = _quantized(mod, onnx_model, inputs, resolved, opt_level, config,
-                                    calib, log)  # fmt: skip
-    if not winograd and not cuda.is_cuda(resolved):
-        graph = without_winograd(graph, opt_level)
-    return Prepared(mod, graph, metadata, resolved, opt_level, report)
-
-
-def _vta_quantized(mod, onnx_model, inputs, target, quantize, config, calib, log):
-    """VTA's recipe, for --target vta or for the CPU build that VTA's output is checked
-    against (quantize="vta")."""
-    if quantize is None:
-        raise OptionError("target vta runs int8 layers: give quantize='int8' and calib=...")
-    if config.skip or config.max_accuracy_drop is not None:
-        raise OptionError("skip and max_accuracy_drop are not supported with VTA's recipe yet")
-    return quantize_vta(mod, inputs, target, calib, log)
-
-
-def _quantized(mod, prepared, inputs, target, opt_level, config, calib, log):
-    """(module, graph passes still to run, QuantizeReport or None): int8 when asked for, or when
-    the model is already quantized (QDQ, with the quantizer's own qparams); else `mod` as is."""
-    if config is not None:
-        quantized = quantize_model(mod, prepared, inputs, target, config, calib, log)
-        return quantized.module, after_quantize(target), quantized.report
-    if opt_level == 3 and has_quantize_ops(mod):
-        return prequantized(mod, prepared, target), after_quantize(target), None
-    return mod, None, None
+    recipe = backend.recipe(quantize)  # before the import: a refused recipe costs nothing
+    onnx_model = onnx_frontend.prepare(_to_onnx(model, example_inputs), input_shapes)
+    mod = onnx_frontend.import_model(onnx_model)
+    inputs, _ = onnx_frontend.signature(onnx_model)
+    quantized = quantize_for(backend, recipe, mod, onnx_model, inputs, config, calib, log,
+                             opt_level)  # fmt: skip
+    metadata = Metadata(
+        inputs=tuple(inputs),
+        outputs=tuple(output_specs(mod, [out.name for out in onnx_model.graph.output])),
+        target=target_record(backend.target),
+        tvmopt_version=__version__,
+        tvm_version=tvm.__version__,
+        backend=backend.name,
+        precision=backend.options.precision,
+        quantization="none" if quantized is None else quantized.mode,
+    )
+    if quantized is None:
+        return Prepared(mod, backend.graph_passes(opt_level), metadata, backend, opt_level)
+    return Prepared(quantized.module, quantized.graph, metadata, backend, opt_level,
+                    quantized.report)  # fmt: skip
 
 
 def _quantize_config(quantize, calib, opt_level, config, **explicit):
@@ -212,8 +188,8 @@ def _quantize_config(quantize, calib, opt_level, config, **explicit):
 
 
 def check_opt_level(opt_level) -> None:
-    if opt_level not in PIPELINES:
-        raise OptionError(f"opt_level must be one of {sorted(PIPELINES)}, got {opt_level!r}")
+    if opt_level not in OPT_LEVELS:
+        raise OptionError(f"opt_level must be one of {sorted(OPT_LEVELS)}, got {opt_level!r}")
 
 
 def _to_onnx(model, example_inputs):
@@ -224,55 +200,19 @@ def _to_onnx(model, example_inputs):
     return onnx_frontend.load_model(model)
 
 
-def checked_precision(precision: str, target) -> str:
-    if precision not in ("fp32", "fp16"):
-        raise OptionError(f"precision must be 'fp32' or 'fp16', got {precision!r}")
-    if precision == "fp16" and not cuda.is_cuda(target):
-        raise OptionError("precision 'fp16' is for CUDA targets; CPU kernels stay float32")
-    return precision
-
-
-def _capture(cuda_graph: bool, target) -> Capture | None:
-    if not cuda_graph:
-        return None
-    if not cuda.is_cuda(target):
-        raise OptionError("cuda_graph is for CUDA targets (a CPU has no kernel launches to save)")
-    return Capture()
-
-
-def _build(prepared: Prepared, database=None, precision="fp32", capture=None):
-    kind = prepared.target.kind.name
+def _build(prepared: Prepared, database=None):
+    """The backend's build; what it records (VTA's layer placement, CUDA graphs' launches) goes
+    into the library's metadata."""
     try:
-        if kind == "cuda":
-            return _build_cuda(prepared, database, precision, capture)
-        if vta.is_vta(prepared.target):
-            return _build_vta(prepared, database)
-        return llvm.build(prepared.module, prepared.target, prepared.opt_level, prepared.graph,
-                          database)  # fmt: skip
+        executable = prepared.backend.build(prepared.module, prepared.graph, prepared.opt_level,
+                                            database)  # fmt: skip
     except Exception as err:  # noqa: BLE001 - TVM's lowering raises any type
         last_line = (str(err).strip().splitlines() or [""])[-1]
         raise CompileError(
             f"TVM failed to compile the model: {type(err).__name__}: {last_line}"
         ) from err
-
-
-def _build_cuda(prepared: Prepared, database, precision, capture):
-    """The CUDA build; with a `capture`, the library's metadata records how many kernel
-    launches its CUDA graphs hold."""
-    executable = cuda.build(prepared.module, prepared.target, prepared.opt_level, prepared.graph,
-                            database, precision, capture)  # fmt: skip
-    if capture is not None:
-        extra = {**prepared.metadata.extra, "cuda_graph": capture.record()}
-        prepared.metadata = dataclasses.replace(prepared.metadata, extra=extra)
-    return executable
-
-
-def _build_vta(prepared: Prepared, database):
-    """The VTA build; where each layer went is recorded in the library's metadata."""
-    executable, placement = vta.build(prepared.module, prepared.target, prepared.opt_level,
-                                      prepared.graph, database)  # fmt: skip
-    record = {"vta": {"layers": placement.records()}}
-    prepared.metadata = dataclasses.replace(prepared.metadata, extra=record)
+    extra = {**prepared.metadata.extra, **prepared.backend.record()}
+    prepared.metadata = dataclasses.replace(prepared.metadata, extra=extra)
     return executable
 
 
@@ -282,8 +222,11 @@ def load(path) -> CompiledModel:
     if not path.is_file():
         raise ArtifactError(f"compiled model not found: {path}")
     metadata = read_metadata(path)
-    if metadata.target.get("kind") == "cuda" and not cuda.toolchain.runtime_loaded():
-        cuda.toolchain.enable_codegen()  # TVM's CUDA runtime reads the library's device code
+    try:
+        backend = recorded_backend(metadata)
+    except TargetError as err:
+        raise ArtifactError(f"cannot load {path}: {err}") from None
+    backend.before_load()
     try:
         module = tvm.runtime.load_module(str(path))
     except Exception as err:  # noqa: BLE001 - dlopen failures surface as several types

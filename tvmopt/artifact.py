@@ -20,7 +20,8 @@ from .errors import ArtifactError
 from .frontend.signature import TensorSpec
 
 FORMAT = "tvmopt-artifact/1"
-_RECORD_KEYS = ("format", "inputs", "outputs", "target", "tvmopt_version", "tvm_version")
+_RECORD_KEYS = ("format", "inputs", "outputs", "target", "tvmopt_version", "tvm_version", "backend",
+                "precision", "quantization")  # fmt: skip
 METADATA_SYMBOL = "tvmopt_metadata"
 
 
@@ -33,6 +34,9 @@ class Metadata:
     target: dict
     tvmopt_version: str
     tvm_version: str
+    backend: str = "llvm"  # the backend's name (backends/registry.py)
+    precision: str = "fp32"  # "fp16": float16 conv and matmul operands (CUDA)
+    quantization: str = "none"  # "int8" (calibrated), "int8-qdq" (the model's own), "vta"
     format: str = field(default=FORMAT)
     extra: dict = field(default_factory=dict)  # backend records, e.g. "vta": its layer placement
 
@@ -44,6 +48,9 @@ class Metadata:
             "target": self.target,
             "tvmopt_version": self.tvmopt_version,
             "tvm_version": self.tvm_version,
+            "backend": self.backend,
+            "precision": self.precision,
+            "quantization": self.quantization,
         }
         return json.dumps({**self.extra, **record}, indent=1)
 
@@ -60,8 +67,18 @@ class Metadata:
             target=record["target"],
             tvmopt_version=record["tvmopt_version"],
             tvm_version=record["tvm_version"],
+            backend=record.get("backend") or _backend_before_the_record(record["target"]),
+            precision=record.get("precision", "fp32"),
+            quantization=record.get("quantization", "none"),
             extra={k: v for k, v in record.items() if k not in _RECORD_KEYS},
         )
+
+
+def _backend_before_the_record(target: dict) -> str:
+    """The backend of a library written before the record named it (before December 2026):
+    VTA's targets were llvm targets with "vta" among their keys, the rest named by their kind.
+    A kind branch outside tvmopt/backends (1 of the 3 allowed): only old records take it."""
+    return "vta" if "vta" in target.get("keys", []) else target.get("kind", "llvm")
 
 
 def metadata_source(metadata: Metadata) -> str:

@@ -8,7 +8,7 @@ import numpy as np
 
 from ._tvm import tvm
 from .artifact import Metadata, copy_library, write_library
-from .backends import cuda, llvm, vta
+from .backends import recorded_backend
 from .frontend.signature import TensorSpec
 from .inputs import check_inputs, random_inputs
 from .timing import Latency, time_callable
@@ -26,15 +26,16 @@ class CompiledModel:
         Input and output signatures, target and versions.
     library_path : str, optional
         The file `module` was loaded from; None for a freshly compiled model.
-    target : tvm.target.Target, optional
-        What `module` was compiled for; picks the linker on export.
+    backend : tvmopt.backends.Backend, optional
+        What compiled `module`; it links the library on export.
     """
 
-    def __init__(self, module, metadata: Metadata, library_path=None, target=None):
+    def __init__(self, module, metadata: Metadata, library_path=None, backend=None):
         self.metadata = metadata
         self._module = module
         self._library_path = library_path
-        self._target = target
+        self._backend = backend
+        self._backend_class = recorded_backend(metadata)  # its loader: device, runtime
         self._vm = None
         self._staging = None  # one input tensor per input, reused by every run
         self._views = None  # numpy views of those tensors, where they are host memory
@@ -51,8 +52,7 @@ class CompiledModel:
     @property
     def _machine(self):
         if self._vm is None:  # created on first use: a cross-compiled model is never run here
-            if vta.is_vta(self.metadata.target):
-                vta.runtime.register()  # the packed function its offloaded layers call
+            self._backend_class.before_run()
             self._vm = tvm.relax.VirtualMachine(self._module, self._device)
         return self._vm
 
@@ -63,9 +63,7 @@ class CompiledModel:
     @cached_property
     def _device(self):
         """The CPU, or the GPU for a CUDA library (a TargetError when there is none)."""
-        if self.metadata.target.get("kind") == "cuda":
-            return cuda.gpu_device()
-        return tvm.cpu()
+        return self._backend_class.device()
 
     def run(self, inputs) -> dict[str, np.ndarray]:
         """Run once. `inputs` maps input names to arrays (or lists them in signature order)."""
@@ -107,13 +105,12 @@ class CompiledModel:
         if self._library_path is not None:
             copy_library(self._library_path, path)
         else:
-            write_library(self._module, self.metadata, path, linker=llvm.linker_for(self._target))
+            write_library(self._module, self.metadata, path, linker=self._backend.linker())
 
     def __repr__(self) -> str:
         inputs = ", ".join(spec.describe() for spec in self.inputs)
         outputs = ", ".join(spec.describe() for spec in self.outputs)
-        kind = "vta" if vta.is_vta(self.metadata.target) else self.metadata.target.get("kind")
-        return f"CompiledModel({inputs} -> {outputs}; target {kind})"
+        return f"CompiledModel({inputs} -> {outputs}; target {self._backend_class.name})"
 
 
 def _host_view(tensor):

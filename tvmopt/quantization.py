@@ -1,8 +1,13 @@
-"""int8 post-training quantization of an imported model, start to finish:
+"""int8 post-training quantization of an imported model, start to finish, in one of the
+recipes a backend picks (Backend.recipe): "int8", ours:
 
 float32 graph passes -> annotate -> compile with taps -> calibrate (stream the data) ->
 convert -> measure each layer against float32 -> fall back the worst layers to float32
-while the top-1 budget is exceeded -> the int8 module, ready for the rest of -O3.
+while the top-1 budget is exceeded -> the int8 module, ready for the rest of -O3;
+
+"vta", VTA's power-of-two recipe (backends/vta/quantize.py); and a model quantized already
+(QDQ), which takes our int8 kernels with its own qparams. Calibration runs on the backend's
+calibration CPU; the int8 layers run on the backend's kernels (Backend.int8_kernels).
 """
 
 from __future__ import annotations
@@ -12,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._tvm import tvm
-from .backends import cuda, llvm, resolve_target
+from .backends import Backend, vta
 from .errors import OptionError
-from .passes.pipeline import O3_AFTER_QUANTIZE, O3_BEFORE_QUANTIZE, graph_passes
+from .passes.pipeline import O3, instantiate
 from .passes.quantize.annotate import find_layers, onnx_layer_names
 from .passes.quantize.calibrate import TappedModel, add_taps, calibrate
 from .passes.quantize.convert import convert
@@ -28,15 +33,28 @@ HELD_SAMPLES = 32  # calibration samples kept in memory to measure int8 against 
 
 @dataclass
 class Quantized:
-    module: object  # the converted Relax module, before O3_AFTER_QUANTIZE
-    report: QuantizeReport
+    module: object  # the converted Relax module
+    graph: list  # the graph passes still to run on it
+    mode: str  # as the artifact records it: "int8", "int8-qdq" or "vta"
+    report: QuantizeReport | None = None
 
 
-def quantize(mod, model_proto, specs, target, config: QuantizeConfig, calib, log=None):
+def quantize_for(backend: Backend, recipe, mod, model_proto, specs, config, calib,  # noqa: PLR0913
+                 log=None, opt_level=3) -> Quantized | None:  # fmt: skip
+    """`mod` (as imported from `model_proto`) quantized in `recipe` (Backend.recipe), or, with
+    none, in the qparams of its own QDQ nodes; None for a float model left as it is."""
+    if recipe is not None:
+        return RECIPES[recipe](mod, model_proto, specs, backend, config, calib, log)
+    if opt_level == 3 and has_quantize_ops(mod):
+        return prequantized(mod, model_proto, backend)
+    return None
+
+
+def quantize(mod, model_proto, specs, backend, config: QuantizeConfig, calib, log=None):
     """Quantize `mod` (as imported from `model_proto`) to int8 with calibration data `calib`."""
     check_source(calib)  # before minutes of compiling, not after
-    mod = _float32_graph_passes(mod, target)
-    host = calibration_target(target)
+    mod = _float32_graph_passes(mod, backend.target)
+    host = backend.calibration_backend()
     names = onnx_layer_names(model_proto)
     layers = find_layers(mod["main"], names)
     _check_skip(config.skip, layers)
@@ -53,33 +71,31 @@ def quantize(mod, model_proto, specs, target, config: QuantizeConfig, calib, log
         _log(log, f"top-1 differs on {100 * report.top1_disagreement:.1f}%: {worst.name} -> fp32")
         chosen.pop(worst.name)
         report = probe.measure(chosen, qparams)
-    return Quantized(convert(mod, layers, chosen, signed=signed_for(target)), report)
+    converted = convert(mod, layers, chosen, backend.int8_kernels())
+    return Quantized(converted, backend.graph_after_quantize(), "int8", report)
 
 
-def calibration_target(target):
-    """Where calibration and the accuracy probe run: `target`, or this CPU for a GPU target
-    (the model is calibrated where it is compiled, with or without a GPU)."""
-    return resolve_target(None) if cuda.is_cuda(target) else target
-
-
-def signed_for(target) -> bool:
-    """Whether the GEMM kernels read int8 activations: CUDA's dp4a multiplies int8 by int8."""
-    return cuda.is_cuda(target)
-
-
-def quantize_vta(mod, specs, target, calib, log=None):
-    """VTA's power-of-two int8 recipe (backends/vta/quantize.py), calibrated on `calib`."""
+def quantize_vta(mod, model_proto, specs, backend, config, calib, log=None):
+    """VTA's power-of-two int8 recipe (backends/vta/quantize.py), calibrated on `calib`; the
+    graph passes are done after it."""
     from .backends.vta.quantize import quantize_for_vta
 
+    if config.skip or config.max_accuracy_drop is not None:
+        raise OptionError("skip and max_accuracy_drop are not supported with VTA's recipe yet")
     check_source(calib)
-    mod = _float32_graph_passes(mod, target)
-    return quantize_for_vta(mod, _progress(calibration_samples(calib, specs), log), target)
+    mod = _float32_graph_passes(mod, backend.target)
+    samples = _progress(calibration_samples(calib, specs), log)
+    return Quantized(quantize_for_vta(mod, samples, backend.target), vta.GRAPH, "vta")
+
+
+RECIPES = {"int8": quantize, "vta": quantize_vta}
 
 
 def _float32_graph_passes(mod, target):
-    """-O3's graph passes up to where quantization runs (weights folded, not yet packed)."""
+    """-O3's target-neutral graph passes, up to where quantization runs (weights folded, not
+    yet packed)."""
     with target:
-        return tvm.transform.Sequential([p for _, p in graph_passes(3, O3_BEFORE_QUANTIZE)])(mod)
+        return tvm.transform.Sequential([p for _, p in instantiate(O3)])(mod)
 
 
 def has_quantize_ops(mod) -> bool:
@@ -88,15 +104,15 @@ def has_quantize_ops(mod) -> bool:
     return any(getattr(getattr(c, "op", None), "name", None) == "relax.quantize" for c in calls)
 
 
-def prequantized(mod, model_proto, target):
-    """A QDQ model's conv/matmul layers on our int8 kernels with its own qparams; the module is
-    returned after the float32 graph passes, ready for O3_AFTER_QUANTIZE."""
-    mod = _float32_graph_passes(mod, target)
+def prequantized(mod, model_proto, backend) -> Quantized:
+    """A QDQ model's conv/matmul layers on our int8 kernels with its own qparams."""
+    mod = _float32_graph_passes(mod, backend.target)
     layers = find_layers(mod["main"], onnx_layer_names(model_proto))
     found = prequantized_layers(mod["main"], layers)
     qparams = {name: q for name, (_, q) in found.items()}
     sources = {name: source for name, (source, _) in found.items()}
-    return convert(mod, layers, qparams, sources, signed=signed_for(target))
+    converted = convert(mod, layers, qparams, backend.int8_kernels(), sources)
+    return Quantized(converted, backend.graph_after_quantize(), "int8-qdq")
 
 
 LISTED_LAYERS = 8  # an error names this many layers, then counts the rest: it stays one line
@@ -138,21 +154,21 @@ def _over_budget(report: QuantizeReport, config: QuantizeConfig) -> bool:
     return budget is not None and report.top1_disagreement > budget
 
 
-def _build(mod, target):
-    return llvm.build(mod, target, 3, graph=O3_AFTER_QUANTIZE)
+def _build(mod, backend: Backend):
+    return backend.build(mod, backend.graph_after_quantize(), 3)
 
 
 class _Probe:
-    """Compiles the tapped module with a given set of int8 layers and compares it with float32
-    on the held samples."""
+    """Compiles the tapped module with a given set of int8 layers (on the calibration CPU's
+    kernels) and compares it with float32 on the held samples."""
 
-    def __init__(self, tapped_mod, layers, target, float_model, held):
-        self.tapped_mod, self.layers, self.target, self.held = tapped_mod, layers, target, held
+    def __init__(self, tapped_mod, layers, backend, float_model, held):
+        self.tapped_mod, self.layers, self.backend, self.held = tapped_mod, layers, backend, held
         self.float_runs = [float_model.run(arrays) for arrays in held]
 
     def measure(self, chosen: dict, qparams: dict) -> QuantizeReport:
-        converted = convert(self.tapped_mod, self.layers, chosen)
-        int8_model = TappedModel(_build(converted, self.target), len(self.layers))
+        converted = convert(self.tapped_mod, self.layers, chosen, self.backend.int8_kernels())
+        int8_model = TappedModel(_build(converted, self.backend), len(self.layers))
         int8_runs = [int8_model.run(arrays) for arrays in self.held]
         reports = tuple(
             layer_report(

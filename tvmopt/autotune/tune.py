@@ -5,15 +5,15 @@ kernel is never the slower of the two; the evolutionary search (XGBoost cost mod
 mutates tile sizes from there. A run resumes from the database: trials already in it count
 toward `trials`, and the search starts from its best records.
 
-On GPUs (gpu_space.py) the untuned schedule is dlight's, kept as a time rather than a record,
-and the search runs in MetaSchedule's CUDA space; candidates build on every core here and run
-on the GPU here.
+The backend (Backend's tuning part) says which kernels are worth tuning and the space searched.
+On GPUs (backends/cuda/tuning.py) the untuned schedule is dlight's, kept as a time rather than a
+record, and the search runs in MetaSchedule's CUDA space; candidates build on every core here
+and run on the GPU here.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,7 +24,6 @@ from tvm.s_tir.meta_schedule.builder import BuilderInput
 from tvm.s_tir.meta_schedule.database import TuningRecord
 from tvm.s_tir.meta_schedule.runner import RunnerInput
 
-from ..backends.cuda.target import is_cuda
 from ..errors import OptionError, TuneError
 from .database import mean_seconds, open_database
 from .deadline import Deadline, DeadlineSearch
@@ -32,7 +31,6 @@ from .intrinsics import load_families_on_demand
 from .measure import MeasureOptions, PoolBuilder, PoolRunner
 from .progress import ProgressBar
 from .rpc import check_tracker, last_line
-from .space import default_schedule, space_generator
 from .tasks import extract_tasks
 
 UNLIMITED = 1_000_000  # trials, when only a time budget bounds the run
@@ -46,7 +44,6 @@ class TuneOptions:
     trials_per_batch: int = 8
     measure: MeasureOptions = field(default_factory=MeasureOptions)
     progress: bool = True
-    precision: str = "fp32"  # the kernels of this compile precision (fp16: CUDA)
 
     def __post_init__(self):
         if self.trials is None and self.time_budget_s is None:
@@ -69,71 +66,66 @@ class KernelResult:
 def tune(prepared, db_path, options: TuneOptions) -> list[KernelResult]:
     """Tune the kernels of `prepared` (api.prepare) into the database at `db_path`."""
     load_families_on_demand()
-    # first: a target we cannot tune, or a GPU missing, leaves no database behind
-    tasks = extract_tasks(prepared, options.precision)
-    if is_cuda(prepared.target):
-        _prepare_gpu_workers(options.measure)
-    database = open_database(db_path, prepared.target, create=True)
+    backend = prepared.backend
+    backend.check_tunable()  # first: a target we cannot tune, or a GPU missing, leaves no
+    tasks = extract_tasks(prepared)  # database behind
+    backend.prepare_measurement(options.measure)
+    database = open_database(db_path, backend.target, create=True)
     for task in tasks:
         database.register(task.mod, task.name)
     if tasks:
         if options.measure.rpc:
             check_tracker(options.measure.rpc, options.measure.rpc_key)
         with _quiet_metaschedule(), _measurers(options.measure) as (builder, runner):
-            _measure_untuned(tasks, database, builder, runner, prepared.target)
-            _search(tasks, database, builder, runner, prepared.target, options)
-    return results(tasks, database, prepared.target)
+            _measure_untuned(tasks, database, builder, runner, backend)
+            _search(tasks, database, builder, runner, backend, options)
+    return results(tasks, database, backend)
 
 
-def _measure_untuned(tasks, database, builder, runner, target) -> None:
-    """Measure the untuned schedule of every kernel the database has no trial of: a record on
-    CPUs (our rules' traces); on GPUs its time alone, which the records must beat."""
-    gpu = is_cuda(target)
-    fresh = [task for task in tasks if _untuned_missing(database, task, gpu)]
-    schedules = [default_schedule(task.rule, task.mod, target) for task in fresh]
-    built = builder.build([BuilderInput(sch.mod, target) for sch in schedules])
+def _measure_untuned(tasks, database, builder, runner, backend) -> None:
+    """Measure the untuned schedule of every kernel the database has no trial of: a record
+    where its trace replays (our CPU rules'); else its time alone, which the records must beat
+    (dlight's on GPUs)."""
+    fresh = [task for task in tasks if _untuned_missing(database, task, backend)]
+    schedules = [backend.untuned_schedule(task.rule, task.mod) for task in fresh]
+    built = builder.build([BuilderInput(sch.mod, backend.target) for sch in schedules])
     errors = []
     for task, sch, build in zip(fresh, schedules, built, strict=True):
-        run_secs, error = _run_one(runner, build, target, task)
+        run_secs, error = _run_one(runner, build, backend, task)
         if error is not None:  # not a trial of the search: left for the next run to retry
             errors.append(f"{task.name}: {error}")
-        elif gpu:
-            database.commit_untuned(task.mod, mean_seconds(run_secs))
-        else:
+        elif backend.untuned_is_record:
             workload = database.commit_workload(task.mod)
-            database.commit_tuning_record(TuningRecord(sch.trace, workload, run_secs, target,
-                                                       _args(task)))  # fmt: skip
+            database.commit_tuning_record(TuningRecord(sch.trace, workload, run_secs,
+                                                       backend.target, _args(task)))  # fmt: skip
+        else:
+            database.commit_untuned(task.mod, mean_seconds(run_secs))
     if fresh and len(errors) == len(fresh):
         raise TuneError(f"every measurement failed, e.g. {errors[0]}")
 
 
-def _untuned_missing(database, task, gpu: bool) -> bool:
-    if gpu:
-        return database.untuned_of(task.mod) is None
-    return database.trials_of([task.mod]) == 0
+def _untuned_missing(database, task, backend) -> bool:
+    if backend.untuned_is_record:
+        return database.trials_of([task.mod]) == 0
+    return database.untuned_of(task.mod) is None
 
 
-def _run_one(runner, build, target, task):
+def _run_one(runner, build, backend, task):
     """(run seconds, None) or (None, the error's last line)."""
     if build.error_msg is not None:
         return None, last_line(build.error_msg)
-    inputs = RunnerInput(build.artifact_path, _device_type(target), _args(task))
+    inputs = RunnerInput(build.artifact_path, backend.measure_device, _args(task))
     result = runner.run([inputs])[0].result()
     if result.error_msg is not None:
         return None, last_line(result.error_msg)
     return list(result.run_secs), None
 
 
-def _device_type(target) -> str:
-    kind = str(target.kind.name)
-    return "cpu" if kind == "llvm" else kind
-
-
 def _args(task):
     return ArgInfo.from_prim_func(task.mod["main"])
 
 
-def _search(tasks, database, builder, runner, target, options: TuneOptions) -> None:
+def _search(tasks, database, builder, runner, backend, options: TuneOptions) -> None:
     done = database.trials_of(task.mod for task in tasks)
     left = UNLIMITED if options.trials is None else options.trials - done
     callbacks = list(ms.measure_callback.MeasureCallback.create("default"))
@@ -142,18 +134,19 @@ def _search(tasks, database, builder, runner, target, options: TuneOptions) -> N
     bar = ProgressBar(tasks, best, done, options.trials, deadline) if options.progress else None
     try:
         if left > 0:
-            _tune_tasks(tasks, database, builder, runner, target, options, left,
+            _tune_tasks(tasks, database, builder, runner, backend, options, left,
                         callbacks + ([bar] if bar else []), deadline)  # fmt: skip
     finally:
         if bar is not None:
             bar.close()
 
 
-def _tune_tasks(tasks, database, builder, runner, target, options, trials, callbacks, deadline):
+def _tune_tasks(tasks, database, builder, runner, backend, options, trials, callbacks, deadline):
     seeds = ms.utils.fork_seed(options.seed, n=len(tasks))
+    per_batch = backend.trials_per_batch(options.trials_per_batch, options.measure.build_workers)
     contexts = [
         ms.TuneContext(
-            mod=task.mod, target=target, space_generator=space_generator(task.rule, target),
+            mod=task.mod, target=backend.target, space_generator=backend.search_space(task.rule),
             search_strategy=_search_strategy(deadline),
             task_name=task.name, rand_state=seed, num_threads=options.measure.build_workers,
             logger=logging.getLogger("tvmopt.tune"),
@@ -163,7 +156,7 @@ def _tune_tasks(tasks, database, builder, runner, target, options, trials, callb
     ms.tune_tasks(
         tasks=contexts, task_weights=[float(task.weight) for task in tasks],
         work_dir=str(database.path), max_trials_global=trials,
-        num_trials_per_iter=_per_batch(options, target), builder=builder, runner=runner,
+        num_trials_per_iter=per_batch, builder=builder, runner=runner,
         database=database, cost_model=_cost_model(options.measure.build_workers),
         measure_callbacks=callbacks, task_scheduler="gradient",
     )  # fmt: skip
@@ -172,13 +165,6 @@ def _tune_tasks(tasks, database, builder, runner, target, options, trials, callb
 def _search_strategy(deadline: Deadline | None):
     search = ms.search_strategy.EvolutionarySearch(population_size=64, init_min_unmeasured=16)
     return search if deadline is None else DeadlineSearch(search, deadline)
-
-
-def _per_batch(options: TuneOptions, target) -> int:
-    """GPU candidates build on every core while the GPU measures: batches keep the cores busy."""
-    if is_cuda(target):
-        return max(options.trials_per_batch, 2 * options.measure.build_workers)
-    return options.trials_per_batch
 
 
 def _cost_model(cores: int) -> ms.cost_model.CostModel:
@@ -193,28 +179,10 @@ def _cost_model(cores: int) -> ms.cost_model.CostModel:
     return ms.cost_model.XGBModel(num_tuning_cores=cores)
 
 
-def _prepare_gpu_workers(measure: MeasureOptions) -> None:
-    """Candidates run here on the GPU: check it is there, and have the build and run workers
-    load TVM's CUDA runtime (popen_worker reads the variable; it stays set for the process)."""
-    from ..backends.cuda.toolchain import driver_present, enable_codegen, gpu_missing
-
-    if measure.rpc:  # never tried: a remote GPU's runner setup is not written yet
-        raise TuneError("tuning for cuda over RPC is not implemented yet; tune on the GPU machine")
-
-    if not driver_present():
-        raise TuneError("tuning for cuda measures candidates on a GPU here, and there is none "
-                        "(no NVIDIA driver: libcuda.so.1 not found)")  # fmt: skip
-    reason = gpu_missing()
-    if reason is not None:
-        raise TuneError(f"tuning for cuda measures candidates on a GPU here: {reason}")
-    enable_codegen()
-    os.environ["TVMOPT_WORKER_CUDA"] = "1"
-
-
-def _untuned_record_s(task, records, target) -> float | None:
-    if is_cuda(target):  # kept apart (untuned_of), never a record
+def _untuned_record_s(task, records, backend) -> float | None:
+    if not backend.untuned_is_record:  # kept apart (untuned_of), never a record
         return None
-    untuned = str(default_schedule(task.rule, task.mod, target).trace.as_json())
+    untuned = str(backend.untuned_schedule(task.rule, task.mod).trace.as_json())
     return next((mean_seconds(r.run_secs) for r in records
                  if str(r.trace.as_json()) == untuned), None)  # fmt: skip
 
@@ -224,11 +192,11 @@ def _best(database, task) -> float | None:
     return mean_seconds(top[0].run_secs) if top else None
 
 
-def results(tasks, database, target) -> list[KernelResult]:
+def results(tasks, database, backend) -> list[KernelResult]:
     report = []
     for task in tasks:
         records = database.records_of(task.mod)
-        untuned_s = database.untuned_of(task.mod) or _untuned_record_s(task, records, target)
+        untuned_s = database.untuned_of(task.mod) or _untuned_record_s(task, records, backend)
         report.append(KernelResult(task.name, task.weight, len(records), untuned_s,
                                    _best(database, task)))  # fmt: skip
     return report

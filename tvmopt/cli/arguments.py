@@ -83,23 +83,6 @@ def add_winograd(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def target_with_arch(target, arch):
-    """--target cuda --arch sm_90 as one target; --arch with any other target is an error."""
-    if arch is None:
-        return target
-    from ..errors import OptionError
-
-    spec = {"kind": "cuda"} if target in (None, "cuda") else None
-    if isinstance(target, str) and target.strip().startswith("{"):
-        import json
-
-        parsed = json.loads(target)
-        spec = parsed if parsed.get("kind") == "cuda" else None
-    if spec is None:
-        raise OptionError(f"--arch is for --target cuda, not --target {target}")
-    return {**spec, "arch": arch}
-
-
 def add_input_shapes(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--input-shape",

@@ -16,7 +16,6 @@ from .arguments import (
     add_opt_level,
     add_target,
     add_winograd,
-    target_with_arch,
 )
 from .quantize_args import add_calibration, quantize_options
 
@@ -58,6 +57,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from ..api import compile as compile_model
+    from ..backends import target_argument
     from ..backends.cuda.graph import describe_capture
     from ..deploy.header import header_for, write_header
 
@@ -66,7 +66,7 @@ def run(args) -> int:
     quantization = quantize_options(args) if args.quantize else {}
     compiled = compile_model(
         args.model,
-        target=target_with_arch(args.target, args.arch),
+        target=target_argument(args.target, args.arch),
         precision=args.precision,
         input_shapes=dict(args.input_shapes),
         opt_level=args.opt_level,

@@ -1,18 +1,23 @@
 """tvmopt inspect MODEL.onnx [--passes [-O N]]: inputs, outputs, op histogram, unsupported ops,
-and with --passes what every pass of the pipeline does to the model."""
+and with --passes what every pass of the pipeline does to the model. tvmopt inspect LIB.so: what
+a compiled library records: backend, target, precision, quantization, inputs and outputs."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from pathlib import Path
 
 from .arguments import add_input_shapes, add_opt_level, add_target
+
+ELF_MAGIC = b"\x7fELF"
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "inspect", help="describe an ONNX model and what tvmopt supports of it"
+        "inspect", help="describe an ONNX model and what tvmopt supports of it, or a library"
     )
-    parser.add_argument("model", help="the ONNX model file")
+    parser.add_argument("model", help="the ONNX model file, or a library tvmopt compiled")
     parser.add_argument(
         "--passes", action="store_true", help="bindings and kernels around each pass"
     )
@@ -23,6 +28,9 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    if _is_library(args.model):
+        print_library(args.model)
+        return 0
     from ..frontend.onnx import load_model, opset_of
     from ..frontend.signature import graph_inputs, graph_outputs
     from ..frontend.support import describe_gaps, find_unsupported, qualified_op
@@ -45,12 +53,46 @@ def run(args) -> int:
     return 0
 
 
+def _is_library(path) -> bool:
+    try:
+        with open(path, "rb") as stream:
+            return stream.read(4) == ELF_MAGIC
+    except OSError:
+        return False  # the ONNX loader says what is wrong with the path
+
+
+def print_library(path) -> None:
+    from ..api import load
+
+    metadata = load(path).metadata
+    print(f"library: {path} ({Path(path).stat().st_size / 2**20:.1f} MiB; tvmopt "
+          f"{metadata.tvmopt_version}, TVM {metadata.tvm_version})")  # fmt: skip
+    print(f"backend: {metadata.backend}")
+    print(f"target: {json.dumps(metadata.target)}")
+    print(f"precision: {metadata.precision}")
+    print(f"quantization: {metadata.quantization}")
+    for spec in metadata.inputs:
+        print(f"input  {spec.describe()}")
+    for spec in metadata.outputs:
+        print(f"output {spec.describe()}")
+    for key, record in metadata.extra.items():
+        print(f"{key}: {_summary(record)}")
+
+
+def _summary(record) -> str:
+    """A backend's record in one line: VTA's layer placement is a list per layer."""
+    layers = record.get("layers") if isinstance(record, dict) else None
+    return f"{len(layers)} layers placed" if layers is not None else json.dumps(record)
+
+
 def print_passes(model, args) -> None:
-    from ..backends import resolve_target
+    from ..backends import resolve
     from ..frontend.onnx import import_model, prepare
     from ..passes.report import format_report, pass_report
 
-    target = resolve_target(args.target)
+    backend = resolve(args.target)
     mod = import_model(prepare(model, dict(args.input_shapes)))
     print(f"\npasses at -O{args.opt_level} (kernels: op calls and kernel launches in main):")
-    print(format_report(pass_report(mod, args.opt_level, target)))
+    steps = pass_report(mod, backend.graph_passes(args.opt_level),
+                        backend.lowering_passes(args.opt_level), backend.target)  # fmt: skip
+    print(format_report(steps))

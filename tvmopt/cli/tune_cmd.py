@@ -16,7 +16,6 @@ from .arguments import (
     duration,
     host_port,
     positive_int,
-    target_with_arch,
 )
 from .quantize_args import add_calibration, quantize_options
 
@@ -70,19 +69,20 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..api import checked_precision, prepare
+    from ..api import prepare
     from ..autotune.measure import MeasureOptions
     from ..autotune.tune import TuneOptions, tune
-    from ..backends import resolve_target
+    from ..backends import BuildOptions, resolve, target_argument
 
     measure = MeasureOptions(rpc=args.rpc, rpc_key=args.rpc_key, rpc_workers=args.rpc_workers)
     options = TuneOptions(trials=args.trials, time_budget_s=args.time_budget, seed=args.seed,
-                          measure=measure, precision=args.precision)  # fmt: skip
+                          measure=measure)  # fmt: skip
     start = time.perf_counter()
-    target = resolve_target(target_with_arch(args.target, args.arch))
-    checked_precision(args.precision, target)  # before minutes of import or calibration
-    prepared = prepare(args.model, target, dict(args.input_shapes), opt_level=args.opt_level,
-                       log=lambda line: print(line, file=sys.stderr), winograd=args.winograd,
+    build = BuildOptions(precision=args.precision, winograd=args.winograd)
+    # checked here, before minutes of import or calibration
+    backend = resolve(target_argument(args.target, args.arch), build)
+    prepared = prepare(args.model, backend, dict(args.input_shapes), opt_level=args.opt_level,
+                       log=lambda line: print(line, file=sys.stderr),
                        **(quantize_options(args) if args.quantize else {}))  # fmt: skip
     kernels = tune(prepared, args.db, options)
     print_results(kernels)

@@ -16,18 +16,18 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from ..api import load
-    from ..backends import vta
+    from ..backends.vta import KEY, runtime
     from ..backends.vta.partition import PartitionReport
     from ..backends.vta.report import report_table
     from ..errors import ArtifactError
     from ..inputs import random_inputs
 
     model = load(args.library)
-    if not vta.is_vta(model.metadata.target):
+    if KEY not in model.metadata.extra:  # the layer placement a VTA build records
         raise ArtifactError(f"{args.library} was not compiled for VTA (--target vta)")
     inputs = read_npz(args.inputs) if args.inputs else random_inputs(model.inputs)
-    vta.runtime.last_runs.clear()
+    runtime.last_runs.clear()
     model.run(inputs)
-    placement = PartitionReport.from_records(model.metadata.extra["vta"]["layers"])
-    print(report_table(placement, list(vta.runtime.last_runs)))
+    placement = PartitionReport.from_records(model.metadata.extra[KEY]["layers"])
+    print(report_table(placement, list(runtime.last_runs)))
     return 0

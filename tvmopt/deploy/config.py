@@ -8,9 +8,9 @@ import os
 import sys
 from pathlib import Path
 
-from .. import __version__
 from ..artifact import atomic_output
 from ..cache import cache_dir
+from ..version import __version__
 from .locations import cpp_source_dir, include_dirs, runtime_libraries
 
 CMAKE_FILES = ("tvmoptConfig.cmake", "tvmoptConfigVersion.cmake")

@@ -14,10 +14,10 @@ import math
 import re
 from pathlib import Path
 
-from .. import __version__
 from ..artifact import Metadata, atomic_output
 from ..errors import ArtifactError
 from ..frontend.signature import TensorSpec
+from ..version import __version__
 
 CPP_TYPES = {
     "float32": "float", "float64": "double", "float16": "uint16_t",  # raw IEEE half bits

@@ -8,11 +8,21 @@ from pathlib import Path
 
 from ..errors import DeployError
 
-# The runtime libraries a tvmopt library needs, by target kind; each from the wheel that ships it.
+
+def _cudart() -> Path:
+    """libtvm_runtime_cuda links the CUDA runtime; the driver is the GPU machine's own."""
+    from ..backends.cuda.toolchain import cudart_path
+
+    return cudart_path()
+
+
+# The runtime libraries a tvmopt library needs, by the backend it records (artifact.Metadata):
+# each from the wheel that ships it, or found by a function. A table here, not the backends'
+# own attribute, because deploy runs without importing TVM (10-25 s with torch installed).
 RUNTIME_LIBRARIES = {
     "llvm": (("tvm_ffi", "libtvm_ffi.so"), ("tvm", "libtvm_runtime.so")),
     "cuda": (("tvm_ffi", "libtvm_ffi.so"), ("tvm", "libtvm_runtime.so"),
-             ("tvm", "libtvm_runtime_cuda.so")),
+             ("tvm", "libtvm_runtime_cuda.so"), _cudart),
 }  # fmt: skip
 
 
@@ -23,22 +33,24 @@ def package_dir(name: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def runtime_libraries(target_kind: str = "llvm") -> list[Path]:
-    """The shared libraries a library compiled for `target_kind` loads at run time."""
-    if target_kind not in RUNTIME_LIBRARIES:
+def runtime_libraries(backend: str = "llvm") -> list[Path]:
+    """The shared libraries a library compiled by `backend` loads at run time."""
+    if backend not in RUNTIME_LIBRARIES:
         raise DeployError(
-            f"no C++ runtime for target kind '{target_kind}'; "
-            f"supported: {', '.join(RUNTIME_LIBRARIES)}"
+            f"no C++ runtime for backend '{backend}'; supported: {', '.join(RUNTIME_LIBRARIES)}"
         )
-    paths = [package_dir(wheel) / "lib" / name for wheel, name in RUNTIME_LIBRARIES[target_kind]]
-    if target_kind == "cuda":  # libtvm_runtime_cuda links the CUDA runtime; the driver is the GPU's
-        from ..backends.cuda.toolchain import cudart_path
-
-        paths.append(cudart_path())
+    paths = [_located(entry) for entry in RUNTIME_LIBRARIES[backend]]
     missing = [str(path) for path in paths if not path.is_file()]
     if missing:
         raise DeployError(f"TVM's runtime library is missing from its wheel: {missing[0]}")
     return paths
+
+
+def _located(entry) -> Path:
+    if callable(entry):
+        return entry()
+    wheel, name = entry
+    return package_dir(wheel) / "lib" / name
 
 
 def include_dirs() -> list[Path]:

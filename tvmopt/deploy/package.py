@@ -12,14 +12,16 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import __version__
 from ..artifact import Metadata, read_metadata
 from ..errors import ArtifactError, DeployError
+from ..version import __version__
 from . import npy_file_name
 from .build import RUNNER, build_runner
 from .locations import runtime_libraries
 
 MARKER = ".tvmopt-package"  # says a folder is ours, so packaging again may replace it
+# backends whose libraries need more than TVM's C++ runtime, and why
+UNPACKAGED = {"vta": "offloads layers to VTA, whose simulator runs in Python"}
 
 
 @dataclass(frozen=True)
@@ -37,10 +39,10 @@ def package(library, directory) -> Package:
     """Write the folder `directory` for the tvmopt library `library`."""
     library, directory = Path(library), Path(directory)
     metadata = read_library_metadata(library)
-    if "vta" in metadata.target.get("keys", []):
-        raise DeployError(f"{library} offloads layers to VTA, whose simulator runs in Python; "
-                          "tvmopt package ships CPU and CUDA libraries")  # fmt: skip
-    libraries = runtime_libraries(metadata.target.get("kind", "llvm"))
+    if metadata.backend in UNPACKAGED:
+        raise DeployError(f"{library} {UNPACKAGED[metadata.backend]}; tvmopt package ships CPU "
+                          "and CUDA libraries")  # fmt: skip
+    libraries = runtime_libraries(metadata.backend)
     runner = build_runner()
     files = {library.name: library, f"bin/{RUNNER}": runner}
     files.update((f"lib/{path.name}", path) for path in libraries)
@@ -122,9 +124,10 @@ Needs: Linux {_machine(files)} with {_versions(files)}{_gpu(metadata)}.
 
 
 def _gpu(metadata: Metadata) -> str:
-    if metadata.target.get("kind") != "cuda":
+    """What a GPU library needs beside the CPU: the GPU its target names the architecture of."""
+    if "arch" not in metadata.target:
         return ""
-    return f", and an NVIDIA GPU of architecture {metadata.target.get('arch')} with its driver"
+    return f", and an NVIDIA GPU of architecture {metadata.target['arch']} with its driver"
 
 
 def _machine(files: list[Path]) -> str:

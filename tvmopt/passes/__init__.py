@@ -1,8 +1,10 @@
-"""Our graph passes over Relax, one per file, assembled in `pipeline.py` into one flat list per
-opt level: constant folding (`fold_constants`), simplification (`simplify`), batch norm and scale
-folding (`fold_scale_shift`), activation recognition (`recognize_activations`) and epilogue
-fusion (`fuse_epilogue`). int8 quantization will live in `passes/quantize/`."""
+"""Our target-neutral graph passes over Relax, one per file: constant folding (`fold_constants`),
+simplification (`simplify`), batch norm and scale folding (`fold_scale_shift`), activation
+recognition (`recognize_activations`), epilogue fusion (`fuse_epilogue`), permute sinking
+(`sink_permutes`) and int8 quantization (`quantize/`). `pipeline.py` lists them per opt level;
+each backend (tvmopt/backends) builds its own pipeline from those lists. Nothing here imports a
+backend."""
 
-from .pipeline import DEFAULT_OPT_LEVEL, PIPELINES, build_pipeline
+from .pipeline import DEFAULT_OPT_LEVEL, GRAPH_PASSES, OPT_LEVELS
 
-__all__ = ["DEFAULT_OPT_LEVEL", "PIPELINES", "build_pipeline"]
+__all__ = ["DEFAULT_OPT_LEVEL", "GRAPH_PASSES", "OPT_LEVELS"]

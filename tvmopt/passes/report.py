@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 
 from .._tvm import tvm
-from .pipeline import graph_passes, lowering_passes
+from .pipeline import instantiate
 from .stats import count
 
 
@@ -18,11 +18,12 @@ class PassStep:
     seconds: float
 
 
-def pass_report(mod, opt_level: int, target) -> list[PassStep]:
-    """Run the pipeline pass by pass, counting bindings and kernel launches around each."""
+def pass_report(mod, graph: list, lowering: list, target) -> list[PassStep]:
+    """Run a backend's `graph` passes (factories) and `lowering` (passes) one by one, counting
+    bindings and kernel launches around each."""
     steps = []
     with target, tvm.transform.PassContext(opt_level=3):
-        for name, each in graph_passes(opt_level) + lowering_passes(opt_level, target):
+        for name, each in instantiate(graph) + lowering:
             before, start = count(mod), time.perf_counter()
             mod = each(mod)
             after = count(mod)

@@ -1,4 +1,4 @@
-"""The int8 layer on NVIDIA GPUs (passes/quantize/kernels.py, built `signed`), on dp4a.
+"""The int8 layer on NVIDIA GPUs (backends/llvm/kernel_int8_gemm.py, built `signed`), on dp4a.
 
 dlight's Matmul rule reads our GEMM as C[S, I, J] += A[S, I, K] * B[S, J, K] (I: output
 positions, J: output channels, K: the window taps times the input channels), and gives it a
@@ -26,7 +26,7 @@ from tvm.s_tir.dlight.gpu.matmul import (
     get_reduction_blocks,
 )
 
-from ...passes.quantize.kernels import DEPTH, GEMM
+from ..llvm.kernel_int8_gemm import DEPTH, GEMM
 from .intrin_dp4a import DP4A_LOCAL_INTRIN
 
 DP4A_ARCH = 61  # the first architecture with dp4a

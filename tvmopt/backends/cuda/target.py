@@ -9,15 +9,10 @@ from functools import cache
 
 from ..._tvm import tvm
 from ...errors import TargetError
-from .. import llvm
+from ..llvm.target import complete, portable_host_target
 from .toolchain import driver_present, enable_codegen
 
 EXAMPLE = '{"kind": "cuda", "arch": "sm_90"}'
-
-
-def is_cuda(target) -> bool:
-    """Whether `target` (None: the default, this CPU) compiles for an NVIDIA GPU."""
-    return target is not None and target.kind.name == "cuda"
 
 
 def cuda_target(arch: str | None = None, spec: dict | None = None) -> tvm.target.Target:
@@ -41,8 +36,8 @@ def cuda_target(arch: str | None = None, spec: dict | None = None) -> tvm.target
 
 def _host(host) -> tvm.target.Target:
     if host is None:
-        return llvm.portable_host_target()
-    return llvm.complete(tvm.target.Target(host))
+        return portable_host_target()
+    return complete(tvm.target.Target(host))
 
 
 def detected_arch() -> str:

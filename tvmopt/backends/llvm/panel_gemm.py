@@ -1,6 +1,6 @@
 """The register-blocked GEMM over packed weight panels, shared by the channels-last conv kernels.
 
-Both the int8 layer (passes/quantize/kernels.py) and the float32 NHWC conv (passes/conv_nhwc.py)
+Both the int8 layer (kernel_int8_gemm.py) and the float32 NHWC conv (kernel_conv_nhwc.py)
 compute acc[n, i, j, no, ni] over a packed weight [no, kh, kw, c..., ni]: positions j of row i
 (or all positions of a pointwise conv, i = 0) by panels no of 16 output channels ni. Each task
 owns `rows` positions x `chunks` panels; their accumulators stay in registers over the whole

@@ -1,10 +1,10 @@
-"""The float32 channels-last conv (passes/conv_nhwc.py): padding materialized, then the panel
+"""The float32 channels-last conv (kernel_conv_nhwc.py): padding materialized, then the panel
 GEMM (panel_gemm.py) with the layer's bias, residual and activation applied as each register
 tile is written out."""
 
 from __future__ import annotations
 
-from ...passes.conv_nhwc import GEMM
+from .kernel_conv_nhwc import GEMM
 from .panel_gemm import DEFAULT_TILES, PanelTiles, schedule_panel_gemm
 from .schedule_util import CPURule, padded_anchor
 

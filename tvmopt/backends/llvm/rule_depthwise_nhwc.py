@@ -1,4 +1,4 @@
-"""Depthwise convs channels last: the float32 kernel (passes/depthwise_nhwc.py) here, and the
+"""Depthwise convs channels last: the float32 kernel (kernel_depthwise_nhwc.py) here, and the
 tiling it shares with the int8 one (rule_int8_depthwise.py).
 
 The padded input is materialized first (the taps read each value up to 9 times). Then each
@@ -10,8 +10,8 @@ channels last. An NCHW output is written by its own loop over the accumulators i
 
 from __future__ import annotations
 
-from ...passes.conv_nhwc import LANES
-from ...passes.depthwise_nhwc import TAPS
+from .kernel_conv_nhwc import LANES
+from .kernel_depthwise_nhwc import TAPS
 from .schedule_util import (
     CPURule,
     extents,

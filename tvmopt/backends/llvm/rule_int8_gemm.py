@@ -1,4 +1,4 @@
-"""The int8 layer (passes/quantize/kernels.py): quantize, GEMM with VNNI, dequantize.
+"""The int8 layer (kernel_int8_gemm.py): quantize, GEMM with VNNI, dequantize.
 
 Each task owns a tile of output positions x 16-channel blocks of the int32 accumulator
 (panel_gemm.py); over the reduction, each step is one vpdpbusd per (position, block): 4 uint8
@@ -11,7 +11,7 @@ everywhere, fast where VNNI is.
 from __future__ import annotations
 
 from ..._tvm import tvm
-from ...passes.quantize.kernels import DEQUANTIZE, DEQUANTIZE_NCHW, GEMM, QUANTIZE
+from .kernel_int8_gemm import DEQUANTIZE, DEQUANTIZE_NCHW, GEMM, QUANTIZE
 from .panel_gemm import DEFAULT_TILES, PanelTiles, schedule_panel_gemm
 from .schedule_util import (
     CPURule,
@@ -52,8 +52,9 @@ class Int8Gemm(CPURule):
 
 
 def _activation_dtype(sch, gemm) -> str:
-    """uint8 (vpdpbusd's operand), or int8 in a kernel built for CUDA's dp4a (kernels.py), which
-    runs here on the vectorized loops: how its numerics are tested without a GPU."""
+    """uint8 (vpdpbusd's operand), or int8 in a kernel built for CUDA's dp4a
+    (kernel_int8_gemm.py), which runs here on the vectorized loops: how its numerics are tested
+    without a GPU."""
     reads = [r.source for r in sch.get(gemm).reads]
     return str(next(b.dtype for b in reads if len(b.shape) == 4))  # NHWC; the weight is 6-D
 

@@ -1,4 +1,4 @@
-"""The float32 Winograd conv (passes/conv_winograd.py): padding materialized, the input transform
+"""The float32 Winograd conv (kernel_winograd.py): padding materialized, the input transform
 tile by tile, the a² GEMMs on the panel GEMM (panel_gemm.py), then the output transform with the
 layer's bias, residual and activation, tile by tile.
 
@@ -7,8 +7,8 @@ are then constants, the zero ones drop out, and each step is a 16-channel vector
 
 from __future__ import annotations
 
-from ...passes.conv_nhwc import PAD
-from ...passes.conv_winograd import (
+from .kernel_conv_nhwc import PAD
+from .kernel_winograd import (
     GEMM,
     INPUT,
     INPUT_ROWS,

@@ -154,7 +154,7 @@ def vectorized_tail(sch: s_tir.Schedule, reduction, first_reduction_loop, blocks
 
 class CPURule(ScheduleRule):
     """A rule that schedules in place and says whether it applied. With `sample`, its tile sizes
-    are sampled decisions (autotune/space.py), else its defaults. A ScheduleError (or TVM's
+    are sampled decisions (backends/llvm/tuning.py), else its defaults. A ScheduleError (or TVM's
     InternalError, e.g. from an empty loop) means the function is not of the shape the rule
     assumed: it declines, the next rule tries, and the last resort is TVM's unscheduled code."""
 

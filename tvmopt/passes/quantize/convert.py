@@ -1,20 +1,23 @@
 """Convert: each annotated layer with its calibrated qparams becomes one int8 TIR function.
 
-    conv2d(x, W)  -> call_tir(int8_conv2d, x, pack(Wq), correction, scale)
-    depthwise conv2d(x, W) -> call_tir(int8_depthwise_conv2d, ...)   (depthwise.py)
+    conv2d(x, W)  -> call_tir(kernels.conv2d, x, kernels.pack_conv2d(Wq), correction, scale)
+    depthwise conv2d(x, W) -> call_tir(kernels.depthwise, ...)
     add(conv2d(x, W), b) -> the same, b folded into correction (bias.py)
     a tensor the int8 layers read -> uint8 from its producer; a residual add reads it
         dequantized (requantize.py)
-    matmul(x, W)  -> reshape(call_tir(int8_matmul, reshape(x, [M, K]), ...), x's leading dims)
+    matmul(x, W)  -> reshape(call_tir(kernels.matmul, reshape(x, [M, K]), ...), x's leading dims)
 
-Weights are quantized per output channel (symmetric int8, [-127, 127]) and packed at compile
-time into the layout the kernel reads (kernels.py); nothing is quantized at run time but the
-activations. Conversion never looks at data: it reads only the qparams calibration produced.
-Runs where the layers were annotated: after fold_scale_shift, before the weight packing passes.
+The kernels are the backend's (Backend.int8_kernels, an Int8Kernels): TE functions and the weight
+layouts they read. Weights are quantized per output channel (symmetric int8, [-127, 127]) and
+packed at compile time into that layout; nothing is quantized at run time but the activations.
+Conversion never looks at data: it reads only the qparams calibration produced. Runs where the
+layers were annotated: after fold_scale_shift, before a backend's weight packing passes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
@@ -24,15 +27,36 @@ from tvm.relax.expr_functor import PyExprMutator, mutator
 from ..consts import const, static_shape, value
 from ..conv_geometry import conv_geometry
 from ..sink_permutes import NCHW_TO_NHWC, NHWC_TO_NCHW, channels_last
-from . import kernels
 from .annotate import Layer
 from .bias import foldable_biases, folded_adds
-from .depthwise import int8_depthwise_conv2d, pack_depthwise
 from .layout import conv_layouts
 from .observers import QParams
 from .requantize import dequantized, requantizable, requantized
 
-LANES, DEPTH = kernels.LANES, kernels.DEPTH
+SIGNED_SHIFT = 128  # a signed kernel's activation is the uint8 value less this
+
+
+@dataclass(frozen=True)
+class Int8Kernels:
+    """The TE kernels a backend runs int8 layers on, and the layouts their packed weights take.
+
+    conv2d(x, packed, correction, scale, *, geometry, channels, inv_scale, zero_point, layouts,
+    [signed]) and depthwise(... the same, unsigned) take NHWC or NCHW sides (`layouts`);
+    matmul(x [M, K], packed, correction, scale, *, columns, inv_scale, zero_point, [signed]).
+    pack_conv2d and pack_depthwise take the int8 weight [O, C, KH, KW]; a matmul's weight is
+    packed as a 1x1 conv's."""
+
+    conv2d: Callable
+    pack_conv2d: Callable
+    depthwise: Callable
+    pack_depthwise: Callable
+    matmul: Callable
+    signed: bool = False  # GEMMs read int8 activations, the uint8 value less SIGNED_SHIFT
+
+    def conv(self, kind: str) -> tuple[Callable, Callable]:
+        """(kernel, weight packing) of a conv layer kind (annotate.py)."""
+        return (self.depthwise, self.pack_depthwise) if kind == "depthwise" else (
+            self.conv2d, self.pack_conv2d)  # fmt: skip
 
 
 def quantize_weight(weight_oihw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -43,25 +67,14 @@ def quantize_weight(weight_oihw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(quantized, -127, 127).astype(np.int8), scale
 
 
-def pack_weight(quantized: np.ndarray) -> np.ndarray:
-    """[O, C, KH, KW] int8 -> [O/16, KH, KW, C/4, 16, 4], zero-padded to whole blocks."""
-    out, channels, kh, kw = quantized.shape
-    padded = np.zeros((-(-out // LANES) * LANES, -(-channels // DEPTH) * DEPTH, kh, kw), np.int8)
-    padded[:out, :channels] = quantized
-    blocks = padded.reshape(-1, LANES, padded.shape[1] // DEPTH, DEPTH, kh, kw)
-    return np.ascontiguousarray(blocks.transpose(0, 4, 5, 2, 1, 3))
-
-
-def kernel_constants(
-    weight_oihw: np.ndarray, qparams: QParams, bias=None, pack=pack_weight, signed=False
-):
+def kernel_constants(weight_oihw: np.ndarray, qparams: QParams, bias, pack, signed=False):
     """The packed weight, the int32 correction (-zp * sum Wq, plus the bias quantized at
     act_scale * w_scale) and the float scale per channel; a `signed` kernel's zero point is
-    zp - 128 (kernels.py)."""
+    zp - SIGNED_SHIFT."""
     quantized, w_scale = quantize_weight(weight_oihw)
     sums = quantized.reshape(len(quantized), -1).astype(np.int64).sum(axis=1)
     scale = qparams.scale * w_scale.astype(np.float64)
-    correction = -(qparams.zero_point - kernels.STORAGE[signed][1]) * sums
+    correction = -(qparams.zero_point - SIGNED_SHIFT * signed) * sums
     if bias is not None:
         correction = correction + np.round(bias / scale).astype(np.int64)
     correction = np.clip(correction, -(2**31), 2**31 - 1).astype(np.int32)
@@ -69,19 +82,15 @@ def kernel_constants(
     return const(pack(quantized)), const(correction), const(scale)
 
 
-# the conv layer kinds (annotate.py): their kernel, and how it wants the weight packed
-CONV_KINDS = {
-    "conv2d": (kernels.int8_conv2d, pack_weight),
-    "depthwise": (int8_depthwise_conv2d, pack_depthwise),
-}
+CONV_KINDS = ("conv2d", "depthwise")  # the conv layer kinds (annotate.py)
 
 
 @mutator
 class _Converter(PyExprMutator):
     def __init__(self, mod, plans: dict, folded_adds: dict, requantize: dict,  # noqa: PLR0913
-                 signed: bool):  # fmt: skip
+                 kernels: Int8Kernels):  # fmt: skip
         super().__init__(mod)
-        self.signed = signed  # GEMM kernels read int8 activations (kernels.py)
+        self.kernels = kernels
         convs = {call for call, plan in plans.items() if plan[0].kind in CONV_KINDS}
         self.layouts = conv_layouts(mod["main"], convs)  # conv call -> (input, output) layout
         self.plans = plans  # layer call -> (Layer, QParams, the float input or None, bias)
@@ -115,16 +124,16 @@ class _Converter(PyExprMutator):
         source = call.args[0] if source is None else source
         x = self.uint8[source] if source in self.uint8 else self.visit_expr(source)
         if layer.kind in CONV_KINDS:
-            return _int8_conv2d(self.builder_, call, x, plan, self.layouts[call], self.signed)
-        return _int8_matmul(self.builder_, call, x, qparams, bias, self.signed)
+            return _int8_conv2d(self.builder_, call, x, plan, self.layouts[call], self.kernels)
+        return _int8_matmul(self.builder_, call, x, qparams, bias, self.kernels)
 
 
-def _int8_conv2d(builder, call, x, plan, layouts, signed):  # noqa: PLR0913
+def _int8_conv2d(builder, call, x, plan, layouts, kernels: Int8Kernels):  # noqa: PLR0913
     layer, qparams, _, bias = plan
     weight = value(call.args[1])
-    te_kernel, pack = CONV_KINDS[layer.kind]
+    te_kernel, pack = kernels.conv(layer.kind)
     # a depthwise kernel has no reduction over channels for dp4a: it stays uint8
-    options = {"signed": True} if signed and layer.kind == "conv2d" else {}
+    options = {"signed": True} if kernels.signed and layer.kind == "conv2d" else {}
     packed, correction, scale = kernel_constants(weight, qparams, bias, pack, bool(options))
     kernel = partial(  # TE arguments must be tensors or numbers: the rest is bound here
         te_kernel, geometry=conv_geometry(call), channels=int(weight.shape[0]),
@@ -141,17 +150,18 @@ def _int8_conv2d(builder, call, x, plan, layouts, signed):  # noqa: PLR0913
     return int8
 
 
-def _int8_matmul(builder, call, x, qparams, bias, signed):  # noqa: PLR0913
+def _int8_matmul(builder, call, x, qparams, bias, kernels: Int8Kernels):  # noqa: PLR0913
     weight = value(call.args[1])  # [K, N]
     depth, columns = weight.shape
+    signed = kernels.signed
     packed, correction, scale = kernel_constants(
-        weight.T[:, :, None, None], qparams, bias, signed=signed
+        weight.T[:, :, None, None], qparams, bias, kernels.pack_conv2d, signed
     )
     shape = static_shape(call.args[0])
     rows = int(np.prod(shape[:-1]))
     flat = builder.emit(relax.op.reshape(x, (rows, depth)))
     kernel = partial(
-        kernels.int8_matmul, columns=columns, inv_scale=1.0 / qparams.scale,
+        kernels.matmul, columns=columns, inv_scale=1.0 / qparams.scale,
         zero_point=qparams.zero_point, signed=signed,
     )  # fmt: skip
     int8 = builder.call_te(
@@ -161,10 +171,11 @@ def _int8_matmul(builder, call, x, qparams, bias, signed):  # noqa: PLR0913
     return relax.op.reshape(out, static_shape(call))
 
 
-def convert(mod, layers: list[Layer], qparams: dict[str, QParams], sources=None, signed=False):
-    """`mod` with every layer named in `qparams` converted to int8; `sources` names, per layer,
-    the float tensor to quantize instead of its input (a QDQ model's tensor before Q/DQ).
-    `signed`: the GEMM kernels read int8 activations (CUDA's dp4a; kernels.py)."""
+def convert(mod, layers: list[Layer], qparams: dict[str, QParams], kernels: Int8Kernels,
+            sources=None):  # fmt: skip
+    """`mod` with every layer named in `qparams` converted to int8 on the backend's `kernels`;
+    `sources` names, per layer, the float tensor to quantize instead of its input (a QDQ model's
+    tensor before Q/DQ)."""
     sources = sources or {}
     chosen = [layer for layer in layers if layer.name in qparams]
     biases = foldable_biases(mod["main"], chosen)
@@ -174,7 +185,7 @@ def convert(mod, layers: list[Layer], qparams: dict[str, QParams], sources=None,
         for layer in chosen
     }  # fmt: skip
     adds = folded_adds(biases, chosen)
-    converter = _Converter(mod, plans, adds, requantizable(mod["main"], plans), signed)
+    converter = _Converter(mod, plans, adds, requantizable(mod["main"], plans), kernels)
     main = mod.get_global_var("main")
     converter.builder_.update_func(main, converter.visit_expr(mod["main"]))
     return channels_last(converter.builder_.get())

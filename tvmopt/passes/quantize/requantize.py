@@ -4,10 +4,10 @@
       -> y = uint8(clip(round(relu(...) / scale) + zp, 0, 255));  the consumers read y as is
 
 Every consumer would quantize y with the same qparams (they observed the same tensor), so the
-quantization moves into the producer, where TVM's FuseOps fuses it into that layer's epilogue
-after its bias and activation: the tensor between the layers is a quarter of the bytes, and the
-consumers only transpose it. The arithmetic is the kernels' own (kernels.py: multiply by the
-inverse scale, round, add the zero point), so the int8 layers' results do not change.
+quantization moves into the producer, where TVM's FuseOps fuses it into that layer's epilogue after
+its bias and activation: the tensor between the layers is a quarter of the bytes, and the consumers
+only transpose it. The arithmetic is the kernels' own (kernel_int8_gemm.py: multiply by the inverse
+scale, round, add the zero point), so the int8 layers' results do not change.
 
 A CNN's residual stream (ResNet's y = relu(conv(h) + x), read by the next block's convs and its
 residual add) is requantized too: the add reads (y - zp) * scale, which FuseOps fuses into the

@@ -16,8 +16,8 @@ from __future__ import annotations
 from tvm import relax
 from tvm.relax.dpl import is_const, is_op, wildcard
 
-from .consts import const, is_float, static_shape, value
-from .rewrite import Rule, rule_pass
+from ...passes.consts import const, is_float, static_shape, value
+from ...passes.rewrite import Rule, rule_pass
 
 MAX_WIDTH = 32  # from this row width up, the direct convolution's vectors are full enough
 _x, _w = wildcard(), is_const()

@@ -10,7 +10,7 @@ U = G g Gᵀ is the weight transformed at compile time, packed in panels of 16 o
 a² GEMMs take 9m² / a² times the multiplies of the direct conv (F(4x4): 4x fewer); the transforms
 are additions and constant multiples. The transform matrices come from TVM's Cook-Toom
 construction (topi's winograd_util), with its interpolation points chosen for accuracy. The
-block names are what the CPU schedule rule (backends/llvm/rule_winograd.py) looks for.
+block names are what the CPU schedule rule (rule_winograd.py) looks for.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import numpy as np
 from tvm import te, tirx
 from tvm.topi.nn.winograd_util import _cook_toom_convolution, _interpolation_points
 
-from .conv_geometry import ConvGeometry
-from .conv_nhwc import LANES, padded_nhwc
+from ...passes.conv_geometry import ConvGeometry
+from .kernel_conv_nhwc import LANES, padded_nhwc
 
 INPUT_ROWS, INPUT = "winograd_input_rows", "winograd_input"
 GEMM, PRODUCT = "winograd_gemm", "winograd_product"

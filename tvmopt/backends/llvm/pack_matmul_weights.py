@@ -17,8 +17,8 @@ import numpy as np
 from tvm import relax
 from tvm.relax.dpl import is_const, is_op, wildcard
 
-from .consts import const, is_float, static_shape, value
-from .rewrite import Rule, rule_pass
+from ...passes.consts import const, is_float, static_shape, value
+from ...passes.rewrite import Rule, rule_pass
 
 PANEL = 32  # output columns per panel: two AVX-512 vectors of float32
 _x, _w = wildcard(), is_const()

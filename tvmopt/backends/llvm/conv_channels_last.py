@@ -1,9 +1,10 @@
-"""Float convs channels last: each conv2d becomes an NHWC kernel (conv_nhwc.py's GEMM; 3x3
-stride-1 convs on large maps Winograd's, conv_winograd.py; depthwise convs depthwise_nhwc.py).
+"""Float convs channels last: each conv2d becomes an NHWC kernel (kernel_conv_nhwc.py's GEMM;
+3x3 stride-1 convs on large maps Winograd's, kernel_winograd.py; depthwise convs
+kernel_depthwise_nhwc.py).
 
     add(conv2d(x: NCHW, W: const), b: const per channel)
       -> permute_dims(conv2d_nhwc(permute_dims(x, NCHW_TO_NHWC), pack(W), b), NHWC_TO_NCHW)
-         (conv2d_nhwc: a call_tir of conv_nhwc.py's kernel)
+         (conv2d_nhwc: a call_tir of kernel_conv_nhwc.py's kernel)
 
 The permutes between two such convs then sink below the element-wise ops, pools and means in
 between, and cancel (sink_permutes.py): a CNN runs NHWC from its first conv to its global pool.
@@ -13,7 +14,7 @@ conv vectorizes along rows of 7 or 14; conv1x1_as_matmul's way round costs two t
 A model with grouped convs other than depthwise ones keeps NCHW: those have NCHW rules, and a
 transpose on each side of them would cost more than it saves; so does a model whose permutes
 do not cancel (concats between convs, as in DenseNet and Inception). Runs after
-quantization (an int8 layer has its own kernel) and before conv1x1_as_matmul, on CPU targets.
+quantization (an int8 layer has its own kernel) and before conv1x1_as_matmul (pipeline.py).
 """
 
 from __future__ import annotations
@@ -24,16 +25,16 @@ import numpy as np
 from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
-from .._tvm import tvm
-from . import conv_nhwc, conv_winograd, depthwise_nhwc
-from .consts import const, is_constant, is_float, static_shape, value
-from .conv_geometry import conv_geometry
-from .quantize.annotate import Layer
-from .quantize.bias import foldable_biases, folded_adds
-from .quantize.depthwise import pack_depthwise
-from .quantize.layout import conv_layouts
-from .sink_permutes import NCHW_TO_NHWC, NHWC_TO_NCHW, channels_last
-from .uses import bindings, op_name
+from ..._tvm import tvm
+from ...passes.consts import const, is_constant, is_float, static_shape, value
+from ...passes.conv_geometry import conv_geometry
+from ...passes.quantize.annotate import Layer
+from ...passes.quantize.bias import foldable_biases, folded_adds
+from ...passes.quantize.layout import conv_layouts
+from ...passes.sink_permutes import NCHW_TO_NHWC, NHWC_TO_NCHW, channels_last
+from ...passes.uses import bindings, op_name
+from . import kernel_conv_nhwc, kernel_depthwise_nhwc, kernel_winograd
+from .kernel_int8_depthwise import pack_depthwise
 
 LAYOUTS = ("NCHW", "OIHW", "NCHW")
 
@@ -53,10 +54,10 @@ def _conv_layers(func: relax.Function) -> list[Layer] | None:
 
 def _depthwise(call) -> bool:
     shape = static_shape(call.args[0])
-    return (
-        shape is not None and is_constant(call.args[1])
-        and depthwise_nhwc.is_depthwise(int(call.attrs.groups), value(call.args[1]).shape, shape[1])
-    )  # fmt: skip
+    if shape is None or not is_constant(call.args[1]):
+        return False
+    weight_shape = value(call.args[1]).shape
+    return kernel_depthwise_nhwc.is_depthwise(int(call.attrs.groups), weight_shape, shape[1])
 
 
 def _convertible(call) -> bool:
@@ -105,25 +106,26 @@ class _ChannelsLast(PyExprMutator):
         if int(call.attrs.groups) != 1:
             return "depthwise"
         channels_last = self.layouts[call][0] == "NHWC"
-        pays = channels_last and conv_winograd.pays(geometry)
+        pays = channels_last and kernel_winograd.pays(geometry)
         return "winograd" if self.winograd and pays else "direct"
 
 
 def _kernel(weight: np.ndarray, geometry, channels_last: bool, algorithm: str):
     """The TE kernel for this conv, and its weight packed for it: `algorithm` is "winograd"
-    (conv_winograd.py), "depthwise" (depthwise_nhwc.py) or "direct" (the GEMM, conv_nhwc.py)."""
+    (kernel_winograd.py), "depthwise" (kernel_depthwise_nhwc.py) or "direct" (the GEMM,
+    kernel_conv_nhwc.py)."""
     if algorithm == "depthwise":
-        kernel = partial(depthwise_nhwc.depthwise_conv2d_nhwc, geometry=geometry,
+        kernel = partial(kernel_depthwise_nhwc.depthwise_conv2d_nhwc, geometry=geometry,
                          channels=len(weight), channels_last=channels_last)  # fmt: skip
         return kernel, pack_depthwise(weight)
     if algorithm == "winograd":
-        tile = conv_winograd.DEFAULT_TILE
-        kernel = partial(conv_winograd.conv2d_winograd, geometry=geometry,
+        tile = kernel_winograd.DEFAULT_TILE
+        kernel = partial(kernel_winograd.conv2d_winograd, geometry=geometry,
                          channels=len(weight), tile=tile)  # fmt: skip
-        return kernel, conv_winograd.transform_weight(weight, tile)
-    kernel = partial(conv_nhwc.conv2d_nhwc, geometry=geometry,
+        return kernel, kernel_winograd.transform_weight(weight, tile)
+    kernel = partial(kernel_conv_nhwc.conv2d_nhwc, geometry=geometry,
                      channels=len(weight), channels_last=channels_last)  # fmt: skip
-    return kernel, conv_nhwc.pack_weight(weight)
+    return kernel, kernel_conv_nhwc.pack_weight(weight)
 
 
 def to_channels_last(mod: tvm.IRModule, winograd: bool = True) -> tvm.IRModule:
@@ -159,3 +161,7 @@ def ConvChannelsLast(mod, ctx):  # noqa: N802 - named like the TVM passes around
 def DirectConvChannelsLast(mod, ctx):  # noqa: N802
     """ConvChannelsLast without Winograd: every conv on the direct kernel."""
     return to_channels_last(mod, winograd=False)
+
+
+def channels_last_pass(winograd: bool = True) -> tvm.transform.Pass:
+    return ConvChannelsLast if winograd else DirectConvChannelsLast

@@ -6,14 +6,14 @@
                        xq[n, oh*s + kh*d, ow*s + kw*d, c] * W[no, kh, kw, c / 4, ni, c % 4]
                 -> y = float(acc + correction[o]) * scale[o], NHWC (conv) or [M, N] (matmul)
 
-Channels last on both sides (convert.py permutes a graph's NCHW tensors to it and back, and
-layout.py cancels the pairs between int8 layers), and in fours: one step of the inner product
-is 4 uint8 of one position times a packed 16x4 int8 weight block, exactly the operands of
-VNNI's vpdpbusd, read in place (no im2col). A matmul is the 1x1 case over a [1, 1, M, K]
-input; a pointwise conv is one GEMM over its positions. `correction` folds the activation's
-zero point (-zp * sum W) and the int32 bias (bias / (act_scale * w_scale)) into one vector;
-`scale` is act_scale * w_scale per output channel. The block names are what the CPU schedule
-rule (backends/llvm/rule_int8_gemm.py) looks for.
+Channels last on both sides (passes/quantize/convert.py permutes a graph's NCHW tensors to it and
+back, and layout.py cancels the pairs between int8 layers), and in fours: one step of the inner
+product is 4 uint8 of one position times a packed 16x4 int8 weight block, exactly the operands of
+VNNI's vpdpbusd, read in place (no im2col). A matmul is the 1x1 case over a [1, 1, M, K] input; a
+pointwise conv is one GEMM over its positions. `correction` folds the activation's zero point (-zp *
+sum W) and the int32 bias (bias / (act_scale * w_scale)) into one vector; `scale` is act_scale *
+w_scale per output channel. The block names are what the CPU schedule rule (rule_int8_gemm.py) looks
+for.
 
 `signed` kernels (CUDA's, whose dp4a multiplies int8 by int8) read the activation as
 int8 = uint8 - 128, zero point z - 128: the same values, the correction built for them
@@ -22,16 +22,26 @@ int8 = uint8 - 128, zero point z - 128: the same values, the correction built fo
 
 from __future__ import annotations
 
+import numpy as np
 from tvm import te, tirx
 
-from ..conv_geometry import ConvGeometry, nchw_as_nhwc
+from ...passes.conv_geometry import ConvGeometry, nchw_as_nhwc
+from ...passes.quantize.convert import SIGNED_SHIFT
 
 QUANTIZE, GEMM, DEQUANTIZE = "int8_quantize", "int8_gemm", "int8_dequantize"
 DEQUANTIZE_NCHW = "int8_dequantize_nchw"  # the output transposed as it is written
 LANES, DEPTH = 16, 4  # output channels x reduction steps of one vpdpbusd
-SIGNED_SHIFT = 128  # a signed kernel's activation is the uint8 value less this
 # the activation's storage: (dtype, shift, lowest, highest)
 STORAGE = {False: ("uint8", 0, 0.0, 255.0), True: ("int8", SIGNED_SHIFT, -128.0, 127.0)}
+
+
+def pack_weight(quantized: np.ndarray) -> np.ndarray:
+    """[O, C, KH, KW] int8 -> [O/16, KH, KW, C/4, 16, 4], zero-padded to whole blocks."""
+    out, channels, kh, kw = quantized.shape
+    padded = np.zeros((-(-out // LANES) * LANES, -(-channels // DEPTH) * DEPTH, kh, kw), np.int8)
+    padded[:out, :channels] = quantized
+    blocks = padded.reshape(-1, LANES, padded.shape[1] // DEPTH, DEPTH, kh, kw)
+    return np.ascontiguousarray(blocks.transpose(0, 4, 5, 2, 1, 3))
 
 
 def _quantize(value, inv_scale: float, zero_point: int, signed: bool = False):

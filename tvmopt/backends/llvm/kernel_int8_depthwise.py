@@ -1,6 +1,6 @@
 """The int8 depthwise conv (MobileNet's 3x3 layers) as one TIR function.
 
-    x (float32 or uint8) -> xq = quantize(x), NHWC uint8, zero-point padded (kernels.py)
+    x (float32 or uint8) -> xq = quantize(x), NHWC uint8, zero-point padded (kernel_int8_gemm.py)
                          -> acc[n, oh, ow, c] = sum over taps of xq[n, oh*s + kh*d, ow*s + kw*d, c]
                                                                  * W[kh, kw, c]        (int32)
                          -> y = float(acc + correction[c]) * scale[c]
@@ -17,14 +17,14 @@ from __future__ import annotations
 import numpy as np
 from tvm import te
 
-from ..conv_geometry import ConvGeometry
-from .kernels import DEQUANTIZE, DEQUANTIZE_NCHW, LANES, quantize_nhwc
+from ...passes.conv_geometry import ConvGeometry
+from .kernel_int8_gemm import DEQUANTIZE, DEQUANTIZE_NCHW, LANES, quantize_nhwc
 
 DEPTHWISE = "int8_depthwise"
 
 
 def pack_depthwise(weight: np.ndarray) -> np.ndarray:
-    """[C, 1, KH, KW] (int8, or float32 for depthwise_nhwc.py) -> [KH, KW, C padded to a
+    """[C, 1, KH, KW] (int8, or float32 for kernel_depthwise_nhwc.py) -> [KH, KW, C padded to a
     multiple of 16]."""
     channels = weight.shape[0]
     padded = np.zeros((-(-channels // LANES) * LANES, *weight.shape[2:]), weight.dtype)

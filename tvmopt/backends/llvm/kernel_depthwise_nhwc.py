@@ -8,17 +8,17 @@
 
 Each channel has its own filter, so a tap is one multiply-add per channel and the vector runs
 over 16 channels of one position, which channels last makes contiguous; the int8 depthwise
-kernel (passes/quantize/depthwise.py) has the same shape. With it, a MobileNet runs channels
+kernel (kernel_int8_depthwise.py) has the same shape. With it, a MobileNet runs channels
 last from its first conv to its global pool, and its pointwise convs take the panel GEMM. The
-block names are what the CPU schedule rule (backends/llvm/rule_depthwise_nhwc.py) looks for.
+block names are what the CPU schedule rule (rule_depthwise_nhwc.py) looks for.
 """
 
 from __future__ import annotations
 
 from tvm import te
 
-from .conv_geometry import ConvGeometry
-from .conv_nhwc import padded_nhwc
+from ...passes.conv_geometry import ConvGeometry
+from .kernel_conv_nhwc import padded_nhwc
 
 TAPS, OUTPUT = "nhwc_depthwise", "nhwc_depthwise_bias"
 

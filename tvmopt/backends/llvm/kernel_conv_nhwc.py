@@ -9,10 +9,10 @@
 The weight is packed at compile time into panels of 16 output channels, contiguous over the
 whole window and all input channels: one step of the inner product broadcasts an input value
 and loads a 16-wide vector of the panel, so the accumulators of a tile of positions x panels
-stay in registers (the int8 kernel, passes/quantize/kernels.py, has the same shape with VNNI
+stay in registers (the int8 kernel, kernel_int8_gemm.py, has the same shape with VNNI
 steps of 4). A pointwise conv is one GEMM over all H*W positions, so a 7x7 map tiles as 49
 positions rather than 7 rows of 7. The block names are what the CPU schedule rule
-(backends/llvm/rule_channels_last.py) looks for.
+(rule_conv_nhwc.py) looks for.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from tvm import te, tirx
 
-from .conv_geometry import ConvGeometry, nchw_as_nhwc
+from ...passes.conv_geometry import ConvGeometry, nchw_as_nhwc
 
 PAD, GEMM, OUTPUT = "pad_temp", "nhwc_gemm", "nhwc_bias"
 LANES = 16  # output channels per packed panel: one AVX-512 vector of float32

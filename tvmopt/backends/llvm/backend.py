@@ -1,0 +1,82 @@
+"""The CPU backend: LLVM code for the host or another CPU, our schedule rules on every kernel."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+from ..._tvm import tvm
+from ...errors import TargetError
+from ...passes.quantize.convert import Int8Kernels
+from ..base import Backend
+from . import pipeline, tuning
+from .kernel_int8_depthwise import int8_depthwise_conv2d, pack_depthwise
+from .kernel_int8_gemm import int8_conv2d, int8_matmul, pack_weight
+from .target import EXAMPLE, complete, host_target, host_triple, is_host_arch
+
+
+def int8_kernels(signed: bool = False) -> Int8Kernels:
+    """The int8 layers' TE kernels (kernel_int8_gemm.py, kernel_int8_depthwise.py); `signed`
+    GEMMs read int8 activations, as CUDA's dp4a does."""
+    return Int8Kernels(int8_conv2d, pack_weight, int8_depthwise_conv2d, pack_depthwise,
+                       int8_matmul, signed)  # fmt: skip
+
+
+class LLVMBackend(Backend):
+    name = "llvm"
+    aliases = ("llvm", "cpu", "host")
+    example = EXAMPLE
+
+    @classmethod
+    def named_target(cls, name: str) -> tvm.target.Target:
+        return host_target()
+
+    @classmethod
+    def target_from_spec(cls, spec: dict) -> tvm.target.Target:
+        try:
+            target = tvm.target.Target(spec)
+        except Exception as err:  # noqa: BLE001 - TVM reports bad keys with several error types
+            raise TargetError(
+                f"invalid target {json.dumps(spec)}: {str(err).strip().splitlines()[-1]}"
+            ) from None
+        return complete(target)
+
+    @classmethod
+    def complete(cls, target: tvm.target.Target) -> tvm.target.Target:
+        return complete(target)
+
+    def int8_kernels(self) -> Int8Kernels:
+        return int8_kernels()
+
+    def graph_passes(self, opt_level: int) -> list:
+        return pipeline.graph_passes(opt_level, self.options.winograd)
+
+    def graph_after_quantize(self) -> list:
+        return pipeline.after_quantize(self.options.winograd)
+
+    def lowering_passes(self, opt_level: int, database=None) -> list:
+        return pipeline.lowering_passes(opt_level, self.target, database)
+
+    def linker(self):
+        """The system's compiler for the host's architecture, a cross g++ for another."""
+        triple = str(self.target.attrs.get("mtriple", host_triple()))
+        if is_host_arch(triple):
+            return None  # TVM's default: the host C++ compiler
+        cross = f"{triple}-g++"
+        if shutil.which(cross) is None:
+            raise TargetError(f"cross-compiling for '{triple}' needs the linker '{cross}' on PATH")
+        from tvm.support import cc
+
+        return cc.cross_compiler(cross)
+
+    def check_tunable(self) -> None:
+        """Tunable: the search space is below."""
+
+    def tunable_rule(self, mod):
+        return tuning.tunable_rule(mod, self.target)
+
+    def search_space(self, rule):
+        return tuning.space_generator(rule, self.target)
+
+    def untuned_schedule(self, rule, mod):
+        return tuning.default_schedule(rule, mod, self.target)

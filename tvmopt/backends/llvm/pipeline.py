@@ -1,0 +1,65 @@
+"""The CPU pipeline, top to bottom: the target-neutral graph passes of the opt level
+(passes/pipeline.py); at -O3, after int8 quantization, the passes that shape work for our CPU
+kernels; then lowering, with our schedule rules (rules.py) on every kernel no tuning record
+covers."""
+
+from __future__ import annotations
+
+from tvm import relax
+
+from ...passes.fast_math import FAST_LEGALIZATIONS
+from ...passes.fuse_epilogue import FuseEpilogue
+from ...passes.pipeline import GRAPH_PASSES, apply_database, named
+from ...passes.safe_indexing import SafeIndexing
+from ...passes.simplify import Simplify
+from ...passes.vector_round import VECTOR_ROUND
+from .conv1x1_as_matmul import Conv1x1AsMatmul
+from .conv_channels_last import channels_last_pass
+from .pack_matmul_weights import PackMatmulWeights
+from .rules import deinterleave_pass, schedule_pass
+
+T = relax.transform
+
+
+def after_quantize(winograd: bool) -> list:
+    """-O3's CPU passes, which follow int8 quantization (or the float graph passes)."""
+    return [
+        ("dataflow", T.ConvertToDataflow),  # quantization's taps leave plain binding blocks
+        ("conv_channels_last", lambda: channels_last_pass(winograd)),  # float convs NHWC
+        ("conv1x1_as_matmul", lambda: Conv1x1AsMatmul),  # 7x7 / 14x14 maps: vectors over channels
+        ("pack_matmul_weights", lambda: PackMatmulWeights),  # W[K,N] -> contiguous column panels
+        ("simplify_2", lambda: Simplify),  # with one row, the panels' permute is a reshape
+        ("fuse_epilogue", FuseEpilogue),  # conv/matmul + bias + activation + residual -> 1 kernel
+    ]
+
+
+def graph_passes(opt_level: int, winograd: bool = True) -> list:
+    if opt_level == 3:
+        return GRAPH_PASSES[3] + after_quantize(winograd)
+    return GRAPH_PASSES[opt_level]
+
+
+def lowering_passes(opt_level: int, target, database=None) -> list:
+    """TVM's CPU lowering; from -O2, TVM's FuseOps also groups the remaining element-wise ops, and
+    at -O3 transcendental functions legalize to their fast, vectorizable forms (fast_math.py).
+    round legalizes to a form that vectorizes at every level (vector_round.py).
+
+    TVM's own FoldConstant is left out on purpose: it has no size cap, and folding the generated
+    weights of onnx's light VGG-19 grew its library from 33 MiB to 489 MiB. Ours has the cap.
+    """
+    from tvm.relax.backend.cpu_generic import pipeline as cpu
+
+    legalizations = {**VECTOR_ROUND, **(FAST_LEGALIZATIONS if opt_level >= 3 else {})}
+    passes = [
+        ("safe_indexing", SafeIndexing),  # run-time gather indices clamp, never read out of bounds
+        ("legalize", T.LegalizeOps(customize_legalize_map=legalizations)),
+        ("annotate_patterns", T.AnnotateTIROpPattern()),
+    ]
+    if opt_level >= 2:
+        passes += [("fuse_elementwise", T.FuseOps()), ("fuse_tir", T.FuseTIR())]
+    passes.append(("deinterleave_strided_inputs", deinterleave_pass))
+    if database is not None:  # tuned kernels first; the rules skip what is scheduled
+        passes.append(("apply_tuning_records", apply_database(database)))
+    passes.append(("schedule_cpu", schedule_pass()))
+    tail = cpu.dataflow_lower_passes(target) + cpu.finalize_passes(target)
+    return [*named(cpu.library_dispatch_passes(target)), *passes, *named(tail)]
