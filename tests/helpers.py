@@ -41,10 +41,21 @@ def relu_model(shape=(2, 3)) -> onnx.ModelProto:
     )
 
 
-def ort_outputs(model: onnx.ModelProto, feeds: dict) -> dict[str, np.ndarray]:
-    session = onnxruntime.InferenceSession(
-        model.SerializeToString(), providers=["CPUExecutionProvider"]
+def ort_session(model: onnx.ModelProto, optimized: bool = True):
+    """ONNX Runtime on `model`. Not `optimized`, its graph runs as written: for a QDQ model that
+    is DequantizeLinear -> float op -> QuantizeLinear, the exact int8 semantics. Its optimized
+    int8 kernels are not exact on every CPU: on AVX2 (no VNNI) they add u8 x s8 products in
+    pairs into int16 (vpmaddubsw), which saturates (../shared/reference/CPU-ISA.md)."""
+    options = onnxruntime.SessionOptions()
+    if not optimized:
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return onnxruntime.InferenceSession(
+        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
     )
+
+
+def ort_outputs(model: onnx.ModelProto, feeds: dict, optimized=True) -> dict[str, np.ndarray]:
+    session = ort_session(model, optimized)
     names = [out.name for out in session.get_outputs()]
     return dict(zip(names, session.run(names, feeds), strict=True))
 

@@ -1,5 +1,6 @@
 """Models quantized by someone else: ONNX Runtime's QDQ and QOperator output, and the integer
-ops, compile (QDQ and QLinear through our int8 kernels) and match ONNX Runtime."""
+ops, compile (QDQ and QLinear through our int8 kernels) and match ONNX Runtime running the graph
+as written (its QDQ semantics; helpers.ort_session), on every CPU."""
 
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ from onnx import TensorProto, helper
 
 import tvmopt
 
-from .helpers import inverted_residual_cnn, make_model
+from .helpers import inverted_residual_cnn, make_model, ort_session
+
+# the AVX2 path runs unchanged on an AVX-512 host: its int8 code is tested on every machine
+AVX2 = {"kind": "llvm", "mcpu": "x86-64-v3"}
+ISAS = pytest.mark.parametrize("target", [None, AVX2], ids=["host", "avx2"])
 
 
 def _float_model() -> onnx.ModelProto:
@@ -61,7 +66,10 @@ def _quantize_with_ort(tmp_path, fmt, activation, model=None, samples=None):
 
 
 def _assert_matches_ort(model, compiled, tolerance, samples=None):
-    session = onnxruntime.InferenceSession(model.SerializeToString())
+    """Against the exact reference: ONNX Runtime's optimized AVX2 kernels saturate (3.5-7.5% of
+    the output scale on these models), where ours and its unoptimized graph do not."""
+    assert compiled.metadata.quantization == "int8-qdq"
+    session = ort_session(model, optimized=False)
     for feeds in samples or _samples(4):
         expected = session.run(None, feeds)[0]
         actual = compiled.run(feeds)["y"]
@@ -75,29 +83,33 @@ def _int8_kernels_in(model, tmp_path, block="int8_gemm") -> bool:
     return any(block in path.read_text() for path in dump.glob("*ApplyDefaultSchedule*"))
 
 
+@ISAS
 @pytest.mark.parametrize("activation", ["QUInt8", "QInt8"])
-def test_onnxruntime_qdq_model_runs_int8_and_matches(tmp_path, activation):
+def test_onnxruntime_qdq_model_runs_int8_and_matches(tmp_path, activation, target):
     model = _quantize_with_ort(tmp_path, "QDQ", activation)
     assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in model.graph.node}
     # one output quantization step: a tie rounded the other way moves an output by one step
-    _assert_matches_ort(model, tvmopt.compile(model), tolerance=0.02)
+    _assert_matches_ort(model, tvmopt.compile(model, target=target), tolerance=0.02)
     assert _int8_kernels_in(model, tmp_path)
 
 
-def test_onnxruntime_qdq_mobilenet_runs_depthwise_int8_and_matches(tmp_path):
+@ISAS
+def test_onnxruntime_qdq_mobilenet_runs_depthwise_int8_and_matches(tmp_path, target):
     """ONNX Runtime quantizes depthwise convs too: they run on our int8 depthwise kernel."""
     rng = np.random.default_rng(1)
     samples = [{"x": rng.standard_normal((1, 3, 32, 32)).astype(np.float32)} for _ in range(16)]
     model = _quantize_with_ort(tmp_path, "QDQ", "QUInt8", inverted_residual_cnn(), samples)
-    _assert_matches_ort(model, tvmopt.compile(model), tolerance=0.02, samples=samples[:4])
+    compiled = tvmopt.compile(model, target=target)
+    _assert_matches_ort(model, compiled, tolerance=0.02, samples=samples[:4])
     assert _int8_kernels_in(model, tmp_path, block="int8_depthwise")
 
 
-def test_onnxruntime_qoperator_model_runs_int8_and_matches(tmp_path):
+@ISAS
+def test_onnxruntime_qoperator_model_runs_int8_and_matches(tmp_path, target):
     model = _quantize_with_ort(tmp_path, "QOperator", "QUInt8")
     ops = {n.op_type for n in model.graph.node}
     assert {"QLinearConv", "QLinearMatMul"} <= ops
-    _assert_matches_ort(model, tvmopt.compile(model), tolerance=0.02)
+    _assert_matches_ort(model, tvmopt.compile(model, target=target), tolerance=0.02)
     assert _int8_kernels_in(model, tmp_path)
 
 
