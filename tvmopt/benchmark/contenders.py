@@ -58,10 +58,15 @@ class NotYetContender(Contender):
 
 
 class TvmoptLLVM(Contender):
-    """tvmopt on the host CPU at an opt level (`llvm` is the default -O3, `llvm-O0` no passes)."""
+    """tvmopt on the host CPU at an opt level (`llvm` is the default -O3, `llvm-O0` no passes),
+    or on this CPU for an ISA below its own (`llvm-avx2`: x86-64-v3 code, AVX2's 16 ymm
+    registers, as on a Zen 3; an AVX-512 CPU runs it unchanged)."""
 
-    def __init__(self, name: str = "llvm", opt_level: int = 3):
-        self.name, self.opt_level = name, opt_level
+    def __init__(self, name: str = "llvm", opt_level: int = 3, target: str | None = None):
+        self.name, self.opt_level, self.target = name, opt_level, target
+
+    def unavailable(self, case):
+        return None if self.target is None else _cannot_run(self.target)
 
     def prepare(self, case, threads):
         import tvmopt
@@ -74,7 +79,18 @@ class TvmoptLLVM(Contender):
         return Prepared(lambda: [compiled.run(case.feeds)[n] for n in names], seconds, size)
 
     def options(self, case) -> dict:
-        return {"opt_level": self.opt_level}
+        return {"opt_level": self.opt_level, "target": self.target}
+
+
+def _cannot_run(level: str) -> str | None:
+    """Why this CPU cannot run code for the x86-64 `level`, or None."""
+    from ..backends.cpu_features import X86_LEVELS, host_arch, host_features
+
+    needs = dict(X86_LEVELS)[level]
+    have = host_features() or frozenset()
+    if host_arch() != "x86_64" or not all(feature in have for feature in needs):
+        return f"this CPU cannot run {level} code"
+    return None
 
 
 def _exported_size(compiled) -> int:
@@ -140,11 +156,11 @@ class TvmoptInt8(TvmoptLLVM):
 
     min_cosine = INT8_MIN_COSINE
 
-    def __init__(self):
-        super().__init__("llvm-int8")
+    def __init__(self, name: str = "llvm-int8", target: str | None = None):
+        super().__init__(name, target=target)
 
     def options(self, case) -> dict:
-        return {"quantize": "int8", "calib": case.calibration}
+        return {"quantize": "int8", "calib": case.calibration, "target": self.target}
 
 
 class TvmoptTuned(TvmoptLLVM):
@@ -309,6 +325,8 @@ CONTENDERS: dict[str, Callable[[], Contender]] = {
     "llvm": TvmoptLLVM,
     "llvm-O0": lambda: TvmoptLLVM("llvm-O0", opt_level=0),
     "llvm-int8": TvmoptInt8,
+    "llvm-avx2": lambda: TvmoptLLVM("llvm-avx2", target="x86-64-v3"),
+    "llvm-int8-avx2": lambda: TvmoptInt8("llvm-int8-avx2", target="x86-64-v3"),
     "llvm-tuned": TvmoptTuned,
     "cuda": TvmoptCUDA,
     "cuda-fp16": lambda: TvmoptCUDA("fp16"),

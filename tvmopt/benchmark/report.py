@@ -62,9 +62,11 @@ def write_csv(table: list[dict], path: Path) -> None:
 
 
 def machine() -> dict:
-    """What the numbers were measured on."""
+    """What the numbers were measured on: the CPU by name, by LLVM's name and by its ISA (a
+    speed holds for that ISA only)."""
     return {
         "cpu": _cpu_model(),
+        **_isa(),
         "cores_available": len(os.sched_getaffinity(0)),
         "gpu": _gpus(),
         "platform": platform.platform(),
@@ -81,6 +83,21 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+VECTOR_FEATURES = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8",
+                   "asimd", "asimddp", "i8mm")  # fmt: skip
+
+
+def _isa() -> dict:
+    from ..backends import resolve_target
+    from ..backends.cpu_features import host_features
+    from ..backends.llvm.cpu import cpu_of
+
+    host = resolve_target(None)
+    have = host_features() or frozenset()
+    return {"llvm_cpu": str(host.attrs["mcpu"]), "isa": cpu_of(host).isa.name,
+            "vector_features": [f for f in VECTOR_FEATURES if f in have]}  # fmt: skip
 
 
 def _gpus() -> str:
@@ -115,6 +132,7 @@ def write_report(results: list[Result], out_dir: Path, command: str) -> Path:
     plot_latency(table, out_dir / "latency.png")
     plot_speedup(table, out_dir / "speedup.png")
     cores, gpu = description["cores_available"], description["gpu"]
-    header = f"Command: `{command}`\n\nMachine: {description['cpu']}, {cores} cores, GPU: {gpu}\n\n"
+    cpu = f"{description['cpu']} ({description['llvm_cpu']}: {description['isa']})"
+    header = f"Command: `{command}`\n\nMachine: {cpu}, {cores} cores, GPU: {gpu}\n\n"
     (out_dir / "results.md").write_text(header + markdown(table))
     return out_dir / "results.md"
