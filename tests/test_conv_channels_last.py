@@ -14,7 +14,7 @@ from tvm import te
 import tvmopt
 from tvmopt.backends import resolve_target
 from tvmopt.backends.llvm import kernel_conv_nhwc as conv_nhwc
-from tvmopt.backends.llvm.panel_gemm import L2_BYTES
+from tvmopt.backends.llvm.cpu import cpu_of
 from tvmopt.backends.llvm.rule_conv_nhwc import Conv2dNHWC
 
 from .helpers import (
@@ -34,7 +34,7 @@ CONVS = [  # (N, C, H, W, OC, kernel, stride, pad, dilation)
     (2, 16, 9, 9, 40, 3, 1, 2, 2),  # batch, dilation, 40 outputs: 2.5 panels
     (1, 32, 7, 7, 48, 1, 1, 0, 1),  # 1x1: one GEMM over the 49 positions
     (1, 8, 9, 9, 16, 1, 2, 0, 1),  # 1x1 strided: a window, not a GEMM over positions
-    (1, 128, 4, 4, 288, 3, 1, 1, 1),  # a weight over L2_BYTES: panels outermost
+    (1, 128, 4, 4, 288, 3, 1, 1, 1),  # a weight over L2 (1 MiB or less): panels outermost
 ]
 
 
@@ -44,7 +44,7 @@ def test_nhwc_conv_matches_torch(target, shape):
     x, weight, geometry = conv_case(shape)
     (n, out_h, out_w, oc) = (shape[0], *geometry.out_hw, shape[4])
     bias = np.random.default_rng(1).standard_normal(oc).astype(np.float32)
-    packed = conv_nhwc.pack_weight(weight)
+    packed = conv_nhwc.pack_weight(weight, cpu_of(target).lanes())
     arrays = [np.ascontiguousarray(x.transpose(0, 2, 3, 1)), packed, bias]
     placeholders = [te.placeholder(a.shape, "float32") for a in arrays]
     y = conv_nhwc.conv2d_nhwc(*placeholders, geometry=geometry, channels=oc)
@@ -56,7 +56,8 @@ def test_nhwc_conv_matches_torch(target, shape):
 
 def test_large_weight_case_takes_the_panels_outer_branch():
     n, c, h, w, oc, k = CONVS[-1][:6]
-    assert conv_nhwc.pack_weight(np.zeros((oc, c, k, k), np.float32)).nbytes > L2_BYTES
+    packed = conv_nhwc.pack_weight(np.zeros((oc, c, k, k), np.float32), cpu_of(HOST).lanes())
+    assert packed.nbytes > max(cpu_of(target).l2_bytes for target in (HOST, AVX2))
 
 
 def _kernel_names(scheduled_ir: str) -> list[str]:

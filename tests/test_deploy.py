@@ -176,7 +176,8 @@ def assert_one_line_error(result, fragment):
     "args, fragment",
     [
         (["missing.so"], "model not found: missing.so"),
-        (["{onnx}"], "invalid ELF header"),
+        (["{onnx}"], "model.onnx is not a tvmopt artifact: not a 64-bit ELF library"),
+        (["{truncated}"], "truncated.so is truncated: 20000 bytes, where its section table ends"),
         (["{libm}"], "is not a tvmopt artifact: it has no tvmopt_metadata record"),
         (["{library}", "--repeat", "0"], "--repeat takes an integer >= 1, got '0'"),
         (["{library}", "--inputs"], "--inputs needs a value"),
@@ -188,7 +189,9 @@ def test_runner_rejects_bad_arguments_in_one_line(library, runner, tmp_path, arg
     onnx_file = tmp_path / "model.onnx"
     onnx_file.write_bytes(mixed_model().SerializeToString())
     libm = next(Path("/lib/x86_64-linux-gnu").glob("libm.so.6"), None) or Path("/lib64/libm.so.6")
-    paths = {"{onnx}": onnx_file, "{libm}": libm, "{library}": library}
+    (tmp_path / "truncated.so").write_bytes(Path(library).read_bytes()[:20000])
+    paths = {"{onnx}": onnx_file, "{libm}": libm, "{library}": library,
+             "{truncated}": Path("truncated.so")}  # fmt: skip
     result = run(runner, *(paths.get(arg, arg) for arg in args), cwd=tmp_path)
     assert_one_line_error(result, fragment)
 
@@ -397,3 +400,18 @@ def test_runner_refuses_vta_libraries_in_one_line(runner, tmp_path):
     library = tmp_path / "vta.so"
     tvmopt.compile(build_demo_model(), target="vta", quantize="int8", calib=calib).export(library)
     assert_one_line_error(run(runner, library), "offloads layers to VTA, whose simulator runs in")
+
+
+def test_runner_refuses_a_library_for_another_cpu_before_loading_it(runner, tmp_path):
+    """Built for Sapphire Rapids (AMX, AVX-512 FP16): none of our machines has those, so the
+    runner names them and a target that runs here, where loading would die with SIGILL."""
+    from tvmopt.backends.cpu_features import host_features
+
+    if "amx_int8" in (host_features() or ()):
+        pytest.skip("this CPU runs Sapphire Rapids code")
+    library = tmp_path / "spr.so"
+    spr = {"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": "sapphirerapids"}
+    tvmopt.compile(build_demo_model(), target=spr).export(library)
+    result = run(runner, library)
+    assert_one_line_error(result, "needs CPU features this CPU lacks: amx_bf16, amx_int8")
+    assert "compile it with --target llvm (this CPU)" in result.stderr

@@ -15,6 +15,7 @@ from tvmopt.backends import resolve_target
 from tvmopt.backends.llvm.kernel_depthwise_nhwc import depthwise_conv2d_nhwc
 from tvmopt.backends.llvm.kernel_int8_depthwise import pack_depthwise
 from tvmopt.backends.llvm.rule_depthwise_nhwc import DepthwiseNHWC
+from tvmopt.backends.llvm.schedule_util import vector_lanes
 
 from .helpers import assert_matches_ort, inverted_residual_cnn, run_scheduled, torch_conv2d
 
@@ -49,7 +50,7 @@ def test_depthwise_nhwc_matches_torch(target, channels_last, shape):
     channels = shape[1]
     bias = np.random.default_rng(1).standard_normal(channels).astype(np.float32)
     image = np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if channels_last else x
-    arrays = [image, pack_depthwise(weight), bias]
+    arrays = [image, pack_depthwise(weight, vector_lanes(target)), bias]
     placeholders = [te.placeholder(a.shape, "float32") for a in arrays]
     y = depthwise_conv2d_nhwc(*placeholders, geometry=geometry, channels=channels,
                               channels_last=channels_last)  # fmt: skip

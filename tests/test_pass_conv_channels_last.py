@@ -13,7 +13,7 @@ from tvm import relax
 
 from tvmopt._tvm import tvm
 from tvmopt.backends.llvm import kernel_winograd
-from tvmopt.backends.llvm.conv_channels_last import ConvChannelsLast, DirectConvChannelsLast
+from tvmopt.backends.llvm.conv_channels_last import ConvChannelsLast
 from tvmopt.backends.llvm.kernel_conv_nhwc import conv2d_nhwc, pack_weight
 from tvmopt.backends.llvm.kernel_depthwise_nhwc import depthwise_conv2d_nhwc
 from tvmopt.backends.llvm.kernel_int8_depthwise import pack_depthwise
@@ -29,6 +29,7 @@ CONV3X3 = RNG.standard_normal((16, 16, 3, 3)).astype(np.float32)
 DEPTHWISE = RNG.standard_normal((16, 1, 3, 3)).astype(np.float32)
 NCHW = [0, 3, 1, 2]  # NHWC -> NCHW
 SAME_16 = ConvGeometry((3, 3), (1, 1), (1, 1), (1, 1), (16, 16))
+LANES = 8  # panels of 8 channels (AVX2's vector; the pass takes the target's from cpu.py)
 
 
 def _pointwise_relu(bb, x):
@@ -49,8 +50,8 @@ def _nhwc_pointwise_relu(bb, x):
     """The expected first layer: the image read NCHW by the NHWC kernel, the bias folded in."""
     kernel = partial(conv2d_nhwc, geometry=ConvGeometry(out_hw=(16, 16)), channels=16,
                      channels_last=False)  # fmt: skip
-    conv = bb.emit(bb.call_te(kernel, x, const(pack_weight(POINTWISE)), const(BIAS.reshape(-1)),
-                              primfunc_name_hint="conv2d_nhwc"))  # fmt: skip
+    packed, bias = const(pack_weight(POINTWISE, LANES)), const(BIAS.reshape(-1))
+    conv = bb.emit(bb.call_te(kernel, x, packed, bias, primfunc_name_hint="conv2d_nhwc"))
     return bb.emit(relax.op.nn.relu(conv))
 
 
@@ -76,8 +77,8 @@ def test_3x3_conv_on_a_16x16_map_takes_winograd():
     before = module({"x": f32(*X)}, _second_conv(CONV3X3))
     kernel = partial(kernel_winograd.conv2d_winograd, geometry=SAME_16, channels=16,
                      tile=kernel_winograd.DEFAULT_TILE, bias=None)  # fmt: skip
-    packed = kernel_winograd.transform_weight(CONV3X3, kernel_winograd.DEFAULT_TILE)
-    after = ConvChannelsLast(before)
+    packed = kernel_winograd.transform_weight(CONV3X3, kernel_winograd.DEFAULT_TILE, LANES)
+    after = ConvChannelsLast(lanes=LANES)(before)
     tvm.ir.assert_structural_equal(after, _expected(kernel, packed))
     _assert_same_values(before, after)
 
@@ -85,8 +86,8 @@ def test_3x3_conv_on_a_16x16_map_takes_winograd():
 def test_without_winograd_every_conv_is_direct():
     before = module({"x": f32(*X)}, _second_conv(CONV3X3))
     kernel = partial(conv2d_nhwc, geometry=SAME_16, channels=16, channels_last=True, bias=None)
-    after = DirectConvChannelsLast(before)
-    tvm.ir.assert_structural_equal(after, _expected(kernel, pack_weight(CONV3X3)))
+    after = ConvChannelsLast(winograd=False, lanes=LANES)(before)
+    tvm.ir.assert_structural_equal(after, _expected(kernel, pack_weight(CONV3X3, LANES)))
     _assert_same_values(before, after)
 
 
@@ -94,8 +95,8 @@ def test_depthwise_conv_takes_the_depthwise_kernel():
     before = module({"x": f32(*X)}, _second_conv(DEPTHWISE, groups=16))
     kernel = partial(depthwise_conv2d_nhwc, geometry=SAME_16, channels=16, channels_last=True,
                      bias=None)  # fmt: skip
-    after = ConvChannelsLast(before)
-    tvm.ir.assert_structural_equal(after, _expected(kernel, pack_depthwise(DEPTHWISE)))
+    after = ConvChannelsLast(lanes=LANES)(before)
+    tvm.ir.assert_structural_equal(after, _expected(kernel, pack_depthwise(DEPTHWISE, LANES)))
     _assert_same_values(before, after)
 
 
@@ -116,4 +117,4 @@ def _concat_of_convs(bb, x):
 )  # fmt: skip
 def test_models_it_would_slow_down_stay_nchw(body):
     before = module({"x": f32(*X)}, body)
-    tvm.ir.assert_structural_equal(ConvChannelsLast(before), before)
+    tvm.ir.assert_structural_equal(ConvChannelsLast(lanes=LANES)(before), before)

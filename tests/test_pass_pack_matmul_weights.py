@@ -1,4 +1,5 @@
-"""PackMatmulWeights: constant [K, N] weights become contiguous [N/32, K, 32] panels."""
+"""PackMatmulWeights: constant [K, N] weights become contiguous [N/P, K, P] panels of P = two
+vectors of the target's float32 (32 on AVX-512, 16 on AVX2)."""
 
 import numpy as np
 import tvm
@@ -6,13 +7,17 @@ from onnx import TensorProto, helper
 from tvm import relax
 
 import tvmopt
-from tvmopt.backends.llvm.pack_matmul_weights import PANEL, PackMatmulWeights
+from tvmopt.backends.llvm.pack_matmul_weights import VECTORS
+from tvmopt.backends.llvm.pack_matmul_weights import PackMatmulWeights as pack_pass
 
 from .helpers import assert_matches_ort, make_model
 from .passes_helpers import const, f32, module, run_relax
 
 RNG = np.random.default_rng(0)
+LANES = 16  # AVX-512's float32 vector
+PANEL = VECTORS * LANES
 W = RNG.standard_normal((8, 2 * PANEL)).astype(np.float32)
+PackMatmulWeights = pack_pass(LANES)
 
 
 def test_weight_is_packed_into_panels():
@@ -30,6 +35,13 @@ def test_weight_is_packed_into_panels():
     tvm.ir.assert_structural_equal(PackMatmulWeights(before), module({"x": f32(1, 3, 8)}, expected))
     x = RNG.standard_normal((1, 3, 8)).astype(np.float32)
     np.testing.assert_allclose(run_relax(PackMatmulWeights(before), x), x @ W, rtol=1e-5, atol=1e-5)
+
+
+def test_panels_are_two_vectors_of_the_target():
+    before = module({"x": f32(1, 3, 8)}, lambda bb, x: relax.op.matmul(x, const(W)))
+    panels = [b.value for b in pack_pass(8)(before)["main"].body.blocks[0].bindings
+              if isinstance(b.value, relax.Call) and b.value.op.name == "relax.matmul"]  # fmt: skip
+    assert [p.args[1].value.numpy().shape for p in panels] == [(4, 8, 16)]  # AVX2: 16 columns
 
 
 def test_does_not_fire_on_odd_widths_batched_or_variable_weights():

@@ -4,6 +4,8 @@ channels last or first on either side."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 from tvm import te
@@ -12,6 +14,7 @@ from tvmopt._tvm import tvm
 from tvmopt.backends import resolve_target
 from tvmopt.backends.llvm.kernel_int8_depthwise import int8_depthwise_conv2d, pack_depthwise
 from tvmopt.backends.llvm.rule_int8_depthwise import Int8Depthwise
+from tvmopt.backends.llvm.schedule_util import vector_lanes
 from tvmopt.passes.quantize.convert import kernel_constants, quantize_weight
 from tvmopt.passes.quantize.observers import qparams_for
 
@@ -45,7 +48,8 @@ def test_int8_depthwise_is_exact_integer_arithmetic(target, layouts, shape):
     channels, (out_h, out_w) = shape[1], geometry.out_hw
     qparams = qparams_for(float(x.min()), float(x.max()), symmetric=False)
     bias = np.random.default_rng(2).standard_normal(channels)
-    consts = kernel_constants(weight, qparams, bias, pack_depthwise)
+    pack = partial(pack_depthwise, lanes=vector_lanes(target))
+    consts = kernel_constants(weight, qparams, bias, pack)
     arrays = [_as(layouts[0], x), *(v.value.numpy() for v in consts)]
     placeholders = [te.placeholder(a.shape, str(a.dtype)) for a in arrays]
     y = int8_depthwise_conv2d(*placeholders, geometry=geometry, channels=channels,
@@ -65,7 +69,8 @@ def test_int8_depthwise_is_exact_integer_arithmetic(target, layouts, shape):
 
 def test_weight_packs_channels_innermost_in_whole_vectors():
     weight = np.arange(20 * 9, dtype=np.int8).reshape(20, 1, 3, 3)
-    packed = pack_depthwise(weight)
+    packed = pack_depthwise(weight, 16)
     assert packed.shape == (3, 3, 32)
+    assert pack_depthwise(weight, 8).shape == (3, 3, 24)
     np.testing.assert_array_equal(packed[1, 2, :20], weight[:, 0, 1, 2])
     assert not packed[..., 20:].any()

@@ -3,6 +3,8 @@ observers' qparams on known distributions."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 from tvm import s_tir, te
@@ -10,7 +12,7 @@ from tvm import s_tir, te
 from tvmopt._tvm import tvm
 from tvmopt.backends import resolve_target
 from tvmopt.backends.llvm import kernel_int8_gemm as kernels
-from tvmopt.backends.llvm.panel_gemm import L2_BYTES
+from tvmopt.backends.llvm.cpu import cpu_of
 from tvmopt.backends.llvm.rule_int8_gemm import Int8Gemm, has_vnni
 from tvmopt.passes.conv_geometry import ConvGeometry
 from tvmopt.passes.quantize.convert import kernel_constants, quantize_weight
@@ -56,8 +58,13 @@ CONVS = [  # (N, C, H, W, OC, kernel, stride, pad, dilation)
     (1, 32, 7, 7, 48, 1, 1, 0, 1),  # 1x1: one GEMM over the 49 positions
     (2, 6, 5, 3, 16, 1, 1, 0, 1),  # 1x1, batch, channels padded to 8
     (1, 8, 9, 9, 16, 1, 2, 0, 1),  # 1x1 strided: a window, not a GEMM over positions
-    (1, 128, 4, 4, 1024, 3, 1, 1, 1),  # a weight over L2_BYTES (1.2 MB): panels outermost
+    (1, 128, 4, 4, 1024, 3, 1, 1, 1),  # a weight over L2 (1.2 MB): panels outermost
 ]
+
+
+def _pack(target):
+    """The int8 weight packing for `target`: blocks of its vector of int32 (16 or 8 channels)."""
+    return partial(kernels.pack_weight, lanes=cpu_of(target).lanes(32))
 
 
 @pytest.mark.parametrize(
@@ -70,7 +77,7 @@ def test_int8_conv2d_is_exact_integer_arithmetic(target, signed, shape):
     x, weight, geometry = conv_case(shape)
     (n, out_h, out_w, oc) = (shape[0], *geometry.out_hw, shape[4])
     qparams = qparams_for(float(x.min()), float(x.max()), symmetric=False)
-    consts = kernel_constants(weight, qparams, None, kernels.pack_weight, signed)
+    consts = kernel_constants(weight, qparams, None, _pack(target), signed)
     packed, correction, scale = (v.value.numpy() for v in consts)
     x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))  # the kernel is channels last
     arrays = [x_nhwc, packed, correction, scale]
@@ -96,7 +103,7 @@ def test_uint8_input_is_read_in_place(stride, signed):
     x[0, 0, 0, :4] = [0, 127, 128, 255]  # the ends and the middle of the shift
     weight = rng.standard_normal((48, 32, 1, 1)).astype(np.float32)
     qparams = QParams(0.05, 17)
-    consts = kernel_constants(weight, qparams, None, kernels.pack_weight, signed)
+    consts = kernel_constants(weight, qparams, None, _pack(HOST), signed)
     packed, correction, scale = (v.value.numpy() for v in consts)
     out_hw = (-(-7 // stride),) * 2
     geometry = ConvGeometry(strides=(stride, stride), out_hw=out_hw)
@@ -114,7 +121,8 @@ def test_uint8_input_is_read_in_place(stride, signed):
 
 def test_large_weight_case_takes_the_panels_outer_branch():
     *_, oc, k = CONVS[-1][:6]
-    assert oc * k * k * CONVS[-1][1] > L2_BYTES  # int8: one byte per weight
+    l2 = max(cpu_of(target).l2_bytes for target in (HOST, AVX2))
+    assert oc * k * k * CONVS[-1][1] > l2  # int8: one byte per weight
 
 
 @pytest.mark.parametrize(
@@ -129,7 +137,7 @@ def test_int8_matmul_is_exact_integer_arithmetic(target, signed):
     bias = rng.standard_normal(20)  # folded into the int32 correction at act x weight scale
     qparams = qparams_for(float(x.min()), float(x.max()), symmetric=True)
     weight_oihw = weight.T[:, :, None, None]
-    consts = kernel_constants(weight_oihw, qparams, bias, kernels.pack_weight, signed)
+    consts = kernel_constants(weight_oihw, qparams, bias, _pack(target), signed)
     packed, correction, scale = (v.value.numpy() for v in consts)
     placeholders = [te.placeholder(a.shape, str(a.dtype)) for a in (x, packed, correction, scale)]
     y = kernels.int8_matmul(*placeholders, columns=20, inv_scale=1 / qparams.scale,

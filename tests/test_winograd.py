@@ -15,6 +15,7 @@ import tvmopt
 from tvmopt.backends import resolve_target
 from tvmopt.backends.llvm import kernel_winograd as conv_winograd
 from tvmopt.backends.llvm.rule_winograd import Conv2dWinograd
+from tvmopt.backends.llvm.schedule_util import vector_lanes
 from tvmopt.cli import main
 from tvmopt.passes.conv_geometry import ConvGeometry
 
@@ -37,7 +38,7 @@ def _run(shape, tile, target, with_bias=True) -> tuple[np.ndarray, np.ndarray]:
     oc = shape[4]
     bias = np.random.default_rng(1).standard_normal(oc).astype(np.float32) if with_bias else None
     arrays = [np.ascontiguousarray(x.transpose(0, 2, 3, 1)),
-              conv_winograd.transform_weight(weight, tile)]  # fmt: skip
+              conv_winograd.transform_weight(weight, tile, vector_lanes(target))]  # fmt: skip
     arrays += [bias] if with_bias else []
     placeholders = [te.placeholder(a.shape, "float32") for a in arrays]
     y = conv_winograd.conv2d_winograd(*placeholders[:2], placeholders[2] if with_bias else None,

@@ -226,7 +226,7 @@ def load(path) -> CompiledModel:
         backend = recorded_backend(metadata)
     except TargetError as err:
         raise ArtifactError(f"cannot load {path}: {err}") from None
-    backend.before_load()
+    backend.before_load(metadata, path)  # a library for another CPU is refused here
     try:
         module = tvm.runtime.load_module(str(path))
     except Exception as err:  # noqa: BLE001 - dlopen failures surface as several types

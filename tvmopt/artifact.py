@@ -1,7 +1,9 @@
 """The deployable artifact: one shared library holding code, weights and a metadata record.
 
 The record is JSON returned by the C symbol `const char* tvmopt_metadata(void)`, so a C++ program
-reads it with dlsym alone. The library is written to a temporary file beside its destination
+reads it with dlsym alone; its bytes also lie in an ELF section of their own (.tvmopt_metadata),
+so that both readers can check a library (that it is whole, that this CPU runs its code) before
+loading it, which runs its code. The library is written to a temporary file beside its destination
 and renamed into place, so a failed or interrupted export never leaves a half-written file.
 """
 
@@ -11,6 +13,7 @@ import ctypes
 import json
 import os
 import shutil
+import struct
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,6 +26,8 @@ FORMAT = "tvmopt-artifact/1"
 _RECORD_KEYS = ("format", "inputs", "outputs", "target", "tvmopt_version", "tvm_version", "backend",
                 "precision", "quantization")  # fmt: skip
 METADATA_SYMBOL = "tvmopt_metadata"
+METADATA_SECTION = ".tvmopt_metadata"
+ELF_MAGIC = b"\x7fELF"
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,7 @@ def metadata_source(metadata: Metadata) -> str:
     rows = [", ".join(str(b) for b in data[i : i + 24]) for i in range(0, len(data), 24)]
     body = ",\n  ".join(rows)
     return (
+        f'__attribute__((section("{METADATA_SECTION}"), used))\n'
         f"static const unsigned char kMetadata[] = {{\n  {body}\n}};\n"
         'extern "C" __attribute__((visibility("default")))\n'
         f"const char* {METADATA_SYMBOL}(void) {{\n"
@@ -138,7 +144,15 @@ def copy_library(source, path) -> None:
 
 
 def read_metadata(path) -> Metadata:
-    """Read the record from a library that TVM has already loaded (dlopen reuses its handle)."""
+    """The record, read from its ELF section without loading the library; a library written
+    before the section existed is loaded to ask its symbol."""
+    record = elf_section(path, METADATA_SECTION)
+    if record is None:
+        return _metadata_from_symbol(path)
+    return Metadata.from_json(record.split(b"\0", 1)[0].decode())
+
+
+def _metadata_from_symbol(path) -> Metadata:
     try:
         getter = getattr(ctypes.CDLL(str(Path(path).resolve())), METADATA_SYMBOL)
     except (OSError, AttributeError):
@@ -147,3 +161,39 @@ def read_metadata(path) -> Metadata:
         ) from None
     getter.restype = ctypes.c_char_p
     return Metadata.from_json(getter().decode())
+
+
+def elf_section(path, name: str) -> bytes | None:
+    """The bytes of the section `name` of a 64-bit ELF file, or None where it has none; an
+    ArtifactError for a file that is not ELF or is cut short (a copy that did not finish)."""
+    with open(path, "rb") as stream:
+        size = os.fstat(stream.fileno()).st_size
+        header = stream.read(64)
+        if len(header) < 64 or header[:4] != ELF_MAGIC or header[4] != 2:
+            raise ArtifactError(f"{path} is not a tvmopt artifact: not a 64-bit ELF library")
+        order = "<" if header[5] == 1 else ">"
+        (table_at,) = struct.unpack_from(order + "Q", header, 0x28)
+        entry, count, names_index = struct.unpack_from(order + "HHH", header, 0x3A)
+        if table_at + entry * count > size:
+            raise ArtifactError(f"{path} is truncated: {size} bytes, where its section table "
+                                f"ends at {table_at + entry * count}")  # fmt: skip
+        stream.seek(table_at)
+        sections = [_section(stream.read(entry), order) for _ in range(count)]
+        if any(offset + length > size for _, kind, offset, length in sections if kind != 8):
+            raise ArtifactError(f"{path} is truncated: a section ends past its {size} bytes")
+        names = _read(stream, *sections[names_index][2:])
+        for name_at, _, offset, length in sections:
+            if names[name_at : names.index(b"\0", name_at)] == name.encode():
+                return _read(stream, offset, length)
+    return None
+
+
+def _section(raw: bytes, order: str) -> tuple[int, int, int, int]:
+    """(name offset, type, file offset, size) of an ELF64 section header."""
+    name_at, kind, _, _, offset, length = struct.unpack_from(order + "IIQQQQ", raw)
+    return name_at, kind, offset, length
+
+
+def _read(stream, offset: int, length: int) -> bytes:
+    stream.seek(offset)
+    return stream.read(length)

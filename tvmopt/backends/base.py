@@ -23,9 +23,11 @@ from typing import ClassVar
 from .._tvm import tvm
 from ..errors import OptionError, TuneError
 from ..passes.pipeline import instantiate, sequential
+from .cpu_features import check_runs_here
+
+CPU_RECORD = "cpu"  # the metadata record of the CPU features a library's code needs
 
 PRECISIONS = ("fp32", "fp16")
-
 
 @dataclass(frozen=True)
 class BuildOptions:
@@ -136,7 +138,8 @@ class Backend:
         return tvm.compile(mod, target=self.target, relax_pipeline=pipeline)
 
     def record(self) -> dict:
-        """What the last build adds to the artifact's metadata (VTA's layer placement, say)."""
+        """What the last build adds to the artifact's metadata (VTA's layer placement, the CPU
+        features the code needs, say)."""
         return {}
 
     def linker(self):
@@ -145,8 +148,10 @@ class Backend:
 
     # --- loading -------------------------------------------------------------------------------
     @classmethod
-    def before_load(cls) -> None:
-        """Ready TVM's runtime for a library of this backend, before it is loaded."""
+    def before_load(cls, metadata, path) -> None:
+        """Check that the library at `path` runs here (the CPU features its code needs), and
+        ready TVM's runtime for it, before it is loaded."""
+        check_runs_here(metadata.extra.get(CPU_RECORD), path)
 
     @classmethod
     def before_run(cls) -> None:

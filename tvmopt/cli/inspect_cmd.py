@@ -8,9 +8,8 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from ..artifact import ELF_MAGIC
 from .arguments import add_input_shapes, add_opt_level, add_target
-
-ELF_MAGIC = b"\x7fELF"
 
 
 def register(subparsers) -> None:
@@ -62,9 +61,11 @@ def _is_library(path) -> bool:
 
 
 def print_library(path) -> None:
-    from ..api import load
+    """What the library records, read without loading it: a library for another CPU, or
+    another machine, is described as well."""
+    from ..artifact import read_metadata
 
-    metadata = load(path).metadata
+    metadata = read_metadata(path)
     print(f"library: {path} ({Path(path).stat().st_size / 2**20:.1f} MiB; tvmopt "
           f"{metadata.tvmopt_version}, TVM {metadata.tvm_version})")  # fmt: skip
     print(f"backend: {metadata.backend}")
@@ -80,9 +81,14 @@ def print_library(path) -> None:
 
 
 def _summary(record) -> str:
-    """A backend's record in one line: VTA's layer placement is a list per layer."""
-    layers = record.get("layers") if isinstance(record, dict) else None
-    return f"{len(layers)} layers placed" if layers is not None else json.dumps(record)
+    """A backend's record in one line: VTA's layer placement is a list per layer, the CPU record
+    the features its code needs."""
+    if isinstance(record, dict) and "layers" in record:
+        return f"{len(record['layers'])} layers placed"
+    if isinstance(record, dict) and "features" in record:
+        return (f"{record['arch']} {record['mcpu']} ({record['isa']}); needs "
+                f"{' '.join(record['features']) or 'nothing beyond the base ISA'}")  # fmt: skip
+    return json.dumps(record)
 
 
 def print_passes(model, args) -> None:

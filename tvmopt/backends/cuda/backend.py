@@ -9,8 +9,9 @@ import os
 from ..._tvm import tvm
 from ...errors import OptionError, TuneError
 from ...passes.pipeline import FP16
-from ..base import Backend
+from ..base import CPU_RECORD, Backend
 from ..llvm import LLVMBackend, host_target, int8_kernels
+from ..llvm.cpu import cpu_of
 from . import pipeline, tuning
 from .graph import Capture
 from .target import EXAMPLE, cuda_target
@@ -78,11 +79,14 @@ class CUDABackend(Backend):
             return super().build(mod, graph, opt_level, database)
 
     def record(self) -> dict:
-        """How many kernel launches the CUDA graphs hold, when captured."""
-        return {} if self.capture is None else {"cuda_graph": self.capture.record()}
+        """The CPU features of the host code (launch glue, for a baseline CPU), and how many
+        kernel launches the CUDA graphs hold, when captured."""
+        host = {CPU_RECORD: cpu_of(self.target.host).record()}
+        return host if self.capture is None else {**host, "cuda_graph": self.capture.record()}
 
     @classmethod
-    def before_load(cls) -> None:
+    def before_load(cls, metadata, path) -> None:
+        super().before_load(metadata, path)
         if not runtime_loaded():
             enable_codegen()  # TVM's CUDA runtime reads the library's device code
 

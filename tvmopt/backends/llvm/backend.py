@@ -4,31 +4,43 @@ from __future__ import annotations
 
 import json
 import shutil
+from functools import partial
 
 from ..._tvm import tvm
 from ...errors import TargetError
 from ...passes.quantize.convert import Int8Kernels
-from ..base import Backend
+from ..base import CPU_RECORD, Backend
 from . import pipeline, tuning
+from .cpu import cpu_of
 from .kernel_int8_depthwise import int8_depthwise_conv2d, pack_depthwise
 from .kernel_int8_gemm import int8_conv2d, int8_matmul, pack_weight
 from .target import EXAMPLE, complete, host_target, host_triple, is_host_arch
 
+FLEET_LEVELS = ("x86-64-v2", "x86-64-v3", "x86-64-v4")
 
-def int8_kernels(signed: bool = False) -> Int8Kernels:
-    """The int8 layers' TE kernels (kernel_int8_gemm.py, kernel_int8_depthwise.py); `signed`
-    GEMMs read int8 activations, as CUDA's dp4a does."""
-    return Int8Kernels(int8_conv2d, pack_weight, int8_depthwise_conv2d, pack_depthwise,
-                       int8_matmul, signed)  # fmt: skip
+
+def int8_kernels(lanes: int = 16, signed: bool = False) -> Int8Kernels:
+    """The int8 layers' TE kernels (kernel_int8_gemm.py, kernel_int8_depthwise.py), their weights
+    in blocks of `lanes` output channels (a vector of int32 accumulators); `signed` GEMMs read
+    int8 activations, as CUDA's dp4a does."""
+    return Int8Kernels(int8_conv2d, partial(pack_weight, lanes=lanes), int8_depthwise_conv2d,
+                       partial(pack_depthwise, lanes=lanes), int8_matmul, signed)  # fmt: skip
 
 
 class LLVMBackend(Backend):
     name = "llvm"
-    aliases = ("llvm", "cpu", "host")
+    # this CPU; or an x86-64 level, one library for a fleet (v2: SSE4.2, v3: AVX2, v4: AVX-512)
+    aliases = ("llvm", "cpu", "host", *FLEET_LEVELS)
     example = EXAMPLE
+
+    def __init__(self, target, options=None):
+        super().__init__(target, options)
+        self.cpu = cpu_of(target)  # what the kernels and weight layouts are sized from
 
     @classmethod
     def named_target(cls, name: str) -> tvm.target.Target:
+        if name in FLEET_LEVELS:
+            return tvm.target.Target({"kind": "llvm", "mtriple": host_triple(), "mcpu": name})
         return host_target()
 
     @classmethod
@@ -46,16 +58,19 @@ class LLVMBackend(Backend):
         return complete(target)
 
     def int8_kernels(self) -> Int8Kernels:
-        return int8_kernels()
+        return int8_kernels(self.cpu.lanes(32))
 
     def graph_passes(self, opt_level: int) -> list:
-        return pipeline.graph_passes(opt_level, self.options.winograd)
+        return pipeline.graph_passes(opt_level, self.options.winograd, self.cpu.lanes())
 
     def graph_after_quantize(self) -> list:
-        return pipeline.after_quantize(self.options.winograd)
+        return pipeline.after_quantize(self.options.winograd, self.cpu.lanes())
 
     def lowering_passes(self, opt_level: int, database=None) -> list:
         return pipeline.lowering_passes(opt_level, self.target, database)
+
+    def record(self) -> dict:
+        return {CPU_RECORD: self.cpu.record()}
 
     def linker(self):
         """The system's compiler for the host's architecture, a cross g++ for another."""

@@ -8,7 +8,8 @@ kernel_depthwise_nhwc.py).
 
 The permutes between two such convs then sink below the element-wise ops, pools and means in
 between, and cancel (sink_permutes.py): a CNN runs NHWC from its first conv to its global pool.
-Channels last, every conv vectorizes over 16 output channels, so a 7x7 map fills its vectors as
+Channels last, every conv vectorizes over L output channels (a vector of the target's: cpu.py,
+16 float32 on AVX-512, 8 on AVX2), so a 7x7 map fills its vectors as
 well as a 56x56 one, and a pointwise conv is a GEMM with its epilogue fused (the NCHW direct
 conv vectorizes along rows of 7 or 14; conv1x1_as_matmul's way round costs two transposes).
 A model with grouped convs other than depthwise ones keeps NCHW: those have NCHW rules, and a
@@ -72,9 +73,10 @@ def _convertible(call) -> bool:
 
 @mutator
 class _ChannelsLast(PyExprMutator):
-    def __init__(self, mod, convs: dict, folded_adds: dict, winograd: bool):
+    def __init__(self, mod, convs: dict, folded_adds: dict, winograd: bool,  # noqa: PLR0913
+                 lanes: int):  # fmt: skip
         super().__init__(mod)
-        self.winograd = winograd
+        self.winograd, self.lanes = winograd, lanes
         self.convs = convs  # conv call -> its bias (per output channel) or None
         # conv call -> (input, output) layout: an input that does not come from a conv (the
         # image) is read NCHW by the kernel, rather than transposed by a kernel of its own
@@ -91,7 +93,8 @@ class _ChannelsLast(PyExprMutator):
     def _nhwc_conv(self, call, x, bias):
         weight, channels_last = value(call.args[1]), self.layouts[call][0] == "NHWC"
         geometry = conv_geometry(call)
-        kernel, packed = _kernel(weight, geometry, channels_last, self._algorithm(call, geometry))
+        algorithm = self._algorithm(call, geometry)
+        kernel, packed = _kernel(weight, geometry, channels_last, algorithm, self.lanes)
         if channels_last:
             x = self.builder_.emit(relax.op.permute_dims(x, NCHW_TO_NHWC))
         args = [x, const(packed)]
@@ -110,34 +113,35 @@ class _ChannelsLast(PyExprMutator):
         return "winograd" if self.winograd and pays else "direct"
 
 
-def _kernel(weight: np.ndarray, geometry, channels_last: bool, algorithm: str):
-    """The TE kernel for this conv, and its weight packed for it: `algorithm` is "winograd"
-    (kernel_winograd.py), "depthwise" (kernel_depthwise_nhwc.py) or "direct" (the GEMM,
-    kernel_conv_nhwc.py)."""
+def _kernel(weight: np.ndarray, geometry, channels_last: bool, algorithm: str, lanes: int):
+    """The TE kernel for this conv, and its weight packed for it in panels of `lanes` channels:
+    `algorithm` is "winograd" (kernel_winograd.py), "depthwise" (kernel_depthwise_nhwc.py) or
+    "direct" (the GEMM, kernel_conv_nhwc.py)."""
     if algorithm == "depthwise":
         kernel = partial(kernel_depthwise_nhwc.depthwise_conv2d_nhwc, geometry=geometry,
                          channels=len(weight), channels_last=channels_last)  # fmt: skip
-        return kernel, pack_depthwise(weight)
+        return kernel, pack_depthwise(weight, lanes)
     if algorithm == "winograd":
         tile = kernel_winograd.DEFAULT_TILE
         kernel = partial(kernel_winograd.conv2d_winograd, geometry=geometry,
                          channels=len(weight), tile=tile)  # fmt: skip
-        return kernel, kernel_winograd.transform_weight(weight, tile)
+        return kernel, kernel_winograd.transform_weight(weight, tile, lanes)
     kernel = partial(kernel_conv_nhwc.conv2d_nhwc, geometry=geometry,
                      channels=len(weight), channels_last=channels_last)  # fmt: skip
-    return kernel, kernel_conv_nhwc.pack_weight(weight)
+    return kernel, kernel_conv_nhwc.pack_weight(weight, lanes)
 
 
-def to_channels_last(mod: tvm.IRModule, winograd: bool = True) -> tvm.IRModule:
-    """`mod` with its float convs channels last; with `winograd`, 3x3 convs on maps where it pays
-    take Winograd's kernel, whose transformed weights are 4x the direct ones."""
+def to_channels_last(mod: tvm.IRModule, winograd: bool = True, lanes: int = 16) -> tvm.IRModule:
+    """`mod` with its float convs channels last, their weights in panels of `lanes` channels;
+    with `winograd`, 3x3 convs on maps where it pays take Winograd's kernel, whose transformed
+    weights are 4x the direct ones."""
     layers = _conv_layers(mod["main"])
     if not layers:
         return mod
     biases = foldable_biases(mod["main"], layers)
     convs = {layer.call: biases[layer.name][1] if layer.name in biases else None
              for layer in layers}  # fmt: skip
-    mutator_ = _ChannelsLast(mod, convs, folded_adds(biases, layers), winograd)
+    mutator_ = _ChannelsLast(mod, convs, folded_adds(biases, layers), winograd, lanes)
     main = mod.get_global_var("main")
     mutator_.builder_.update_func(main, mutator_.visit_expr(mod["main"]))
     converted = channels_last(mutator_.builder_.get())
@@ -152,16 +156,13 @@ def _permutes(func: relax.Function) -> int:
     return sum(op_name(value) == "relax.permute_dims" for value in bindings(func).values())
 
 
-@tvm.transform.module_pass(opt_level=0, name="tvmopt.ConvChannelsLast")
-def ConvChannelsLast(mod, ctx):  # noqa: N802 - named like the TVM passes around it
-    return to_channels_last(mod)
+def ConvChannelsLast(winograd: bool = True, lanes: int = 16) -> tvm.transform.Pass:  # noqa: N802
+    """The pass, for panels of `lanes` float32 channels (the target's vector: cpu.py); without
+    `winograd`, every conv on the direct kernel."""
+    name = "tvmopt.ConvChannelsLast" if winograd else "tvmopt.DirectConvChannelsLast"
 
+    @tvm.transform.module_pass(opt_level=0, name=name)
+    def channels_last_pass(mod, ctx):
+        return to_channels_last(mod, winograd, lanes)
 
-@tvm.transform.module_pass(opt_level=0, name="tvmopt.DirectConvChannelsLast")
-def DirectConvChannelsLast(mod, ctx):  # noqa: N802
-    """ConvChannelsLast without Winograd: every conv on the direct kernel."""
-    return to_channels_last(mod, winograd=False)
-
-
-def channels_last_pass(winograd: bool = True) -> tvm.transform.Pass:
-    return ConvChannelsLast if winograd else DirectConvChannelsLast
+    return channels_last_pass

@@ -4,15 +4,15 @@
                                            an NCHW x is transposed here too)
         -> acc[n, oh, ow, no, ni] = sum over taps and channels of
                padded[n, oh*s + kh*d, ow*s + kw*d, c] * W[no, kh, kw, c, ni]
-        -> y[n, oh, ow, o] = acc[..., o / 16, o % 16] + bias[o]
+        -> y[n, oh, ow, o] = acc[..., o / L, o % L] + bias[o]
 
-The weight is packed at compile time into panels of 16 output channels, contiguous over the
-whole window and all input channels: one step of the inner product broadcasts an input value
-and loads a 16-wide vector of the panel, so the accumulators of a tile of positions x panels
-stay in registers (the int8 kernel, kernel_int8_gemm.py, has the same shape with VNNI
-steps of 4). A pointwise conv is one GEMM over all H*W positions, so a 7x7 map tiles as 49
-positions rather than 7 rows of 7. The block names are what the CPU schedule rule
-(rule_conv_nhwc.py) looks for.
+The weight is packed at compile time into panels of L output channels (one vector of float32: 16 on
+AVX-512, 8 on AVX2, 4 on NEON; cpu.py), contiguous over the whole window and all input channels: one
+step of the inner product broadcasts an input value and loads one vector of the panel, so the
+accumulators of a tile of positions x panels stay in registers (the int8 kernel,
+kernel_int8_gemm.py, has the same shape with VNNI steps of 4). A pointwise conv is one GEMM over all
+H*W positions, so a 7x7 map tiles as 49 positions rather than 7 rows of 7. The block names are what
+the CPU schedule rule (rule_conv_nhwc.py) looks for.
 """
 
 from __future__ import annotations
@@ -23,15 +23,15 @@ from tvm import te, tirx
 from ...passes.conv_geometry import ConvGeometry, nchw_as_nhwc
 
 PAD, GEMM, OUTPUT = "pad_temp", "nhwc_gemm", "nhwc_bias"
-LANES = 16  # output channels per packed panel: one AVX-512 vector of float32
 
 
-def pack_weight(weight_oihw: np.ndarray) -> np.ndarray:
-    """[O, C, KH, KW] -> [O/16, KH, KW, C, 16], the output channels zero-padded to whole panels."""
+def pack_weight(weight_oihw: np.ndarray, lanes: int) -> np.ndarray:
+    """[O, C, KH, KW] -> [O/L, KH, KW, C, L] for panels of L = `lanes` output channels, the output
+    channels zero-padded to whole panels."""
     out, channels, kh, kw = weight_oihw.shape
-    padded = np.zeros((-(-out // LANES) * LANES, channels, kh, kw), np.float32)
+    padded = np.zeros((-(-out // lanes) * lanes, channels, kh, kw), np.float32)
     padded[:out] = weight_oihw
-    panels = padded.reshape(-1, LANES, channels, kh, kw)
+    panels = padded.reshape(-1, lanes, channels, kh, kw)
     return np.ascontiguousarray(panels.transpose(0, 3, 4, 2, 1))
 
 
@@ -57,7 +57,7 @@ def padded_nhwc(x, geometry: ConvGeometry, channels_last: bool, width: int | Non
 
 
 def _gemm(padded, packed, geometry: ConvGeometry):
-    panels, kh, kw, channels = (int(d) for d in packed.shape[:4])
+    panels, kh, kw, channels, lanes = (int(d) for d in packed.shape)
     (sh, sw), (dh, dw), (oh, ow) = geometry.strides, geometry.dilation, geometry.out_hw
     rh, rw = te.reduce_axis((0, kh), name="rh"), te.reduce_axis((0, kw), name="rw")
     rc = te.reduce_axis((0, channels), name="rc")
@@ -68,13 +68,13 @@ def _gemm(padded, packed, geometry: ConvGeometry):
         def pixel(b, i, p):
             return padded[b, p // width + rh, p % width + rw, rc]
 
-        shape = (n, 1, oh * ow, panels, LANES)
+        shape = (n, 1, oh * ow, panels, lanes)
     else:
 
         def pixel(b, i, j):
             return padded[b, i * sh + rh * dh, j * sw + rw * dw, rc]
 
-        shape = (n, oh, ow, panels, LANES)
+        shape = (n, oh, ow, panels, lanes)
 
     def value(b, i, j, no, ni):
         return te.sum(pixel(b, i, j) * packed[no, rh, rw, rc, ni], axis=[rh, rw, rc])
@@ -86,13 +86,13 @@ def conv2d_nhwc(x, packed, bias, *, geometry: ConvGeometry, channels: int, chann
     """NHWC (or, not `channels_last`, NCHW) float32 input -> NHWC output of `channels` channels
     (`bias` [channels], or None)."""
     acc = _gemm(padded_nhwc(x, geometry, channels_last), packed, geometry)
-    n, (oh, ow) = int(x.shape[0]), geometry.out_hw
+    n, (oh, ow), lanes = int(x.shape[0]), geometry.out_hw, int(packed.shape[-1])
 
     def position(b, i, j):
         return (b, 0, i * ow + j) if geometry.pointwise() else (b, i, j)
 
     def value(b, i, j, o):
-        total = acc[(*position(b, i, j), o // LANES, o % LANES)]
+        total = acc[(*position(b, i, j), o // lanes, o % lanes)]
         return total if bias is None else total + bias[o]
 
     return te.compute((n, oh, ow, channels), value, name=OUTPUT)

@@ -6,11 +6,11 @@
                                    padded[n, oh*s + kh*d, ow*s + kw*d, c] * W[kh, kw, c]
         -> y[n, oh, ow, c] = acc[..., c] + bias[c]
 
-Each channel has its own filter, so a tap is one multiply-add per channel and the vector runs
-over 16 channels of one position, which channels last makes contiguous; the int8 depthwise
-kernel (kernel_int8_depthwise.py) has the same shape. With it, a MobileNet runs channels
-last from its first conv to its global pool, and its pointwise convs take the panel GEMM. The
-block names are what the CPU schedule rule (rule_depthwise_nhwc.py) looks for.
+Each channel has its own filter, so a tap is one multiply-add per channel and the vector runs over L
+channels of one position (a vector: cpu.py), which channels last makes contiguous; the int8
+depthwise kernel (kernel_int8_depthwise.py) has the same shape. With it, a MobileNet runs channels
+last from its first conv to its global pool, and its pointwise convs take the panel GEMM. The block
+names are what the CPU schedule rule (rule_depthwise_nhwc.py) looks for.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def is_depthwise(groups: int, weight_shape, in_channels: int) -> bool:
 def depthwise_conv2d_nhwc(x, packed, bias, *, geometry: ConvGeometry, channels: int,
                           channels_last=True):  # fmt: skip
     """NHWC (or, not `channels_last`, NCHW) float32 input -> NHWC output; `packed` [KH, KW, C
-    padded to 16] (quantize.depthwise.pack_depthwise), `bias` [channels] or None."""
+    padded to whole vectors] (kernel_int8_depthwise.pack_depthwise), `bias` [channels] or None."""
     kh, kw, width = (int(d) for d in packed.shape)
     # its channels padded to whole vectors with zeros, as the packed weight's are
     padded = padded_nhwc(x, geometry, channels_last, width)

@@ -6,10 +6,11 @@
                          -> y = float(acc + correction[c]) * scale[c]
 
 Each channel has its own 3x3 filter, so there is no inner product for VNNI to take: a tap is
-one multiply-add per channel, and the vector runs over 16 channels of one position, which
+one multiply-add per channel, and the vector runs over L channels of one position, which
 channels last makes contiguous. The layer is memory-bound, and the win over float32 is in the
 bytes: its input and output cross memory as uint8 (requantize.py), a quarter of float32's.
-The weight is packed [KH, KW, C] (C padded to 16) so that a tap's 16 channels are one load.
+The weight is packed [KH, KW, C] (C padded to whole vectors) so that a tap's L channels are one
+load.
 """
 
 from __future__ import annotations
@@ -18,16 +19,16 @@ import numpy as np
 from tvm import te
 
 from ...passes.conv_geometry import ConvGeometry
-from .kernel_int8_gemm import DEQUANTIZE, DEQUANTIZE_NCHW, LANES, quantize_nhwc
+from .kernel_int8_gemm import DEQUANTIZE, DEQUANTIZE_NCHW, quantize_nhwc
 
 DEPTHWISE = "int8_depthwise"
 
 
-def pack_depthwise(weight: np.ndarray) -> np.ndarray:
+def pack_depthwise(weight: np.ndarray, lanes: int) -> np.ndarray:
     """[C, 1, KH, KW] (int8, or float32 for kernel_depthwise_nhwc.py) -> [KH, KW, C padded to a
-    multiple of 16]."""
+    multiple of `lanes`]."""
     channels = weight.shape[0]
-    padded = np.zeros((-(-channels // LANES) * LANES, *weight.shape[2:]), weight.dtype)
+    padded = np.zeros((-(-channels // lanes) * lanes, *weight.shape[2:]), weight.dtype)
     padded[:channels] = weight[:, 0]
     return np.ascontiguousarray(padded.transpose(1, 2, 0))
 

@@ -4,16 +4,17 @@
                                   (spatially, and channels to a multiple of 4)
                 -> acc[n, oh, ow, no, ni] = sum over taps and channels of
                        xq[n, oh*s + kh*d, ow*s + kw*d, c] * W[no, kh, kw, c / 4, ni, c % 4]
+                   (ni < L: one vector of int32 accumulators, 16 on AVX-512, 8 on AVX2)
                 -> y = float(acc + correction[o]) * scale[o], NHWC (conv) or [M, N] (matmul)
 
 Channels last on both sides (passes/quantize/convert.py permutes a graph's NCHW tensors to it and
 back, and layout.py cancels the pairs between int8 layers), and in fours: one step of the inner
-product is 4 uint8 of one position times a packed 16x4 int8 weight block, exactly the operands of
-VNNI's vpdpbusd, read in place (no im2col). A matmul is the 1x1 case over a [1, 1, M, K] input; a
-pointwise conv is one GEMM over its positions. `correction` folds the activation's zero point (-zp *
-sum W) and the int32 bias (bias / (act_scale * w_scale)) into one vector; `scale` is act_scale *
-w_scale per output channel. The block names are what the CPU schedule rule (rule_int8_gemm.py) looks
-for.
+product is 4 uint8 of one position times a packed Lx4 int8 weight block, exactly the operands of
+VNNI's vpdpbusd (16x4 in a zmm, 8x4 in a ymm), read in place (no im2col). A matmul is the 1x1 case
+over a [1, 1, M, K] input; a pointwise conv is one GEMM over its positions. `correction` folds the
+activation's zero point (-zp * sum W) and the int32 bias (bias / (act_scale * w_scale)) into one
+vector; `scale` is act_scale * w_scale per output channel. The block names are what the CPU schedule
+rule (rule_int8_gemm.py) looks for.
 
 `signed` kernels (CUDA's, whose dp4a multiplies int8 by int8) read the activation as
 int8 = uint8 - 128, zero point z - 128: the same values, the correction built for them
@@ -30,17 +31,18 @@ from ...passes.quantize.convert import SIGNED_SHIFT
 
 QUANTIZE, GEMM, DEQUANTIZE = "int8_quantize", "int8_gemm", "int8_dequantize"
 DEQUANTIZE_NCHW = "int8_dequantize_nchw"  # the output transposed as it is written
-LANES, DEPTH = 16, 4  # output channels x reduction steps of one vpdpbusd
+DEPTH = 4  # reduction steps of one vpdpbusd (and of one dp4a)
 # the activation's storage: (dtype, shift, lowest, highest)
 STORAGE = {False: ("uint8", 0, 0.0, 255.0), True: ("int8", SIGNED_SHIFT, -128.0, 127.0)}
 
 
-def pack_weight(quantized: np.ndarray) -> np.ndarray:
-    """[O, C, KH, KW] int8 -> [O/16, KH, KW, C/4, 16, 4], zero-padded to whole blocks."""
+def pack_weight(quantized: np.ndarray, lanes: int) -> np.ndarray:
+    """[O, C, KH, KW] int8 -> [O/L, KH, KW, C/4, L, 4] for blocks of L = `lanes` output channels,
+    zero-padded to whole blocks."""
     out, channels, kh, kw = quantized.shape
-    padded = np.zeros((-(-out // LANES) * LANES, -(-channels // DEPTH) * DEPTH, kh, kw), np.int8)
+    padded = np.zeros((-(-out // lanes) * lanes, -(-channels // DEPTH) * DEPTH, kh, kw), np.int8)
     padded[:out, :channels] = quantized
-    blocks = padded.reshape(-1, LANES, padded.shape[1] // DEPTH, DEPTH, kh, kw)
+    blocks = padded.reshape(-1, lanes, padded.shape[1] // DEPTH, DEPTH, kh, kw)
     return np.ascontiguousarray(blocks.transpose(0, 4, 5, 2, 1, 3))
 
 
@@ -114,11 +116,11 @@ def quantize_rows(x, channels: int, inv_scale: float, zero_point: int, signed: b
 
 
 def gemm(xq, packed, geometry: ConvGeometry, over_positions: bool = False):
-    """int32 accumulators [N, OH, OW, N/16, 16] of the packed weight [N/16, KH, KW, C/4, 16, 4];
-    [N, 1, OH*OW, N/16, 16] `over_positions` of a pointwise conv (p reads xq's p // W, p % W)."""
+    """int32 accumulators [N, OH, OW, N/L, L] of the packed weight [N/L, KH, KW, C/4, L, 4];
+    [N, 1, OH*OW, N/L, L] `over_positions` of a pointwise conv (p reads xq's p // W, p % W)."""
     if over_positions:
         return _pointwise_gemm(xq, packed)
-    blocks, kh, kw, steps = (int(d) for d in packed.shape[:4])
+    blocks, kh, kw, steps, lanes = (int(d) for d in packed.shape[:5])
     (sh, sw), (dh, dw), (oh, ow) = geometry.strides, geometry.dilation, geometry.out_hw
     rh, rw = te.reduce_axis((0, kh), name="rh"), te.reduce_axis((0, kw), name="rw")
     ko, ki = te.reduce_axis((0, steps), name="ko"), te.reduce_axis((0, DEPTH), name="ki")
@@ -128,12 +130,12 @@ def gemm(xq, packed, geometry: ConvGeometry, over_positions: bool = False):
         weight = packed[no, rh, rw, ko, ni, ki]
         return te.sum(pixel.astype("int32") * weight.astype("int32"), axis=[rh, rw, ko, ki])
 
-    return te.compute((int(xq.shape[0]), oh, ow, blocks, LANES), value, name=GEMM)
+    return te.compute((int(xq.shape[0]), oh, ow, blocks, lanes), value, name=GEMM)
 
 
 def _pointwise_gemm(xq, packed):
     n, h, w = (int(d) for d in xq.shape[:3])
-    blocks, steps = int(packed.shape[0]), int(packed.shape[3])
+    blocks, steps, lanes = int(packed.shape[0]), int(packed.shape[3]), int(packed.shape[4])
     # the unit window axes keep the loop nest the schedule rule expects
     rh, rw = te.reduce_axis((0, 1), name="rh"), te.reduce_axis((0, 1), name="rw")
     ko, ki = te.reduce_axis((0, steps), name="ko"), te.reduce_axis((0, DEPTH), name="ki")
@@ -143,11 +145,12 @@ def _pointwise_gemm(xq, packed):
         weight = packed[no, rh, rw, ko, ni, ki]
         return te.sum(pixel.astype("int32") * weight.astype("int32"), axis=[rh, rw, ko, ki])
 
-    return te.compute((n, 1, h * w, blocks, LANES), value, name=GEMM)
+    return te.compute((n, 1, h * w, blocks, lanes), value, name=GEMM)
 
 
 def _dequantize(acc, correction, scale, position, channel):
-    total = acc[(*position, channel // LANES, channel % LANES)] + correction[channel]
+    lanes = int(acc.shape[-1])
+    total = acc[(*position, channel // lanes, channel % lanes)] + correction[channel]
     return total.astype("float32") * scale[channel]
 
 

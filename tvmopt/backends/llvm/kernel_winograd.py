@@ -6,7 +6,7 @@
         -> M[e*a + u, 0, p, no, ni] = sum over c of V[e*a + u, p, c] * U[e*a + u, no, c, ni]
         -> y[n, h, w, o] = (Aᵀ M_p A)[h % m, w % m] + bias[o]
 
-U = G g Gᵀ is the weight transformed at compile time, packed in panels of 16 output channels. The
+U = G g Gᵀ is the weight transformed at compile time, packed in panels of L output channels. The
 a² GEMMs take 9m² / a² times the multiplies of the direct conv (F(4x4): 4x fewer); the transforms
 are additions and constant multiples. The transform matrices come from TVM's Cook-Toom
 construction (topi's winograd_util), with its interpolation points chosen for accuracy. The
@@ -22,7 +22,7 @@ from tvm import te, tirx
 from tvm.topi.nn.winograd_util import _cook_toom_convolution, _interpolation_points
 
 from ...passes.conv_geometry import ConvGeometry
-from .kernel_conv_nhwc import LANES, padded_nhwc
+from .kernel_conv_nhwc import padded_nhwc
 
 INPUT_ROWS, INPUT = "winograd_input_rows", "winograd_input"
 GEMM, PRODUCT = "winograd_gemm", "winograd_product"
@@ -55,15 +55,16 @@ def pays(geometry: ConvGeometry) -> bool:
     return applies(geometry) and min(geometry.out_hw) >= MIN_OUTPUT
 
 
-def transform_weight(weight_oihw: np.ndarray, tile: int) -> np.ndarray:
-    """[O, C, 3, 3] -> U [a², O/16, C, 16]: G g Gᵀ, output channels zero-padded to whole panels."""
+def transform_weight(weight_oihw: np.ndarray, tile: int, lanes: int) -> np.ndarray:
+    """[O, C, 3, 3] -> U [a², O/L, C, L]: G g Gᵀ, output channels zero-padded to whole panels of
+    L = `lanes`."""
     _, _, g = transform_matrices(tile)
     out, channels = weight_oihw.shape[:2]
     u = np.einsum("ei,ocij,uj->euco", g, weight_oihw.astype(np.float64), g)
-    padded = np.zeros((*u.shape[:3], -(-out // LANES) * LANES))
+    padded = np.zeros((*u.shape[:3], -(-out // lanes) * lanes))
     padded[..., :out] = u
     alpha = len(g)
-    panels = padded.reshape(alpha * alpha, channels, -1, LANES).transpose(0, 2, 1, 3)
+    panels = padded.reshape(alpha * alpha, channels, -1, lanes).transpose(0, 2, 1, 3)
     return np.ascontiguousarray(panels, dtype=np.float32)
 
 
@@ -122,7 +123,7 @@ def _gemm(v, u):
     """M[eu, 0, p, no, ni]: one GEMM per transformed position eu, in the panel GEMM's shape."""
     channels = int(v.shape[2])
     rc = te.reduce_axis((0, channels), name="rc")
-    shape = (int(v.shape[0]), 1, int(v.shape[1]), int(u.shape[1]), LANES)
+    shape = (int(v.shape[0]), 1, int(v.shape[1]), int(u.shape[1]), int(u.shape[3]))
     acc = te.compute(
         shape,
         lambda eu, i, p, no, ni: te.sum(v[eu, p, rc] * u[eu, no, rc, ni], axis=[rc]),
@@ -136,10 +137,10 @@ def _output_transform(product, bias, geometry: ConvGeometry, channels: int, tile
     """y = Aᵀ M A per tile, cropped to the output, plus the bias: columns, then rows."""
     a, _, _ = transform_matrices(tile)
     alpha, (th, tw), (oh, ow) = len(a), _tiles(geometry, tile), geometry.out_hw
-    n = int(product.shape[2]) // (th * tw)
+    n, lanes = int(product.shape[2]) // (th * tw), int(product.shape[4])
 
     def transformed(e, u, p, o):
-        return product[e * alpha + u, 0, p, o // LANES, o % LANES]
+        return product[e * alpha + u, 0, p, o // lanes, o % lanes]
 
     columns = te.compute(
         (alpha, tile, n * th * tw, channels),

@@ -2,10 +2,12 @@
 
 Both the int8 layer (kernel_int8_gemm.py) and the float32 NHWC conv (kernel_conv_nhwc.py)
 compute acc[n, i, j, no, ni] over a packed weight [no, kh, kw, c..., ni]: positions j of row i
-(or all positions of a pointwise conv, i = 0) by panels no of 16 output channels ni. Each task
-owns `rows` positions x `chunks` panels; their accumulators stay in registers over the whole
-reduction, each step broadcasting one input value per position against one vector per panel.
-The int8 reduction ends in a step of 4 channels (VNNI's vpdpbusd); the float32 one does not.
+(or all positions of a pointwise conv, i = 0) by panels no of L output channels ni (a vector of
+the target's: cpu.py). Each task owns `rows` positions x `chunks` panels; their accumulators
+stay in registers over the whole reduction, each step broadcasting one input value per position
+against one vector per panel, as many as the target's register budget holds (7 x 2 on AVX-512,
+6 x 2 on AVX2). The int8 reduction ends in a step of 4 channels (VNNI's vpdpbusd); the float32
+one does not.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .cpu import cpu_of
 from .intrin_vnni import VNNI_INTRIN
 from .schedule_util import (
-    REGISTER_VECTORS,
     extents,
     largest_divisor,
     register_accumulator,
@@ -23,11 +25,6 @@ from .schedule_util import (
     unrolled_write_out,
     vectorized_tail,
 )
-
-LANES = 16  # channels per panel
-# below this, a weight stays in a core's L2 while positions stream past it (1 MiB on Zen 4, 2 MiB
-# on Sapphire Rapids); above, panels go outermost so that each task's panel does
-L2_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -47,6 +44,7 @@ def schedule_panel_gemm(  # noqa: PLR0913 - the blocks, then how to tile them
     epilogue,
     tiles: PanelTiles,
     sample: bool,
+    target,
     *,
     vnni=False,
     channels_first=False,
@@ -54,16 +52,20 @@ def schedule_panel_gemm(  # noqa: PLR0913 - the blocks, then how to tile them
 ) -> None:
     """Weight panels outermost keeps one task's panel in cache while positions stream past; with
     `panels_outer` False, each tile of positions meets every panel in turn, so the input and
-    output stream once. A weight that fits in L2 loses nothing, and `panels_outer` defaults to
-    whether it does not (float 128->512 @28: 89 -> 105 GMAC/s; int8 64->256 @56: 119 -> 214).
-    An NCHW epilogue writes whole rows of a panel's channels: panels stay outermost there."""
+    output stream once. A weight that fits in the target's L2 loses nothing, and `panels_outer`
+    defaults to whether it does not (float 128->512 @28: 89 -> 105 GMAC/s; int8 64->256 @56:
+    119 -> 214). An NCHW epilogue writes whole rows of a panel's channels: panels stay outermost
+    there."""
+    cpu = cpu_of(target)
     if panels_outer is None:
-        panels_outer = channels_first or _weight_bytes(sch, gemm) > L2_BYTES
+        panels_outer = channels_first or _weight_bytes(sch, gemm) > cpu.l2_bytes
     b, i, j, no, ni, *reduction = sch.get_loops(gemm)
     *outer, steps = reduction if len(reduction) == 4 else (*reduction, None)
     chunks = largest_divisor(*extents(sch, [no]), tiles.chunks)
+    (lanes,) = extents(sch, [ni])
+    vectors = max(lanes // cpu.lanes(32), 1)  # per panel: 2 where a panel is two registers wide
     # as many positions as the other panels leave room for in registers: 7 x 2 or 14 x 1
-    rows = min(tiles.rows, REGISTER_VECTORS // chunks)
+    rows = min(tiles.rows, max(cpu.accumulators // (chunks * vectors), 1))
     j_o, j_i = split_tile(sch, j, rows, max_inner=16, sample=sample)
     no_o, no_i = split_tile(sch, no, chunks, max_inner=4, sample=sample)
     # the 16 channels are the vector: innermost, unless VNNI's step of 4 is
@@ -84,7 +86,7 @@ def schedule_panel_gemm(  # noqa: PLR0913 - the blocks, then how to tile them
         sch.reverse_compute_at(epilogue, tile[-1], preserve_unit_loops=True)
         tasks = tile if panels_outer else tile[:3]
         sch.parallel(sch.fuse(*tasks))
-        unrolled_write_out(sch, epilogue, LANES)
+        unrolled_write_out(sch, epilogue, lanes)
     sch.unroll(j_i)
     sch.unroll(no_i)
     if not vnni:  # before decomposing: a reduction block without its init cannot vectorize

@@ -14,28 +14,29 @@ from ...passes.safe_indexing import SafeIndexing
 from ...passes.simplify import Simplify
 from ...passes.vector_round import VECTOR_ROUND
 from .conv1x1_as_matmul import Conv1x1AsMatmul
-from .conv_channels_last import channels_last_pass
+from .conv_channels_last import ConvChannelsLast
 from .pack_matmul_weights import PackMatmulWeights
 from .rules import deinterleave_pass, schedule_pass
 
 T = relax.transform
 
 
-def after_quantize(winograd: bool) -> list:
-    """-O3's CPU passes, which follow int8 quantization (or the float graph passes)."""
+def after_quantize(winograd: bool, lanes: int) -> list:
+    """-O3's CPU passes, which follow int8 quantization (or the float graph passes); weights in
+    panels of `lanes` float32 (the target's vector: cpu.py)."""
     return [
         ("dataflow", T.ConvertToDataflow),  # quantization's taps leave plain binding blocks
-        ("conv_channels_last", lambda: channels_last_pass(winograd)),  # float convs NHWC
+        ("conv_channels_last", lambda: ConvChannelsLast(winograd, lanes)),  # float convs NHWC
         ("conv1x1_as_matmul", lambda: Conv1x1AsMatmul),  # 7x7 / 14x14 maps: vectors over channels
-        ("pack_matmul_weights", lambda: PackMatmulWeights),  # W[K,N] -> contiguous column panels
+        ("pack_matmul_weights", lambda: PackMatmulWeights(lanes)),  # W[K,N] -> column panels
         ("simplify_2", lambda: Simplify),  # with one row, the panels' permute is a reshape
         ("fuse_epilogue", FuseEpilogue),  # conv/matmul + bias + activation + residual -> 1 kernel
     ]
 
 
-def graph_passes(opt_level: int, winograd: bool = True) -> list:
+def graph_passes(opt_level: int, winograd: bool, lanes: int) -> list:
     if opt_level == 3:
-        return GRAPH_PASSES[3] + after_quantize(winograd)
+        return GRAPH_PASSES[3] + after_quantize(winograd, lanes)
     return GRAPH_PASSES[opt_level]
 
 

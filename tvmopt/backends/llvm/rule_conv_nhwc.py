@@ -18,5 +18,5 @@ class Conv2dNHWC(CPURule):
         found = padded_anchor(sch, GEMM, target)
         if found is None:
             return False
-        schedule_panel_gemm(sch, *found, self.tiles, self.sample)
+        schedule_panel_gemm(sch, *found, self.tiles, self.sample, target)
         return True

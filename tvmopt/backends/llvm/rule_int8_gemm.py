@@ -1,16 +1,16 @@
 """The int8 layer (kernel_int8_gemm.py): quantize, GEMM with VNNI, dequantize.
 
-Each task owns a tile of output positions x 16-channel blocks of the int32 accumulator
-(panel_gemm.py); over the reduction, each step is one vpdpbusd per (position, block): 4 uint8
-broadcast against a packed 16x4 int8 weight block. The accumulators stay in registers; the
-dequantizing epilogue is applied as the tile is written out. On CPUs without VNNI (AVX2, NEON,
-or a generic target) the same loops are vectorized over the 16 channels instead: correct
-everywhere, fast where VNNI is.
+Each task owns a tile of output positions x L-channel blocks of the int32 accumulator (a vector
+of the target's: cpu.py; panel_gemm.py); over the reduction, on AVX-512 VNNI, each step is one
+vpdpbusd per (position, block): 4 uint8 broadcast against a packed 16x4 int8 weight block. The
+accumulators stay in registers; the dequantizing epilogue is applied as the tile is written out.
+On CPUs without VNNI (AVX2, NEON, or a generic target) the same loops are vectorized over the L
+channels instead: correct everywhere, fast where VNNI is.
 """
 
 from __future__ import annotations
 
-from ..._tvm import tvm
+from .cpu import cpu_of
 from .kernel_int8_gemm import DEQUANTIZE, DEQUANTIZE_NCHW, GEMM, QUANTIZE
 from .panel_gemm import DEFAULT_TILES, PanelTiles, schedule_panel_gemm
 from .schedule_util import (
@@ -24,9 +24,8 @@ from .schedule_util import (
 
 
 def has_vnni(target) -> bool:
-    if str(target.kind.name) != "llvm":
-        return False
-    return bool(tvm.target.codegen.llvm_cpu_has_features(["avx512vnni"], target))
+    """Whether the target has the 512-bit vpdpbusd our VNNI intrinsic (intrin_vnni.py) uses."""
+    return cpu_of(target).isa.int8_dot == "vpdpbusd"
 
 
 class Int8Gemm(CPURule):
@@ -45,10 +44,17 @@ class Int8Gemm(CPURule):
             epilogue,
             self.tiles,
             self.sample,
-            vnni=has_vnni(target) and _activation_dtype(sch, gemm) == "uint8",
+            target,
+            vnni=_vnni_applies(sch, gemm, target),
             channels_first=channels_first,
         )
         return True
+
+
+def _vnni_applies(sch, gemm, target) -> bool:
+    """vpdpbusd's operands: uint8 activations, blocks of 16 channels x 4."""
+    lanes = int(sch.get(gemm).iter_vars[4].dom.extent)
+    return has_vnni(target) and lanes == 16 and _activation_dtype(sch, gemm) == "uint8"
 
 
 def _activation_dtype(sch, gemm) -> str:

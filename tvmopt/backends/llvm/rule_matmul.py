@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .cpu import cpu_of
 from .schedule_util import (
-    REGISTER_VECTORS,
     CPURule,
     block_named,
     extents,
@@ -28,7 +28,7 @@ from .schedule_util import (
 class MatmulTiles:
     """The tile sizes of the schedule: what a tuner searches around."""
 
-    rows: int = 0  # MR: rows of A per register block; 0: 8 with 32 vector registers, else 4
+    rows: int = 0  # MR: rows of A per register block; 0: as many as the target's registers hold
     vectors: int = 2  # NR / lanes: vectors of output columns per register block
 
 
@@ -47,10 +47,10 @@ class Matmul(CPURule):
         if rows is None or cols is None:
             return False
         lanes = vector_lanes(target)
-        # the most rows up to MR that divide the extent: 49 rows (a 7x7 map) take 7, not 1
-        row_block = self.tiles.rows or (8 if lanes >= 16 else 4)
-        # rows x vectors accumulators must fit in registers (schedule_util.REGISTER_VECTORS)
-        row_block = min(row_block, REGISTER_VECTORS // self.tiles.vectors)
+        # rows x vectors accumulators must fit in registers (cpu.py): 7 x 2 on AVX-512, 6 x 2 on
+        # AVX2; the most rows up to that which divide the extent: 49 rows (7x7) take 7, not 1
+        budget = max(cpu_of(target).accumulators // self.tiles.vectors, 1)
+        row_block = min(self.tiles.rows or budget, budget)
         i_o, i_i = split_tile(sch, i, row_block, max_inner=16, sample=self.sample)
         columns = lanes * self.tiles.vectors
         j_o, j_i = split_tile(sch, j, columns, max_inner=4 * lanes, sample=self.sample)

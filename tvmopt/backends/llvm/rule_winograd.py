@@ -41,7 +41,8 @@ class Conv2dWinograd(Conv2dNHWC):
         inline_prologue(sch, pad if pad is not None else block_named(sch, (INPUT_ROWS,)))
         materialize_padding(sch, lanes)
         _input_transform(sch, lanes)
-        schedule_panel_gemm(sch, gemm, block_named(sch, (PRODUCT,)), self.tiles, self.sample,
+        product = block_named(sch, (PRODUCT,))
+        schedule_panel_gemm(sch, gemm, product, self.tiles, self.sample, target,
                             panels_outer=False)  # fmt: skip
         _output_transform(sch, lanes)
         return True

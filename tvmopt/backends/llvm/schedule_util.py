@@ -6,20 +6,20 @@ from tvm import s_tir, tirx
 from tvm.s_tir.dlight import ScheduleRule
 
 from ..._tvm import tvm
+from .cpu import cpu_of
 
 
 def vector_lanes(target, dtype_bits: int = 32) -> int:
-    """SIMD lanes for this target and element size (16 float32 lanes on AVX-512, 4 on NEON)."""
-    bits = int(tvm.target.codegen.llvm_get_vector_width(target))
-    return max(bits // dtype_bits, 1)
+    """SIMD lanes for this target and element size (16 float32 lanes on AVX-512, 8 on AVX2, 4 on
+    NEON): cpu.py's."""
+    return cpu_of(target).lanes(dtype_bits)
 
 
 # TVM 0.27 lowers a CPU buffer in "local" scope, or of 1 KiB or more, to a TVMBackendAllocWorkspace
 # and FreeWorkspace call pair at every iteration of the loop it lives in; a "global" one under
 # 1 KiB becomes a stack slot, which LLVM keeps in registers. For a register tile the calls cost
 # more than the arithmetic: int8 pointwise 32->16 @112, 79 -> 27 us.
-REGISTER_SCOPE = "global"
-REGISTER_VECTORS = 15  # accumulators of 64 bytes (16 lanes of 32 bits) that stay under 1 KiB
+REGISTER_SCOPE = "global"  # and under 1 KiB: cpu.TILE_BYTES
 
 
 def register_accumulator(sch: s_tir.Schedule, block):

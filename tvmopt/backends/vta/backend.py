@@ -57,7 +57,7 @@ class VTABackend(LLVMBackend):
 
     def record(self) -> dict:
         """Where each layer went (tvmopt vta-report reads it)."""
-        return {KEY: {"layers": self.placement.records()}}
+        return {**super().record(), KEY: {"layers": self.placement.records()}}
 
     @classmethod
     def before_run(cls) -> None:

@@ -7,6 +7,7 @@
 #include <tvmopt/error.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,15 @@ struct TensorInfo {
   }
 };
 
+// What the library's code needs of the CPU: its architecture and the features
+// it was compiled with, in /proc/cpuinfo's words (cpu.h checks them).
+struct CpuRecord {
+  std::string arch;
+  std::string mcpu;
+  std::string isa;
+  std::vector<std::string> features;
+};
+
 struct Metadata {
   std::vector<TensorInfo> inputs;
   std::vector<TensorInfo> outputs;
@@ -46,6 +56,7 @@ struct Metadata {
   std::string tvmopt_version;
   std::string tvm_version;
   std::string json;
+  std::optional<CpuRecord> cpu;  // absent in libraries written before the record
 
   static Metadata FromJson(const std::string& text);
 
@@ -99,6 +110,23 @@ inline std::vector<TensorInfo> TensorInfosFromJson(const json::Object& record, c
   return infos;
 }
 
+inline std::vector<std::string> Strings(const json::Object& record, const char* key) {
+  std::vector<std::string> values;
+  if (record.count(key)) {
+    for (const tvm::ffi::Any& item : record.at(key).cast<json::Array>()) {
+      values.emplace_back(item.cast<tvm::ffi::String>());
+    }
+  }
+  return values;
+}
+
+inline std::optional<CpuRecord> CpuRecordFromJson(const json::Object& record) {
+  if (!record.count("cpu")) return std::nullopt;
+  auto cpu = record.at("cpu").cast<json::Object>();
+  return CpuRecord{StringField(cpu, "arch"), StringField(cpu, "mcpu"), StringField(cpu, "isa"),
+                   Strings(cpu, "features")};
+}
+
 }  // namespace detail
 
 inline Metadata Metadata::FromJson(const std::string& text) {
@@ -112,19 +140,14 @@ inline Metadata Metadata::FromJson(const std::string& text) {
                   "'; expected " + kArtifactFormat);
     }
     auto target = record.at("target").cast<detail::json::Object>();
-    std::vector<std::string> keys;
-    if (target.count("keys")) {
-      for (const tvm::ffi::Any& key : target.at("keys").cast<detail::json::Array>()) {
-        keys.emplace_back(key.cast<tvm::ffi::String>());
-      }
-    }
     return Metadata{detail::TensorInfosFromJson(record, "inputs"),
                     detail::TensorInfosFromJson(record, "outputs"),
                     detail::StringField(target, "kind"),
-                    keys,
+                    detail::Strings(target, "keys"),
                     detail::StringField(record, "tvmopt_version"),
                     detail::StringField(record, "tvm_version"),
-                    text};
+                    text,
+                    detail::CpuRecordFromJson(record)};
   } catch (const tvm::ffi::Error& err) {
     throw Error("malformed metadata record: " + err.message());
   }

@@ -14,6 +14,8 @@
 #include <tvm/ffi/dtype.h>
 #include <tvm/ffi/extra/module.h>
 #include <tvm/ffi/function.h>
+#include <tvmopt/cpu.h>
+#include <tvmopt/elf.h>
 #include <tvmopt/error.h>
 #include <tvmopt/metadata.h>
 #include <tvmopt/npy.h>
@@ -42,9 +44,14 @@ inline std::string DlError(const std::string& path = "") {
   return text;
 }
 
-// The library's metadata record, read with dlsym before TVM touches the file,
-// so a file that is not a tvmopt library is named as such.
-inline std::string ReadMetadataRecord(const std::string& path) {
+// The library's metadata record, read from its ELF section without loading it
+// (loading runs its code); a library written before the section existed is
+// opened to ask its symbol. Either way before TVM touches the file, so a file
+// that is not a tvmopt library is named as such.
+inline std::string ReadMetadataRecord(const std::string& path, const std::string& shown) {
+  if (auto section = ReadElfSection(path, kMetadataSection, shown)) {
+    return section->substr(0, section->find('\0'));
+  }
   void* handle = dlopen(path.c_str(), RTLD_LAZY | RTLD_LOCAL);
   if (!handle) throw Error("cannot load " + path + ": " + DlError(path));
   auto getter = reinterpret_cast<const char* (*)()>(dlsym(handle, kMetadataSymbol));
@@ -115,7 +122,8 @@ class Model {
     if (!fs::is_regular_file(path)) throw Error("model not found: " + path);
     // dlopen searches the library path for a bare file name; an absolute one it opens.
     const std::string resolved = fs::absolute(path).string();
-    metadata_ = Metadata::FromJson(detail::ReadMetadataRecord(resolved));
+    metadata_ = Metadata::FromJson(detail::ReadMetadataRecord(resolved, path));
+    if (metadata_.cpu) CheckRunsHere(*metadata_.cpu, path);  // before its code runs
     const auto& keys = metadata_.target_keys;
     if (std::find(keys.begin(), keys.end(), "vta") != keys.end()) {
       throw Error(path +

@@ -1,0 +1,101 @@
+"""One description of the target CPU, from LLVM's features for the target's mcpu and mattr:
+what every CPU kernel emitter, schedule rule and weight packing sizes itself from.
+
+Each instruction set is one row of ISAS (as ONNX Runtime's MLAS keeps one dispatch table per
+ISA): its vector width, its vector registers, how many of them a register tile of accumulators
+may take, and its int8 dot product. Nothing else in the CPU backend holds a lane count or a
+register budget. (TVM's llvm_get_vector_width says 512 for every x86 CPU, AVX2 ones included,
+so the width comes from the features here.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+from ..._tvm import tvm
+from ..cpu_features import required
+
+# TVM 0.27 lowers a register tile of 1 KiB or more to a workspace allocated at every iteration of
+# the loop it lives in (schedule_util.REGISTER_SCOPE): tiles stay under it
+TILE_BYTES = 1024
+
+
+@dataclass(frozen=True)
+class ISA:
+    """An instruction set, as kernels are sized for it."""
+
+    name: str
+    vector_bits: int
+    vector_registers: int
+    accumulators: int  # vectors a register tile may hold: the rest carry operands
+    int8_dot: str | None  # vpdpbusd (VNNI), vpmaddwd (AVX2, exact), sdot (NEON dotprod), None
+
+    @property
+    def vector_bytes(self) -> int:
+        return self.vector_bits // 8
+
+
+# the first row whose features the target has; each row's accumulators leave registers for one
+# weight vector per panel and the broadcast operand (AVX-512: 15 of 32, the 1 KiB tile bound;
+# AVX2: 12 of 16, as MLAS's 6x16 SGEMM kernel)
+ISAS = (
+    (("avx512f", "avx512bw", "avx512vnni"), ISA("avx512-vnni", 512, 32, 15, "vpdpbusd")),
+    (("avx512f", "avx512bw"), ISA("avx512", 512, 32, 15, "vpmaddwd")),
+    (("avx2", "fma", "avxvnni"), ISA("avx2-vnni", 256, 16, 12, "vpdpbusd-256")),
+    (("avx2", "fma"), ISA("avx2", 256, 16, 12, "vpmaddwd")),
+    (("sse4.2",), ISA("sse4", 128, 16, 12, None)),
+    (("neon", "dotprod"), ISA("neon-dotprod", 128, 32, 24, "sdot")),
+    (("neon",), ISA("neon", 128, 32, 24, None)),
+    ((), ISA("generic", 128, 16, 12, None)),
+)
+# the level-2 cache per core, where it is known: below it a weight stays put while positions
+# stream past (panel_gemm.py); 1 MiB on Zen 4, 2 MiB on Sapphire Rapids, 512 KiB on Zen 3
+DEFAULT_L2_BYTES = 1 << 20
+L2_BYTES = {
+    "znver2": 512 << 10, "znver3": 512 << 10, "haswell": 256 << 10, "skylake": 256 << 10,
+    "icelake-server": 1280 << 10, "sapphirerapids": 2 << 20,
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CPU:
+    """The target CPU: its ISA row, LLVM's features, its L2 cache."""
+
+    isa: ISA
+    features: frozenset[str]
+    l2_bytes: int
+    arch: str = "x86_64"
+    mcpu: str = "generic"
+
+    def lanes(self, bits: int = 32) -> int:
+        """Elements of `bits` per vector (16 float32 on AVX-512, 8 on AVX2, 4 on NEON)."""
+        return max(self.isa.vector_bits // bits, 1)
+
+    @property
+    def accumulators(self) -> int:
+        """Vectors of 32-bit accumulators a register tile may hold."""
+        return min(self.isa.accumulators, TILE_BYTES // self.isa.vector_bytes - 1)
+
+    def has(self, *features: str) -> bool:
+        return all(feature in self.features for feature in features)
+
+    def record(self) -> dict:
+        """What a library records of it: the features its code needs (cpu_features.py)."""
+        return {"arch": self.arch, "mcpu": self.mcpu, "isa": self.isa.name,
+                "features": required(self.arch, self.features)}  # fmt: skip
+
+
+def cpu_of(target) -> CPU:
+    """The CPU a (complete) llvm target compiles for."""
+    return _cpu(str(target))
+
+
+@cache
+def _cpu(target_text: str) -> CPU:
+    target = tvm.target.Target(target_text)
+    features = frozenset(str(f) for f in tvm.target.codegen.llvm_get_cpu_features(target))
+    isa = next(isa for needed, isa in ISAS if all(f in features for f in needed))
+    mcpu = str(target.attrs.get("mcpu", "generic"))
+    arch = str(target.attrs.get("mtriple", "x86_64")).split("-")[0]
+    return CPU(isa, features, L2_BYTES.get(mcpu, DEFAULT_L2_BYTES), arch, mcpu)
