@@ -54,8 +54,7 @@ def test_signed_kernels_compute_what_the_uint8_ones_do(build, monkeypatch):
     uint8 = tvmopt.compile(model, quantize="int8", calib=calib)
     from tvmopt.backends.llvm import LLVMBackend, int8_kernels
 
-    monkeypatch.setattr(LLVMBackend, "int8_kernels",
-                        lambda self: int8_kernels(self.cpu.lanes(32), signed=True))
+    monkeypatch.setattr(LLVMBackend, "int8_kernels", lambda self: int8_kernels(signed=True))
     signed = tvmopt.compile(model, quantize="int8", calib=calib)
     for feeds in calib[:3]:
         np.testing.assert_array_equal(signed.run(feeds)["y"], uint8.run(feeds)["y"])

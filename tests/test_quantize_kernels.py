@@ -13,7 +13,7 @@ from tvmopt._tvm import tvm
 from tvmopt.backends import resolve_target
 from tvmopt.backends.llvm import kernel_int8_gemm as kernels
 from tvmopt.backends.llvm.cpu import cpu_of
-from tvmopt.backends.llvm.rule_int8_gemm import Int8Gemm, has_vnni
+from tvmopt.backends.llvm.rule_int8_gemm import Int8Gemm
 from tvmopt.passes.conv_geometry import ConvGeometry
 from tvmopt.passes.quantize.convert import kernel_constants, quantize_weight
 from tvmopt.passes.quantize.observers import (
@@ -33,10 +33,15 @@ AVX2 = resolve_target({"kind": "llvm", "mcpu": "haswell"})  # no AVX-512, no VNN
 
 
 def _build(prim_func, target, signed=False):
+    """The kernel scheduled for `target`, on its int8 step (vpdpbusd on AVX-512 VNNI, vpmaddwd
+    on AVX2) where it has one; CUDA's signed kernel on the vectorized loops."""
     scheduled = Int8Gemm().apply(prim_func, target, False)
     assert scheduled is not None, "the int8 rule did not fire"
     text = scheduled.mod.script()
-    assert ("vpdpbusd" in text) == (has_vnni(target) and not signed)
+    step = cpu_of(target).int8_step
+    for intrinsic in ("vpdpbusd", "pmadd"):
+        expected = step is not None and intrinsic in step.llvm_intrinsic and not signed
+        assert (intrinsic in text) == expected, intrinsic
     return tvm.compile(scheduled.mod, target=target)
 
 
@@ -63,8 +68,10 @@ CONVS = [  # (N, C, H, W, OC, kernel, stride, pad, dilation)
 
 
 def _pack(target):
-    """The int8 weight packing for `target`: blocks of its vector of int32 (16 or 8 channels)."""
-    return partial(kernels.pack_weight, lanes=cpu_of(target).lanes(32))
+    """The int8 weight packing for `target`'s int8 step: 16 x 4 int8 blocks on AVX-512 VNNI,
+    8 x 2 int16 on AVX2 (cpu.py)."""
+    lanes, depth, dtype = cpu_of(target).int8_block()
+    return partial(kernels.pack_weight, lanes=lanes, depth=depth, dtype=dtype)
 
 
 @pytest.mark.parametrize(
@@ -149,6 +156,29 @@ def test_int8_matmul_is_exact_integer_arithmetic(target, signed):
     expected *= qparams.scale * w_scale[None, :]
     step = qparams.scale * w_scale  # the bias is rounded to the accumulator's grid
     np.testing.assert_allclose(actual, expected + bias, rtol=1e-5, atol=step.max())
+
+
+@pytest.mark.parametrize("target", [HOST, AVX2], ids=["host", "avx2"])
+def test_worst_case_int8_values_are_exact(target):
+    """255 x 127 products everywhere: vpmaddubsw, the u8 x s8 instruction ONNX Runtime's AVX2
+    kernels use, adds them in pairs into int16, and 255 x 127 x 2 = 64770 saturates at 32767.
+    Our AVX2 step widens to int16 first (vpmaddwd): every sum here is exact, as on VNNI."""
+    x = np.full((1, 4, 4, 256), 255, np.uint8)  # a requantized input: the GEMM reads it as is
+    signs = np.where(np.arange(256) % 3 == 0, -1.0, 1.0)
+    weight = (np.ones((32, 256, 1, 1)) * signs[None, :, None, None]).astype(np.float32)
+    qparams = QParams(0.5, 0)
+    packed, correction, scale = (v.value.numpy() for v in kernel_constants(
+        weight, qparams, None, _pack(target)))  # fmt: skip
+    geometry = ConvGeometry(out_hw=(4, 4))
+    placeholders = [te.placeholder(a.shape, str(a.dtype)) for a in (x, packed, correction, scale)]
+    y = kernels.int8_conv2d(*placeholders, geometry=geometry, channels=32, inv_scale=2.0,
+                            zero_point=0)  # fmt: skip
+    lib = _build(te.create_prim_func([*placeholders, y]), target)
+    actual = _run(lib, [x, packed, correction, scale], (1, 4, 4, 32))
+    wq, w_scale = quantize_weight(weight)
+    exact = 255 * wq[:, :, 0, 0].astype(np.int64).sum(axis=1)  # -85 x 255 x 127 + ... per channel
+    expected = np.broadcast_to(exact * (0.5 * w_scale), actual.shape)
+    np.testing.assert_allclose(actual, expected, rtol=1e-6)  # saturated: off by half or more
 
 
 def test_rule_declines_other_functions():

@@ -104,7 +104,7 @@ def _depthwise(target):
 
 
 # the arithmetic of a kernel's inner loop (SSE4 has no FMA), and the branches that close loops
-ARITHMETIC = {"x86_64": re.compile(r"^\s*(vfmadd|mulps|vpdpbusd|vpmaddwd)"),
+ARITHMETIC = {"x86_64": re.compile(r"^\s*(\{vex\}\s*)?(vfmadd|mulps|vpdpbusd|vpmaddwd)"),
               "aarch64": re.compile(r"^\s*(fmla|sdot|udot)")}  # fmt: skip
 BRANCH = {"x86_64": re.compile(r"^\s*j\w+\s+(\.L\w+)"),
           "aarch64": re.compile(r"^\s*(?:b\.\w+|b|cbnz|cbz)\s+(?:\w+,\s*)?(\.L\w+)")}  # fmt: skip
@@ -191,15 +191,20 @@ def test_round_legalized_for_vectors_still_rounds_halves_to_even():
     assert_matches_ort(_requantize_model(), model, {"x": x}, tolerance=0)
 
 
-def test_int8_vnni_tile_fits_the_registers():
-    """AVX-512 VNNI's int8 GEMM: one vpdpbusd per position and panel, no spill. (int8 on AVX2
-    and NEON has no dot-product kernel yet: its vectorized fallback is correct, not fast.)"""
-    target = resolve_target({"kind": "llvm", "mtriple": "x86_64-linux-gnu",
-                             "mcpu": "icelake-server"})  # fmt: skip
-    x = te.placeholder((1, 28, 28, 256), "uint8")  # 64 steps of 4: a loop over them
-    w = te.placeholder((8, 1, 1, 64, 16, 4), "int8")
+@pytest.mark.parametrize(
+    "mcpu, instruction",
+    [("icelake-server", "vpdpbusd\t%zmm"), ("alderlake", "vpdpbusd\t%ymm"),
+     ("x86-64-v4", "vpmaddwd\t%zmm"), ("x86-64-v3", "vpmaddwd\t%ymm")],
+)  # fmt: skip
+def test_int8_tiles_fit_the_registers_on_each_int8_step(mcpu, instruction):
+    """The int8 GEMM on each ISA's dot product (cpu.py's INT8_STEPS), no spill in its loop."""
+    target = resolve_target({"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": mcpu})
+    lanes, depth, dtype = cpu_of(target).int8_block()
+    activation = "int16" if dtype == "int16" else "uint8"
+    x = te.placeholder((1, 28, 28, 256), activation)  # a loop over the reduction
+    w = te.placeholder((128 // lanes, 1, 1, 256 // depth, lanes, depth), dtype)
     correction, scale = te.placeholder((128,), "int32"), te.placeholder((128,), "float32")
     y = int8_conv2d(x, w, correction, scale, geometry=POINTWISE, channels=128, inv_scale=1.0,
                     zero_point=0)  # fmt: skip
     asm = _assembly(Int8Gemm(), [x, w, correction, scale, y], target=target)
-    assert "vpdpbusd" in asm and _inner_loop_spills(asm, "x86_64") == 0
+    assert instruction in asm and _inner_loop_spills(asm, "x86_64") == 0

@@ -3,7 +3,7 @@
 That package's __init__ registers every tensor intrinsic of every GPU and CPU family when it is
 imported: 21 s on the 2-core machine we measured, 15 of them CUDA's. MetaSchedule's TuneContext
 and its default builder import it unconditionally, though our CPU rules tensorize with our own
-intrinsic only (backends/llvm/intrin_vnni.py). An empty package with the real path stands in for
+intrinsics only (backends/llvm/intrin_int8.py). An empty package with the real path stands in for
 it: `import tvm.s_tir.tensor_intrin.x86` (or .cuda) still loads that family when it is needed.
 """
 

@@ -19,12 +19,15 @@ from .target import EXAMPLE, complete, host_target, host_triple, is_host_arch
 FLEET_LEVELS = ("x86-64-v2", "x86-64-v3", "x86-64-v4")
 
 
-def int8_kernels(lanes: int = 16, signed: bool = False) -> Int8Kernels:
-    """The int8 layers' TE kernels (kernel_int8_gemm.py, kernel_int8_depthwise.py), their weights
-    in blocks of `lanes` output channels (a vector of int32 accumulators); `signed` GEMMs read
-    int8 activations, as CUDA's dp4a does."""
-    return Int8Kernels(int8_conv2d, partial(pack_weight, lanes=lanes), int8_depthwise_conv2d,
-                       partial(pack_depthwise, lanes=lanes), int8_matmul, signed)  # fmt: skip
+def int8_kernels(block=(16, 4, "int8"), signed: bool = False) -> Int8Kernels:
+    """The int8 layers' TE kernels (kernel_int8_gemm.py, kernel_int8_depthwise.py), the GEMMs'
+    weights in blocks of L output channels x D input channels of a dtype (`block`, cpu.py's
+    int8_block: 16 x 4 int8 for AVX-512 VNNI, 8 x 2 int16 for AVX2), depthwise ones in vectors
+    of L; `signed` GEMMs read int8 activations, as CUDA's dp4a does."""
+    lanes, depth, dtype = block
+    return Int8Kernels(int8_conv2d, partial(pack_weight, lanes=lanes, depth=depth, dtype=dtype),
+                       int8_depthwise_conv2d, partial(pack_depthwise, lanes=lanes), int8_matmul,
+                       signed)  # fmt: skip
 
 
 class LLVMBackend(Backend):
@@ -58,7 +61,7 @@ class LLVMBackend(Backend):
         return complete(target)
 
     def int8_kernels(self) -> Int8Kernels:
-        return int8_kernels(self.cpu.lanes(32))
+        return int8_kernels(self.cpu.int8_block())
 
     def graph_passes(self, opt_level: int) -> list:
         return pipeline.graph_passes(opt_level, self.options.winograd, self.cpu.lanes())

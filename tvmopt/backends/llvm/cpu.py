@@ -22,6 +22,35 @@ TILE_BYTES = 1024
 
 
 @dataclass(frozen=True)
+class Int8Step:
+    """One int8 dot-product instruction, L lanes of int32 += A[D] x B[L, D] (intrin_int8.py):
+    what the int8 GEMM's weight blocks and activations are laid out for."""
+
+    name: str  # the TensorIntrin's
+    lanes: int  # L
+    depth: int  # D
+    activation: str  # A's dtype
+    weight: str  # B's dtype
+    operand: str  # the LLVM intrinsic's operand elements
+    operand_bits: int
+    llvm_intrinsic: str
+    accumulates: bool  # adds into its first operand (vpdpbusd), or returns the sums (vpmaddwd)
+
+
+INT8_STEPS = {
+    "vpdpbusd-512": Int8Step("tvmopt_vnni_16x4", 16, 4, "uint8", "int8", "int8", 8,
+                             "llvm.x86.avx512.vpdpbusd.512", True),
+    "vpdpbusd-256": Int8Step("tvmopt_vnni_8x4", 8, 4, "uint8", "int8", "int8", 8,
+                             "llvm.x86.avx512.vpdpbusd.256", True),
+    # no VNNI: operands widened to int16, exact (vpmaddubsw's int16 sums saturate)
+    "vpmaddwd-512": Int8Step("tvmopt_pmaddwd_16x2", 16, 2, "int16", "int16", "int16", 16,
+                             "llvm.x86.avx512.pmaddw.d.512", False),
+    "vpmaddwd-256": Int8Step("tvmopt_pmaddwd_8x2", 8, 2, "int16", "int16", "int16", 16,
+                             "llvm.x86.avx2.pmadd.wd", False),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
 class ISA:
     """An instruction set, as kernels are sized for it."""
 
@@ -29,7 +58,7 @@ class ISA:
     vector_bits: int
     vector_registers: int
     accumulators: int  # vectors a register tile may hold: the rest carry operands
-    int8_dot: str | None  # vpdpbusd (VNNI), vpmaddwd (AVX2, exact), sdot (NEON dotprod), None
+    int8_step: str | None  # its int8 dot product (INT8_STEPS); None: vectorized loops
 
     @property
     def vector_bytes(self) -> int:
@@ -40,12 +69,12 @@ class ISA:
 # weight vector per panel and the broadcast operand (AVX-512: 15 of 32, the 1 KiB tile bound;
 # AVX2: 12 of 16, as MLAS's 6x16 SGEMM kernel)
 ISAS = (
-    (("avx512f", "avx512bw", "avx512vnni"), ISA("avx512-vnni", 512, 32, 15, "vpdpbusd")),
-    (("avx512f", "avx512bw"), ISA("avx512", 512, 32, 15, "vpmaddwd")),
+    (("avx512f", "avx512bw", "avx512vnni"), ISA("avx512-vnni", 512, 32, 15, "vpdpbusd-512")),
+    (("avx512f", "avx512bw"), ISA("avx512", 512, 32, 15, "vpmaddwd-512")),
     (("avx2", "fma", "avxvnni"), ISA("avx2-vnni", 256, 16, 12, "vpdpbusd-256")),
-    (("avx2", "fma"), ISA("avx2", 256, 16, 12, "vpmaddwd")),
+    (("avx2", "fma"), ISA("avx2", 256, 16, 12, "vpmaddwd-256")),
     (("sse4.2",), ISA("sse4", 128, 16, 12, None)),
-    (("neon", "dotprod"), ISA("neon-dotprod", 128, 32, 24, "sdot")),
+    (("neon", "dotprod"), ISA("neon-dotprod", 128, 32, 24, None)),  # sdot: not yet used
     (("neon",), ISA("neon", 128, 32, 24, None)),
     ((), ISA("generic", 128, 16, 12, None)),
 )
@@ -76,6 +105,16 @@ class CPU:
     def accumulators(self) -> int:
         """Vectors of 32-bit accumulators a register tile may hold."""
         return min(self.isa.accumulators, TILE_BYTES // self.isa.vector_bytes - 1)
+
+    @property
+    def int8_step(self) -> Int8Step | None:
+        return INT8_STEPS.get(self.isa.int8_step)
+
+    def int8_block(self) -> tuple[int, int, str]:
+        """(L, D, weight dtype) of the int8 GEMM's packed weight blocks: its step's, or L x 4
+        int8 for the vectorized loops."""
+        step = self.int8_step
+        return (step.lanes, step.depth, step.weight) if step else (self.lanes(32), 4, "int8")
 
     def has(self, *features: str) -> bool:
         return all(feature in self.features for feature in features)

@@ -31,35 +31,44 @@ from ...passes.quantize.convert import SIGNED_SHIFT
 
 QUANTIZE, GEMM, DEQUANTIZE = "int8_quantize", "int8_gemm", "int8_dequantize"
 DEQUANTIZE_NCHW = "int8_dequantize_nchw"  # the output transposed as it is written
-DEPTH = 4  # reduction steps of one vpdpbusd (and of one dp4a)
-# the activation's storage: (dtype, shift, lowest, highest)
-STORAGE = {False: ("uint8", 0, 0.0, 255.0), True: ("int8", SIGNED_SHIFT, -128.0, 127.0)}
+DEPTH = 4  # reduction steps of one vpdpbusd (and of one dp4a): the default block's
+# the activation's storage: (dtype, shift, lowest, highest). "int16": the values of uint8, widened
+# for an int16 weight (vpmaddwd multiplies int16 by int16; cpu.py's INT8_STEPS)
+STORAGE = {"uint8": ("uint8", 0, 0.0, 255.0), "int8": ("int8", SIGNED_SHIFT, -128.0, 127.0),
+           "int16": ("int16", 0, 0.0, 255.0)}  # fmt: skip
 
 
-def pack_weight(quantized: np.ndarray, lanes: int) -> np.ndarray:
-    """[O, C, KH, KW] int8 -> [O/L, KH, KW, C/4, L, 4] for blocks of L = `lanes` output channels,
-    zero-padded to whole blocks."""
+def pack_weight(quantized: np.ndarray, lanes: int, depth: int = DEPTH, dtype="int8"):
+    """[O, C, KH, KW] int8 -> [O/L, KH, KW, C/D, L, D] of `dtype` for blocks of L = `lanes`
+    output channels by D = `depth` input channels (cpu.py's int8 block), zero-padded."""
     out, channels, kh, kw = quantized.shape
-    padded = np.zeros((-(-out // lanes) * lanes, -(-channels // DEPTH) * DEPTH, kh, kw), np.int8)
+    padded = np.zeros((-(-out // lanes) * lanes, -(-channels // depth) * depth, kh, kw), dtype)
     padded[:out, :channels] = quantized
-    blocks = padded.reshape(-1, lanes, padded.shape[1] // DEPTH, DEPTH, kh, kw)
+    blocks = padded.reshape(-1, lanes, padded.shape[1] // depth, depth, kh, kw)
     return np.ascontiguousarray(blocks.transpose(0, 4, 5, 2, 1, 3))
 
 
-def _quantize(value, inv_scale: float, zero_point: int, signed: bool = False):
-    dtype, shift, low, high = STORAGE[signed]
+def storage_for(packed, signed: bool) -> str:
+    """How the GEMM reads its activation: int8 for CUDA's dp4a (`signed`), int16 beside an int16
+    weight, else uint8."""
+    return "int8" if signed else "int16" if packed.dtype == "int16" else "uint8"
+
+
+def _quantize(value, inv_scale: float, zero_point: int, storage: str = "uint8"):
+    dtype, shift, low, high = STORAGE[storage]
     offset = tirx.const(zero_point - shift, "float32")
     q = tirx.round(value * tirx.const(inv_scale, "float32")) + offset
     return tirx.Cast(dtype, tirx.max(tirx.min(q, high), low))
 
 
-def _padded_read(inside, read, inv_scale, zero_point, signed=False):  # noqa: PLR0913
+def _padded_read(inside, read, inv_scale, zero_point, storage="uint8"):  # noqa: PLR0913
     """The quantized value, or the zero point outside the input; a uint8 input arrives already
-    quantized with these qparams (requantize.py) and is only moved (and shifted, `signed`)."""
-    dtype, shift, _, _ = STORAGE[signed]
+    quantized with these qparams (requantize.py) and is only moved (shifted to int8, or widened
+    to int16, as `storage` says)."""
+    dtype, shift, _, _ = STORAGE[storage]
     if read.dtype != "uint8":
-        value = _quantize(read, inv_scale, zero_point, signed)
-    elif signed:
+        value = _quantize(read, inv_scale, zero_point, storage)
+    elif storage != "uint8":
         value = (read.astype("int32") - shift).astype(dtype)
     else:
         value = read
@@ -67,9 +76,9 @@ def _padded_read(inside, read, inv_scale, zero_point, signed=False):  # noqa: PL
 
 
 def quantize_nhwc(  # noqa: PLR0913 - the tensor, then its compile-time facts
-    x, geometry, channels: int, inv_scale, zero_point, channels_last=True, signed=False
+    x, geometry, channels: int, inv_scale, zero_point, channels_last=True, storage="uint8"
 ):
-    """NHWC (or NCHW) float or uint8 -> NHWC uint8 (int8 `signed`), padded spatially and to
+    """NHWC (or NCHW) float or uint8 -> NHWC in `storage` (STORAGE), padded spatially and to
     `channels` with the zero point."""
     n, h, w, c = (int(d) for d in x.shape) if channels_last else nchw_as_nhwc(x.shape)
     (ph, pw), (hp, wp) = geometry.padding, geometry.reach()
@@ -81,52 +90,52 @@ def quantize_nhwc(  # noqa: PLR0913 - the tensor, then its compile-time facts
                    tirx.min(tirx.max(col, 0), w - 1)]  # fmt: skip
         k, row, col = clamped
         pixel = x[b, row, col, k] if channels_last else x[b, k, row, col]
-        return _padded_read(inside, pixel, inv_scale, zero_point, signed)
+        return _padded_read(inside, pixel, inv_scale, zero_point, storage)
 
     return te.compute((n, hp, wp, channels), value, name=QUANTIZE)
 
 
 def quantized_input(  # noqa: PLR0913 - the tensor, then its compile-time facts
-    x, geometry, channels: int, inv_scale, zero_point, channels_last=True, signed=False
+    x, geometry, channels: int, inv_scale, zero_point, channels_last=True, storage="uint8"
 ):
     """quantize_nhwc's result, or `x` itself where that would be a copy: a uint8 NHWC input the
-    window never reads past, with its channels in whole fours (ResNet's and MobileNet's
-    pointwise convs read the previous layer's output in place). A `signed` kernel always copies:
-    the copy is where the shift to int8 happens."""
+    window never reads past, with its channels in whole blocks (ResNet's and MobileNet's
+    pointwise convs read the previous layer's output in place). A kernel that reads int8 or int16
+    always copies: the copy is where the shift or the widening happens."""
     shape = [int(d) for d in x.shape]
     inside = all(r <= d for r, d in zip(geometry.reach(), shape[1:3], strict=True))
     in_place = (
         channels_last and x.dtype == "uint8" and shape[3] == channels
-        and geometry.padding == (0, 0) and inside and not signed
+        and geometry.padding == (0, 0) and inside and storage == "uint8"
     )  # fmt: skip
     if in_place:
         return x
-    return quantize_nhwc(x, geometry, channels, inv_scale, zero_point, channels_last, signed)
+    return quantize_nhwc(x, geometry, channels, inv_scale, zero_point, channels_last, storage)
 
 
-def quantize_rows(x, channels: int, inv_scale: float, zero_point: int, signed: bool = False):
-    """[M, K] float -> [1, 1, M, channels] uint8 (int8 `signed`), zero-point padded."""
+def quantize_rows(x, channels: int, inv_scale: float, zero_point: int, storage: str = "uint8"):
+    """[M, K] float -> [1, 1, M, channels] in `storage` (STORAGE), zero-point padded."""
     rows, width = (int(d) for d in x.shape)
 
     def value(b, i, m, k):
         pixel = x[m, tirx.min(k, width - 1)]
-        return _padded_read(k < width, pixel, inv_scale, zero_point, signed)
+        return _padded_read(k < width, pixel, inv_scale, zero_point, storage)
 
     return te.compute((1, 1, rows, channels), value, name=QUANTIZE)
 
 
 def gemm(xq, packed, geometry: ConvGeometry, over_positions: bool = False):
-    """int32 accumulators [N, OH, OW, N/L, L] of the packed weight [N/L, KH, KW, C/4, L, 4];
+    """int32 accumulators [N, OH, OW, N/L, L] of the packed weight [N/L, KH, KW, C/D, L, D];
     [N, 1, OH*OW, N/L, L] `over_positions` of a pointwise conv (p reads xq's p // W, p % W)."""
     if over_positions:
         return _pointwise_gemm(xq, packed)
-    blocks, kh, kw, steps, lanes = (int(d) for d in packed.shape[:5])
+    blocks, kh, kw, steps, lanes, depth = (int(d) for d in packed.shape)
     (sh, sw), (dh, dw), (oh, ow) = geometry.strides, geometry.dilation, geometry.out_hw
     rh, rw = te.reduce_axis((0, kh), name="rh"), te.reduce_axis((0, kw), name="rw")
-    ko, ki = te.reduce_axis((0, steps), name="ko"), te.reduce_axis((0, DEPTH), name="ki")
+    ko, ki = te.reduce_axis((0, steps), name="ko"), te.reduce_axis((0, depth), name="ki")
 
     def value(b, i, j, no, ni):
-        pixel = xq[b, i * sh + rh * dh, j * sw + rw * dw, ko * DEPTH + ki]
+        pixel = xq[b, i * sh + rh * dh, j * sw + rw * dw, ko * depth + ki]
         weight = packed[no, rh, rw, ko, ni, ki]
         return te.sum(pixel.astype("int32") * weight.astype("int32"), axis=[rh, rw, ko, ki])
 
@@ -135,13 +144,13 @@ def gemm(xq, packed, geometry: ConvGeometry, over_positions: bool = False):
 
 def _pointwise_gemm(xq, packed):
     n, h, w = (int(d) for d in xq.shape[:3])
-    blocks, steps, lanes = int(packed.shape[0]), int(packed.shape[3]), int(packed.shape[4])
+    blocks, _, _, steps, lanes, depth = (int(d) for d in packed.shape)
     # the unit window axes keep the loop nest the schedule rule expects
     rh, rw = te.reduce_axis((0, 1), name="rh"), te.reduce_axis((0, 1), name="rw")
-    ko, ki = te.reduce_axis((0, steps), name="ko"), te.reduce_axis((0, DEPTH), name="ki")
+    ko, ki = te.reduce_axis((0, steps), name="ko"), te.reduce_axis((0, depth), name="ki")
 
     def value(b, i, p, no, ni):
-        pixel = xq[b, p // w + rh, p % w + rw, ko * DEPTH + ki]
+        pixel = xq[b, p // w + rh, p % w + rw, ko * depth + ki]
         weight = packed[no, rh, rw, ko, ni, ki]
         return te.sum(pixel.astype("int32") * weight.astype("int32"), axis=[rh, rw, ko, ki])
 
@@ -171,9 +180,10 @@ def int8_conv2d(  # noqa: PLR0913 - the layer's tensors, then its compile-time f
     NCHW instead (`layouts`: input, output), next to a float layer that wants it. A pointwise conv
     runs as one GEMM over its H*W positions, so its register tiles span rows of the map (a 7x7
     map tiles as 49 positions, not as 7 rows of 7)."""
-    depth, qparams = int(packed.shape[3]) * DEPTH, (inv_scale, zero_point)
+    depth, qparams = int(packed.shape[3]) * int(packed.shape[5]), (inv_scale, zero_point)
     n, (oh, ow) = int(x.shape[0]), geometry.out_hw
-    xq = quantized_input(x, geometry, depth, *qparams, layouts[0] == "NHWC", signed)
+    storage = storage_for(packed, signed)
+    xq = quantized_input(x, geometry, depth, *qparams, layouts[0] == "NHWC", storage)
     # over positions only when written channels last: an NCHW epilogue waits for whole rows
     over_positions = geometry.pointwise() and layouts[1] == "NHWC"
     acc = gemm(xq, packed, geometry, over_positions)
@@ -198,9 +208,10 @@ def int8_matmul(  # noqa: PLR0913 - the layer's tensors, then its compile-time f
     x, packed, correction, scale, *, columns, inv_scale, zero_point, signed=False
 ):
     """[M, K] float input -> [M, columns] float output, through int8."""
-    rows, depth = int(x.shape[0]), int(packed.shape[3]) * DEPTH
+    rows, depth = int(x.shape[0]), int(packed.shape[3]) * int(packed.shape[5])
     geometry = ConvGeometry(out_hw=(1, rows))
-    acc = gemm(quantize_rows(x, depth, inv_scale, zero_point, signed), packed, geometry)
+    xq = quantize_rows(x, depth, inv_scale, zero_point, storage_for(packed, signed))
+    acc = gemm(xq, packed, geometry)
     return te.compute(
         (rows, columns),
         lambda m, c: _dequantize(acc, correction, scale, (0, 0, m), c),

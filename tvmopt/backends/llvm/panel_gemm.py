@@ -16,7 +16,6 @@ import math
 from dataclasses import dataclass
 
 from .cpu import cpu_of
-from .intrin_vnni import VNNI_INTRIN
 from .schedule_util import (
     extents,
     largest_divisor,
@@ -46,7 +45,7 @@ def schedule_panel_gemm(  # noqa: PLR0913 - the blocks, then how to tile them
     sample: bool,
     target,
     *,
-    vnni=False,
+    intrinsic: str | None = None,
     channels_first=False,
     panels_outer=None,
 ) -> None:
@@ -68,8 +67,8 @@ def schedule_panel_gemm(  # noqa: PLR0913 - the blocks, then how to tile them
     rows = min(tiles.rows, max(cpu.accumulators // (chunks * vectors), 1))
     j_o, j_i = split_tile(sch, j, rows, max_inner=16, sample=sample)
     no_o, no_i = split_tile(sch, no, chunks, max_inner=4, sample=sample)
-    # the 16 channels are the vector: innermost, unless VNNI's step of 4 is
-    vector = [ni, steps] if vnni else [s for s in (steps, ni) if s is not None]
+    # the L channels are the vector: innermost, unless an int8 step's (L x D) block is
+    vector = [ni, steps] if intrinsic else [s for s in (steps, ni) if s is not None]
     tile = [no_o, b, i, j_o] if panels_outer else [b, i, j_o, no_o]
     sch.reorder(*tile, *outer, j_i, no_i, *vector)
     accumulator = register_accumulator(sch, gemm)
@@ -89,13 +88,13 @@ def schedule_panel_gemm(  # noqa: PLR0913 - the blocks, then how to tile them
         unrolled_write_out(sch, epilogue, lanes)
     sch.unroll(j_i)
     sch.unroll(no_i)
-    if not vnni:  # before decomposing: a reduction block without its init cannot vectorize
+    if not intrinsic:  # before decomposing: a reduction block without its init cannot vectorize
         if steps is not None:
             sch.unroll(steps)
         sch.vectorize(ni)
     vectorized_tail(sch, gemm, outer[0], [])
-    if vnni:
-        sch.tensorize(ni, VNNI_INTRIN)
+    if intrinsic:
+        sch.tensorize(ni, intrinsic)
 
 
 def _weight_bytes(sch, gemm) -> int:

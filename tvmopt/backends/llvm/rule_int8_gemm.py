@@ -10,6 +10,7 @@ channels instead: correct everywhere, fast where VNNI is.
 
 from __future__ import annotations
 
+from . import intrin_int8  # noqa: F401 - registers the int8 steps
 from .cpu import cpu_of
 from .kernel_int8_gemm import DEQUANTIZE, DEQUANTIZE_NCHW, GEMM, QUANTIZE
 from .panel_gemm import DEFAULT_TILES, PanelTiles, schedule_panel_gemm
@@ -23,9 +24,16 @@ from .schedule_util import (
 )
 
 
-def has_vnni(target) -> bool:
-    """Whether the target has the 512-bit vpdpbusd our VNNI intrinsic (intrin_vnni.py) uses."""
-    return cpu_of(target).isa.int8_dot == "vpdpbusd"
+def int8_step(sch, gemm, target):
+    """The target's int8 step (cpu.py, intrin_int8.py), where the GEMM's blocks are its shape:
+    L x D weights of its dtype, activations of its dtype; else None (vectorized loops)."""
+    step = cpu_of(target).int8_step
+    block = sch.get(gemm)
+    lanes, depth = (int(iv.dom.extent) for iv in (block.iter_vars[4], block.iter_vars[-1]))
+    weight = _operand_dtype(sch, gemm, 6)
+    if step is None or (lanes, depth, weight) != (step.lanes, step.depth, step.weight):
+        return None
+    return step.name if _operand_dtype(sch, gemm, 4) == step.activation else None
 
 
 class Int8Gemm(CPURule):
@@ -45,24 +53,18 @@ class Int8Gemm(CPURule):
             self.tiles,
             self.sample,
             target,
-            vnni=_vnni_applies(sch, gemm, target),
+            intrinsic=int8_step(sch, gemm, target),
             channels_first=channels_first,
         )
         return True
 
 
-def _vnni_applies(sch, gemm, target) -> bool:
-    """vpdpbusd's operands: uint8 activations, blocks of 16 channels x 4."""
-    lanes = int(sch.get(gemm).iter_vars[4].dom.extent)
-    return has_vnni(target) and lanes == 16 and _activation_dtype(sch, gemm) == "uint8"
-
-
-def _activation_dtype(sch, gemm) -> str:
-    """uint8 (vpdpbusd's operand), or int8 in a kernel built for CUDA's dp4a
-    (kernel_int8_gemm.py), which runs here on the vectorized loops: how its numerics are tested
-    without a GPU."""
+def _operand_dtype(sch, gemm, rank: int) -> str:
+    """The dtype of the GEMM's operand of `rank` dims: the NHWC activation (4; int8 in a kernel
+    built for CUDA's dp4a, which runs here on the vectorized loops: how its numerics are tested
+    without a GPU), or the packed weight (6)."""
     reads = [r.source for r in sch.get(gemm).reads]
-    return str(next(b.dtype for b in reads if len(b.shape) == 4))  # NHWC; the weight is 6-D
+    return str(next(b.dtype for b in reads if len(b.shape) == rank))
 
 
 def int8_layer(sch, core: str, target):

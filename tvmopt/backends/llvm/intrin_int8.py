@@ -1,0 +1,87 @@
+"""The int8 dot-product steps of each x86 ISA, as tensor intrinsics over a register-resident
+accumulator of L lanes of int32:
+
+    C[i] += sum_k A[k] * B[i, k]    for i < L, k < D
+
+    vpdpbusd   AVX-512 VNNI (L 16) and AVX-VNNI (L 8): D = 4, uint8 x int8, no saturation
+    vpmaddwd   AVX-512 (L 16) and AVX2 (L 8): D = 2, int16 x int16, exact. On CPUs without VNNI
+               the kernel widens its operands to int16 (kernel_int8_gemm.py): vpmaddubsw, the
+               u8 x s8 instruction, adds its pairs into int16 and saturates (255 x 127 x 2 =
+               64770), where ONNX Runtime's AVX2 kernels lose 3.5-7.5% of the output scale.
+
+A's D values are one 32-bit word, broadcast to all L lanes; B is an L x D block of the packed
+weight. TVM's own VNNI intrinsic (s_tir.tensor_intrin.x86) passes vpdpbusd's operands as
+<16 x i32>, which LLVM 20 no longer accepts (it declares them <64 x i8>). The operands are
+expressions, not named values: TVMScript would give each a "local" buffer, and TVM allocates
+those per loop iteration (schedule_util.REGISTER_SCOPE).
+"""
+
+from __future__ import annotations
+
+from tvm.s_tir import TensorIntrin
+from tvm.script import tirx as T
+
+from .cpu import INT8_STEPS
+from .schedule_util import REGISTER_SCOPE
+
+# the same 16x4 VNNI step over a "local" tile: the scope of tuning records written before
+# REGISTER_SCOPE
+VNNI_LOCAL_INTRIN = "tvmopt_vnni_16x4_local"
+
+
+def _intrinsic(step, scope: str):
+    """(description, implementation) of one Int8Step over an accumulator in `scope`."""
+    lanes, depth, a_dtype, b_dtype = step.lanes, step.depth, step.activation, step.weight
+    operand = f"{step.operand}x{lanes * 32 // step.operand_bits}"
+
+    @T.prim_func(s_tir=True)
+    def description(
+        A: T.Buffer((depth,), a_dtype, offset_factor=1),
+        B: T.Buffer((lanes, depth), b_dtype, offset_factor=1),
+        C: T.Buffer((lanes,), "int32", offset_factor=1, scope=scope),
+    ) -> None:
+        with T.sblock("root"):
+            T.reads(C[0:lanes], A[0:depth], B[0:lanes, 0:depth])
+            T.writes(C[0:lanes])
+            for i in T.serial(0, lanes):
+                for k in T.serial(0, depth):
+                    with T.sblock("update"):
+                        vi, vk = T.axis.remap("SR", [i, k])
+                        C[vi] = C[vi] + T.cast(A[vk], "int32") * T.cast(B[vi, vk], "int32")
+
+    @T.prim_func(s_tir=True)
+    def implementation(
+        A: T.Buffer((depth,), a_dtype, offset_factor=1),
+        B: T.Buffer((lanes, depth), b_dtype, offset_factor=1),
+        C: T.Buffer((lanes,), "int32", offset_factor=1, scope=scope),
+    ) -> None:
+        with T.sblock("root"):
+            T.reads(C[0:lanes], A[0:depth], B[0:lanes, 0:depth])
+            T.writes(C[0:lanes])
+            C[T.ramp(T.int32(0), 1, lanes)] = _step(
+                step,
+                C.vload([0], dtype=f"int32x{lanes}"),
+                T.reinterpret(  # A's D values as one int32 lane, broadcast to all L
+                    T.broadcast(T.reinterpret(A.vload([0], f"{a_dtype}x{depth}"), dtype="int32"),
+                                lanes),
+                    dtype=operand,
+                ),
+                T.reinterpret(B.vload([0, 0], dtype=f"{b_dtype}x{lanes * depth}"), dtype=operand),
+            )
+
+    return description, implementation
+
+
+def _step(step, accumulator, a, b):
+    """vpdpbusd accumulates in the instruction; vpmaddwd returns the pair sums to add."""
+    call = T.call_llvm_pure_intrin(
+        T.llvm_lookup_intrinsic_id(step.llvm_intrinsic),
+        *((accumulator, a, b) if step.accumulates else (a, b)),
+        dtype=f"int32x{step.lanes}",
+    )
+    return call if step.accumulates else accumulator + call
+
+
+for _step_spec in INT8_STEPS.values():
+    TensorIntrin.register(_step_spec.name, *_intrinsic(_step_spec, REGISTER_SCOPE))
+TensorIntrin.register(VNNI_LOCAL_INTRIN, *_intrinsic(INT8_STEPS["vpdpbusd-512"], "local"))
