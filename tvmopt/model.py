@@ -9,8 +9,10 @@ import numpy as np
 from ._tvm import tvm
 from .artifact import Metadata, copy_library, write_library
 from .backends import recorded_backend
+from .backends.kernel_record import KERNELS_RECORD
 from .frontend.signature import TensorSpec
 from .inputs import check_inputs, random_inputs
+from .profile import Profile, profile_vm
 from .timing import Latency, time_callable
 from .vm_results import in_host_memory, leaves
 
@@ -88,10 +90,7 @@ class CompiledModel:
 
     def benchmark(self, inputs=None, repeat: int = 20, warmup: int = 2) -> Latency:
         """Time `repeat` runs (random inputs when none are given), VM calls only."""
-        arrays = check_inputs(
-            self.inputs, inputs if inputs is not None else random_inputs(self.inputs)
-        )
-        tensors = [tvm.runtime.tensor(a, self._device) for a in arrays]
+        tensors = self._device_tensors(inputs)
         main, device = self._machine["main"], self._device
 
         def call():
@@ -99,6 +98,20 @@ class CompiledModel:
             device.sync()  # a GPU returns before its kernels finish
 
         return time_callable(call, repeat=repeat, warmup=warmup)
+
+    def profile(self, inputs=None, repeat: int = 10) -> Profile:
+        """Time every call of `repeat` runs (random inputs when none are given): per kernel,
+        its time, share, GFLOP/s and the rule that scheduled it (Profile.table())."""
+        self._machine  # noqa: B018 - readies the runtime (VTA's packed function) as a run does
+        records = self.metadata.extra.get(KERNELS_RECORD, {})
+        return profile_vm(self._module, self._device, self._device_tensors(inputs), repeat,
+                          records)  # fmt: skip
+
+    def _device_tensors(self, inputs) -> list:
+        arrays = check_inputs(
+            self.inputs, inputs if inputs is not None else random_inputs(self.inputs)
+        )
+        return [tvm.runtime.tensor(a, self._device) for a in arrays]
 
     def export(self, path) -> None:
         """Write the deployable shared library to `path`, atomically."""

@@ -77,12 +77,18 @@ def print_library(path) -> None:
     for spec in metadata.outputs:
         print(f"output {spec.describe()}")
     for key, record in metadata.extra.items():
-        print(f"{key}: {_summary(record)}")
+        print(f"{key}: {_summary(key, record)}")
 
 
-def _summary(record) -> str:
+def _summary(key: str, record) -> str:
     """A backend's record in one line: VTA's layer placement is a list per layer, the CPU record
-    the features its code needs."""
+    the features its code needs, the kernels' record a count per schedule rule."""
+    from ..backends.kernel_record import KERNELS_RECORD
+
+    if key == KERNELS_RECORD:
+        rules = Counter(str(kernel["rule"]) for kernel in record.values())
+        counts = ", ".join(f"{rule} {count}" for rule, count in rules.most_common())
+        return f"{len(record)} ({counts}; tvmopt run --profile times them)"
     if isinstance(record, dict) and "layers" in record:
         return f"{len(record['layers'])} layers placed"
     if isinstance(record, dict) and "features" in record:

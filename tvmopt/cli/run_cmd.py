@@ -1,4 +1,5 @@
-"""tvmopt run OUT.so [--inputs in.npz] [--output out.npz] [--repeat N]"""
+"""tvmopt run OUT.so [--inputs in.npz] [--output out.npz] [--repeat N] [--profile]
+[--trace trace.json]"""
 
 from __future__ import annotations
 
@@ -17,6 +18,14 @@ def register(subparsers) -> None:
     parser.add_argument("--inputs", help=".npz with one array per input name (default: random)")
     parser.add_argument("--output", help="write the outputs to this .npz")
     parser.add_argument("--repeat", type=positive_int, default=10, help="timed runs (default 10)")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="time every kernel: its share, GFLOP/s and the rule that scheduled it",
+    )
+    parser.add_argument(
+        "--trace", metavar="FILE.json", help="with --profile: the last run as a Chrome trace"
+    )
     parser.set_defaults(handler=run)
 
 
@@ -35,7 +44,20 @@ def run(args) -> int:
             np.savez(stream, **outputs)
         print(f"wrote {args.output}")
     print(f"latency: {model.benchmark(inputs, repeat=args.repeat)}")
+    if args.profile or args.trace:
+        print_profile(model, inputs, args)
     return 0
+
+
+def print_profile(model, inputs, args) -> None:
+    from ..profile import write_trace
+
+    profile = model.profile(inputs, repeat=args.repeat)
+    print(f"\nprofile ({model.metadata.target.get('mcpu', model.metadata.backend)}):")
+    print(profile.table())
+    if args.trace:
+        write_trace(profile, args.trace)
+        print(f"wrote {args.trace}")
 
 
 def read_npz(path) -> dict[str, np.ndarray]:

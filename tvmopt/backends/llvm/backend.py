@@ -10,6 +10,7 @@ from ..._tvm import tvm
 from ...errors import TargetError
 from ...passes.quantize.convert import Int8Kernels
 from ..base import CPU_RECORD, Backend
+from ..kernel_record import KernelRecord
 from . import pipeline, tuning
 from .cpu import cpu_of
 from .kernel_int8_depthwise import int8_depthwise_conv2d, pack_depthwise
@@ -39,6 +40,7 @@ class LLVMBackend(Backend):
     def __init__(self, target, options=None):
         super().__init__(target, options)
         self.cpu = cpu_of(target)  # what the kernels and weight layouts are sized from
+        self.kernels = KernelRecord()  # the last build's kernels, for `tvmopt run --profile`
 
     @classmethod
     def named_target(cls, name: str) -> tvm.target.Target:
@@ -70,10 +72,14 @@ class LLVMBackend(Backend):
         return pipeline.after_quantize(self.options.winograd, self.cpu.lanes())
 
     def lowering_passes(self, opt_level: int, database=None) -> list:
-        return pipeline.lowering_passes(opt_level, self.target, database)
+        return pipeline.lowering_passes(opt_level, self.target, database, self.kernels)
+
+    def build(self, mod, graph, opt_level, database=None):
+        self.kernels = KernelRecord()
+        return super().build(mod, graph, opt_level, database)
 
     def record(self) -> dict:
-        return {CPU_RECORD: self.cpu.record()}
+        return {CPU_RECORD: self.cpu.record(), **self.kernels.record()}
 
     def linker(self):
         """The system's compiler for the host's architecture, a cross g++ for another."""

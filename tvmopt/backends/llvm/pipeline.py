@@ -13,6 +13,7 @@ from ...passes.pipeline import GRAPH_PASSES, apply_database, named
 from ...passes.safe_indexing import SafeIndexing
 from ...passes.simplify import Simplify
 from ...passes.vector_round import VECTOR_ROUND
+from ..kernel_record import KernelRecord
 from .conv1x1_as_matmul import Conv1x1AsMatmul
 from .conv_channels_last import ConvChannelsLast
 from .pack_matmul_weights import PackMatmulWeights
@@ -40,7 +41,7 @@ def graph_passes(opt_level: int, winograd: bool, lanes: int) -> list:
     return GRAPH_PASSES[opt_level]
 
 
-def lowering_passes(opt_level: int, target, database=None) -> list:
+def lowering_passes(opt_level: int, target, database=None, record=None) -> list:
     """TVM's CPU lowering; from -O2, TVM's FuseOps also groups the remaining element-wise ops, and
     at -O3 transcendental functions legalize to their fast, vectorizable forms (fast_math.py).
     round legalizes to a form that vectorizes at every level (vector_round.py).
@@ -50,6 +51,7 @@ def lowering_passes(opt_level: int, target, database=None) -> list:
     """
     from tvm.relax.backend.cpu_generic import pipeline as cpu
 
+    record = record or KernelRecord()
     legalizations = {**VECTOR_ROUND, **(FAST_LEGALIZATIONS if opt_level >= 3 else {})}
     passes = [
         ("safe_indexing", SafeIndexing),  # run-time gather indices clamp, never read out of bounds
@@ -59,8 +61,10 @@ def lowering_passes(opt_level: int, target, database=None) -> list:
     if opt_level >= 2:
         passes += [("fuse_elementwise", T.FuseOps()), ("fuse_tir", T.FuseTIR())]
     passes.append(("deinterleave_strided_inputs", deinterleave_pass))
+    passes.append(("count_kernel_flops", record.count_pass()))  # before tensorized steps hide them
     if database is not None:  # tuned kernels first; the rules skip what is scheduled
         passes.append(("apply_tuning_records", apply_database(database)))
     passes.append(("schedule_cpu", schedule_pass()))
+    passes.append(("record_kernel_rules", record.rules_pass()))
     tail = cpu.dataflow_lower_passes(target) + cpu.finalize_passes(target)
     return [*named(cpu.library_dispatch_passes(target)), *passes, *named(tail)]

@@ -6,6 +6,7 @@ from tvm import s_tir, tirx
 from tvm.s_tir.dlight import ScheduleRule
 
 from ..._tvm import tvm
+from ..kernel_record import RULE_KEY
 from .cpu import cpu_of
 
 
@@ -165,9 +166,13 @@ class CPURule(ScheduleRule):
             return None
         sch = s_tir.Schedule(func)
         try:
-            return sch if self.schedule(sch, target) else None
+            if not self.schedule(sch, target):
+                return None
         except (s_tir.ScheduleError, tvm.error.InternalError):
             return None
+        # which rule scheduled it: `tvmopt run --profile` says (kernel_record.py)
+        sch.annotate(sch.get_sblock("root"), RULE_KEY, type(self).__name__)
+        return sch
 
     def schedule(self, sch: s_tir.Schedule, target) -> bool:
         raise NotImplementedError
