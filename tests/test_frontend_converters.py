@@ -1,5 +1,6 @@
 """Our ONNX converters: Clip with constant bounds imports as one relax.clip, which fuses into
-the convolution before it; other Clips keep TVM's conversion. Checked against ONNX Runtime."""
+the convolution before it; other Clips keep TVM's conversion; a variadic Sum imports as pairwise
+adds. Checked against ONNX Runtime."""
 
 from __future__ import annotations
 
@@ -57,3 +58,17 @@ def test_run_time_bounds_keep_tvms_conversion():
     feeds = {"x": np.random.default_rng(1).standard_normal((1, 4, 6, 6)).astype(np.float32),
              "lo": np.array(-0.5, np.float32), "hi": np.array(2.0, np.float32)}  # fmt: skip
     assert_matches_ort(model, tvmopt.compile(model), feeds)
+
+
+def test_sum_imports_as_pairwise_adds_and_matches_onnxruntime():
+    """TVM's import (broadcast_to, stack, sum) hid the model zoo's residual adds from the layout
+    passes; three inputs, one broadcasting, as ONNX's Sum allows."""
+    model = make_model(
+        [helper.make_node("Sum", ["a", "b", "c"], ["y"])],
+        [("a", TensorProto.FLOAT, [2, 3, 4]), ("b", TensorProto.FLOAT, [2, 3, 4]),
+         ("c", TensorProto.FLOAT, [4])],
+        [("y", TensorProto.FLOAT, [2, 3, 4])],
+        opset=13,
+    )  # fmt: skip
+    assert _ops(model) == ["relax.add", "relax.add"]
+    assert_matches_ort(model, tvmopt.compile(model))

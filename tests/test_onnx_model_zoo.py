@@ -37,6 +37,15 @@ def test_light_model_matches_onnxruntime(name):
     assert_matches_ort(model, compiled, feeds)
 
 
+def test_resnet50_runs_channels_last():
+    """Its residual adds are ONNX Sums and its pool a GlobalAveragePool: with TVM's import of
+    either (stack-and-sum, a pool beside no mean) every conv stayed NCHW, at a third of the
+    speed of the same network exported by torch (frontend/converters.py, quantize/layout.py)."""
+    kernels = compile_light("resnet50").metadata.extra["kernels"]
+    rules = [kernel["rule"] for kernel in kernels.values()]
+    assert "Conv2dNCHW" not in rules and rules.count("Conv2dNHWC") >= 10
+
+
 def test_resnet50_matches_onnx_reference_output():
     """onnx's own expected output for its deterministic dummy input (the backend suite's input)."""
     from onnx.backend.test.runner import Runner

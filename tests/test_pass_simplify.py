@@ -89,6 +89,18 @@ def test_permute_of_unit_axes_is_a_reshape():
     tvm.ir.assert_structural_equal(Simplify(moving), moving)
 
 
+def test_broadcast_to_its_own_shape_vanishes():
+    """The model zoo's ResNet-50 (opset 6 Adds, upgraded) brings these between its blocks: a
+    permute cannot sink through one, and the whole model stayed NCHW (0.3x its speed)."""
+    mod = module({"x": f32(1, 4, 8, 8)},
+                 lambda bb, x: relax.op.nn.relu(bb.emit(relax.op.broadcast_to(x, (1, 4, 8, 8)))))
+    expected = module({"x": f32(1, 4, 8, 8)}, lambda bb, x: relax.op.nn.relu(x))
+    tvm.ir.assert_structural_equal(Simplify(mod), expected)
+    growing = module({"x": f32(1, 4, 1, 8)},
+                     lambda bb, x: relax.op.broadcast_to(x, (1, 4, 8, 8)))  # fmt: skip
+    tvm.ir.assert_structural_equal(Simplify(growing), growing)
+
+
 def test_reshape_between_symbolic_shapes_stays():
     n = tvm.tirx.Var("n", "int64")
     mod = module(

@@ -1,11 +1,17 @@
 """Our converters for ONNX ops whose TVM import hides them from the graph passes.
 
     Clip(x, lo, hi)  (constant bounds) -> relax.clip(x, lo, hi)
+    Sum(a, b, ...)                      -> add(add(a, b), ...)
 
 TVM imports Clip as two opaque TE calls (maximum, then minimum), which no Relax pattern can
 match: a ReLU6 after a convolution cannot fuse into its epilogue and costs a pass over the whole
 tensor. With constant bounds, one relax.clip says the same thing in a form fusion sees. Other
 Clips (tensor-valued or NaN bounds, which ONNX reads as unbounded) keep TVM's conversion.
+
+TVM imports a variadic Sum as broadcast_to each input, stack them and sum over the stack:
+layout passes cannot see a residual add in it (the model zoo's ResNet-50 writes its residual
+adds as Sum), and a permute cannot sink through it, so the model stayed NCHW at a third of its
+speed. The pairwise adds, TVM's own form for inputs of unknown shape, say the same thing.
 
 TVM's importer looks its converters up in a module-level table; `our_converters` puts ours in
 for the duration of one import.
@@ -46,11 +52,19 @@ class Clip(onnx_frontend.Clip):
         return relax.op.clip(inputs[0], low, high)
 
 
+class Sum(onnx_frontend.Sum):
+    @classmethod
+    def _impl_v1(cls, bb, inputs, attr, params):
+        if all(isinstance(x, tvm.ir.GenericConst) for x in inputs):
+            return super()._impl_v1(bb, inputs, attr, params)  # folded to one constant
+        return cls._impl_dynamic(bb, inputs)
+
+
 def _is_float(expr) -> bool:
     return str(expr.ty.dtype).startswith(("float", "bfloat"))
 
 
-OURS = {"Clip": Clip}
+OURS = {"Clip": Clip, "Sum": Sum}
 
 
 @contextmanager

@@ -2,6 +2,8 @@
 
     x * 1 -> x        x + 0 -> x        x - 0 -> x        x / 1 -> x
     reshape(x: S, S) -> x               astype(x: T, T) -> x
+    broadcast_to(x: S, S) -> x          (opset-6 Adds upgraded, in the model zoo's ResNet-50: a
+                                         permute cannot sink through it, so channels last failed)
     permute_dims(x, identity) -> x      permute_dims(permute_dims(x, a), b) -> permute_dims(x, a∘b)
     permute_dims(x, p) -> reshape(x)    (p moves only axes of size 1: the data order is unchanged)
     reshape-like(reshape-like(x)) -> reshape(x, final shape)
@@ -105,6 +107,7 @@ RULES = [
     Rule("div_one", is_op("relax.divide")(_x, _c), _drop_if_constant_is(1)),  # x/1 -> x
     Rule("noop_reshape", is_op("relax.reshape")(_x, wildcard()), _noop_reshape),
     Rule("noop_astype", is_op("relax.astype")(_x), _noop_astype),
+    Rule("noop_broadcast", is_op("relax.broadcast_to")(_x, wildcard()), _noop_reshape),
     Rule("noop_permute", is_op("relax.permute_dims")(_x), _noop_permute),
     Rule("permute_chain", is_op("relax.permute_dims")(_inner_permute), _permute_chain),
     Rule("unit_axes_permute", is_op("relax.permute_dims")(_x), _unit_axes_permute),

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 from tvm import relax
 
-from ..sink_permutes import SINKABLE
+from ..consts import static_shape
+from ..sink_permutes import POOLS, SINKABLE
 from ..uses import bindings, op_name, readers
 
 
 def conv_layouts(func: relax.Function, convs: set) -> dict:
     """Planned int8 conv call -> (input layout, output layout). A conv writes NHWC when what
-    reads its output, through element-wise ops and pools, is int8 convs or a mean; it reads
+    reads its output, through element-wise ops and pools, is int8 convs, a mean or a global
+    pool; it reads
     NHWC when its input comes, the same way, from a conv that writes NHWC. Elsewhere (next to
     a float conv: MobileNet's depthwise layers) the kernel transposes as it reads or writes,
     which costs less than a transpose of its own."""
@@ -31,7 +33,7 @@ def conv_layouts(func: relax.Function, convs: set) -> dict:
     def _reads_channels_last(expr, var) -> bool:
         if expr in convs:
             return expr.args[0].same_as(var)
-        if op_name(expr) == "relax.mean":
+        if op_name(expr) == "relax.mean" or _global_pool(expr):
             return True
         return op_name(expr) in SINKABLE and expr in bound_to and flows_to_convs(bound_to[expr])
 
@@ -46,6 +48,13 @@ def conv_layouts(func: relax.Function, convs: set) -> dict:
         elif op_name(value) in SINKABLE and _all_channels_last(value, nhwc):
             nhwc.add(var)
     return layouts
+
+
+def _global_pool(call) -> bool:
+    """A pool to one value per channel (ONNX's GlobalAveragePool, as TVM imports it): like a
+    mean, it reads channels last as well, and its 1x1 output needs no transpose after."""
+    shape = static_shape(call)
+    return op_name(call) in POOLS and shape is not None and tuple(shape[2:]) == (1, 1)
 
 
 def _all_channels_last(call, nhwc: set) -> bool:
