@@ -44,12 +44,9 @@ def parse(text: str) -> str | dict:
     if not text.startswith("{"):
         return text
     try:
-        spec = json.loads(text)
+        return json.loads(text)  # an object: the text starts with "{"
     except json.JSONDecodeError as err:
         raise TargetError(f"target {text!r} is not valid JSON: {err}") from None
-    if not isinstance(spec, dict):
-        raise TargetError(f"target {text!r} is not a JSON object")
-    return spec
 
 
 def target_argument(text: str | None, arch: str | None = None) -> str | dict | None:
