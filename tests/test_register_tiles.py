@@ -208,3 +208,21 @@ def test_int8_tiles_fit_the_registers_on_each_int8_step(mcpu, instruction):
                     zero_point=0)  # fmt: skip
     asm = _assembly(Int8Gemm(), [x, w, correction, scale, y], target=target)
     assert instruction in asm and _inner_loop_spills(asm, "x86_64") == 0
+
+
+def test_register_tile_takes_the_most_accumulators_that_divide_the_map():
+    from tvmopt.backends.llvm.panel_gemm import DEFAULT_TILES, register_tile
+
+    assert register_tile(49, 64, DEFAULT_TILES, 12) == (7, 1)  # AVX2, 7x7 map: not 1 x 2
+    assert register_tile(49, 32, DEFAULT_TILES, 15) == (7, 2)  # AVX-512
+    assert register_tile(3136, 16, DEFAULT_TILES, 12) == (4, 2)  # 8 x 1 also holds 8: more loads
+    assert register_tile(81, 4, DEFAULT_TILES, 15) == (9, 1)  # 9 x 1 over 3 x 2
+
+
+def test_a_7x7_map_fits_avx2_registers():
+    target = resolve_target(ISAS["avx2"])
+    x, w = te.placeholder((1, 7, 7, 256)), te.placeholder((64, 1, 1, 256, 8))
+    geometry = ConvGeometry((1, 1), (1, 1), (0, 0), (1, 1), (7, 7))
+    asm = _assembly(Conv2dNHWC(), [x, w, conv2d_nhwc(x, w, None, geometry=geometry,
+                                                     channels=512)], target=target)  # fmt: skip
+    assert _inner_loop_spills(asm, "x86_64") == 0
