@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench conformance lint clean
+.PHONY: demo test cross-tools bench conformance lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,8 +14,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/tvmopt demo
 
-test: $(STAMP)
+test: $(STAMP) cross-tools
 	$(PY) -m pytest -q -m "not slow and not tuning and not cuda"
+
+# aarch64's cross compiler and qemu-user, so the aarch64 tests run (installed where permitted)
+cross-tools:
+	sh tests/install_cross_tools.sh
 
 # The default bench suite, every target and peer available here; writes bench/results/.
 BENCH_ARGS ?= --repeat 30 --warmup 2 --threads 2

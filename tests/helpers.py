@@ -190,3 +190,51 @@ def run_scheduled(rule, placeholders, y, arrays, target) -> np.ndarray:
     out = tvm.runtime.tensor(np.zeros([int(d) for d in y.shape], str(y.dtype)))
     lib(*[tvm.runtime.tensor(a) for a in arrays], out)
     return out.numpy()
+
+
+def qdq_float_model() -> onnx.ModelProto:
+    """A conv, relu and dense layer for ONNX Runtime's quantizer."""
+    rng = np.random.default_rng(0)
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("Reshape", ["r", "shape"], ["flat"], name="flatten"),
+        helper.make_node("MatMul", ["flat", "m"], ["y"], name="dense"),
+    ]
+    initializers = {
+        "w": rng.standard_normal((32, 8, 3, 3)).astype(np.float32) * 0.2,
+        "shape": np.array([1, 32 * 6 * 6], np.int64),
+        "m": rng.standard_normal((32 * 6 * 6, 10)).astype(np.float32) * 0.05,
+    }
+    return make_model(nodes, [("x", TensorProto.FLOAT, [1, 8, 6, 6])],
+                      [("y", TensorProto.FLOAT, [1, 10])], initializers, opset=17)  # fmt: skip
+
+
+def qdq_samples(count):
+    return [{"x": np.random.default_rng(i).standard_normal((1, 8, 6, 6)).astype(np.float32)}
+            for i in range(count)]  # fmt: skip
+
+
+def quantize_with_ort(tmp_path, fmt, activation, model=None, samples=None) -> onnx.ModelProto:
+    """`model` quantized by ONNX Runtime (static, per channel) in `fmt`: "QDQ" or "QOperator"."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.samples = iter(samples or qdq_samples(16))
+
+        def get_next(self):
+            return next(self.samples, None)
+
+    source, target = tmp_path / "float.onnx", tmp_path / "int8.onnx"
+    onnx.save(model or qdq_float_model(), source)
+    quantize_static(str(source), str(target), Reader(), per_channel=True,
+                    quant_format=getattr(QuantFormat, fmt),
+                    activation_type=getattr(QuantType, activation),
+                    weight_type=QuantType.QInt8)  # fmt: skip
+    return onnx.load(target)

@@ -5,64 +5,23 @@ as written (its QDQ semantics; helpers.ort_session), on every CPU."""
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import onnxruntime
 import pytest
 from onnx import TensorProto, helper
 
 import tvmopt
 
-from .helpers import inverted_residual_cnn, make_model, ort_session
+from .helpers import (
+    inverted_residual_cnn,
+    make_model,
+    ort_session,
+    qdq_samples,
+    quantize_with_ort,
+)
 
 # the AVX2 path runs unchanged on an AVX-512 host: its int8 code is tested on every machine
 AVX2 = {"kind": "llvm", "mcpu": "x86-64-v3"}
 ISAS = pytest.mark.parametrize("target", [None, AVX2], ids=["host", "avx2"])
-
-
-def _float_model() -> onnx.ModelProto:
-    rng = np.random.default_rng(0)
-    nodes = [
-        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"),
-        helper.make_node("Relu", ["c"], ["r"], name="relu"),
-        helper.make_node("Reshape", ["r", "shape"], ["flat"], name="flatten"),
-        helper.make_node("MatMul", ["flat", "m"], ["y"], name="dense"),
-    ]
-    initializers = {
-        "w": rng.standard_normal((32, 8, 3, 3)).astype(np.float32) * 0.2,
-        "shape": np.array([1, 32 * 6 * 6], np.int64),
-        "m": rng.standard_normal((32 * 6 * 6, 10)).astype(np.float32) * 0.05,
-    }
-    return make_model(nodes, [("x", TensorProto.FLOAT, [1, 8, 6, 6])],
-                      [("y", TensorProto.FLOAT, [1, 10])], initializers, opset=17)  # fmt: skip
-
-
-def _samples(count):
-    return [{"x": np.random.default_rng(i).standard_normal((1, 8, 6, 6)).astype(np.float32)}
-            for i in range(count)]  # fmt: skip
-
-
-def _quantize_with_ort(tmp_path, fmt, activation, model=None, samples=None):
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.samples = iter(samples or _samples(16))
-
-        def get_next(self):
-            return next(self.samples, None)
-
-    source, target = tmp_path / "float.onnx", tmp_path / "int8.onnx"
-    onnx.save(model or _float_model(), source)
-    quantize_static(str(source), str(target), Reader(), per_channel=True,
-                    quant_format=getattr(QuantFormat, fmt),
-                    activation_type=getattr(QuantType, activation),
-                    weight_type=QuantType.QInt8)  # fmt: skip
-    return onnx.load(target)
 
 
 def _assert_matches_ort(model, compiled, tolerance, samples=None):
@@ -70,7 +29,7 @@ def _assert_matches_ort(model, compiled, tolerance, samples=None):
     the output scale on these models), where ours and its unoptimized graph do not."""
     assert compiled.metadata.quantization == "int8-qdq"
     session = ort_session(model, optimized=False)
-    for feeds in samples or _samples(4):
+    for feeds in samples or qdq_samples(4):
         expected = session.run(None, feeds)[0]
         actual = compiled.run(feeds)["y"]
         scale = np.abs(expected).max()
@@ -86,7 +45,7 @@ def _int8_kernels_in(model, tmp_path, block="int8_gemm") -> bool:
 @ISAS
 @pytest.mark.parametrize("activation", ["QUInt8", "QInt8"])
 def test_onnxruntime_qdq_model_runs_int8_and_matches(tmp_path, activation, target):
-    model = _quantize_with_ort(tmp_path, "QDQ", activation)
+    model = quantize_with_ort(tmp_path, "QDQ", activation)
     assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in model.graph.node}
     # one output quantization step: a tie rounded the other way moves an output by one step
     _assert_matches_ort(model, tvmopt.compile(model, target=target), tolerance=0.02)
@@ -98,7 +57,7 @@ def test_onnxruntime_qdq_mobilenet_runs_depthwise_int8_and_matches(tmp_path, tar
     """ONNX Runtime quantizes depthwise convs too: they run on our int8 depthwise kernel."""
     rng = np.random.default_rng(1)
     samples = [{"x": rng.standard_normal((1, 3, 32, 32)).astype(np.float32)} for _ in range(16)]
-    model = _quantize_with_ort(tmp_path, "QDQ", "QUInt8", inverted_residual_cnn(), samples)
+    model = quantize_with_ort(tmp_path, "QDQ", "QUInt8", inverted_residual_cnn(), samples)
     compiled = tvmopt.compile(model, target=target)
     _assert_matches_ort(model, compiled, tolerance=0.02, samples=samples[:4])
     assert _int8_kernels_in(model, tmp_path, block="int8_depthwise")
@@ -106,7 +65,7 @@ def test_onnxruntime_qdq_mobilenet_runs_depthwise_int8_and_matches(tmp_path, tar
 
 @ISAS
 def test_onnxruntime_qoperator_model_runs_int8_and_matches(tmp_path, target):
-    model = _quantize_with_ort(tmp_path, "QOperator", "QUInt8")
+    model = quantize_with_ort(tmp_path, "QOperator", "QUInt8")
     ops = {n.op_type for n in model.graph.node}
     assert {"QLinearConv", "QLinearMatMul"} <= ops
     _assert_matches_ort(model, tvmopt.compile(model, target=target), tolerance=0.02)

@@ -1,5 +1,6 @@
 """Build the example app, tvmopt-run, for packaged folders: CMake over deploy/cpp with the
-runtime libraries looked up in ../lib. Builds are cached by everything that goes into them."""
+runtime libraries looked up in ../lib, for this machine or, with a cross compiler, for another
+architecture. Builds are cached by everything that goes into them."""
 
 from __future__ import annotations
 
@@ -13,24 +14,34 @@ from pathlib import Path
 from ..cache import cache_dir
 from ..errors import DeployError
 from .config import CMAKE_FILES, cmake_dir
+from .cross import cross_compiler, host_arch, runtime_libraries_for
 from .locations import cpp_source_dir
 
 RUNNER = "tvmopt-run"
 
 
-def build_runner() -> Path:
-    """The path of a portable tvmopt-run, building it unless an identical build is cached."""
+def build_runner(arch: str | None = None) -> Path:
+    """The path of a portable tvmopt-run for `arch` (default: this machine's), building it
+    unless an identical build is cached."""
     cmake = shutil.which("cmake")
     if cmake is None:
         raise DeployError("cmake not found on PATH; install it (apt or pip install cmake)")
-    config = cmake_dir()
-    runner = cache_dir() / RUNNER / _build_key(config) / RUNNER
+    config, compiler = _toolchain(arch or host_arch())
+    runner = cache_dir() / RUNNER / _build_key(config, compiler) / RUNNER
     if not runner.is_file():
-        _build(cmake, config, runner)
+        _build(cmake, config, compiler, runner)
     return runner
 
 
-def _build_key(config: Path) -> str:
+def _toolchain(arch: str) -> tuple[Path, str]:
+    """The CMake package files and the C++ compiler that build for `arch`."""
+    if arch == host_arch():
+        return cmake_dir(), _host_compiler()
+    libraries = runtime_libraries_for(arch)
+    return cmake_dir(libraries, libraries[0].parent / "cmake"), cross_compiler(arch)
+
+
+def _build_key(config: Path, compiler: str) -> str:
     """A digest of the sources, the CMake package files and the compiler's identity."""
     digest = hashlib.sha256()
     source = cpp_source_dir()
@@ -38,23 +49,24 @@ def _build_key(config: Path) -> str:
         digest.update(str(path.relative_to(source)).encode() + path.read_bytes())
     for name in CMAKE_FILES:
         digest.update((config / name).read_bytes())
-    digest.update(_compiler_identity().encode())
+    version = subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout
+    digest.update(f"{compiler} {version}".encode())
     return digest.hexdigest()[:16]
 
 
-def _compiler_identity() -> str:
+def _host_compiler() -> str:
     compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
     if compiler is None:
         raise DeployError("no C++ compiler found (set CXX or install g++)")
-    result = subprocess.run([compiler, "--version"], capture_output=True, text=True)
-    return f"{compiler} {result.stdout}"
+    return compiler
 
 
-def _build(cmake: str, config: Path, runner: Path) -> None:
+def _build(cmake: str, config: Path, compiler: str, runner: Path) -> None:
     runner.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="build-", dir=runner.parent) as build:
         configure = [cmake, "-S", str(cpp_source_dir()), "-B", build, f"-Dtvmopt_DIR={config}",
-                     "-DCMAKE_BUILD_TYPE=Release", "-DTVMOPT_PORTABLE=ON"]  # fmt: skip
+                     f"-DCMAKE_CXX_COMPILER={compiler}", "-DCMAKE_BUILD_TYPE=Release",
+                     "-DTVMOPT_PORTABLE=ON"]  # fmt: skip
         for command in (configure, [cmake, "--build", build]):
             result = subprocess.run(command, capture_output=True, text=True)
             if result.returncode != 0:

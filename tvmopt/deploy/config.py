@@ -32,11 +32,12 @@ def libs() -> str:
     )  # fmt: skip
 
 
-def cmake_dir() -> Path:
-    """Write the CMake package files for this Python environment; return their directory."""
-    directory = _cmake_dir_location()
+def cmake_dir(libraries: list[Path] | None = None, directory: Path | None = None) -> Path:
+    """Write the CMake package files for this Python environment; return their directory. Given
+    `libraries` (libtvm_ffi, libtvm_runtime for another architecture), they go to `directory`."""
+    directory = directory or _cmake_dir_location()
     directory.mkdir(parents=True, exist_ok=True)
-    values = _cmake_values()
+    values = _cmake_values(libraries or runtime_libraries("llvm"))
     for name in CMAKE_FILES:
         template = (cpp_source_dir() / "cmake" / f"{name}.in").read_text()
         for key, value in values.items():
@@ -58,8 +59,8 @@ def _cmake_dir_location() -> Path:
     return cache_dir() / "cmake" / tag
 
 
-def _cmake_values() -> dict[str, str]:
-    ffi_library, runtime_library = runtime_libraries("llvm")
+def _cmake_values(libraries: list[Path]) -> dict[str, str]:
+    ffi_library, runtime_library = libraries
     tvmopt_include, *ffi_includes = include_dirs()
     return {
         "PYTHON_PREFIX": sys.prefix,

@@ -1,6 +1,9 @@
 """`tvmopt package MODEL.so -o DIR`: a folder that runs the model on another Linux machine of the
-same architecture with no Python: the model, TVM's runtime libraries in lib/, tvmopt-run in bin/
-(it looks for lib/ beside itself) and a README. Assembled beside DIR and renamed into place."""
+architecture it was compiled for, with no Python: the model, TVM's runtime libraries in lib/,
+tvmopt-run in bin/ (it looks for lib/ beside itself) and a README. For another architecture
+than this machine's (aarch64 from x86_64), the runtime comes from that architecture's TVM wheel
+and the runner from a cross compiler (deploy/cross.py). Assembled beside DIR and renamed into
+place."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from ..errors import ArtifactError, DeployError
 from ..version import __version__
 from . import npy_file_name
 from .build import RUNNER, build_runner
+from .cross import host_arch, runtime_libraries_for
 from .locations import runtime_libraries
 
 MARKER = ".tvmopt-package"  # says a folder is ours, so packaging again may replace it
@@ -42,8 +46,9 @@ def package(library, directory) -> Package:
     if metadata.backend in UNPACKAGED:
         raise DeployError(f"{library} {UNPACKAGED[metadata.backend]}; tvmopt package ships CPU "
                           "and CUDA libraries")  # fmt: skip
-    libraries = runtime_libraries(metadata.backend)
-    runner = build_runner()
+    arch = elf_machine(library)
+    libraries = _runtime_for(metadata.backend, arch, library)
+    runner = build_runner(arch)
     files = {library.name: library, f"bin/{RUNNER}": runner}
     files.update((f"lib/{path.name}", path) for path in libraries)
     with _staged(directory) as stage:
@@ -53,6 +58,23 @@ def package(library, directory) -> Package:
         (stage / "README.md").write_text(readme(metadata, library.name, list(files.values())))
         (stage / MARKER).write_text(f"tvmopt {__version__}\n")
     return Package(directory, (*files, "README.md"), metadata)
+
+
+def _runtime_for(backend: str, arch: str, library: Path) -> list[Path]:
+    """This environment's runtime libraries, or for a library built for another architecture,
+    that architecture's from the same TVM release (CPU libraries only)."""
+    if arch == host_arch():
+        return runtime_libraries(backend)
+    if backend != "llvm":
+        raise DeployError(f"{library} is a {backend} library for {arch}; tvmopt packages for "
+                          f"another architecture only CPU (llvm) libraries")  # fmt: skip
+    return runtime_libraries_for(arch)
+
+
+def elf_machine(path: Path) -> str:
+    """The architecture an ELF file's code is for (its e_machine field)."""
+    machine = path.read_bytes()[18:20]
+    return {b"\x3e\x00": "x86_64", b"\xb7\x00": "aarch64"}.get(machine, f"machine {machine.hex()}")
 
 
 def read_library_metadata(library: Path) -> Metadata:
@@ -119,7 +141,7 @@ Inputs (`--inputs DIR` holds one .npy per input):
 Outputs (`--output DIR` receives one .npy per output):
 {lines(metadata.outputs)}
 
-Needs: Linux {_machine(files)} with {_versions(files)}{_gpu(metadata)}.
+Needs: Linux {elf_machine(files[0])} with {_versions(files)}{_gpu(metadata)}.
 """
 
 
@@ -128,10 +150,6 @@ def _gpu(metadata: Metadata) -> str:
     if "arch" not in metadata.target:
         return ""
     return f", and an NVIDIA GPU of architecture {metadata.target['arch']} with its driver"
-
-
-def _machine(files: list[Path]) -> str:
-    return {b"\x3e\x00": "x86_64", b"\xb7\x00": "aarch64"}.get(files[0].read_bytes()[18:20], "")
 
 
 def _versions(files: list[Path]) -> str:

@@ -6,6 +6,9 @@
 #define TVMOPT_CPU_H_
 
 #include <sys/utsname.h>
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#endif
 #include <tvmopt/error.h>
 #include <tvmopt/metadata.h>
 
@@ -60,6 +63,31 @@ inline std::string HostArch() {
   return machine == "arm64" ? "aarch64" : machine;
 }
 
+#if defined(__aarch64__) && defined(__linux__)
+// The kernel's names for the AT_HWCAP and AT_HWCAP2 bits, in bit order (asm/hwcap.h), as
+// /proc/cpuinfo prints them. The auxiliary vector describes the CPU this process runs on, also
+// under an emulator (qemu-user), where /proc/cpuinfo describes the host's.
+inline std::set<std::string> HostFeatures() {
+  static const char* const hwcap[] = {
+      "fp",      "asimd", "evtstrm", "aes",   "pmull",    "sha1",   "sha2", "crc32",
+      "atomics", "fphp",  "asimdhp", "cpuid", "asimdrdm", "jscvt",  "fcma", "lrcpc",
+      "dcpop",   "sha3",  "sm3",     "sm4",   "asimddp",  "sha512", "sve",  "asimdfhm",
+      "dit",     "uscat", "ilrcpc",  "flagm", "ssbs",     "sb",     "paca", "pacg"};
+  static const char* const hwcap2[] = {"dcpodp",   "sve2",     "sveaes",  "svepmull", "svebitperm",
+                                       "svesha3",  "svesm4",   "flagm2",  "frint",    "svei8mm",
+                                       "svef32mm", "svef64mm", "svebf16", "i8mm",     "bf16",
+                                       "dgh",      "rng",      "bti",     "mte"};
+  std::set<std::string> features;
+  const unsigned long bits = getauxval(AT_HWCAP), bits2 = getauxval(AT_HWCAP2);
+  for (unsigned i = 0; i < std::size(hwcap); ++i) {
+    if (bits & (1UL << i)) features.insert(hwcap[i]);
+  }
+  for (unsigned i = 0; i < std::size(hwcap2); ++i) {
+    if (bits2 & (1UL << i)) features.insert(hwcap2[i]);
+  }
+  return features;
+}
+#else
 // This CPU's features as /proc/cpuinfo lists them; nothing where it cannot be read.
 inline std::optional<std::set<std::string>> HostFeatures() {
   std::ifstream cpuinfo("/proc/cpuinfo");
@@ -73,6 +101,7 @@ inline std::optional<std::set<std::string>> HostFeatures() {
   }
   return std::nullopt;
 }
+#endif
 
 // Throws tvmopt::Error naming what this CPU lacks of what `record` needs.
 inline void CheckRunsHere(const CpuRecord& record, const std::string& path) {
@@ -81,7 +110,7 @@ inline void CheckRunsHere(const CpuRecord& record, const std::string& path) {
     throw Error(path + " was compiled for " + record.arch + " (" + record.isa +
                 "); this machine is " + arch);
   }
-  const auto have = HostFeatures();
+  const std::optional<std::set<std::string>> have = HostFeatures();
   if (!have) return;
   std::vector<std::string> missing;
   for (const std::string& feature : record.features) {
