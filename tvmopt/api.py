@@ -9,7 +9,7 @@ from ._tvm import tvm
 from .artifact import Metadata, read_metadata
 from .autotune.database import open_database
 from .backends import BuildOptions, recorded_backend, resolve, target_record
-from .errors import ArtifactError, CompileError, OptionError, TargetError
+from .errors import ArtifactError, CompileError, OptionError, TargetError, first_diagnostic
 from .frontend import onnx as onnx_frontend
 from .frontend.relax_signature import output_specs
 from .model import CompiledModel
@@ -207,9 +207,8 @@ def _build(prepared: Prepared, database=None):
         executable = prepared.backend.build(prepared.module, prepared.graph, prepared.opt_level,
                                             database)  # fmt: skip
     except Exception as err:  # noqa: BLE001 - TVM's lowering raises any type
-        last_line = (str(err).strip().splitlines() or [""])[-1]
         raise CompileError(
-            f"TVM failed to compile the model: {type(err).__name__}: {last_line}"
+            f"TVM failed to compile the model: {type(err).__name__}: {first_diagnostic(err)}"
         ) from err
     extra = {**prepared.metadata.extra, **prepared.backend.record()}
     prepared.metadata = dataclasses.replace(prepared.metadata, extra=extra)

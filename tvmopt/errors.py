@@ -4,6 +4,8 @@ Each error inherits from :class:`TvmoptError` and from the builtin that matches 
 callers can catch either. Messages are one line: what was expected, what was received, and where.
 """
 
+import re
+
 
 class TvmoptError(Exception):
     """Base of every error tvmopt raises for a problem with the user's input or environment."""
@@ -56,3 +58,15 @@ class DeployError(TvmoptError, RuntimeError):
 class VTAError(TvmoptError, ValueError):
     """A VTA program that cannot be encoded or run: a field too wide, a malformed or
     deadlocking instruction stream, an index outside a buffer, a layer that does not fit."""
+
+
+# a compiler's diagnostic: "file.cu(12): error: ...", "file.c:3:5: error: ...", "error: ..."
+_DIAGNOSTIC = re.compile(r"(?:^|[:)]\s*)(?:fatal )?error\b", re.IGNORECASE)
+
+
+def first_diagnostic(text: str) -> str:
+    """The line of `text` that says what went wrong: the first compiler error among the source
+    and the log TVM wraps into an exception (nvcc's, a linker's), else its last line."""
+    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
+    errors = [line for line in lines if _DIAGNOSTIC.search(line)]
+    return (errors or lines or [""])[0 if errors else -1]

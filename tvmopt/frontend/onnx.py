@@ -23,6 +23,7 @@ from .converters import our_converters
 from .expand_functions import expand_functions
 from .expand_quantized_ops import expand_quantized_ops
 from .fold_constants import fold_constants
+from .identifiers import with_identifier_params
 from .signature import TensorSpec, graph_inputs, graph_outputs
 from .support import check_supported
 
@@ -188,7 +189,9 @@ def import_model(model: onnx.ModelProto):
     try:
         with warnings.catch_warnings(), our_converters():
             warnings.simplefilter("ignore")
-            return from_onnx(model, opset=opset_of(model))
+            mod = from_onnx(model, opset=opset_of(model))
+        mod["main"] = with_identifier_params(mod["main"])
+        return mod
     except Exception as err:  # noqa: BLE001 - TVM's importer raises any type
         last_line = (str(err).strip().splitlines() or [""])[-1]
         message = f"TVM's ONNX importer failed: {type(err).__name__}: {last_line}"
