@@ -107,8 +107,11 @@ def test_cuda_graph_captures_the_kernels_between_the_first_and_the_last(bench_mo
     assert captured["main"] == [plain["main"][0], plain["main"][-1]]
     assert captured["main_cuda_graph_capture"] == plain["main"][1:-1]
     kernels = len(plain["main"])
-    assert compiled.metadata.extra["cuda_graph"] == {"kernels": kernels,
-                                                     "captured": kernels - 2, "graphs": 1}
+    assert compiled.metadata.extra["cuda_graph"] == {
+        "kernels": kernels,
+        "captured": kernels - 2,
+        "graphs": 1,
+    }
 
 
 def test_compile_says_what_the_cuda_graph_holds(demo_path, tmp_path):

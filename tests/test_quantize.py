@@ -15,7 +15,7 @@ import tvmopt
 from tvmopt.cli import main
 from tvmopt.errors import InputError, OptionError
 
-from .helpers import inverted_residual_cnn, residual_cnn
+from .helpers import assert_matches_ort, inverted_residual_cnn, residual_cnn
 
 METHODS = ["minmax", "percentile", "entropy", "mse"]
 
@@ -99,7 +99,27 @@ def test_skip_keeps_a_layer_fp32(digits):
     compiled = tvmopt.compile(model, quantize="int8", calib=calib[:8], skip=[first])
     by_name = {layer.name: layer for layer in compiled.quantize_report.layers}
     assert by_name[first].quantized is False
+    assert by_name[first].why_float == "skipped (skip)"
     assert sum(layer.quantized for layer in by_name.values()) == 3
+
+
+def test_layers_stay_float_where_int8_would_be_slower(digits):
+    """SSE4.2 has no int8 dot product (backends/llvm/cpu.py), and its int8 layers ran 4-7x
+    slower than float32 (bench/results/isa/sse4.md): they stay float32, the report says why."""
+    model, calib, test_x, _ = digits
+    compiled = tvmopt.compile(model, quantize="int8", calib=calib[:8], target="x86-64-v2")
+    report = compiled.quantize_report
+    assert len(report.layers) == 4 and not any(layer.quantized for layer in report.layers)
+    why = "sse4 (x86-64-v2) has no int8 dot product instruction; int8 would be slower than float32"
+    assert {layer.why_float for layer in report.layers} == {why}
+    assert why in report.table()
+    assert_matches_ort(model, compiled, {"image": test_x[0]})
+
+
+def test_every_layer_is_int8_on_avx2(digits):
+    model, calib, _, _ = digits
+    compiled = tvmopt.compile(model, quantize="int8", calib=calib[:8], target="x86-64-v3")
+    assert all(layer.quantized for layer in compiled.quantize_report.layers)
 
 
 def test_accuracy_budget_falls_back_to_fp32(digits):
@@ -115,6 +135,9 @@ def test_accuracy_budget_falls_back_to_fp32(digits):
     report = strict.quantize_report
     assert report.top1_disagreement == 0.0
     assert not all(layer.quantized for layer in report.layers)
+    assert {r.why_float for r in report.layers if not r.quantized} == {
+        "over the accuracy budget (max_accuracy_drop)"
+    }
 
 
 def test_calibration_from_npz_file_and_directory(digits, tmp_path):

@@ -192,22 +192,23 @@ def test_round_legalized_for_vectors_still_rounds_halves_to_even():
 
 
 @pytest.mark.parametrize(
-    "mcpu, instruction",
-    [("icelake-server", "vpdpbusd\t%zmm"), ("alderlake", "vpdpbusd\t%ymm"),
-     ("x86-64-v4", "vpmaddwd\t%zmm"), ("x86-64-v3", "vpmaddwd\t%ymm")],
+    "triple, mcpu, instruction",
+    [("x86_64", "icelake-server", "vpdpbusd\t%zmm"), ("x86_64", "alderlake", "vpdpbusd\t%ymm"),
+     ("x86_64", "x86-64-v4", "vpmaddwd\t%zmm"), ("x86_64", "x86-64-v3", "vpmaddwd\t%ymm"),
+     ("aarch64", "neoverse-n1", "sdot\tv")],
 )  # fmt: skip
-def test_int8_tiles_fit_the_registers_on_each_int8_step(mcpu, instruction):
+def test_int8_tiles_fit_the_registers_on_each_int8_step(triple, mcpu, instruction):
     """The int8 GEMM on each ISA's dot product (cpu.py's INT8_STEPS), no spill in its loop."""
-    target = resolve_target({"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": mcpu})
+    target = resolve_target({"kind": "llvm", "mtriple": f"{triple}-linux-gnu", "mcpu": mcpu})
     lanes, depth, dtype = cpu_of(target).int8_block()
-    activation = "int16" if dtype == "int16" else "uint8"
+    activation = cpu_of(target).int8_step.activation
     x = te.placeholder((1, 28, 28, 256), activation)  # a loop over the reduction
     w = te.placeholder((128 // lanes, 1, 1, 256 // depth, lanes, depth), dtype)
     correction, scale = te.placeholder((128,), "int32"), te.placeholder((128,), "float32")
     y = int8_conv2d(x, w, correction, scale, geometry=POINTWISE, channels=128, inv_scale=1.0,
-                    zero_point=0)  # fmt: skip
+                    zero_point=0, signed=activation == "int8")  # fmt: skip
     asm = _assembly(Int8Gemm(), [x, w, correction, scale, y], target=target)
-    assert instruction in asm and _inner_loop_spills(asm, "x86_64") == 0
+    assert instruction in asm and _inner_loop_spills(asm, triple) == 0
 
 
 def test_register_tile_takes_the_most_accumulators_that_divide_the_map():

@@ -63,16 +63,28 @@ def quantize(mod, model_proto, specs, backend, config: QuantizeConfig, calib, lo
     held: list = []
     samples = _holding(calibration_samples(calib, specs), held)
     qparams = calibrate(float_model, tapped_layers, _progress(samples, log), config)
-    chosen = {n: q for n, q in qparams.items() if n not in config.skip}
+    why_float = _left_float(layers, config.skip, backend, log)
+    chosen = {n: q for n, q in qparams.items() if n not in why_float}
     probe = _Probe(tapped_mod, tapped_layers, host, float_model, held)
     report = probe.measure(chosen, qparams)
     while _over_budget(report, config) and chosen:
         worst = min((r for r in report.layers if r.quantized), key=lambda r: r.sqnr_db)
         _log(log, f"top-1 differs on {100 * report.top1_disagreement:.1f}%: {worst.name} -> fp32")
         chosen.pop(worst.name)
+        why_float[worst.name] = "over the accuracy budget (max_accuracy_drop)"
         report = probe.measure(chosen, qparams)
     converted = convert(mod, layers, chosen, backend.int8_kernels())
-    return Quantized(converted, backend.graph_after_quantize(), "int8", report)
+    return Quantized(converted, backend.graph_after_quantize(), "int8", report.explained(why_float))
+
+
+def _left_float(layers, skip, backend: Backend, log) -> dict[str, str]:
+    """The layers that stay float32 before any is measured, with why: the user's skip list, and
+    those the backend runs slower in int8 (Backend.int8_slower)."""
+    why = {layer.name: backend.int8_slower(layer.kind) for layer in layers}
+    why = {name: reason for name, reason in why.items() if reason}
+    if why:
+        _log(log, f"{len(why)} of {len(layers)} layers stay float32: {next(iter(why.values()))}")
+    return {**why, **dict.fromkeys(skip, "skipped (skip)")}
 
 
 def quantize_vta(mod, model_proto, specs, backend, config, calib, log=None):

@@ -8,7 +8,8 @@ import, quantization, the graph passes, lowering, the build, the artifact and lo
     build          tvm.compile with both, plus what its artifact records (`record`)
     linker         how the library is linked (a cross compiler, say)
     device         where a loaded library runs; `before_load` readies TVM's runtime for it
-    int8_kernels   the TE kernels its int8 layers run on, for passes/quantize/convert.py
+    int8_kernels   the TE kernels its int8 layers run on, for passes/quantize/convert.py, and
+                   the layers that would be slower in int8 than in float32 (int8_slower)
     tuning         the kernels worth tuning and the space MetaSchedule searches
 
 A subclass overrides what differs; a new target is a folder under backends/ with one Backend
@@ -28,6 +29,7 @@ from .cpu_features import check_runs_here
 CPU_RECORD = "cpu"  # the metadata record of the CPU features a library's code needs
 
 PRECISIONS = ("fp32", "fp16")
+
 
 @dataclass(frozen=True)
 class BuildOptions:
@@ -99,6 +101,12 @@ class Backend:
     def int8_kernels(self):
         """The int8 layers' kernels (passes.quantize.convert.Int8Kernels) for this target."""
         raise OptionError(f"int8 quantization is not supported for target {self.name}")
+
+    def int8_slower(self, kind: str) -> str | None:
+        """Why an int8 layer of `kind` (conv2d, depthwise, matmul: quantize/annotate.py) would
+        run slower here than in float32, or None. Calibrated quantization keeps such layers in
+        float32, and its report gives the reason."""
+        return None
 
     # --- graph and lowering --------------------------------------------------------------------
     def graph_passes(self, opt_level: int) -> list:

@@ -327,6 +327,8 @@ CONTENDERS: dict[str, Callable[[], Contender]] = {
     "llvm-int8": TvmoptInt8,
     "llvm-avx2": lambda: TvmoptLLVM("llvm-avx2", target="x86-64-v3"),
     "llvm-int8-avx2": lambda: TvmoptInt8("llvm-int8-avx2", target="x86-64-v3"),
+    "llvm-sse4": lambda: TvmoptLLVM("llvm-sse4", target="x86-64-v2"),
+    "llvm-int8-sse4": lambda: TvmoptInt8("llvm-int8-sse4", target="x86-64-v2"),
     "llvm-tuned": TvmoptTuned,
     "cuda": TvmoptCUDA,
     "cuda-fp16": lambda: TvmoptCUDA("fp16"),

@@ -36,8 +36,10 @@ class Capture:
 def describe_capture(record: dict) -> str:
     """One line from Capture.record(), as `tvmopt compile` prints it."""
     graphs = "graph" if record["graphs"] == 1 else "graphs"
-    return (f"cuda graph: {record['captured']} of {record['kernels']} kernel launches captured "
-            f"({record['graphs']} {graphs}; the first run captures, later runs replay)")
+    return (
+        f"cuda graph: {record['captured']} of {record['kernels']} kernel launches captured "
+        f"({record['graphs']} {graphs}; the first run captures, later runs replay)"
+    )
 
 
 def capture_pass(capture: Capture) -> tvm.transform.Pass:

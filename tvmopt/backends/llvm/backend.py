@@ -63,7 +63,17 @@ class LLVMBackend(Backend):
         return complete(target)
 
     def int8_kernels(self) -> Int8Kernels:
-        return int8_kernels(self.cpu.int8_block())
+        step = self.cpu.int8_step  # sdot multiplies int8 by int8: the activations are shifted
+        return int8_kernels(self.cpu.int8_block(), signed=bool(step) and step.activation == "int8")
+
+    def int8_slower(self, kind: str) -> str | None:
+        """Every int8 layer, where the ISA has no int8 step (cpu.py): built for x86-64-v2 and
+        run on Zen 4, int8 took 4-7x float32's time (ResNet-50 769 against 156 ms, BERT-base
+        1298 against 353, MobileNetV2 44 against 11; bench/results/isa/sse4.md)."""
+        if self.cpu.int8_step is None:
+            return (f"{self.cpu.isa.name} ({self.cpu.mcpu}) has no int8 dot product instruction; "
+                    "int8 would be slower than float32")  # fmt: skip
+        return None
 
     def graph_passes(self, opt_level: int) -> list:
         return pipeline.graph_passes(opt_level, self.options.winograd, self.cpu.lanes())

@@ -47,6 +47,9 @@ INT8_STEPS = {
                              "llvm.x86.avx512.pmaddw.d.512", False),
     "vpmaddwd-256": Int8Step("tvmopt_pmaddwd_8x2", 8, 2, "int16", "int16", "int16", 16,
                              "llvm.x86.avx2.pmadd.wd", False),
+    # aarch64's dot product multiplies int8 by int8: activations are read shifted to int8
+    "sdot-128": Int8Step("tvmopt_sdot_4x4", 4, 4, "int8", "int8", "int8", 8,
+                         "llvm.aarch64.neon.sdot", True),
 }  # fmt: skip
 
 
@@ -74,7 +77,7 @@ ISAS = (
     (("avx2", "fma", "avxvnni"), ISA("avx2-vnni", 256, 16, 12, "vpdpbusd-256")),
     (("avx2", "fma"), ISA("avx2", 256, 16, 12, "vpmaddwd-256")),
     (("sse4.2",), ISA("sse4", 128, 16, 12, None)),
-    (("neon", "dotprod"), ISA("neon-dotprod", 128, 32, 24, None)),  # sdot: not yet used
+    (("neon", "dotprod"), ISA("neon-dotprod", 128, 32, 24, "sdot-128")),
     (("neon",), ISA("neon", 128, 32, 24, None)),
     ((), ISA("generic", 128, 16, 12, None)),
 )

@@ -1,4 +1,4 @@
-"""The int8 dot-product steps of each x86 ISA, as tensor intrinsics over a register-resident
+"""The int8 dot-product steps of each ISA, as tensor intrinsics over a register-resident
 accumulator of L lanes of int32:
 
     C[i] += sum_k A[k] * B[i, k]    for i < L, k < D
@@ -8,6 +8,8 @@ accumulator of L lanes of int32:
                the kernel widens its operands to int16 (kernel_int8_gemm.py): vpmaddubsw, the
                u8 x s8 instruction, adds its pairs into int16 and saturates (255 x 127 x 2 =
                64770), where ONNX Runtime's AVX2 kernels lose 3.5-7.5% of the output scale.
+    sdot       aarch64 with dot products (L 4): D = 4, int8 x int8; the kernel reads the
+               activation shifted to int8 (kernel_int8_gemm.py's signed storage)
 
 A's D values are one 32-bit word, broadcast to all L lanes; B is an L x D block of the packed
 weight. TVM's own VNNI intrinsic (s_tir.tensor_intrin.x86) passes vpdpbusd's operands as
@@ -62,8 +64,9 @@ def _intrinsic(step, scope: str):
                 step,
                 C.vload([0], dtype=f"int32x{lanes}"),
                 T.reinterpret(  # A's D values as one int32 lane, broadcast to all L
-                    T.broadcast(T.reinterpret(A.vload([0], f"{a_dtype}x{depth}"), dtype="int32"),
-                                lanes),
+                    T.broadcast(
+                        T.reinterpret(A.vload([0], f"{a_dtype}x{depth}"), dtype="int32"), lanes
+                    ),
                     dtype=operand,
                 ),
                 T.reinterpret(B.vload([0, 0], dtype=f"{b_dtype}x{lanes * depth}"), dtype=operand),

@@ -1,11 +1,12 @@
-"""The int8 layer (kernel_int8_gemm.py): quantize, GEMM with VNNI, dequantize.
+"""The int8 layer (kernel_int8_gemm.py): quantize, GEMM on the ISA's int8 step, dequantize.
 
 Each task owns a tile of output positions x L-channel blocks of the int32 accumulator (a vector
 of the target's: cpu.py; panel_gemm.py); over the reduction, on AVX-512 VNNI, each step is one
 vpdpbusd per (position, block): 4 uint8 broadcast against a packed 16x4 int8 weight block. The
 accumulators stay in registers; the dequantizing epilogue is applied as the tile is written out.
-On CPUs without VNNI (AVX2, NEON, or a generic target) the same loops are vectorized over the L
-channels instead: correct everywhere, fast where VNNI is.
+Each ISA has its own step (cpu.py's INT8_STEPS: vpdpbusd, vpmaddwd, sdot). On CPUs with none
+(SSE4, plain NEON, generic) the same loops are vectorized over the L channels instead: correct,
+but slower than float32, so calibrated quantization leaves those layers float32 there.
 """
 
 from __future__ import annotations

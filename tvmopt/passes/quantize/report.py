@@ -3,7 +3,7 @@ the int8 model's top-1 class differs from float32's, over held calibration sampl
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -21,6 +21,7 @@ class LayerReport:
     zero_point: int
     low: float  # the activation range the qparams represent
     high: float
+    why_float: str = ""  # why a float32 layer is not int8: skipped, over budget, slower
 
 
 @dataclass(frozen=True)
@@ -36,15 +37,21 @@ class QuantizeReport:
             f"over {self.samples} samples: top-1 differs from float32 on "
             f"{100 * self.top1_disagreement:.1f}%, output cosine {self.output_cosine:.5f}",
             f"{'layer':<32} {'kind':<9} {'dtype':<6} {'SQNR dB':>8} {'cosine':>9} "
-            f"{'scale':>10} {'zp':>4} {'range':>21}",
+            f"{'scale':>10} {'zp':>4} {'range':>21}  why float32",
         ]
         for r in self.layers:
             lines.append(
                 f"{r.name[:32]:<32} {r.kind:<9} {'int8' if r.quantized else 'fp32':<6} "
                 f"{r.sqnr_db:>8.2f} {r.cosine:>9.5f} {r.scale:>10.4g} {r.zero_point:>4} "
-                f"{f'[{r.low:.3g}, {r.high:.3g}]':>21}"
+                f"{f'[{r.low:.3g}, {r.high:.3g}]':>21}  {r.why_float}".rstrip()
             )
         return "\n".join(lines)
+
+    def explained(self, why_float: dict[str, str]) -> QuantizeReport:
+        """This report with the reason each float32 layer of `why_float` was left so."""
+        layers = tuple(replace(r, why_float="" if r.quantized else why_float.get(r.name, ""))
+                       for r in self.layers)  # fmt: skip
+        return replace(self, layers=layers)
 
 
 def sqnr_db(reference: np.ndarray, approx: np.ndarray) -> float:
