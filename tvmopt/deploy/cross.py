@@ -17,9 +17,14 @@ from ..errors import DeployError
 
 # the Linux architectures TVM publishes wheels for, and each one's manylinux platform tag
 WHEEL_PLATFORMS = {"x86_64": "manylinux_2_28_x86_64", "aarch64": "manylinux_2_28_aarch64"}
-# the files package() ships for an llvm library, by the wheel (distribution) that holds them
-RUNTIME_FILES = {"apache-tvm-ffi": "tvm_ffi/lib/libtvm_ffi.so",
-                 "apache-tvm": "tvm/lib/libtvm_runtime.so"}  # fmt: skip
+# the files package() ships for another architecture, by the backend the library records: each
+# from the wheel (distribution) that holds it. CPU libraries only: CUDA's runtime needs more.
+RUNTIME_FILES = {
+    "llvm": {
+        "apache-tvm-ffi": "tvm_ffi/lib/libtvm_ffi.so",
+        "apache-tvm": "tvm/lib/libtvm_runtime.so",
+    },
+}
 
 
 def host_arch() -> str:
@@ -28,20 +33,25 @@ def host_arch() -> str:
     return arch()
 
 
-def runtime_libraries_for(arch: str) -> list[Path]:
-    """libtvm_ffi and libtvm_runtime for `arch`, of the versions installed here."""
+def runtime_libraries_for(arch: str, backend: str = "llvm") -> list[Path]:
+    """The runtime libraries of a `backend` library for `arch` (libtvm_ffi and libtvm_runtime
+    for a CPU one), of the TVM versions installed here."""
     if arch not in WHEEL_PLATFORMS:
         raise DeployError(f"no TVM runtime wheel for {arch}; tvmopt packages for "
                           f"{', '.join(WHEEL_PLATFORMS)}")  # fmt: skip
-    versions = {name: importlib.metadata.version(name) for name in RUNTIME_FILES}
+    if backend not in RUNTIME_FILES:
+        raise DeployError(f"tvmopt packages {backend} libraries for this machine's architecture "
+                          f"only, not for {arch}")  # fmt: skip
+    files = RUNTIME_FILES[backend]
+    versions = {name: importlib.metadata.version(name) for name in files}
     folder = cache_dir() / "runtime" / "-".join([arch, *versions.values()])
-    paths = [folder / Path(member).name for member in RUNTIME_FILES.values()]
+    paths = [folder / Path(member).name for member in files.values()]
     if not all(path.is_file() for path in paths):
-        _download(arch, versions, folder)
+        _download(arch, versions, files, folder)
     return paths
 
 
-def _download(arch: str, versions: dict[str, str], folder: Path) -> None:
+def _download(arch: str, versions: dict[str, str], files: dict[str, str], folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="wheels-", dir=folder) as wheels:
         command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
@@ -54,12 +64,12 @@ def _download(arch: str, versions: dict[str, str], folder: Path) -> None:
             raise DeployError(f"could not download TVM's {arch} runtime ({reason}); run: "
                               f"{' '.join(command[2:])}")  # fmt: skip
         for wheel in Path(wheels).glob("*.whl"):
-            _extract_runtime(wheel, folder)
+            _extract(wheel, set(files.values()), folder)
 
 
-def _extract_runtime(wheel: Path, folder: Path) -> None:
+def _extract(wheel: Path, members: set[str], folder: Path) -> None:
     with zipfile.ZipFile(wheel) as archive:
-        for member in set(RUNTIME_FILES.values()) & set(archive.namelist()):
+        for member in members & set(archive.namelist()):
             with archive.open(member) as source, open(folder / Path(member).name, "wb") as out:
                 shutil.copyfileobj(source, out)
             (folder / Path(member).name).chmod(0o755)

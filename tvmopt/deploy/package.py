@@ -65,10 +65,10 @@ def _runtime_for(backend: str, arch: str, library: Path) -> list[Path]:
     that architecture's from the same TVM release (CPU libraries only)."""
     if arch == host_arch():
         return runtime_libraries(backend)
-    if backend != "llvm":
-        raise DeployError(f"{library} is a {backend} library for {arch}; tvmopt packages for "
-                          f"another architecture only CPU (llvm) libraries")  # fmt: skip
-    return runtime_libraries_for(arch)
+    try:
+        return runtime_libraries_for(arch, backend)
+    except DeployError as err:
+        raise DeployError(f"{library}: {err}") from None
 
 
 def elf_machine(path: Path) -> str:
