@@ -112,18 +112,45 @@ def atomic_output(path: str | os.PathLike, mode: int = 0o666):
 
     The file gets `mode` less the umask, as if created directly (mkstemp makes it 0600, which
     would keep other users, a service account say, from loading a library)."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise ArtifactError(f"output directory does not exist: {path.parent}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    path = check_writable(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise ArtifactError(f"cannot write {path}: {err.strerror}") from None
     os.close(fd)
     try:
         yield tmp
         os.chmod(tmp, mode & ~_umask())
-        os.replace(tmp, path)
+        _replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def check_writable(path: str | os.PathLike) -> Path:
+    """`path`, where a file can be written; else an ArtifactError saying why not. Checked before
+    the work that produces the file, and again as it is written."""
+    path = Path(path)
+    if not path.parent.exists():
+        raise ArtifactError(f"output directory does not exist: {path.parent}")
+    if not path.parent.is_dir():
+        raise ArtifactError(f"cannot write {path}: {path.parent} is not a directory")
+    if path.is_dir():
+        raise ArtifactError(f"cannot write {path}: it is a directory; give a file name")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise ArtifactError(f"cannot write {path}: no permission to write in {path.parent}")
+    try:  # a read-only file system, or one that takes no files (/proc), even for root
+        tempfile.TemporaryFile(dir=path.parent).close()
+    except OSError as err:
+        raise ArtifactError(f"cannot write {path}: {err.strerror}") from None
+    return path
+
+
+def _replace(tmp: str, path: Path) -> None:
+    try:
+        os.replace(tmp, path)
+    except OSError as err:
+        raise ArtifactError(f"cannot write {path}: {err.strerror}") from None
 
 
 def write_library(executable, metadata: Metadata, path, linker=None) -> None:

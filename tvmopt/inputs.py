@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -65,3 +67,16 @@ def _random_array(rng: np.random.Generator, spec: TensorSpec) -> np.ndarray:
     if dtype.kind == "b":
         return rng.integers(0, 2, spec.shape).astype(dtype)
     return rng.integers(0, 4, spec.shape).astype(dtype)
+
+
+def read_npz(path, what: str = "inputs file") -> dict[str, np.ndarray]:
+    """The arrays of an .npz file; an InputError naming `what` and the file when it is missing,
+    not a zip of arrays, or holds pickled objects."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{what} not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {name: data[name] for name in data.files}
+    except (ValueError, OSError, zipfile.BadZipFile) as err:
+        raise InputError(f"{what} {path} is not a .npz of arrays: {err}") from None

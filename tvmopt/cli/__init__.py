@@ -29,8 +29,16 @@ COMMANDS = (compile_cmd, run_cmd, inspect_cmd, quantize_report_cmd, tune_cmd, db
             package_cmd, config_cmd, vta_report_cmd, bench_cmd, demo_cmd)  # fmt: skip
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """A usage error is one line and exit status 2, as every other bad input is: argparse's own
+    prints the usage first."""
+
+    def error(self, message: str):
+        self.exit(2, f"tvmopt: error: {message} (see: {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tvmopt", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="tvmopt", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.register(subparsers)

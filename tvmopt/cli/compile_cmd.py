@@ -57,11 +57,12 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from ..api import compile as compile_model
+    from ..artifact import check_writable
     from ..backends import target_argument
     from ..backends.cuda.graph import describe_capture
     from ..deploy.header import header_for, write_header
 
-    output = Path(args.output or Path(args.model).with_suffix(".so").name)
+    output = check_writable(args.output or Path(args.model).with_suffix(".so").name)
     start = time.perf_counter()
     quantization = quantize_options(args) if args.quantize else {}
     compiled = compile_model(

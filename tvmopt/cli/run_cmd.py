@@ -3,12 +3,8 @@
 
 from __future__ import annotations
 
-import zipfile
-from pathlib import Path
-
 import numpy as np
 
-from ..errors import InputError
 from .arguments import positive_int
 
 
@@ -31,9 +27,11 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from ..api import load
-    from ..artifact import atomic_output
-    from ..inputs import random_inputs
+    from ..artifact import atomic_output, check_writable
+    from ..inputs import random_inputs, read_npz
 
+    if args.output:
+        check_writable(args.output)  # before the model runs
     model = load(args.library)
     inputs = read_npz(args.inputs) if args.inputs else random_inputs(model.inputs)
     outputs = model.run(inputs)
@@ -58,13 +56,3 @@ def print_profile(model, inputs, args) -> None:
     if args.trace:
         write_trace(profile, args.trace)
         print(f"wrote {args.trace}")
-
-
-def read_npz(path) -> dict[str, np.ndarray]:
-    if not Path(path).is_file():
-        raise InputError(f"inputs file not found: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {name: data[name] for name in data.files}
-    except (ValueError, OSError, zipfile.BadZipFile) as err:
-        raise InputError(f"{path} is not a .npz of arrays: {err}") from None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from .run_cmd import read_npz
-
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -20,7 +18,7 @@ def run(args) -> int:
     from ..backends.vta.partition import PartitionReport
     from ..backends.vta.report import report_table
     from ..errors import ArtifactError
-    from ..inputs import random_inputs
+    from ..inputs import random_inputs, read_npz
 
     model = load(args.library)
     if KEY not in model.metadata.extra:  # the layer placement a VTA build records

@@ -8,12 +8,14 @@ The pipeline, in order (`prepare`): parse -> check -> inline local functions -> 
 
 from __future__ import annotations
 
+import math
 import operator
 import os
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
 import onnx
 from google.protobuf.message import DecodeError
 from onnx import checker, inliner, shape_inference, version_converter
@@ -44,6 +46,7 @@ def load_model(source) -> onnx.ModelProto:
         raise ModelLoadError(f"expected a path, bytes or onnx.ModelProto, got {kind}")
     model = _fill_output_shapes(model)
     _check(model, origin)
+    _check_opset(model, origin)
     return model
 
 
@@ -63,8 +66,26 @@ def _read_file(path: Path) -> onnx.ModelProto:
         raise ModelLoadError(f"model file not found: {path}")
     model = _parse(path.read_bytes(), str(path))
     if model.graph.initializer and any(_uses_external_data(t) for t in model.graph.initializer):
-        onnx.external_data_helper.load_external_data_for_model(model, str(path.parent))
+        _load_external_data(model, path)
     return model
+
+
+def _load_external_data(model: onnx.ModelProto, path: Path) -> None:
+    """Read the weights kept beside the model; a missing, unreadable or short data file is one
+    line naming the file and the tensor."""
+    for tensor in model.graph.initializer:
+        if not _uses_external_data(tensor):
+            continue
+        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+        data_file = path.parent / location
+        if not data_file.is_file():
+            raise ModelLoadError(f"{path}: the weight '{tensor.name}' is stored in {data_file}, "
+                                 "which does not exist (copy it beside the model)")  # fmt: skip
+    try:
+        onnx.external_data_helper.load_external_data_for_model(model, str(path.parent))
+    except Exception as err:  # noqa: BLE001 - onnx raises ValidationError, OSError, ValueError
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ModelLoadError(f"{path}: cannot read its external weights: {reason}") from None
 
 
 def _uses_external_data(tensor: onnx.TensorProto) -> bool:
@@ -87,6 +108,16 @@ def _check(model: onnx.ModelProto, origin: str) -> None:
     except (checker.ValidationError, onnx.onnx_cpp2py_export.checker.ValidationError) as err:
         first_line = str(err).strip().splitlines()[0]
         raise ModelLoadError(f"{origin} fails ONNX's checker: {first_line}") from None
+
+
+def _check_opset(model: onnx.ModelProto, origin: str) -> None:
+    """Refuse an opset newer than the installed onnx defines: its ops may mean something else."""
+    newest = onnx.defs.onnx_opset_version()
+    if opset_of(model) > newest:
+        raise ModelLoadError(
+            f"{origin} declares opset {opset_of(model)}; tvmopt knows opsets up to {newest} "
+            f"(onnx {onnx.__version__}); export it for opset {newest} or older"
+        )
 
 
 def opset_of(model: onnx.ModelProto) -> int:
@@ -136,8 +167,18 @@ def pin_input_shapes(model: onnx.ModelProto, input_shapes: Mapping) -> onnx.Mode
                 f"input {spec.describe()} has symbolic or unknown dims; give its shape, e.g. "
                 f"--input-shape {spec.name}=1,3,224,224 or input_shapes={{'{spec.name}': (...)}}"
             )
+        _check_size(spec)
     del model.graph.value_info[:]  # stale symbolic shapes would fight the pinned ones
     return infer_shapes(model)
+
+
+def _check_size(spec: TensorSpec) -> None:
+    """An input fits in this machine's memory."""
+    size = math.prod(spec.shape) * np.dtype(spec.dtype).itemsize
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if size > memory:
+        raise ShapeError(f"input {spec.describe()} would take {size / 2**30:,.0f} GiB, more than "
+                         f"this machine's {memory / 2**30:,.0f} GiB of memory")  # fmt: skip
 
 
 def _as_dims(name: str, shape) -> tuple[int, ...]:
@@ -147,6 +188,9 @@ def _as_dims(name: str, shape) -> tuple[int, ...]:
         dims = None
     if dims is None or any(size < 0 for size in dims):
         raise ShapeError(f"input '{name}': dims must be non-negative ints, got {shape!r}")
+    if 0 in dims:  # a model may declare an empty input; a shape given for compiling is a slip
+        raise ShapeError(f"input '{name}': the given shape {dims} has a zero-size dim; give "
+                         "at least 1 for each")  # fmt: skip
     return dims
 
 
@@ -186,16 +230,23 @@ def import_model(model: onnx.ModelProto):
     """Import a prepared model into a Relax IRModule; `main` takes the graph inputs in order."""
     from tvm.relax.frontend.onnx import from_onnx
 
-    try:
-        with warnings.catch_warnings(), our_converters():
-            warnings.simplefilter("ignore")
-            mod = from_onnx(model, opset=opset_of(model))
-        mod["main"] = with_identifier_params(mod["main"])
-        return mod
-    except Exception as err:  # noqa: BLE001 - TVM's importer raises any type
-        last_line = (str(err).strip().splitlines() or [""])[-1]
-        message = f"TVM's ONNX importer failed: {type(err).__name__}: {last_line}"
-        raise CompileError(message) from err
+    from .import_errors import NodeImportError, naming_failed_nodes, native_stderr_silenced
+
+    failure = None
+    with native_stderr_silenced():
+        try:
+            with warnings.catch_warnings(), our_converters(), naming_failed_nodes():
+                warnings.simplefilter("ignore")
+                mod = from_onnx(model, opset=opset_of(model))
+        except NodeImportError as err:
+            failure = f"cannot import {err.describe(model)}"
+        except Exception as err:  # noqa: BLE001 - TVM's importer raises any type
+            last_line = (str(err).strip().splitlines() or [""])[-1]
+            failure = f"TVM's ONNX importer failed: {type(err).__name__}: {last_line}"
+    if failure is not None:
+        raise CompileError(failure)
+    mod["main"] = with_identifier_params(mod["main"])
+    return mod
 
 
 def signature(model: onnx.ModelProto) -> tuple[list[TensorSpec], list[TensorSpec]]:

@@ -10,7 +10,7 @@ import numpy as np
 
 from ...errors import InputError
 from ...frontend.signature import TensorSpec
-from ...inputs import check_inputs
+from ...inputs import check_inputs, read_npz
 
 
 def calibration_samples(data, specs: Sequence[TensorSpec]) -> Iterator[list[np.ndarray]]:
@@ -52,19 +52,11 @@ def _raw_samples(data) -> Iterator[tuple[str, Mapping]]:
 def _samples_at(path: Path) -> Iterator[tuple[str, Mapping]]:
     if path.is_dir():
         for file in sorted(path.glob("*.npz")):
-            yield file.name, _read_npz(file)
+            yield file.name, read_npz(file, "calibration file")
     elif path.is_file():
-        yield path.name, _read_npz(path)
+        yield path.name, read_npz(path, "calibration file")
     else:
         raise InputError(f"calibration data not found: {path}")
-
-
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path) as archive:
-            return {name: archive[name] for name in archive.files}
-    except (OSError, ValueError) as err:
-        raise InputError(f"cannot read calibration file {path}: {err}") from None
 
 
 def _describe(data) -> str:
