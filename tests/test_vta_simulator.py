@@ -41,6 +41,28 @@ def test_dense_layers_are_bit_exact(k, n, relu):
     assert 0 < counters.gemm_utilization < 1
 
 
+@pytest.mark.parametrize("shift", [16, 17, 20])
+def test_shifts_whose_half_exceeds_the_alu_immediate_are_bit_exact(shift):
+    """The zoo's ResNet-50 needs s = 17: its half, 65536, does not fit the 16-bit immediate,
+    and the layer failed to compile; past s = 16 the shift goes in two steps."""
+    x, weight = int8(256), int8(32, 256)
+    bias = RNG.integers(-(1 << 22), 1 << 22, 32).astype(np.int32)
+    requantize = Requantize(shift=shift, relu=False)
+    assert all(abs(imm) < 1 << 15 for _, imm in requantize.alu_ops())
+    program = lower_dense(x, weight, bias, requantize)
+    _, dram = run(program)
+    y = program.read("y", dram).reshape(-1)[:32]
+    np.testing.assert_array_equal(y, dense_reference(x, weight, bias, requantize))
+    assert len(set(y.tolist())) > 4  # the values, not all clipped
+
+
+def test_the_two_step_shift_rounds_as_the_one_step():
+    acc = np.arange(-(1 << 20), 1 << 20, 7, dtype=np.int64)
+    for shift in (1, 5, 17):
+        q = acc >> (shift - 1)
+        np.testing.assert_array_equal((q + 1) >> 1, (acc + (1 << (shift - 1))) >> shift)
+
+
 def test_another_block_size_is_bit_exact():
     config = VTAConfig(log_block=3, log_wgt_buff_size=16, log_acc_buff_size=15)
     x, weight, bias = int8(40), int8(20, 40), np.arange(20, dtype=np.int32)

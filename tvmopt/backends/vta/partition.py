@@ -114,13 +114,13 @@ def _offload(expr, matches, p: _Patterns, config: VTAConfig, index: int):
     bias = _bias(value(matches[p.bias]), weight.shape[0], shape)
     x_shape = list(static_shape(x))
     placeholder = np.zeros(x_shape[1:], np.int8)
-    try:
+    try:  # a layer this VTA cannot hold (tiling, an instruction field) stays on the CPU
         program = lower_conv(placeholder, weight, bias, stride, padding, requantize, config)
+        stream = np.frombuffer(encode_stream(program.insns, config), np.uint8)
     except VTAError as err:
         raise _Decline(str(err), shape) from None
     out_shape = list(static_shape(expr))
     meta = _meta(program, config, x_shape, out_shape, index)
-    stream = np.frombuffer(encode_stream(program.insns, config), np.uint8)
     args = [x, const(stream), const(program.dram), const(meta)]
     call = relax.call_dps_packed(FUNCTION, args, relax.TensorType(out_shape, "int8"))
     return call, shape
