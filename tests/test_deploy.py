@@ -178,6 +178,7 @@ def assert_one_line_error(result, fragment):
         (["missing.so"], "model not found: missing.so"),
         (["{onnx}"], "model.onnx is not a tvmopt artifact: not a 64-bit ELF library"),
         (["{truncated}"], "truncated.so is truncated: 20000 bytes, where its section table ends"),
+        (["{flipped}"], "flipped.so is corrupt: its bytes changed after tvmopt wrote it"),
         (["{libm}"], "is not a tvmopt artifact: it has no tvmopt_metadata record"),
         (["{library}", "--repeat", "0"], "--repeat takes an integer >= 1, got '0'"),
         (["{library}", "--inputs"], "--inputs needs a value"),
@@ -190,10 +191,17 @@ def test_runner_rejects_bad_arguments_in_one_line(library, runner, tmp_path, arg
     onnx_file.write_bytes(mixed_model().SerializeToString())
     libm = next(Path("/lib/x86_64-linux-gnu").glob("libm.so.6"), None) or Path("/lib64/libm.so.6")
     (tmp_path / "truncated.so").write_bytes(Path(library).read_bytes()[:20000])
+    (tmp_path / "flipped.so").write_bytes(flipped(Path(library).read_bytes()))
     paths = {"{onnx}": onnx_file, "{libm}": libm, "{library}": library,
-             "{truncated}": Path("truncated.so")}  # fmt: skip
+             "{truncated}": Path("truncated.so"), "{flipped}": Path("flipped.so")}  # fmt: skip
     result = run(runner, *(paths.get(arg, arg) for arg in args), cwd=tmp_path)
     assert_one_line_error(result, fragment)
+
+
+def flipped(data: bytes) -> bytes:
+    """A library with one byte of its code changed, as a bad disk or copy leaves it."""
+    middle = len(data) // 2
+    return data[:middle] + bytes([data[middle] ^ 0x40]) + data[middle + 1 :]
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 
 from ._tvm import tvm
-from .artifact import Metadata, read_metadata
+from .artifact import Metadata, read_metadata, verify_checksum
 from .autotune.database import open_database
 from .backends import BuildOptions, recorded_backend, resolve, target_record
 from .errors import ArtifactError, CompileError, OptionError, TargetError, first_diagnostic
@@ -221,6 +221,7 @@ def load(path) -> CompiledModel:
     if not path.is_file():
         raise ArtifactError(f"compiled model not found: {path}")
     metadata = read_metadata(path)
+    verify_checksum(path)
     try:
         backend = recorded_backend(metadata)
     except TargetError as err:

@@ -15,6 +15,7 @@ import os
 import shutil
 import struct
 import tempfile
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,8 @@ _RECORD_KEYS = ("format", "inputs", "outputs", "target", "tvmopt_version", "tvm_
 METADATA_SYMBOL = "tvmopt_metadata"
 METADATA_SECTION = ".tvmopt_metadata"
 ELF_MAGIC = b"\x7fELF"
+CHECKSUM_TAG = b"\ntvmopt-crc32 "  # then 8 hex digits and a newline, the file's last bytes
+CHECKSUM_BYTES = len(CHECKSUM_TAG) + 9
 
 
 @dataclass(frozen=True)
@@ -163,11 +166,50 @@ def write_library(executable, metadata: Metadata, path, linker=None) -> None:
         source.write_text(metadata_source(metadata))
         options = {"fcompile": linker} if linker is not None else {}
         executable.export_library(tmp, addons=[str(source)], workspace_dir=workdir, **options)
+        append_checksum(tmp)
 
 
 def copy_library(source, path) -> None:
     with atomic_output(path, mode=0o777) as tmp:
         shutil.copyfile(source, tmp)
+
+
+def append_checksum(path) -> None:
+    """End the library with the CRC-32 of everything before it (CHECKSUM_TAG, 8 hex digits,
+    a newline): the loader ignores bytes past the ELF image, and tvmopt.load and the C++ runner
+    refuse a file whose bytes changed since (deploy/cpp/include/tvmopt/elf.h)."""
+    crc = _crc32(path, os.path.getsize(path))
+    with open(path, "ab") as stream:
+        stream.write(CHECKSUM_TAG + f"{crc:08x}\n".encode())
+
+
+def verify_checksum(path) -> None:
+    """An ArtifactError where the library's bytes do not match the CRC-32 written at export;
+    nothing is said of a library written before the checksum existed."""
+    size = os.path.getsize(path)
+    if size < CHECKSUM_BYTES:
+        return
+    with open(path, "rb") as stream:
+        stream.seek(size - CHECKSUM_BYTES)
+        trailer = stream.read()
+    if not trailer.startswith(CHECKSUM_TAG):
+        return
+    recorded = int(trailer[len(CHECKSUM_TAG) : -1], 16)
+    actual = _crc32(path, size - CHECKSUM_BYTES)
+    if actual != recorded:
+        raise ArtifactError(f"{path} is corrupt: its bytes changed after tvmopt wrote it "
+                            f"(CRC-32 {actual:08x}, written {recorded:08x})")  # fmt: skip
+
+
+def _crc32(path, length: int) -> int:
+    crc, left = 0, length
+    with open(path, "rb") as stream:
+        while left > 0:
+            chunk = stream.read(min(left, 1 << 24))
+            if not chunk:
+                break
+            crc, left = zlib.crc32(chunk, crc), left - len(chunk)
+    return crc
 
 
 def read_metadata(path) -> Metadata:

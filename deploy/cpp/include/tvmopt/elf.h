@@ -1,13 +1,17 @@
 // Read one section of a 64-bit ELF library without loading it: the metadata
 // record lives in `.tvmopt_metadata` (tvmopt/artifact.py), so a library can be
-// checked (that it is whole, that this CPU runs its code) before dlopen runs any
-// of it. The same checks, in the same words, as tvmopt's Python API.
+// checked (that it is whole, that its bytes are as written, that this CPU runs
+// its code) before dlopen runs any of it. The same checks, in the same words, as
+// tvmopt's Python API.
 #ifndef TVMOPT_ELF_H_
 #define TVMOPT_ELF_H_
 
 #include <tvmopt/error.h>
 
+#include <algorithm>
+#include <array>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <optional>
@@ -93,6 +97,56 @@ inline std::optional<std::string> ReadElfSection(const std::string& path, const 
     }
   }
   return std::nullopt;
+}
+
+namespace detail {
+
+// The CRC-32 (IEEE, as zlib's) of `size` bytes, continuing from `crc`.
+inline uint32_t Crc32(const char* data, size_t size, uint32_t crc) {
+  static const auto table = [] {
+    std::array<uint32_t, 256> entries{};
+    for (uint32_t n = 0; n < 256; ++n) {
+      uint32_t c = n;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      entries[n] = c;
+    }
+    return entries;
+  }();
+  crc = ~crc;
+  for (size_t i = 0; i < size; ++i) {
+    crc = table[(crc ^ static_cast<uint8_t>(data[i])) & 0xFF] ^ (crc >> 8);
+  }
+  return ~crc;
+}
+
+}  // namespace detail
+
+// The checksum a library ends with (tvmopt/artifact.py: append_checksum): "\ntvmopt-crc32 ",
+// 8 hex digits, "\n". Throws tvmopt::Error where the bytes before it changed since; says
+// nothing of a library written before the checksum existed.
+inline void VerifyChecksum(const std::string& path, const std::string& shown) {
+  static const std::string tag = "\ntvmopt-crc32 ";
+  const size_t trailer = tag.size() + 9;
+  std::ifstream stream(path, std::ios::binary | std::ios::ate);
+  const auto size = static_cast<uint64_t>(stream.tellg());
+  if (!stream || size < trailer) return;
+  const std::string tail = detail::ReadRange(stream, size - trailer, trailer);
+  if (tail.compare(0, tag.size(), tag) != 0) return;
+  const auto written = static_cast<uint32_t>(std::stoul(tail.substr(tag.size(), 8), nullptr, 16));
+  uint32_t crc = 0;
+  std::vector<char> chunk(1 << 20);
+  stream.seekg(0);
+  for (uint64_t left = size - trailer; left > 0;) {
+    const auto n = static_cast<std::streamsize>(std::min<uint64_t>(left, chunk.size()));
+    if (!stream.read(chunk.data(), n)) break;
+    crc = detail::Crc32(chunk.data(), static_cast<size_t>(n), crc);
+    left -= static_cast<uint64_t>(n);
+  }
+  if (crc != written) {
+    char text[64];
+    std::snprintf(text, sizeof(text), "(CRC-32 %08x, written %08x)", crc, written);
+    throw Error(shown + " is corrupt: its bytes changed after tvmopt wrote it " + text);
+  }
 }
 
 }  // namespace tvmopt

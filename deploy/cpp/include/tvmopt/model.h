@@ -123,6 +123,7 @@ class Model {
     // dlopen searches the library path for a bare file name; an absolute one it opens.
     const std::string resolved = fs::absolute(path).string();
     metadata_ = Metadata::FromJson(detail::ReadMetadataRecord(resolved, path));
+    VerifyChecksum(resolved, path);
     if (metadata_.cpu) CheckRunsHere(*metadata_.cpu, path);  // before its code runs
     const auto& keys = metadata_.target_keys;
     if (std::find(keys.begin(), keys.end(), "vta") != keys.end()) {
