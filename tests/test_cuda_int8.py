@@ -124,9 +124,9 @@ def test_int8_on_the_gpu_matches_int8_on_the_cpu_and_onnx_runtime(bench_models, 
 
 @needs_nvcc
 def test_a_qdq_model_runs_its_own_qparams_on_dp4a(tmp_path):
-    from .test_quantized_models import _quantize_with_ort
+    from .helpers import quantize_with_ort
 
-    compiled = tvmopt.compile(_quantize_with_ort(tmp_path, "QDQ", "QUInt8"), target=SM_90)
+    compiled = tvmopt.compile(quantize_with_ort(tmp_path, "QDQ", "QUInt8"), target=SM_90)
     kernels = gemm_kernels(cuda_source(compiled))
     assert any("__dp4a(" in body for name, body in kernels.items() if "conv2d" in name)
 
