@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test cross-tools bench conformance lint clean
+.PHONY: demo test cross-tools fuzz bench conformance lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,12 @@ test: $(STAMP) cross-tools
 # aarch64's cross compiler and qemu-user, so the aarch64 tests run (installed where permitted)
 cross-tools:
 	sh tests/install_cross_tools.sh
+
+# Differential fuzzing against ONNX Runtime on N random graphs; reduced failing graphs and their
+# reasons go to build/fuzz/ (make test runs 50 of them)
+N ?= 1000
+fuzz: $(STAMP)
+	$(PY) -m tests.fuzz.run --count $(N) --out build/fuzz
 
 # The default bench suite, every target and peer available here; writes bench/results/.
 BENCH_ARGS ?= --repeat 30 --warmup 2 --threads 2

@@ -266,3 +266,59 @@ def _assert_close_to_onnxruntime(model, compiled, samples) -> None:
         actual = compiled.run(sample)["y"].ravel()
         cosine = float(expected @ actual) / (np.linalg.norm(expected) * np.linalg.norm(actual))
         assert cosine > 0.999, cosine
+
+
+@pytest.mark.parametrize("reader", ["Concat", "Min"])
+def test_a_tensor_an_int8_layer_shares_with_a_tuple_reader_stays_float(reader):
+    """TVM imports Concat as concat((a, b)) and Min of two inputs as min(stack((a, b))): the
+    requantization missed readers inside a tuple and handed them a uint8 tensor (a crash, or
+    a compile error; found by the differential fuzzer, tests/fuzz)."""
+    from onnx import TensorProto, helper
+
+    from .helpers import make_model
+
+    rng = np.random.default_rng(0)
+    attrs = {"axis": 0} if reader == "Concat" else {}
+    model = make_model(
+        [helper.make_node("Relu", ["x"], ["t"]),
+         helper.make_node("MatMul", ["t", "w"], ["y"]),
+         helper.make_node(reader, ["t", "c"], ["z"], **attrs)],
+        [("x", TensorProto.FLOAT, [4, 8])],
+        [("y", TensorProto.FLOAT, [4, 6]), ("z", TensorProto.FLOAT, [8 if attrs else 4, 8])],
+        {"w": rng.standard_normal((8, 6)).astype(np.float32),
+         "c": rng.standard_normal((4, 8)).astype(np.float32)},
+    )  # fmt: skip
+    calib = [{"x": rng.standard_normal((4, 8)).astype(np.float32)} for _ in range(8)]
+    compiled = tvmopt.compile(model, quantize="int8", calib=calib)
+    assert compiled.quantize_report.layers[0].quantized
+    feeds = {"x": rng.standard_normal((4, 8)).astype(np.float32)}
+    session = onnxruntime.InferenceSession(model.SerializeToString())
+    expected_y, expected_z = session.run(["y", "z"], feeds)
+    actual = compiled.run(feeds)
+    np.testing.assert_allclose(actual["z"], expected_z, rtol=1e-6)  # float32, as written
+    assert np.abs(actual["y"] - expected_y).max() < 0.05 * np.abs(expected_y).max()
+
+
+def test_a_pad_after_an_int8_conv_pads_with_zeros():
+    """FuseOps put the Pad into the int8 conv's kernel, whose tile loops covered the conv's rows
+    only: the padded row was never written (found by the differential fuzzer, tests/fuzz)."""
+    from onnx import TensorProto, helper
+
+    from .helpers import make_model
+
+    rng = np.random.default_rng(0)
+    model = make_model(
+        [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+         helper.make_node("Pad", ["c", "pads"], ["y"])],
+        [("x", TensorProto.FLOAT, [1, 4, 4, 6])],
+        [("y", TensorProto.FLOAT, [1, 9, 5, 6])],
+        {"w": rng.standard_normal((9, 4, 3, 3)).astype(np.float32) * 0.3,
+         "pads": np.array([0, 0, 0, 0, 0, 0, 1, 0], np.int64)},
+    )  # fmt: skip
+    calib = [{"x": rng.standard_normal((1, 4, 4, 6)).astype(np.float32)} for _ in range(8)]
+    compiled = tvmopt.compile(model, quantize="int8", calib=calib)
+    feeds = {"x": rng.standard_normal((1, 4, 4, 6)).astype(np.float32)}
+    expected = onnxruntime.InferenceSession(model.SerializeToString()).run(None, feeds)[0]
+    actual = compiled.run(feeds)["y"]
+    assert np.all(actual[:, :, 4] == 0)
+    assert np.abs(actual - expected).max() < 0.05 * np.abs(expected).max()

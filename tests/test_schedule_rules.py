@@ -10,6 +10,8 @@ from tvm import relax
 
 import tvmopt
 from tvmopt.backends import resolve_target
+from tvmopt.backends.cpu_features import host_features
+from tvmopt.backends.llvm.cpu import cpu_of
 from tvmopt.backends.llvm.rule_conv2d import Conv2dNCHW, Conv2dTiles, deinterleave_strided_input
 from tvmopt.backends.llvm.rule_depthwise import DepthwiseConv2dNCHW
 from tvmopt.backends.llvm.rule_fallback import Fallback
@@ -224,3 +226,43 @@ def test_channels_last_max_pool_vectorizes_over_channels_and_matches():
     padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))  # 0 is uint8's smallest: max ignores it
     windows = [padded[:, i : i + 9 : 2, j : j + 9 : 2] for i in range(3) for j in range(3)]
     np.testing.assert_array_equal(out.numpy(), np.max(windows, axis=0))
+
+
+@pytest.mark.parametrize("reduce", ["ReduceMean", "ReduceMax", "ReduceSum"])
+def test_a_reduction_over_a_unit_axis_keeps_its_consumers_apart(reduce):
+    """Over a size-1 axis a reduction loses its loop in dlight's normalization and looked
+    element-wise: the Add after it was inlined into it, init included, and added 1 twice
+    (found by the differential fuzzer, tests/fuzz; fixed in rule_fallback.py)."""
+    axes = {"axes": [0]} if reduce != "ReduceSum" else {}
+    inputs = ["x", "axes"] if reduce == "ReduceSum" else ["x"]
+    model = make_model(
+        [helper.make_node(reduce, inputs, ["r"], keepdims=0, **axes),
+         helper.make_node("Add", ["r", "one"], ["y"])],
+        [("x", TensorProto.FLOAT, [1, 6, 5])],
+        [("y", TensorProto.FLOAT, [6, 5])],
+        {"one": np.float32(1.0), "axes": np.array([0], np.int64)},
+    )  # fmt: skip
+    assert_matches_ort(model, tvmopt.compile(model))
+
+
+@pytest.mark.xfail(
+    "avx512f" not in (host_features() or ()) or cpu_of(resolve_target("llvm")).mcpu != "znver4",
+    reason="only znver4 code shows it",
+    run=False,
+)
+@pytest.mark.xfail(strict=True, reason="LLVM's masked gathers for znver4 read garbage (see below)")
+def test_a_pad_fused_with_a_multiply_matches_onnxruntime_on_znver4():
+    """Found by the differential fuzzer (seed 406): Pad then Div by a broadcast constant, fused
+    into one Fallback kernel, gives 1e19 and NaN at in-range positions at -O2/-O3, built for
+    znver4 only (skylake-avx512, x86-64-v3: exact). LLVM vectorizes the guarded read into masked
+    vpgatherdps, scalar loop or vector; '+prefer-no-gather' in the target's mattr makes it exact,
+    clamping the indices does not. Strict: it fails loudly once LLVM or a workaround fixes it."""
+    rng = np.random.default_rng(0)
+    model = make_model(
+        [helper.make_node("Pad", ["x", "pads"], ["p"]), helper.make_node("Div", ["p", "d"], ["y"])],
+        [("x", TensorProto.FLOAT, [1, 5, 10, 6])],
+        [("y", TensorProto.FLOAT, [1, 5, 12, 8])],
+        {"pads": np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64),
+         "d": rng.uniform(0.5, 2.0, (1, 5, 1, 8)).astype(np.float32)},
+    )  # fmt: skip
+    assert_matches_ort(model, tvmopt.compile(model, target={"kind": "llvm", "mcpu": "znver4"}))

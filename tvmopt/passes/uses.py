@@ -26,10 +26,13 @@ def readers(func: relax.Function) -> dict:
 
 
 def _operands(expr) -> list:
+    """The vars `expr` reads, also inside a tuple it takes as an argument: TVM imports ONNX's
+    Min and Max of several inputs as a reduction over stack((a, b)), and Concat as
+    concat((a, b)); missing those readers, requantization gave them a uint8 tensor."""
     if isinstance(expr, relax.Var):
         return [expr]
     if isinstance(expr, relax.Call):
-        return [a for a in expr.args if isinstance(a, relax.Var)]
+        return [v for a in expr.args for v in _operands(a)]
     if isinstance(expr, relax.Tuple):
         return [f for f in expr.fields if isinstance(f, relax.Var)]
     if isinstance(expr, relax.TupleGetItem):

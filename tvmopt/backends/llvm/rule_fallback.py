@@ -1,6 +1,6 @@
 """The fallback every other function gets: parallel outer loops, vectorized inner loops.
 
-Element-wise producers are inlined into their consumers first (TVM's dlight helper); then each
+Element-wise producers are inlined into their consumers first (as TVM's dlight does); then each
 remaining block's spatial loops are fused, split into a parallel outer part and a vectorized
 inner part of the target's lanes. Blocks with a reduction parallelize their outer spatial
 loops only (dlight's normalization puts spatial loops first).
@@ -8,7 +8,6 @@ loops only (dlight's normalization puts spatial loops first).
 
 from __future__ import annotations
 
-from tvm.s_tir.dlight import try_inline_contiguous_spatial
 from tvm.s_tir.dlight.analysis import normalize_prim_func
 
 from .schedule_util import CPURule, extents, largest_divisor, vector_lanes
@@ -23,11 +22,52 @@ class Fallback(CPURule):
         infos = normalize_prim_func(sch)
         if infos is None:
             return False
-        infos = try_inline_contiguous_spatial(sch, infos)
+        infos = _inline_elementwise(sch, infos)
         lanes = vector_lanes(target)
         for info in infos or []:
             _parallelize(sch, info, lanes)
         return True
+
+
+def _inline_elementwise(sch, infos):
+    """Element-wise blocks inlined into their consumers, or the last ones into their producer,
+    as dlight's try_inline_contiguous_spatial does, except into a reduction: a reduction over
+    unit axes (a mean over a size-1 axis) loses its reduction loop in dlight's normalization
+    and looks element-wise, and the consumers inlined into it, init included, ran a uint8
+    requantization at every step of the sum (found by the differential fuzzer, tests/fuzz)."""
+    remaining, pending = [], []
+    for info in infos:
+        if info.is_injective() and sch.get(info.block_rv).init is None:
+            pending.append(info)
+            continue
+        remaining += _inline(sch, pending) + [info]
+        pending = []
+    return remaining + _inline(sch, pending)
+
+
+def _inline(sch, blocks: list) -> list:
+    """`blocks` less those inlined, consumers first, then into producers that are no reduction."""
+    while True:
+        done = next((b for b in blocks if _tried(sch.compute_inline, b.block_rv)), None)
+        done = done or next((b for b in blocks if _into_producer(sch, b.block_rv)), None)
+        if done is None:
+            return blocks
+        blocks = [b for b in blocks if b is not done]
+
+
+def _into_producer(sch, block) -> bool:
+    producers = sch.get_producers(block)
+    if any(sch.get(p).init is not None for p in producers):
+        return False
+    return _tried(sch.reverse_compute_inline, block)
+
+
+def _tried(action, block) -> bool:
+    try:
+        action(block)
+    except Exception:  # noqa: BLE001 - TVM's schedule errors: the block stays where it is
+        return False
+    return True
 
 
 def _parallelize(sch, info, lanes: int) -> None:

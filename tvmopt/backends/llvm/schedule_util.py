@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from tvm import s_tir, tirx
 from tvm.s_tir.dlight import ScheduleRule
 
@@ -69,17 +71,32 @@ def block_named(sch: s_tir.Schedule, names: tuple[str, ...]):
     return found[0] if len(found) == 1 else None
 
 
+class Decline(Exception):
+    """The function is not of the shape a rule assumed: the next rule tries (CPURule.apply)."""
+
+
 def inline_epilogue(sch: s_tir.Schedule, anchor) -> object | None:
     """Inline every element-wise block after `anchor` into the last one; return that last block
-    (None when the anchor writes the output itself). Declines by raising ScheduleError."""
+    (None when the anchor writes the output itself). Declines by raising ScheduleError, or
+    Decline where the blocks after the anchor write different numbers of elements: a Pad that
+    FuseOps appended covers more than the anchor's tile loops, and the rows it adds were left
+    unwritten (found by the differential fuzzer, tests/fuzz). A reshape keeps the count."""
     blocks = root_blocks(sch)
     position = next(i for i, b in enumerate(blocks) if sch.get(b).same_as(sch.get(anchor)))
     after = blocks[position + 1 :]
     if not after:
         return None
+    sizes = {_elements(w.source) for b in after for w in sch.get(b).writes}
+    if len(sizes) > 1:
+        raise Decline(f"the epilogue's blocks write {sorted(sizes)} elements")
     for block in after[:-1]:
         sch.compute_inline(block)
     return after[-1]
+
+
+def _elements(buffer) -> int | None:
+    sizes = [getattr(d, "value", None) for d in buffer.shape]
+    return None if None in sizes else math.prod(sizes)
 
 
 def inline_prologue(sch: s_tir.Schedule, first) -> None:
@@ -168,7 +185,7 @@ class CPURule(ScheduleRule):
         try:
             if not self.schedule(sch, target):
                 return None
-        except (s_tir.ScheduleError, tvm.error.InternalError):
+        except (s_tir.ScheduleError, tvm.error.InternalError, Decline):
             return None
         # which rule scheduled it: `tvmopt run --profile` says (kernel_record.py)
         sch.annotate(sch.get_sblock("root"), RULE_KEY, type(self).__name__)
