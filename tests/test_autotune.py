@@ -19,7 +19,7 @@ import tvmopt
 from tests.helpers import assert_matches_ort, make_model, ort_outputs
 from tvmopt.api import prepare
 from tvmopt.autotune import tune as tune_module
-from tvmopt.autotune.database import RECORDS, open_database
+from tvmopt.autotune.database import HEADER, RECORDS, WORKLOADS, open_database
 from tvmopt.autotune.files import merge, summarize
 from tvmopt.autotune.measure import MeasureOptions
 from tvmopt.autotune.tasks import extract_tasks
@@ -103,21 +103,38 @@ def test_resume_counts_earlier_trials(tmp_path, demo_model):
     assert len(record_lines(path)) >= first + 4
 
 
-def test_killed_tuning_run_resumes(tmp_path, demo_path, demo_model):
+# when `tvmopt tune` is killed: as it creates the database, after a few records (the default
+# suite's), and as it writes a new workload, both files' last lines torn
+KILL_POINTS = [
+    pytest.param("created", marks=pytest.mark.tuning),
+    "records",
+    pytest.param("workload", marks=pytest.mark.tuning),
+]
+
+
+@pytest.mark.parametrize("when", KILL_POINTS)
+def test_killed_tuning_run_resumes(tmp_path, demo_path, demo_model, when):
+    """SIGKILL at any moment leaves a database that opens, and the next run resumes it."""
     path = tmp_path / "db"
     command = [sys.executable, "-m", "tvmopt", "tune", demo_path, "--db", str(path),
                "--trials", "500", "--seed", "0"]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    files = lambda *names: all((path / name).exists() for name in names)  # noqa: E731
+    ready = {"created": lambda: files(HEADER),
+             "records": lambda: files(RECORDS) and len(record_lines(path)) >= 6,
+             "workload": lambda: files(WORKLOADS, RECORDS)}  # fmt: skip
     try:
-        wait_for(lambda: (path / RECORDS).exists() and len(record_lines(path)) >= 6, 120)
+        wait_for(ready[when], 120)
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
-    with open(path / RECORDS, "a") as records:  # a write torn by the kill
-        records.write('{"workload": "12')
-    done = len(record_lines(path)) - 1
+    torn = [RECORDS] + ([WORKLOADS] if when == "workload" else [])
+    for name in torn if (path / RECORDS).exists() else []:
+        with open(path / name, "a") as stream:  # a write torn by the kill
+            stream.write('{"workload": "12')
+    done = len(record_lines(path)) - 1 if (path / RECORDS).exists() else 0
     kernels = tune(prepare(demo_model), path, quick(done + 4))
-    assert len(record_lines(path)) >= done + 4  # the torn line was cut, the rest kept
+    assert len(record_lines(path)) >= done + 4  # the torn lines were cut, the rest kept
     assert sum(k.trials for k in kernels) == len(record_lines(path))
     assert_matches_ort(demo_model, tvmopt.compile(demo_model, db=path))
 
