@@ -9,7 +9,14 @@ from ._tvm import tvm
 from .artifact import Metadata, read_metadata, verify_checksum
 from .autotune.database import open_database
 from .backends import BuildOptions, recorded_backend, resolve, target_record
-from .errors import ArtifactError, CompileError, OptionError, TargetError, first_diagnostic
+from .errors import (
+    ArtifactError,
+    CompileError,
+    OptionError,
+    TargetError,
+    first_diagnostic,
+    last_line,
+)
 from .frontend import onnx as onnx_frontend
 from .frontend.relax_signature import output_specs
 from .model import CompiledModel
@@ -230,5 +237,5 @@ def load(path) -> CompiledModel:
     try:
         module = tvm.runtime.load_module(str(path))
     except Exception as err:  # noqa: BLE001 - dlopen failures surface as several types
-        raise ArtifactError(f"cannot load {path}: {str(err).strip().splitlines()[-1]}") from None
+        raise ArtifactError(f"cannot load {path}: {last_line(err)}") from None
     return CompiledModel(module, metadata, library_path=path)

@@ -60,13 +60,32 @@ class VTAError(TvmoptError, ValueError):
     deadlocking instruction stream, an index outside a buffer, a layer that does not fit."""
 
 
+# Messages are one line: these pick it from the text of an error raised by TVM, onnx, torch or
+# a compiler (or from the error itself), `default` where the text is empty.
+
+
+def _lines(text) -> list[str]:
+    return [line.strip() for line in str(text).splitlines() if line.strip()]
+
+
+def first_line(text, default: str = "") -> str:
+    """The first non-empty line: onnx's and torch's errors start with the message."""
+    lines = _lines(text)
+    return lines[0] if lines else default
+
+
+def last_line(text, default: str = "") -> str:
+    """The last non-empty line: TVM's errors end with the message, after a traceback."""
+    lines = _lines(text)
+    return lines[-1] if lines else default
+
+
 # a compiler's diagnostic: "file.cu(12): error: ...", "file.c:3:5: error: ...", "error: ..."
 _DIAGNOSTIC = re.compile(r"(?:^|[:)]\s*)(?:fatal )?error\b", re.IGNORECASE)
 
 
-def first_diagnostic(text: str) -> str:
+def first_diagnostic(text) -> str:
     """The line of `text` that says what went wrong: the first compiler error among the source
     and the log TVM wraps into an exception (nvcc's, a linker's), else its last line."""
-    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
-    errors = [line for line in lines if _DIAGNOSTIC.search(line)]
-    return (errors or lines or [""])[0 if errors else -1]
+    errors = [line for line in _lines(text) if _DIAGNOSTIC.search(line)]
+    return errors[0] if errors else last_line(text)

@@ -9,7 +9,7 @@ import socket
 
 from tvm.rpc.server import PopenRPCServerState
 
-from ..errors import OptionError, TuneError
+from ..errors import OptionError, TuneError, last_line
 
 PORT_RANGE = 100  # ports tried from the one asked for
 
@@ -53,16 +53,10 @@ def check_tracker(address: str, key: str) -> None:
         socket.create_connection((host, int(port)), timeout=5).close()
         summary = rpc.connect_tracker(host, int(port)).summary()
     except Exception as err:  # noqa: BLE001 - socket and TVM errors alike
-        reason = last_line(str(err))
+        reason = last_line(err, "unknown error")
         raise TuneError(f"cannot reach the RPC tracker at {address}: {reason}") from None
     keys = summary.get("queue_info", {})
     if key not in keys or not keys[key].get("free", 0) + keys[key].get("pending", 0):
         found = ", ".join(sorted(keys)) or "none"
         raise TuneError(f"the RPC tracker at {address} has no server with key '{key}' "
                         f"(keys: {found})")  # fmt: skip
-
-
-def last_line(text: str) -> str:
-    """The last non-empty line of an error's text: TVM's errors end with the message."""
-    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
-    return lines[-1] if lines else "unknown error"

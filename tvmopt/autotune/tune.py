@@ -24,13 +24,13 @@ from tvm.s_tir.meta_schedule.builder import BuilderInput
 from tvm.s_tir.meta_schedule.database import TuningRecord
 from tvm.s_tir.meta_schedule.runner import RunnerInput
 
-from ..errors import OptionError, TuneError
+from ..errors import OptionError, TuneError, last_line
 from .database import mean_seconds, open_database
 from .deadline import Deadline, DeadlineSearch
 from .intrinsics import load_families_on_demand
 from .measure import MeasureOptions, PoolBuilder, PoolRunner
 from .progress import ProgressBar
-from .rpc import check_tracker, last_line
+from .rpc import check_tracker
 from .tasks import extract_tasks
 
 UNLIMITED = 1_000_000  # trials, when only a time budget bounds the run
@@ -113,11 +113,11 @@ def _untuned_missing(database, task, backend) -> bool:
 def _run_one(runner, build, backend, task):
     """(run seconds, None) or (None, the error's last line)."""
     if build.error_msg is not None:
-        return None, last_line(build.error_msg)
+        return None, last_line(build.error_msg, "unknown error")
     inputs = RunnerInput(build.artifact_path, backend.measure_device, _args(task))
     result = runner.run([inputs])[0].result()
     if result.error_msg is not None:
-        return None, last_line(result.error_msg)
+        return None, last_line(result.error_msg, "unknown error")
     return list(result.run_secs), None
 
 

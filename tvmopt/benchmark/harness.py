@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import first_line
 from ..passes.quantize.report import cosine
 from ..reference import max_relative_error
 from ..timing import Latency
@@ -92,7 +93,7 @@ def _worst_error(outputs, reference) -> float:
 
 
 def _first_line(err: Exception) -> str:
-    return (str(err).strip().splitlines() or [""])[0][:200]
+    return first_line(err)[:200]
 
 
 # Thread pools (TVM's and ONNX Runtime's) spin-wait for a while after a run and steal the cores

@@ -13,7 +13,7 @@ import zipfile
 from pathlib import Path
 
 from ..cache import cache_dir
-from ..errors import DeployError
+from ..errors import DeployError, last_line
 
 # the Linux architectures TVM publishes wheels for, and each one's manylinux platform tag
 WHEEL_PLATFORMS = {"x86_64": "manylinux_2_28_x86_64", "aarch64": "manylinux_2_28_aarch64"}
@@ -25,12 +25,6 @@ RUNTIME_FILES = {
         "apache-tvm": "tvm/lib/libtvm_runtime.so",
     },
 }
-
-
-def host_arch() -> str:
-    from ..backends.cpu_features import host_arch as arch
-
-    return arch()
 
 
 def runtime_libraries_for(arch: str, backend: str = "llvm") -> list[Path]:
@@ -60,7 +54,7 @@ def _download(arch: str, versions: dict[str, str], files: dict[str, str], folder
                    "--dest", wheels, *(f"{name}=={v}" for name, v in versions.items())]  # fmt: skip
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
-            reason = (result.stderr.strip().splitlines() or ["no output"])[-1]
+            reason = last_line(result.stderr, "no output")
             raise DeployError(f"could not download TVM's {arch} runtime ({reason}); run: "
                               f"{' '.join(command[2:])}")  # fmt: skip
         for wheel in Path(wheels).glob("*.whl"):

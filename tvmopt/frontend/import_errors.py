@@ -16,6 +16,8 @@ from collections.abc import Iterator
 import onnx
 from tvm.relax.frontend.onnx import onnx_frontend
 
+from ..errors import first_line
+
 
 class NodeImportError(Exception):
     """The ONNX node TVM's importer failed on, and why."""
@@ -81,5 +83,5 @@ def _shape(value) -> str:
 
 
 def _first_sentence(text: str) -> str:
-    line = (text.strip().splitlines() or [""])[0]
+    line = first_line(text)
     return re.split(r"(?<=\.)\s+", line)[0].rstrip(".")

@@ -20,7 +20,7 @@ import onnx
 from google.protobuf.message import DecodeError
 from onnx import checker, inliner, shape_inference, version_converter
 
-from ..errors import CompileError, ModelLoadError, ShapeError
+from ..errors import CompileError, ModelLoadError, ShapeError, first_line, last_line
 from .converters import our_converters
 from .expand_functions import expand_functions
 from .expand_quantized_ops import expand_quantized_ops
@@ -84,7 +84,7 @@ def _load_external_data(model: onnx.ModelProto, path: Path) -> None:
     try:
         onnx.external_data_helper.load_external_data_for_model(model, str(path.parent))
     except Exception as err:  # noqa: BLE001 - onnx raises ValidationError, OSError, ValueError
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        reason = first_line(err, type(err).__name__)
         raise ModelLoadError(f"{path}: cannot read its external weights: {reason}") from None
 
 
@@ -106,8 +106,7 @@ def _check(model: onnx.ModelProto, origin: str) -> None:
     try:
         checker.check_model(model)
     except (checker.ValidationError, onnx.onnx_cpp2py_export.checker.ValidationError) as err:
-        first_line = str(err).strip().splitlines()[0]
-        raise ModelLoadError(f"{origin} fails ONNX's checker: {first_line}") from None
+        raise ModelLoadError(f"{origin} fails ONNX's checker: {first_line(err)}") from None
 
 
 def _check_opset(model: onnx.ModelProto, origin: str) -> None:
@@ -216,8 +215,7 @@ def infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
     try:
         return shape_inference.infer_shapes(model, data_prop=True)
     except Exception as err:  # noqa: BLE001 - onnx raises several unrelated types here
-        first_line = str(err).strip().splitlines()[0]
-        raise ShapeError(f"ONNX shape inference failed: {first_line}") from None
+        raise ShapeError(f"ONNX shape inference failed: {first_line(err)}") from None
 
 
 def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -241,8 +239,7 @@ def import_model(model: onnx.ModelProto):
         except NodeImportError as err:
             failure = f"cannot import {err.describe(model)}"
         except Exception as err:  # noqa: BLE001 - TVM's importer raises any type
-            last_line = (str(err).strip().splitlines() or [""])[-1]
-            failure = f"TVM's ONNX importer failed: {type(err).__name__}: {last_line}"
+            failure = f"TVM's ONNX importer failed: {type(err).__name__}: {last_line(err)}"
     if failure is not None:
         raise CompileError(failure)
     mod["main"] = with_identifier_params(mod["main"])

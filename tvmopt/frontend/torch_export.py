@@ -14,7 +14,7 @@ import warnings
 
 import onnx
 
-from ..errors import ModelLoadError
+from ..errors import ModelLoadError, first_line
 
 OPSET = 18
 
@@ -50,8 +50,7 @@ def to_onnx(module, example_inputs, dynamo: bool = False, opset: int = OPSET) ->
             warnings.simplefilter("ignore")
             _export(torch, module, args, buffer, dynamo, opset)
     except Exception as err:  # noqa: BLE001 - torch's exporters raise any type
-        first_line = (str(err).strip().splitlines() or [""])[0]
-        message = f"torch.onnx.export failed: {type(err).__name__}: {first_line}"
+        message = f"torch.onnx.export failed: {type(err).__name__}: {first_line(err)}"
         raise ModelLoadError(message) from err
     return onnx.load_model_from_string(buffer.getvalue())
 

@@ -8,7 +8,7 @@ import subprocess
 from functools import cache
 
 from ..._tvm import tvm
-from ...errors import TargetError
+from ...errors import TargetError, last_line
 from ..llvm.target import complete, portable_host_target
 from .toolchain import driver_present, enable_codegen
 
@@ -29,9 +29,7 @@ def cuda_target(arch: str | None = None, spec: dict | None = None) -> tvm.target
     try:
         return tvm.target.Target(spec, host=_host(host))
     except Exception as err:  # noqa: BLE001 - TVM reports bad keys with several error types
-        raise TargetError(
-            f"invalid CUDA target {spec}: {str(err).strip().splitlines()[-1]}"
-        ) from None
+        raise TargetError(f"invalid CUDA target {spec}: {last_line(err)}") from None
 
 
 def _host(host) -> tvm.target.Target:

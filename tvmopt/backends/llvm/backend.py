@@ -7,7 +7,7 @@ import shutil
 from functools import partial
 
 from ..._tvm import tvm
-from ...errors import TargetError
+from ...errors import TargetError, last_line
 from ...passes.quantize.convert import Int8Kernels
 from ..base import CPU_RECORD, Backend
 from ..kernel_record import KernelRecord
@@ -53,9 +53,7 @@ class LLVMBackend(Backend):
         try:
             target = tvm.target.Target(spec)
         except Exception as err:  # noqa: BLE001 - TVM reports bad keys with several error types
-            raise TargetError(
-                f"invalid target {json.dumps(spec)}: {str(err).strip().splitlines()[-1]}"
-            ) from None
+            raise TargetError(f"invalid target {json.dumps(spec)}: {last_line(err)}") from None
         return complete(target)
 
     @classmethod
