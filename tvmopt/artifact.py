@@ -115,8 +115,8 @@ def atomic_output(path: str | os.PathLike, mode: int = 0o666):
 
     The file gets `mode` less the umask, as if created directly (mkstemp makes it 0600, which
     would keep other users, a service account say, from loading a library)."""
-    path = check_writable(path)
-    try:
+    path = _output_path(path)
+    try:  # a read-only file system, or one that takes no files (/proc), fails here
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as err:
         raise ArtifactError(f"cannot write {path}: {err.strerror}") from None
@@ -131,8 +131,18 @@ def atomic_output(path: str | os.PathLike, mode: int = 0o666):
 
 
 def check_writable(path: str | os.PathLike) -> Path:
-    """`path`, where a file can be written; else an ArtifactError saying why not. Checked before
-    the work that produces the file, and again as it is written."""
+    """`path`, where a file can be written; else an ArtifactError saying why not: checked
+    before the work that produces the file (atomic_output checks again as it writes)."""
+    path = _output_path(path)
+    try:  # a read-only file system, or one that takes no files (/proc), even for root
+        tempfile.TemporaryFile(dir=path.parent).close()
+    except OSError as err:
+        raise ArtifactError(f"cannot write {path}: {err.strerror}") from None
+    return path
+
+
+def _output_path(path: str | os.PathLike) -> Path:
+    """`path` as a Path, where its directory exists and this user may write in it."""
     path = Path(path)
     if not path.parent.exists():
         raise ArtifactError(f"output directory does not exist: {path.parent}")
@@ -142,10 +152,6 @@ def check_writable(path: str | os.PathLike) -> Path:
         raise ArtifactError(f"cannot write {path}: it is a directory; give a file name")
     if not os.access(path.parent, os.W_OK | os.X_OK):
         raise ArtifactError(f"cannot write {path}: no permission to write in {path.parent}")
-    try:  # a read-only file system, or one that takes no files (/proc), even for root
-        tempfile.TemporaryFile(dir=path.parent).close()
-    except OSError as err:
-        raise ArtifactError(f"cannot write {path}: {err.strerror}") from None
     return path
 
 

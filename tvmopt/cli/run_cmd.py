@@ -30,8 +30,9 @@ def run(args) -> int:
     from ..artifact import atomic_output, check_writable
     from ..inputs import random_inputs, read_npz
 
-    if args.output:
-        check_writable(args.output)  # before the model runs
+    for output in (args.output, args.trace):
+        if output:
+            check_writable(output)  # before the model runs
     model = load(args.library)
     inputs = read_npz(args.inputs) if args.inputs else random_inputs(model.inputs)
     outputs = model.run(inputs)

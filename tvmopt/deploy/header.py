@@ -14,7 +14,7 @@ import math
 import re
 from pathlib import Path
 
-from ..artifact import Metadata, atomic_output
+from ..artifact import Metadata, atomic_output, check_writable
 from ..errors import ArtifactError
 from ..frontend.signature import TensorSpec
 from ..version import __version__
@@ -38,9 +38,7 @@ CPP_KEYWORDS = set(
 
 def header_for(metadata: Metadata, path) -> str:
     """The header for `metadata` to be written at `path`; its namespace is the file's stem."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise ArtifactError(f"output directory does not exist: {path.parent}")
+    path = check_writable(path)
     return header_source(metadata, identifier(path.stem), source=path.name)
 
 
