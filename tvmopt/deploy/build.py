@@ -11,10 +11,11 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from ..backends.cpu_features import host_arch
 from ..cache import cache_dir
 from ..errors import DeployError
 from .config import CMAKE_FILES, cmake_dir
-from .cross import cross_compiler, host_arch, runtime_libraries_for
+from .cross import cross_compiler, runtime_libraries_for
 from .locations import cpp_source_dir
 
 RUNNER = "tvmopt-run"

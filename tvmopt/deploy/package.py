@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..artifact import Metadata, read_metadata
+from ..backends.cpu_features import host_arch
 from ..errors import ArtifactError, DeployError
 from ..version import __version__
 from . import npy_file_name
 from .build import RUNNER, build_runner
-from .cross import host_arch, runtime_libraries_for
+from .cross import runtime_libraries_for
 from .locations import runtime_libraries
 
 MARKER = ".tvmopt-package"  # says a folder is ours, so packaging again may replace it
@@ -73,7 +74,8 @@ def _runtime_for(backend: str, arch: str, library: Path) -> list[Path]:
 
 def elf_machine(path: Path) -> str:
     """The architecture an ELF file's code is for (its e_machine field)."""
-    machine = path.read_bytes()[18:20]
+    with open(path, "rb") as stream:
+        machine = stream.read(20)[18:20]
     return {b"\x3e\x00": "x86_64", b"\xb7\x00": "aarch64"}.get(machine, f"machine {machine.hex()}")
 
 
