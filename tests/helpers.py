@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime
 from onnx import TensorProto, helper, numpy_helper
 
+from tvmopt.deploy import npy_file_name
 from tvmopt.inputs import random_inputs
 from tvmopt.reference import FP32_TOLERANCE, max_relative_error
 
@@ -238,3 +240,22 @@ def quantize_with_ort(tmp_path, fmt, activation, model=None, samples=None) -> on
                     activation_type=getattr(QuantType, activation),
                     weight_type=QuantType.QInt8)  # fmt: skip
     return onnx.load(target)
+
+
+def flipped(data: bytes) -> bytes:
+    """A library with one byte of its code changed, as a bad disk or copy leaves it."""
+    middle = len(data) // 2
+    return data[:middle] + bytes([data[middle] ^ 0x40]) + data[middle + 1 :]
+
+
+def save_inputs(directory: Path, feeds: dict) -> Path:
+    """One .npy per input, named as tvmopt-run reads them (deploy.npy_file_name)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, array in feeds.items():
+        np.save(directory / npy_file_name(name), array)
+    return directory
+
+
+def read_outputs(directory: Path, names) -> dict[str, np.ndarray]:
+    """The .npy files tvmopt-run wrote for the outputs `names`."""
+    return {name: np.load(directory / npy_file_name(name)) for name in names}

@@ -16,7 +16,6 @@ import pytest
 
 import tvmopt
 from tvmopt.backends.cpu_features import host_arch
-from tvmopt.deploy import npy_file_name
 from tvmopt.deploy.package import package
 
 from .helpers import (
@@ -24,7 +23,9 @@ from .helpers import (
     ort_session,
     qdq_samples,
     quantize_with_ort,
+    read_outputs,
     residual_cnn,
+    save_inputs,
 )
 
 ARM = {"kind": "llvm", "mtriple": "aarch64-linux-gnu"}
@@ -44,16 +45,14 @@ def run_under_qemu(compiled, feeds: dict, workdir: Path) -> dict[str, np.ndarray
     workdir.mkdir(exist_ok=True)
     compiled.export(workdir / "model.so")
     folder = package(workdir / "model.so", workdir / "package").directory
-    (workdir / "in").mkdir()
-    for name, array in feeds.items():
-        np.save(workdir / "in" / npy_file_name(name), array)
+    save_inputs(workdir / "in", feeds)
     runner = folder / "bin" / "tvmopt-run"
     command = ["qemu-aarch64", runner, folder / "model.so", "--inputs", workdir / "in",
                "--output", workdir / "out", "--repeat", "1"]  # fmt: skip
     env = {**os.environ, "QEMU_LD_PREFIX": SYSROOT}
     result = subprocess.run([str(c) for c in command], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
-    return {s.name: np.load(workdir / "out" / npy_file_name(s.name)) for s in compiled.outputs}
+    return read_outputs(workdir / "out", [spec.name for spec in compiled.outputs])
 
 
 @CPUS

@@ -18,10 +18,17 @@ from onnx import TensorProto, helper
 
 import tvmopt
 from tvmopt.demo import INPUT_NAME, INPUT_SHAPE, build_demo_model
-from tvmopt.deploy import config, npy_file_name
+from tvmopt.deploy import config
 from tvmopt.reference import FP32_TOLERANCE, max_relative_error
 
-from .helpers import gpu_present, make_model, ort_outputs
+from .helpers import (
+    flipped,
+    gpu_present,
+    make_model,
+    ort_outputs,
+    read_outputs,
+    save_inputs,
+)
 
 pytestmark = pytest.mark.skipif(
     shutil.which("cmake") is None or shutil.which("c++") is None, reason="needs cmake and c++"
@@ -82,17 +89,6 @@ def runner(workdir):
                    check=True, capture_output=True)  # fmt: skip
     subprocess.run(["cmake", "--build", build], check=True, capture_output=True)
     return build / "tvmopt-run"
-
-
-def save_inputs(directory: Path, feeds: dict) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, array in feeds.items():
-        np.save(directory / npy_file_name(name), array)
-    return directory
-
-
-def read_outputs(directory: Path, names) -> dict[str, np.ndarray]:
-    return {name: np.load(directory / npy_file_name(name)) for name in names}
 
 
 def run(*command, cwd=None, env=None) -> subprocess.CompletedProcess:
@@ -196,12 +192,6 @@ def test_runner_rejects_bad_arguments_in_one_line(library, runner, tmp_path, arg
              "{truncated}": Path("truncated.so"), "{flipped}": Path("flipped.so")}  # fmt: skip
     result = run(runner, *(paths.get(arg, arg) for arg in args), cwd=tmp_path)
     assert_one_line_error(result, fragment)
-
-
-def flipped(data: bytes) -> bytes:
-    """A library with one byte of its code changed, as a bad disk or copy leaves it."""
-    middle = len(data) // 2
-    return data[:middle] + bytes([data[middle] ^ 0x40]) + data[middle + 1 :]
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import tvmopt
 
-from ..helpers import make_model, relu_model
+from ..helpers import flipped, make_model, relu_model
 
 FLOAT = TensorProto.FLOAT
 SAPPHIRE_RAPIDS = {"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": "sapphirerapids"}
@@ -91,9 +91,7 @@ def _libraries(folder: Path) -> None:
     tvmopt.compile(relu_model()).export(folder / "relu.so")
     data = (folder / "relu.so").read_bytes()
     (folder / "cut.so").write_bytes(data[: len(data) // 2])
-    middle = len(data) // 2  # one byte of code changed, as a bad disk or copy leaves it
-    changed = bytes([data[middle] ^ 0x40])
-    (folder / "flipped.so").write_bytes(data[:middle] + changed + data[middle + 1 :])
+    (folder / "flipped.so").write_bytes(flipped(data))
     (folder / "notes.so").write_text("not a library\n")
     tvmopt.compile(relu_model(), target=SAPPHIRE_RAPIDS).export(folder / "sapphire.so")
     if shutil.which("aarch64-linux-gnu-g++"):

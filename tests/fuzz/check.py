@@ -9,11 +9,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
-import onnxruntime
 from onnx import helper, shape_inference
 
 import tvmopt
+from tvmopt.passes.quantize.report import cosine
 
+from ..helpers import ort_outputs
 from .graphs import GEMM_OPS, feeds
 
 # float32: max |tvmopt - ORT| within this share of the output's largest magnitude (at least 1);
@@ -34,10 +35,8 @@ class Failure:
 
 
 def reference(model: onnx.ModelProto, inputs: dict) -> dict[str, np.ndarray]:
-    session = onnxruntime.InferenceSession(model.SerializeToString(),
-                                           providers=["CPUExecutionProvider"])  # fmt: skip
-    names = [o.name for o in session.get_outputs()]
-    return dict(zip(names, session.run(names, inputs), strict=True))
+    """ONNX Runtime's outputs (a name of its own, so a test can swap the reference out)."""
+    return ort_outputs(model, inputs)
 
 
 def check(model: onnx.ModelProto, int8: bool = True) -> Failure | None:
@@ -73,19 +72,13 @@ def _compare(variant: str, actual: np.ndarray, expected: np.ndarray) -> str | No
     if actual.shape != expected.shape:
         return f"shape {actual.shape}, ONNX Runtime {expected.shape}"
     if variant == "int8":
-        similarity = _cosine(actual, expected)
+        similarity = cosine(actual, expected)
         return None if similarity >= INT8_MIN_COSINE else f"int8 cosine {similarity:.4f}"
     scale = max(1.0, float(np.abs(expected).max(initial=0.0)))
     error = float(np.abs(actual - expected).max(initial=0.0))
     if error <= FP32_TOLERANCE * scale:
         return None
     return f"max error {error:.3g} at scale {scale:.3g}"
-
-
-def _cosine(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
-    norms = np.linalg.norm(a) * np.linalg.norm(b)
-    return 1.0 if norms == 0 else float(a @ b / norms)
 
 
 def reduce(model: onnx.ModelProto, failure: Failure) -> onnx.ModelProto:
