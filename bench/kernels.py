@@ -1,6 +1,6 @@
 """Kernel-level bench: the ResNet 3x3 conv (64->64 channels, 56x56) and a 768x3072 dense layer
 (128 rows, as in BERT-base at sequence 128), tvmopt against ONNX Runtime in one run, next to
-this machine's measured fp32 peak (peak_flops.c: independent FMA chains on every thread), per
+this machine's measured fp32 peak (tvmopt/peak.py: independent FMA chains on every thread), per
 ISA: tvmopt for this CPU, and for AVX2 (x86-64-v3: 16 ymm registers, as on a Zen 3), which an
 AVX-512 CPU runs unchanged, against the peak of AVX2 code on this CPU.
 
@@ -15,15 +15,15 @@ alike; the table reports the median over all runs. Writes bench/results/kernels.
 import argparse
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+from tvmopt.peak import measured_peak
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
@@ -68,17 +68,6 @@ def runnable_isas() -> dict:
     have = host_features() or frozenset()
     avx2 = host_arch() == "x86_64" and all(f in have for f in dict(X86_LEVELS)["x86-64-v3"])
     return {isa: spec for isa, spec in ISAS.items() if isa == "host" or avx2}
-
-
-def measured_peak(threads: int, march: str = "native") -> float:
-    with tempfile.TemporaryDirectory() as workdir:
-        binary = Path(workdir) / "peak"
-        flags = ["-O3", f"-march={march}", "-ffp-contract=fast", "-fopenmp"]
-        subprocess.run(["cc", *flags, str(HERE / "peak_flops.c"), "-o", str(binary)], check=True)
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-        runs = [subprocess.run([str(binary)], env=env, capture_output=True, text=True)
-                for _ in range(3)]  # fmt: skip
-        return max(float(run.stdout) for run in runs)  # a neighbour can only slow a run down
 
 
 def tvmopt_kernel(path: Path, x: np.ndarray, target=None):
@@ -146,7 +135,7 @@ def table(medians: dict, peaks: dict) -> str:
     """Each contender's GFLOP/s against the peak of its ISA (ONNX Runtime's: this CPU's)."""
     measured = ", ".join(f"{isa} {peak:.1f}" for isa, peak in peaks.items())
     lines = [
-        f"Measured peak, GFLOP/s per ISA (`bench/peak_flops.c`): {measured}\n",
+        f"Measured peak, GFLOP/s per ISA (`tvmopt/peak_flops.c`): {measured}\n",
         "| kernel | contender | median ms | GFLOP/s | % of its ISA's peak |",
         "|---|---|---|---|---|",
     ]
@@ -166,7 +155,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["TVM_NUM_THREADS"] = str(args.threads)  # read when TVM's thread pool starts
     isas = runnable_isas()
-    peaks = {isa: measured_peak(args.threads, march) for isa, (_, march) in isas.items()}
+    peaks = {isa: measured_peak(march, args.threads) for isa, (_, march) in isas.items()}
     medians = {k: bench_kernel(k, args.threads, args.rounds, args.block, isas) for k in KERNELS}
     command = "python " + " ".join(["bench/kernels.py", *sys.argv[1:]])
     from tvmopt.benchmark.report import machine

@@ -12,7 +12,7 @@ from .backends import recorded_backend
 from .backends.kernel_record import KERNELS_RECORD
 from .frontend.signature import TensorSpec
 from .inputs import check_inputs, random_inputs
-from .profile import Profile, profile_vm
+from .profile import Profile, isa_peak, profile_vm
 from .timing import Latency, time_callable
 from .vm_results import in_host_memory, leaves
 
@@ -101,11 +101,12 @@ class CompiledModel:
 
     def profile(self, inputs=None, repeat: int = 10) -> Profile:
         """Time every call of `repeat` runs (random inputs when none are given): per kernel,
-        its time, share, GFLOP/s and the rule that scheduled it (Profile.table())."""
+        its time, share, GFLOP/s and share of the ISA's peak, the rule that scheduled it and
+        the ONNX nodes it covers (Profile.table())."""
         self._machine  # noqa: B018 - readies the runtime (VTA's packed function) as a run does
         records = self.metadata.extra.get(KERNELS_RECORD, {})
         return profile_vm(self._module, self._device, self._device_tensors(inputs), repeat,
-                          records)  # fmt: skip
+                          records, isa_peak(self.metadata, self._device))  # fmt: skip
 
     def _device_tensors(self, inputs) -> list:
         arrays = check_inputs(

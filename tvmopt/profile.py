@@ -2,9 +2,11 @@
 timed through the VM's instrument hook on a VM of its own, over several runs.
 
 Each row says what the library recorded of the kernel when it was compiled
-(backends/kernel_record.py): the schedule rule that scheduled it and its operations per call,
-so a slow kernel shows its GFLOP/s (GOP/s for int8) next to its time. `trace` writes the last
-run in Chrome's trace format (chrome://tracing, Perfetto), as ONNX Runtime's profiler does.
+(backends/kernel_record.py): the schedule rule that scheduled it, its operations per call and
+the ONNX nodes it covers, so a slow kernel shows its GFLOP/s (GOP/s for int8) next to its time,
+and a float kernel its share of this machine's measured float32 peak for the library's ISA
+(peak.py). `trace` writes the last run in Chrome's trace format (chrome://tracing, Perfetto),
+as ONNX Runtime's profiler does.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from ._tvm import tvm
 
 NO_OP = 0  # the instrument's answer: run the call as usual (VMInstrumentReturnKind)
 VM_BUILTIN = "vm.builtin."
+NODES_SHOWN = 2  # ONNX node names per table row; the rest are counted
 
 
 @dataclass(frozen=True)
@@ -27,10 +30,30 @@ class KernelTime:
     seconds: float  # per run
     flops: float | None  # per run
     rule: str | None  # None for the VM's own builtins
+    nodes: tuple[str, ...] = ()  # the ONNX nodes it covers
 
     @property
     def gflops(self) -> float | None:
         return self.flops / self.seconds / 1e9 if self.flops and self.seconds else None
+
+    @property
+    def int8(self) -> bool:
+        return (self.rule or "").startswith("Int8")
+
+    def share_of_peak(self, peak: Peak | None) -> float | None:
+        """Its rate against the float32 peak; None for int8 kernels (whose peak differs)."""
+        if peak is None or self.gflops is None or self.int8:
+            return None
+        return self.gflops / peak.gflops
+
+
+@dataclass(frozen=True)
+class Peak:
+    """The measured float32 peak of the library's ISA on this machine (peak.py)."""
+
+    gflops: float
+    isa: str
+    threads: int
 
 
 @dataclass(frozen=True)
@@ -38,6 +61,7 @@ class Profile:
     kernels: tuple[KernelTime, ...]  # slowest first
     runs: int
     events: tuple[tuple[str, int, int], ...]  # the last run's calls: (name, start ns, ns)
+    peak: Peak | None = None
 
     @property
     def seconds(self) -> float:
@@ -45,29 +69,45 @@ class Profile:
 
     def table(self, rows: int = 25) -> str:
         total = self.seconds or 1.0
-        lines = [f"{'kernel':<48} {'rule':<16} {'calls':>5} {'us':>9} {'share':>6} {'GFLOP/s':>8}"]
-        for kernel in self.kernels[:rows]:
-            rate = "" if kernel.gflops is None else f"{kernel.gflops:.1f}"
-            lines.append(f"{kernel.name[:48]:<48} {(kernel.rule or 'vm')[:16]:<16} "
-                         f"{kernel.calls:>5} {kernel.seconds * 1e6:>9.1f} "
-                         f"{100 * kernel.seconds / total:>5.1f}% {rate:>8}")  # fmt: skip
+        lines = [f"{'kernel':<40} {'rule':<14} {'calls':>5} {'us':>9} {'share':>6} "
+                 f"{'GFLOP/s':>8} {'peak':>5}  ONNX nodes"]  # fmt: skip
+        lines += [self._row(kernel, total) for kernel in self.kernels[:rows]]
         if len(self.kernels) > rows:
             lines.append(f"... and {len(self.kernels) - rows} more")
-        lines.append(f"{'all calls, per run':<48} {'':<16} {'':>5} {total * 1e6:>9.1f} "
+        lines.append(f"{'all calls, per run':<40} {'':<14} {'':>5} {total * 1e6:>9.1f} "
                      f"({self.runs} runs; the hook adds about 1 us a call)")  # fmt: skip
+        lines.append(self._peak_line())
         return "\n".join(lines)
+
+    def _row(self, kernel: KernelTime, total: float) -> str:
+        rate = "" if kernel.gflops is None else f"{kernel.gflops:.1f}"
+        share = kernel.share_of_peak(self.peak)
+        peak = "" if share is None else f"{100 * share:.0f}%"
+        return (f"{kernel.name[:40]:<40} {(kernel.rule or 'vm')[:14]:<14} {kernel.calls:>5} "
+                f"{kernel.seconds * 1e6:>9.1f} {100 * kernel.seconds / total:>5.1f}% "
+                f"{rate:>8} {peak:>5}  {_nodes_text(kernel.nodes)}").rstrip()  # fmt: skip
+
+    def _peak_line(self) -> str:
+        if self.peak is None:
+            return "peak: not measured here (needs a C compiler; CPU libraries only)"
+        return (
+            f"peak: {self.peak.gflops:.1f} GFLOP/s, float32 FMAs in {self.peak.isa} code on "
+            f"{self.peak.threads} threads, measured on this machine (int8 kernels: GOP/s)"
+        )
 
     def chrome_trace(self) -> dict:
         start = self.events[0][1] if self.events else 0
+        nodes = {kernel.name: list(kernel.nodes) for kernel in self.kernels if kernel.nodes}
         events = [{"name": name, "cat": "vm" if name.startswith(VM_BUILTIN) else "kernel",
-                   "ph": "X", "ts": (at - start) / 1e3, "dur": ns / 1e3, "pid": 0, "tid": 0}
+                   "ph": "X", "ts": (at - start) / 1e3, "dur": ns / 1e3, "pid": 0, "tid": 0,
+                   **({"args": {"onnx_nodes": nodes[name]}} if name in nodes else {})}
                   for name, at, ns in self.events]  # fmt: skip
         return {"traceEvents": events, "displayTimeUnit": "ms"}
 
 
-def profile_vm(module, device, tensors, repeat: int, records: dict) -> Profile:
+def profile_vm(module, device, tensors, repeat: int, records: dict, peak=None) -> Profile:  # noqa: PLR0913
     """`repeat` runs of `main` on `tensors` (made on `device`), after one that warms up, each
-    call timed; `records` is the library's record of its kernels."""
+    call timed; `records` is the library's record of its kernels, `peak` its ISA's."""
     vm = tvm.relax.VirtualMachine(module, device)
     starts, events = [], []
 
@@ -87,10 +127,10 @@ def profile_vm(module, device, tensors, repeat: int, records: dict) -> Profile:
         main(*tensors)
         device.sync()
         runs.append(events)
-    return _summary(runs[1:], records)
+    return _summary(runs[1:], records, peak)
 
 
-def _summary(runs: list[list], records: dict) -> Profile:
+def _summary(runs: list[list], records: dict, peak: Peak | None) -> Profile:
     totals = defaultdict(lambda: [0, 0])  # name -> [calls, ns] over all runs
     for events in runs:
         for name, _, ns in events:
@@ -99,14 +139,33 @@ def _summary(runs: list[list], records: dict) -> Profile:
     kernels = [_kernel_time(name, calls, ns, len(runs), records.get(name))
                for name, (calls, ns) in totals.items()]  # fmt: skip
     kernels.sort(key=lambda kernel: -kernel.seconds)
-    return Profile(tuple(kernels), len(runs), tuple(runs[-1]))
+    return Profile(tuple(kernels), len(runs), tuple(runs[-1]), peak)
 
 
 def _kernel_time(name, calls, ns, runs, record) -> KernelTime:
     per_call = (record or {}).get("flops")
     rule = (record or {}).get("rule") or (None if name.startswith(VM_BUILTIN) else "?")
     flops = per_call * calls / runs if per_call else None
-    return KernelTime(name, calls // runs, ns / runs / 1e9, flops, rule)
+    nodes = tuple((record or {}).get("nodes") or ())
+    return KernelTime(name, calls // runs, ns / runs / 1e9, flops, rule, nodes)
+
+
+def _nodes_text(nodes: tuple[str, ...]) -> str:
+    shown = ", ".join(nodes[:NODES_SHOWN])
+    return f"{shown} (+{len(nodes) - NODES_SHOWN})" if len(nodes) > NODES_SHOWN else shown
+
+
+def isa_peak(metadata, device) -> Peak | None:
+    """The measured peak of the library's ISA where its kernels run on the CPU; else None."""
+    from .backends.base import CPU_RECORD
+    from .peak import isa_peak as measured
+
+    cpu = metadata.extra.get(CPU_RECORD) or {}
+    if device.dlpack_device_type() != tvm.cpu().dlpack_device_type() or "isa" not in cpu:
+        return None
+    threads = int(tvm.get_global_func("runtime.NumThreads")())
+    gflops = measured(cpu["isa"], threads)
+    return None if gflops is None else Peak(gflops, cpu["isa"], threads)
 
 
 def write_trace(profile: Profile, path) -> None:

@@ -1,29 +1,35 @@
 """What a library records of its kernels, for `tvmopt run --profile`: each TIR function's
-floating-point (or integer) operations, counted before scheduling, and the schedule rule that
-scheduled it, read after. Two passes around a backend's scheduling pass fill one dict."""
+floating-point (or integer) operations, counted before scheduling, the schedule rule that
+scheduled it, read after, and the ONNX nodes it covers (kernel_nodes.py). Passes placed along a
+backend's lowering fill one dict."""
 
 from __future__ import annotations
 
 from tvm.s_tir.analysis import estimate_tir_flops
 
 from .._tvm import tvm
+from .kernel_nodes import KernelNodes
 
 RULE_KEY = "tvmopt.rule"  # the root block's annotation a CPU rule leaves (schedule_util.py)
 KERNELS_RECORD = "kernels"  # the metadata record's key
 
 
 class KernelRecord:
-    """{kernel name: {"flops": per call, "rule": the rule's name}}, filled as the module is
-    lowered: `count_pass` before scheduling, `rules_pass` after it."""
+    """{kernel name: {"flops": per call, "rule": the rule's name, "nodes": ONNX node names}},
+    filled as the module is lowered: `nodes.spans_pass` before legalization, `nodes.nodes_pass`
+    after fusion, `count_pass` before scheduling, `rules_pass` after it."""
 
     def __init__(self):
         self.kernels: dict[str, dict] = {}
+        self.nodes = KernelNodes()
 
     def count_pass(self) -> tvm.transform.Pass:
         @tvm.transform.module_pass(opt_level=0, name="tvmopt.CountKernelFlops")
         def count(mod, _ctx):
             for gvar, func in _kernels(mod):
-                self.kernels[gvar.name_hint] = {"flops": _flops(func), "rule": None}
+                name = gvar.name_hint
+                self.kernels[name] = {"flops": _flops(func), "rule": None,
+                                      "nodes": self.nodes.of(name)}  # fmt: skip
             return mod
 
         return count

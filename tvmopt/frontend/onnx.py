@@ -229,11 +229,17 @@ def import_model(model: onnx.ModelProto):
     from tvm.relax.frontend.onnx import from_onnx
 
     from .import_errors import NodeImportError, naming_failed_nodes, native_stderr_silenced
+    from .node_spans import spanning_nodes
 
     failure = None
     with native_stderr_silenced():
         try:
-            with warnings.catch_warnings(), our_converters(), naming_failed_nodes():
+            with (
+                warnings.catch_warnings(),
+                our_converters(),
+                naming_failed_nodes(),
+                spanning_nodes(),
+            ):
                 warnings.simplefilter("ignore")
                 mod = from_onnx(model, opset=opset_of(model))
         except NodeImportError as err:

@@ -16,6 +16,7 @@ from .fold_constants import FoldConstants
 from .fold_scale_shift import FoldScaleShift
 from .recognize_activations import RecognizeActivations
 from .simplify import Simplify
+from .spans import keeping_spans
 
 DEFAULT_OPT_LEVEL = 3
 T = relax.transform
@@ -27,7 +28,8 @@ O1 = [
     ("dead_code", T.DeadCodeElimination),  # bindings nobody reads
 ]
 DECOMPOSE = [
-    ("decompose_batch_norm", T.DecomposeOpsForInference),  # batch_norm -> (x-m)/s*g+b
+    # batch_norm -> (x-m)/s*g+b, the arithmetic named after the batch norm node (spans.py)
+    ("decompose_batch_norm", lambda: keeping_spans(T.DecomposeOpsForInference())),
 ]
 INTO_WEIGHTS = [
     ("fold_constants_2", FoldConstants),  # the decomposed constants

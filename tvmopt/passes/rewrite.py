@@ -7,9 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import tvm_ffi
-from tvm.relax.dpl import DFPattern, rewrite_call
+from tvm import relax
+from tvm.relax.dpl import CallPattern, DFPattern, rewrite_call
 
 from .._tvm import tvm
+from .spans import respanned, rewritten
+from .uses import bindings
 
 MAX_ROUNDS = 16
 
@@ -21,12 +24,25 @@ class Rule:
     rewrite: Callable  # (matched call, {pattern: expr}) -> new expr, or None to decline
 
     def apply(self, func):
+        roots = {}  # the variable bound to each rewritten call -> the result's span (spans.py)
+        bound_to = {value: var for var, value in bindings(func).items()}
+
         def rewriter(expr, matches):
             # `expr` may be a variable bound to the match; the pattern's own entry is the call
             result = self.rewrite(matches.get(self.pattern, expr), matches)
-            return expr if result is None else result
+            if result is None:
+                return expr
+            # what the result made comes from the calls the pattern's ops matched, not those
+            # its wildcards did (which stay)
+            ops = [pattern for pattern in matches if isinstance(pattern, CallPattern)]
+            calls = [matches[op] for op in ops if isinstance(matches[op], relax.Call)]
+            result = rewritten(result, calls)
+            var = expr if isinstance(expr, relax.Var) else bound_to.get(expr)
+            if var is not None and isinstance(result, relax.Call):
+                roots[var] = result.span
+            return result
 
-        return rewrite_call(self.pattern, rewriter, func)
+        return respanned(rewrite_call(self.pattern, rewriter, func), roots, set(bound_to.values()))
 
 
 def apply_rules(func, rules: list[Rule]):

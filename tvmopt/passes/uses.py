@@ -1,4 +1,5 @@
-"""Who reads what in `main`: the def-use facts the bias folding and requantization rely on."""
+"""Who reads what in `main`: the def-use facts the bias folding, requantization and the
+kernels' ONNX nodes (passes/spans.py) rely on."""
 
 from __future__ import annotations
 
@@ -8,6 +9,15 @@ from tvm import relax
 def bindings(func: relax.Function) -> dict:
     """Var -> the value bound to it."""
     return {b.var: b.value for block in func.body.blocks for b in block.bindings}
+
+
+def relax_functions(mod) -> list:
+    """(global var, function) for each Relax function of `mod` with bindings."""
+    return [
+        (gvar, func)
+        for gvar, func in mod.functions.items()
+        if isinstance(func, relax.Function) and isinstance(func.body, relax.SeqExpr)
+    ]
 
 
 def op_name(expr) -> str | None:
@@ -20,21 +30,21 @@ def readers(func: relax.Function) -> dict:
     found: dict = {}
     values = [b.value for block in func.body.blocks for b in block.bindings]
     for expr in [*values, func.body.body]:
-        for operand in _operands(expr):
+        for operand in operands(expr):
             found.setdefault(operand, []).append(expr)
     return found
 
 
-def _operands(expr) -> list:
+def operands(expr) -> list:
     """The vars `expr` reads, also inside a tuple it takes as an argument: TVM imports ONNX's
     Min and Max of several inputs as a reduction over stack((a, b)), and Concat as
     concat((a, b)); missing those readers, requantization gave them a uint8 tensor."""
     if isinstance(expr, relax.Var):
         return [expr]
     if isinstance(expr, relax.Call):
-        return [v for a in expr.args for v in _operands(a)]
+        return [v for a in expr.args for v in operands(a)]
     if isinstance(expr, relax.Tuple):
         return [f for f in expr.fields if isinstance(f, relax.Var)]
     if isinstance(expr, relax.TupleGetItem):
-        return _operands(expr.tuple_value)
+        return operands(expr.tuple_value)
     return []

@@ -84,6 +84,7 @@ class LLVMBackend(Backend):
 
     def build(self, mod, graph, opt_level, database=None):
         self.kernels = KernelRecord()
+        graph = pipeline.with_node_spans(graph, self.kernels)
         return super().build(mod, graph, opt_level, database)
 
     def record(self) -> dict:

@@ -30,9 +30,10 @@ from ..._tvm import tvm
 from ...passes.consts import const, is_constant, is_float, static_shape, value
 from ...passes.conv_geometry import conv_geometry
 from ...passes.quantize.annotate import Layer
-from ...passes.quantize.bias import foldable_biases, folded_adds
+from ...passes.quantize.bias import foldable_biases, folded_adds, layer_spans
 from ...passes.quantize.layout import conv_layouts
 from ...passes.sink_permutes import NCHW_TO_NHWC, NHWC_TO_NCHW, channels_last
+from ...passes.spans import SpanningBuilder, spanned
 from ...passes.uses import bindings, op_name
 from . import kernel_conv_nhwc, kernel_depthwise_nhwc, kernel_winograd
 from .kernel_int8_depthwise import pack_depthwise
@@ -82,28 +83,32 @@ class _ChannelsLast(PyExprMutator):
         # image) is read NCHW by the kernel, rather than transposed by a kernel of its own
         self.layouts = conv_layouts(mod["main"], set(convs))
         self.folded_adds = folded_adds  # bias add call -> the conv's var
+        self.spans = {}  # conv call with a folded bias add -> both their spans
 
     def visit_call_(self, call):
         if call in self.folded_adds:  # the bias is in the conv's output already
             return self.visit_expr(self.folded_adds[call])
         if call not in self.convs:
             return self.visit_expr_post_order(call)
-        return self._nhwc_conv(call, self.visit_expr(call.args[0]), self.convs[call])
+        span = self.spans.get(call, call.span)
+        builder = SpanningBuilder(self.builder_, span)
+        return spanned(self._nhwc_conv(builder, call, self.visit_expr(call.args[0])), span)
 
-    def _nhwc_conv(self, call, x, bias):
+    def _nhwc_conv(self, builder, call, x):
+        bias = self.convs[call]
         weight, channels_last = value(call.args[1]), self.layouts[call][0] == "NHWC"
         geometry = conv_geometry(call)
         algorithm = self._algorithm(call, geometry)
         kernel, packed = _kernel(weight, geometry, channels_last, algorithm, self.lanes)
         if channels_last:
-            x = self.builder_.emit(relax.op.permute_dims(x, NCHW_TO_NHWC))
+            x = builder.emit(relax.op.permute_dims(x, NCHW_TO_NHWC))
         args = [x, const(packed)]
         if bias is not None:
             args.append(const(bias.astype(np.float32)))
         else:
             kernel = partial(kernel, bias=None)
-        out = self.builder_.call_te(kernel, *args, primfunc_name_hint=kernel.func.__name__)
-        return relax.op.permute_dims(self.builder_.emit(out), NHWC_TO_NCHW)
+        out = builder.call_te(kernel, *args, primfunc_name_hint=kernel.func.__name__)
+        return relax.op.permute_dims(builder.emit(out), NHWC_TO_NCHW)
 
     def _algorithm(self, call, geometry) -> str:
         if int(call.attrs.groups) != 1:
@@ -142,6 +147,7 @@ def to_channels_last(mod: tvm.IRModule, winograd: bool = True, lanes: int = 16) 
     convs = {layer.call: biases[layer.name][1] if layer.name in biases else None
              for layer in layers}  # fmt: skip
     mutator_ = _ChannelsLast(mod, convs, folded_adds(biases, layers), winograd, lanes)
+    mutator_.spans = layer_spans(biases, layers)
     main = mod.get_global_var("main")
     mutator_.builder_.update_func(main, mutator_.visit_expr(mod["main"]))
     converted = channels_last(mutator_.builder_.get())

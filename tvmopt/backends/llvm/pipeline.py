@@ -35,6 +35,14 @@ def after_quantize(winograd: bool, lanes: int) -> list:
     ]
 
 
+def with_node_spans(graph: list, record: KernelRecord) -> list:
+    """`graph` with the kernel record's reading of the calls' ONNX nodes before fuse_epilogue,
+    whose fused bodies lose them (kernel_nodes.py)."""
+    names = [name for name, _ in graph]
+    at = names.index("fuse_epilogue") if "fuse_epilogue" in names else len(graph)
+    return [*graph[:at], ("record_node_spans", record.nodes.spans_pass), *graph[at:]]
+
+
 def graph_passes(opt_level: int, winograd: bool, lanes: int) -> list:
     if opt_level == 3:
         return GRAPH_PASSES[3] + after_quantize(winograd, lanes)
@@ -55,11 +63,16 @@ def lowering_passes(opt_level: int, target, database=None, record=None) -> list:
     legalizations = {**VECTOR_ROUND, **(FAST_LEGALIZATIONS if opt_level >= 3 else {})}
     passes = [
         ("safe_indexing", SafeIndexing),  # run-time gather indices clamp, never read out of bounds
+        ("record_node_spans_2", record.nodes.spans_pass()),  # legalization drops the calls' spans
         ("legalize", T.LegalizeOps(customize_legalize_map=legalizations)),
         ("annotate_patterns", T.AnnotateTIROpPattern()),
     ]
     if opt_level >= 2:
-        passes += [("fuse_elementwise", T.FuseOps()), ("fuse_tir", T.FuseTIR())]
+        passes.append(("fuse_elementwise", T.FuseOps()))
+    passes.append(("map_kernel_nodes", record.nodes.nodes_pass()))  # while fused bodies are Relax
+    if opt_level >= 2:
+        passes.append(("fuse_tir", T.FuseTIR()))
+        passes.append(("rename_kernel_nodes", record.nodes.renamed_pass()))
     passes.append(("deinterleave_strided_inputs", deinterleave_pass))
     passes.append(("count_kernel_flops", record.count_pass()))  # before tensorized steps hide them
     if database is not None:  # tuned kernels first; the rules skip what is scheduled

@@ -13,6 +13,7 @@ import numpy as np
 from tvm import relax
 
 from ..consts import is_constant, value
+from ..spans import merged
 from ..uses import op_name, readers
 from .annotate import Layer
 
@@ -34,6 +35,13 @@ def foldable_biases(func: relax.Function, layers: list[Layer]) -> dict:
 def folded_adds(biases: dict, layers: list[Layer]) -> dict:
     """Each folded bias add call -> its layer's var: what the add's readers read instead."""
     return {biases[layer.name][0]: layer.var for layer in layers if layer.name in biases}
+
+
+def layer_spans(biases: dict, layers: list[Layer]) -> dict:
+    """Each layer call with a folded bias add -> its span and the add's: the ONNX nodes its
+    kernel covers (passes/spans.py)."""
+    adds = {layer.call: biases[layer.name][0] for layer in layers if layer.name in biases}
+    return {call: merged([call.span, add.span]) for call, add in adds.items()}
 
 
 def _bias_add(expr, by_var: dict, counts: dict):

@@ -27,8 +27,9 @@ from tvm.relax.expr_functor import PyExprMutator, mutator
 from ..consts import const, static_shape, value
 from ..conv_geometry import conv_geometry
 from ..sink_permutes import NCHW_TO_NHWC, NHWC_TO_NCHW, channels_last
+from ..spans import SpanningBuilder, spanned
 from .annotate import Layer
-from .bias import foldable_biases, folded_adds
+from .bias import foldable_biases, folded_adds, layer_spans
 from .layout import conv_layouts
 from .observers import QParams
 from .requantize import dequantized, requantizable, requantized
@@ -95,6 +96,7 @@ class _Converter(PyExprMutator):
         self.layouts = conv_layouts(mod["main"], convs)  # conv call -> (input, output) layout
         self.plans = plans  # layer call -> (Layer, QParams, the float input or None, bias)
         self.folded_adds = folded_adds  # bias add call -> the layer's var
+        self.spans = {}  # layer call with a folded bias add -> both their spans
         self.requantize = requantize  # var the int8 layers read -> its Requantization
         self.uint8 = {}  # such a var -> its uint8 value, which the int8 layers read
 
@@ -102,14 +104,13 @@ class _Converter(PyExprMutator):
         plan = self.requantize.get(binding.var)
         if plan is None:
             return super().visit_var_binding_(binding)
-        produced = self.builder_.emit(self.visit_expr(binding.value))
+        builder = SpanningBuilder(self.builder_, binding.value.span)
+        produced = builder.emit(self.visit_expr(binding.value))
         # a max pool of a uint8 tensor is uint8 already (requantize.py)
-        quantized = (
-            produced if plan.pooled else self.builder_.emit(requantized(produced, plan.qparams))
-        )
+        quantized = produced if plan.pooled else builder.emit(requantized(produced, plan.qparams))
         self.uint8[binding.var] = quantized
         if plan.dequantized:  # every other reader is a residual add: it takes the float value
-            quantized = self.builder_.emit(dequantized(quantized, plan.qparams))
+            quantized = builder.emit(dequantized(quantized, plan.qparams))
         self.set_var_remap(binding.var, quantized)
         return None
 
@@ -123,9 +124,13 @@ class _Converter(PyExprMutator):
         # the input itself, not the call rebuilt around it: it may be uint8 (requantize.py)
         source = call.args[0] if source is None else source
         x = self.uint8[source] if source in self.uint8 else self.visit_expr(source)
+        span = self.spans.get(call, call.span)
+        builder = SpanningBuilder(self.builder_, span)
         if layer.kind in CONV_KINDS:
-            return _int8_conv2d(self.builder_, call, x, plan, self.layouts[call], self.kernels)
-        return _int8_matmul(self.builder_, call, x, qparams, bias, self.kernels)
+            layer_out = _int8_conv2d(builder, call, x, plan, self.layouts[call], self.kernels)
+        else:
+            layer_out = _int8_matmul(builder, call, x, qparams, bias, self.kernels)
+        return spanned(layer_out, span)
 
 
 def _int8_conv2d(builder, call, x, plan, layouts, kernels: Int8Kernels):  # noqa: PLR0913
@@ -186,6 +191,7 @@ def convert(mod, layers: list[Layer], qparams: dict[str, QParams], kernels: Int8
     }  # fmt: skip
     adds = folded_adds(biases, chosen)
     converter = _Converter(mod, plans, adds, requantizable(mod["main"], plans), kernels)
+    converter.spans = layer_spans(biases, chosen)
     main = mod.get_global_var("main")
     converter.builder_.update_func(main, converter.visit_expr(mod["main"]))
     return channels_last(converter.builder_.get())
