@@ -32,14 +32,19 @@ BENCH_ARGS ?= --repeat 30 --warmup 2 --threads 2
 bench: $(STAMP)
 	$(VENV)/bin/tvmopt bench $(BENCH_ARGS)
 
-# The whole onnx backend suite (node and model tests, 5-10 min on 2 cores); writes
-# tests/conformance/results.md. Failing tests are the data, so they do not fail the target.
+# The whole onnx backend suite (node and model tests, 5-10 min on 2 cores), through tvmopt and
+# through ONNX Runtime's backend (1-2 min); writes tests/conformance/results.md. Failing tests are
+# the data, so they do not fail the target.
 CONFORMANCE_XML := build/conformance/junit.xml
+CONFORMANCE_PEER_XML := build/conformance/onnxruntime.xml
+CONFORMANCE_RUN := TVMOPT_CONFORMANCE=full $(PY) -m pytest -q -p no:cacheprovider --tb=line \
+	--show-capture=no -rN tests/test_conformance.py
 conformance: $(STAMP)
 	mkdir -p $(dir $(CONFORMANCE_XML))
-	-TVMOPT_CONFORMANCE=full $(PY) -m pytest -q -p no:cacheprovider --tb=line --show-capture=no \
-		-rN --junitxml=$(CONFORMANCE_XML) tests/test_conformance.py
-	$(PY) tests/conformance/summarize.py $(CONFORMANCE_XML) tests/conformance/results.md
+	-$(CONFORMANCE_RUN) --junitxml=$(CONFORMANCE_XML)
+	-TVMOPT_CONFORMANCE_BACKEND=onnxruntime $(CONFORMANCE_RUN) --junitxml=$(CONFORMANCE_PEER_XML)
+	$(PY) tests/conformance/summarize.py $(CONFORMANCE_XML) tests/conformance/results.md \
+		--peer $(CONFORMANCE_PEER_XML)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check tvmopt tests bench

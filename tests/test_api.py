@@ -270,3 +270,18 @@ def test_outputs_outlive_the_next_run_and_inputs_may_be_strided():
     strided = np.arange(24, dtype=np.float32).reshape(3, 8)[:, ::2]
     assert_matches_ort(model, compiled, {"x": strided})
     assert_matches_ort(model, compiled, {"x": np.asfortranarray(first_input)})
+
+
+def test_a_bfloat16_output_reads_back_as_an_ml_dtypes_array():
+    """numpy's DLPack has no bfloat16 (nor float8): such outputs take TVM's own copy."""
+    import ml_dtypes
+
+    model = make_model(
+        [helper.make_node("Cast", ["x"], ["y"], to=TensorProto.BFLOAT16)],
+        [("x", TensorProto.FLOAT, (4,))],
+        [("y", TensorProto.BFLOAT16, (4,))],
+    )
+    x = np.array([1.0, -2.5, 3.140625, 1e-3], dtype=np.float32)
+    y = tvmopt.compile(model).run({"x": x})["y"]
+    assert y.dtype == ml_dtypes.bfloat16
+    np.testing.assert_array_equal(y, x.astype(ml_dtypes.bfloat16))

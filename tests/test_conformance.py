@@ -6,6 +6,8 @@ default only FAST_SUBSET runs: tests verified to pass that keep CI quick. `TVMOP
 runs them all; failures there are the data, and `make conformance` records them in
 tests/conformance/results.md. `TVMOPT_CONFORMANCE_OPT_LEVEL=0` compiles at -O0 instead of the
 default level: comparing the two runs isolates what tvmopt's graph passes break.
+`TVMOPT_CONFORMANCE_BACKEND=onnxruntime` runs the same tests through ONNX Runtime's own ONNX
+backend instead: `make conformance` records both, so the report puts tvmopt next to its peer.
 """
 
 import os
@@ -15,17 +17,18 @@ import warnings
 import numpy as np
 import onnx.backend.test
 import pytest
-from onnx import helper
+from onnx import TensorProto, helper
 
 from tvmopt import TargetError
 from tvmopt.frontend import backend
 
-from .helpers import relu_model
+from .helpers import make_model, relu_model
 
 pytestmark = pytest.mark.conformance
 
 FULL = os.environ.get("TVMOPT_CONFORMANCE") == "full"
 OPT_LEVEL = os.environ.get("TVMOPT_CONFORMANCE_OPT_LEVEL")
+PEER = os.environ.get("TVMOPT_CONFORMANCE_BACKEND") == "onnxruntime"
 
 # Verified to pass; each pattern must match a whole test name (minus the `_cpu` suffix).
 FAST_SUBSET = [
@@ -62,6 +65,17 @@ FAST_SUBSET = [
     r"test_(argmax|argmin)_(default_axis|keepdims|no_keepdims)_example",
     r"test_depthtospace_(crd_mode_)?example",
     r"test_tile(_precomputed)?",
+    # node tests: inputs the importer needs the values of (compiled in as constants)
+    r"test_reduce_(sum|mean|max|min)_(default_axes_keepdims|keepdims|do_not_keepdims)_example",
+    r"test_reshape_(reduced_dims|extended_dims|negative_dim|one_dim|zero_dim)",
+    # node tests: our converters (frontend/converters_*.py)
+    r"test_nllloss_NCd1_(weight_)?(ii|mean_weight_negative_ii)?",
+    r"test_nllloss_NC(d1d2)?",
+    r"test_cumprod_\w+",
+    r"test_lpnormalization_\w+",
+    r"test_layer_normalization_(2d|4d)_axis\w*",
+    r"test_isinf\w*",
+    r"test_spacetodepth\w*",
     # model tests
     r"test_operator_\w+",
     r"test_(Conv2d|Conv1d|ConvTranspose2d|BatchNorm2d_eval|AvgPool2d|MaxPool2d|Linear|ReLU|Softmax)",
@@ -79,6 +93,14 @@ class _Backend(backend.TvmoptBackend):
         return super().prepare(model, device, opt_level=opt_level, **kwargs)
 
 
+def _backend():
+    if PEER:
+        from onnxruntime.backend.backend import OnnxRuntimeBackend
+
+        return OnnxRuntimeBackend
+    return _Backend
+
+
 def _selected(name: str) -> bool:
     if name.endswith("_cuda"):
         return False  # the backend is CPU-only: 2000 skipped CUDA twins would bury real skips
@@ -89,7 +111,7 @@ def _test_cases() -> dict:
     """onnx's test classes, keeping only the selected test methods."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # onnx's reference outputs divide by zero
-        cases = onnx.backend.test.BackendTest(_Backend, __name__).test_cases
+        cases = onnx.backend.test.BackendTest(_backend(), __name__).test_cases
     for case in cases.values():
         for name in [name for name in vars(case) if name.startswith("test_")]:
             if not _selected(name):
@@ -117,6 +139,38 @@ def test_backend_compiles_once_per_input_shape(monkeypatch):
         (y,) = rep.run([x])
         np.testing.assert_array_equal(y, np.maximum(x, 0))
     assert compiles == [{"x": (2, 3)}, {"x": (4, 3)}]
+
+
+def test_an_input_the_importer_needs_the_value_of_compiles_in_as_that_constant(monkeypatch):
+    compiles, compile_model = [], backend.compile_model
+
+    def counting_compile(model, **kwargs):
+        compiles.append([tensor.name for tensor in model.graph.initializer])
+        return compile_model(model, **kwargs)
+
+    monkeypatch.setattr(backend, "compile_model", counting_compile)
+    model = make_model(
+        [helper.make_node("Reshape", ["x", "shape"], ["y"])],
+        [("x", TensorProto.FLOAT, (2, 6)), ("shape", TensorProto.INT64, (2,))],
+        [("y", TensorProto.FLOAT, ("a", "b"))],
+    )
+    rep = backend.prepare(model)
+    x = np.arange(12, dtype=np.float32).reshape(2, 6)
+    for shape in ((3, 4), (3, 4), (4, 3)):
+        (y,) = rep.run([x, np.array(shape, dtype=np.int64)])
+        np.testing.assert_array_equal(y, x.reshape(shape))
+    assert compiles == [["shape"], ["shape"]]  # one compile per distinct value
+
+
+def test_an_empty_input_the_model_declares_compiles_as_declared():
+    model = make_model(
+        [helper.make_node("CastLike", ["x", "like"], ["y"])],
+        [("x", TensorProto.FLOAT, (3,)), ("like", TensorProto.DOUBLE, (0,))],
+        [("y", TensorProto.DOUBLE, (3,))],
+    )
+    x = np.array([1.5, -2.0, 3.25], dtype=np.float32)
+    (y,) = backend.prepare(model).run([x, np.zeros(0, dtype=np.float64)])
+    assert y.dtype == np.float64 and np.array_equal(y, x)
 
 
 def test_backend_runs_one_node():

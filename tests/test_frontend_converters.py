@@ -1,6 +1,7 @@
 """Our ONNX converters: Clip with constant bounds imports as one relax.clip, which fuses into
 the convolution before it; other Clips keep TVM's conversion; a variadic Sum imports as pairwise
-adds. Checked against ONNX Runtime."""
+adds; CumProd, LpNormalization and NegativeLogLikelihoodLoss, which TVM's importer lacks, import
+(converters_reductions.py). Checked against ONNX Runtime."""
 
 from __future__ import annotations
 
@@ -71,4 +72,70 @@ def test_sum_imports_as_pairwise_adds_and_matches_onnxruntime():
         opset=13,
     )  # fmt: skip
     assert _ops(model) == ["relax.add", "relax.add"]
+    assert_matches_ort(model, tvmopt.compile(model))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_negative_log_likelihood_loss_matches_onnxruntime(reduction, weighted):
+    rng = np.random.default_rng(0)
+    scores = rng.standard_normal((3, 5, 2)).astype(np.float32)
+    target = np.array([[0, 4], [2, 1], [1, 3]], dtype=np.int64)  # 1 is ignored
+    inputs = ["x", "t", "w"] if weighted else ["x", "t"]
+    weights = {"w": rng.uniform(0.5, 2, 5).astype(np.float32)} if weighted else {}
+    node = helper.make_node("NegativeLogLikelihoodLoss", inputs, ["loss"], reduction=reduction,
+                            ignore_index=1)  # fmt: skip
+    shape = (3, 2) if reduction == "none" else ()
+    model = make_model([node], [("x", TensorProto.FLOAT, scores.shape),
+                                ("t", TensorProto.INT64, target.shape)],
+                       [("loss", TensorProto.FLOAT, shape)], weights)  # fmt: skip
+    assert_matches_ort(model, tvmopt.compile(model), {"x": scores, "t": target})
+
+
+@pytest.mark.parametrize(("exclusive", "reverse"), [(0, 0), (1, 0), (0, 1), (1, 1)])
+def test_cumprod_matches_onnxruntime(exclusive, reverse):
+    node = helper.make_node("CumProd", ["x", "axis"], ["y"], exclusive=exclusive,
+                            reverse=reverse)  # fmt: skip
+    model = make_model([node], [("x", TensorProto.FLOAT, (2, 4))], [("y", TensorProto.FLOAT,
+                       (2, 4))], {"axis": np.array(1, np.int64)}, opset=26)  # fmt: skip
+    x = np.linspace(0.5, 2.0, 8, dtype=np.float32).reshape(2, 4)
+    assert_matches_ort(model, tvmopt.compile(model), {"x": x})
+
+
+@pytest.mark.parametrize("p", [1, 2])
+def test_lp_normalization_matches_onnxruntime(p):
+    node = helper.make_node("LpNormalization", ["x"], ["y"], axis=1, p=p)
+    model = make_model([node], [("x", TensorProto.FLOAT, (3, 4))], [("y", TensorProto.FLOAT,
+                       (3, 4))])  # fmt: skip
+    assert_matches_ort(model, tvmopt.compile(model))
+
+
+@pytest.mark.parametrize(("negative", "positive"), [(1, 0), (0, 1), (0, 0)])
+def test_isinf_detects_only_the_infinities_asked_for(negative, positive):
+    node = helper.make_node("IsInf", ["x"], ["y"], detect_negative=negative,
+                            detect_positive=positive)  # fmt: skip
+    model = make_model([node], [("x", TensorProto.FLOAT, (4,))], [("y", TensorProto.BOOL, (4,))])
+    x = np.array([-np.inf, np.inf, 1.0, np.nan], dtype=np.float32)
+    assert_matches_ort(model, tvmopt.compile(model), {"x": x})
+
+
+def test_space_to_depth_in_crd_order_matches_onnx():
+    from onnx.reference import ReferenceEvaluator
+
+    node = helper.make_node("SpaceToDepth", ["x"], ["y"], blocksize=2, mode="CRD")
+    model = make_model([node], [("x", TensorProto.FLOAT, (1, 2, 4, 4))],
+                       [("y", TensorProto.FLOAT, (1, 8, 2, 2))], opset=28)  # fmt: skip
+    x = np.arange(32, dtype=np.float32).reshape(1, 2, 4, 4)
+    (expected,) = ReferenceEvaluator(model).run(None, {"x": x})
+    np.testing.assert_array_equal(tvmopt.compile(model).run({"x": x})["y"], expected)
+
+
+def test_layer_normalization_gives_its_mean_and_inverse_deviation():
+    rng = np.random.default_rng(0)
+    weights = {"g": rng.uniform(0.5, 2, (3, 4)).astype(np.float32),
+               "b": rng.standard_normal((3, 4)).astype(np.float32)}  # fmt: skip
+    node = helper.make_node("LayerNormalization", ["x", "g", "b"], ["y", "mean", "inv"], axis=1)
+    model = make_model([node], [("x", TensorProto.FLOAT, (2, 3, 4))],
+                       [("y", TensorProto.FLOAT, (2, 3, 4)), ("mean", TensorProto.FLOAT, (2, 1, 1)),
+                        ("inv", TensorProto.FLOAT, (2, 1, 1))], weights)  # fmt: skip
     assert_matches_ort(model, tvmopt.compile(model))

@@ -227,8 +227,8 @@ def load(path) -> CompiledModel:
     path = Path(path)
     if not path.is_file():
         raise ArtifactError(f"compiled model not found: {path}")
+    verify_checksum(path)  # first: a changed byte in the metadata record is corruption too
     metadata = read_metadata(path)
-    verify_checksum(path)
     try:
         backend = recorded_backend(metadata)
     except TargetError as err:

@@ -14,7 +14,7 @@ from .frontend.signature import TensorSpec
 from .inputs import check_inputs, random_inputs
 from .profile import Profile, isa_peak, profile_vm
 from .timing import Latency, time_callable
-from .vm_results import in_host_memory, leaves
+from .vm_results import leaves, numpy_viewable
 
 
 class CompiledModel:
@@ -129,4 +129,4 @@ class CompiledModel:
 
 def _host_view(tensor):
     """A numpy array over `tensor`'s memory when it is host memory, else None."""
-    return np.from_dlpack(tensor) if in_host_memory(tensor) else None
+    return np.from_dlpack(tensor) if numpy_viewable(tensor) else None

@@ -7,6 +7,7 @@ import numpy as np
 from ._tvm import tvm
 
 CPU = 1  # DLPack's device type of host memory
+NUMPY_LACKS = ("float8", "float6", "float4", "bfloat")  # dtypes numpy's DLPack refuses
 
 
 def leaves(result) -> list[np.ndarray]:
@@ -20,10 +21,13 @@ def host_array(tensor) -> np.ndarray:
     """A copy of `tensor` in numpy. From host memory through DLPack: about 1 us, where
     Tensor.numpy() takes about 11 us, most of a small model's run (a copy all the same, since an
     output may alias a buffer the next run overwrites)."""
-    if in_host_memory(tensor):
+    if numpy_viewable(tensor):
         return np.from_dlpack(tensor).copy()
     return tensor.numpy()
 
 
-def in_host_memory(tensor) -> bool:
-    return tensor.device.dlpack_device_type() == CPU
+def numpy_viewable(tensor) -> bool:
+    """In host memory, and of a dtype numpy's DLPack reads: it has no float8 (nor bfloat16),
+    which take Tensor.numpy() (ml_dtypes arrays)."""
+    dtype = str(tensor.dtype)
+    return tensor.device.dlpack_device_type() == CPU and not dtype.startswith(NUMPY_LACKS)

@@ -1,16 +1,20 @@
 """Turn a conformance run's junit XML into tests/conformance/results.md.
 
     TVMOPT_CONFORMANCE=full pytest tests/test_conformance.py --junitxml=build/conformance/junit.xml
-    python tests/conformance/summarize.py build/conformance/junit.xml tests/conformance/results.md
+    TVMOPT_CONFORMANCE=full TVMOPT_CONFORMANCE_BACKEND=onnxruntime \
+        pytest tests/test_conformance.py --junitxml=build/conformance/onnxruntime.xml
+    python tests/conformance/summarize.py build/conformance/junit.xml tests/conformance/results.md \
+        --peer build/conformance/onnxruntime.xml
 
-`make conformance` does both. The report has pass/fail/skip counts per category, failures grouped
-by cause, the slowest tests, and every failing test with a one-line reason.
+`make conformance` does all three. The report has pass/fail/skip counts per category, next to
+ONNX Runtime's on the same tests (with --peer), failures grouped by cause, the slowest tests, and
+every failing test with a one-line reason.
 """
 
 from __future__ import annotations
 
+import argparse
 import re
-import sys
 import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import dataclass
@@ -42,6 +46,11 @@ CAUSES = [
     (r"Not equal to tolerance", "wrong values"),
     (r"has incorrect shape", "wrong output shape"),
     (r"Items are not equal", "wrong output dtype"),
+    (r"Unsupported dtype in DLTensor", "float8 input: numpy's DLPack has no float8"),
+    (
+        r"cannot import node .*?\((\w+)\) with inputs .*?(?:\]|NoneType|Call|Tuple): (.{0,60})",
+        "TVM importer, {0}: {1}",
+    ),
     (r"TVM's ONNX importer failed: (.{0,70})", "TVM importer: {0}"),
     (r"TVM failed to compile the model: (.{0,70})", "TVM build: {0}"),
     (r"^(?:tvmopt\.errors\.)?(.{0,80})", "{0}"),
@@ -93,15 +102,17 @@ def cause(reason: str) -> str:
     return "other"
 
 
-def render(outcomes: list[Outcome], wall_seconds: float) -> str:
+def render(outcomes: list[Outcome], wall_seconds: float, peer: list[Outcome] | None = None) -> str:
     failed = [o for o in outcomes if o.status == "failed"]
+    peer_passed = {(o.category, o.name) for o in peer or [] if o.status == "passed"}
     sections = [
         "# ONNX backend conformance of tvmopt\n",
         "Written by `make conformance` (`tests/conformance/summarize.py`); do not edit by hand.",
         "Only the CPU variant of each test runs: the backend is CPU-only.\n",
-        f"{len(outcomes)} tests in {wall_seconds / 60:.1f} min ({_versions()}).\n",
-        *_counts_table(outcomes),
+        f"{len(outcomes)} tests in {wall_seconds / 60:.1f} min ({_versions(peer is not None)}).\n",
+        *(_counts_table(outcomes) if peer is None else _peer_counts_table(outcomes, peer_passed)),
         *_causes_table(failed),
+        *([] if peer is None else _gap_table(failed, peer_passed)),
         *_unsupported_table(failed),
         *_slowest(outcomes),
         "## Failing tests\n",
@@ -110,8 +121,35 @@ def render(outcomes: list[Outcome], wall_seconds: float) -> str:
     return "\n".join(sections) + "\n"
 
 
-def _versions() -> str:
-    packages = ("onnx", "apache-tvm", "tvmopt")
+def _peer_counts_table(outcomes: list[Outcome], peer_passed: set) -> list[str]:
+    """tvmopt's counts next to ONNX Runtime's: of the tests ONNX Runtime passes, the share
+    tvmopt passes too (the issue's measure)."""
+    header = ("| category | tvmopt passed | failed | skipped | total | ONNX Runtime passed "
+              "| both passed | tvmopt / ONNX Runtime |")  # fmt: skip
+    rows = ["## Counts, next to ONNX Runtime's\n", header, "|---|--:|--:|--:|--:|--:|--:|--:|"]
+    for category in [*CATEGORIES.values(), "all"]:
+        mine = [o for o in outcomes if category in (o.category, "all")]
+        counts = Counter(o.status for o in mine)
+        theirs = sum(1 for o in mine if (o.category, o.name) in peer_passed)
+        both = sum(1 for o in mine if o.status == "passed" and (o.category, o.name) in peer_passed)
+        share = f"{100 * both / theirs:.1f}%" if theirs else "-"
+        cells = [*(counts[status] for status in STATUSES), counts.total(), theirs, both, share]
+        rows.append(f"| {category} | " + " | ".join(map(str, cells)) + " |")
+    return [*rows, ""]
+
+
+def _gap_table(failed: list[Outcome], peer_passed: set) -> list[str]:
+    """The tests ONNX Runtime passes and tvmopt fails, by cause: the way to the goal."""
+    gap = [o for o in failed if (o.category, o.name) in peer_passed]
+    counts = Counter(cause(o.reason) for o in gap)
+    rows = [f"## Passed by ONNX Runtime, failed by tvmopt ({len(gap)}), by cause\n",
+            "| cause | tests |", "|---|--:|"]  # fmt: skip
+    rows += [f"| {group} | {n} |" for group, n in counts.most_common()]
+    return [*rows, ""]
+
+
+def _versions(with_peer: bool) -> str:
+    packages = ("onnx", "apache-tvm", "tvmopt", *(("onnxruntime",) if with_peer else ()))
     return ", ".join(f"{name} {metadata.version(name)}" for name in packages)
 
 
@@ -155,17 +193,19 @@ def _slowest(outcomes: list[Outcome], count: int = 10) -> list[str]:
     return [*rows, ""]
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print("usage: summarize.py JUNIT_XML RESULTS_MD", file=sys.stderr)
-        return 2
-    junit, results = Path(argv[0]), Path(argv[1])
-    suite = ET.parse(junit).find(".//testsuite")
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("junit", type=Path, help="tvmopt's run")
+    parser.add_argument("results", type=Path, help="the markdown report to write")
+    parser.add_argument("--peer", type=Path, help="ONNX Runtime's run of the same tests")
+    args = parser.parse_args(argv)
+    suite = ET.parse(args.junit).find(".//testsuite")
     wall = float(suite.get("time", 0)) if suite is not None else 0.0
-    results.write_text(render(read_outcomes(junit), wall))
-    print(f"wrote {results}")
+    peer = read_outcomes(args.peer) if args.peer else None
+    args.results.write_text(render(read_outcomes(args.junit), wall, peer))
+    print(f"wrote {args.results}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    raise SystemExit(main())

@@ -3,8 +3,10 @@
 It exists so that onnx's own conformance suite (`onnx.backend.test.BackendTest`) can drive tvmopt:
 `tests/test_conformance.py` runs it. Node-test models often leave input shapes symbolic, so a
 prepared model compiles on its first `run`, pinning the shapes of the arrays it is given, and keeps
-one compiled model per input-shape signature. Unlike the rest of `frontend`, it sits on top of
-the Python API: it is a client of `tvmopt.compile`, not a step inside it.
+one compiled model per input-shape signature. An input the importer needs the value of (a
+Reshape's shape, a reduction's axes: constant_slots.py) is compiled in as a constant, one compile
+per distinct value. Unlike the rest of `frontend`, it sits on top of the Python API: it is a
+client of `tvmopt.compile`, not a step inside it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from onnx.backend.base import Backend, BackendRep
 
 from ..api import compile as compile_model
 from ..errors import InputError, TargetError, UnsupportedOpError
+from .constant_slots import constant_inputs, with_constants
 from .onnx import load_model
 from .signature import graph_inputs
 
@@ -39,8 +42,13 @@ class TvmoptRep(BackendRep):
         self._model = model
         options = {"target": target, "opt_level": opt_level}
         self._options = {name: value for name, value in options.items() if value is not None}
-        self._input_names = [spec.name for spec in graph_inputs(model.graph)]
+        specs = graph_inputs(model.graph)
+        self._input_names = [spec.name for spec in specs]
+        # shapes the model fixes are not given again: an empty input ONNX declares (CastLike's
+        # `like`) compiles as declared, where a zero-size --input-shape is refused
+        self._static = {spec.name: tuple(spec.shape) for spec in specs if spec.is_static}
         self._output_names = [value.name for value in model.graph.output]
+        self._constants = constant_inputs(model)  # inputs compiled in as constants
         self._compiled = {}
 
     def run(self, inputs, **kwargs) -> tuple[np.ndarray, ...]:
@@ -52,7 +60,8 @@ class TvmoptRep(BackendRep):
             The graph outputs, in graph output order.
         """
         arrays = self._by_name(inputs)
-        results = self._compiled_for(arrays).run(arrays)
+        constants = {name: arrays.pop(name) for name in self._constants if name in arrays}
+        results = self._compiled_for(arrays, constants).run(arrays)
         return tuple(results[name] for name in self._output_names)
 
     def _by_name(self, inputs) -> dict[str, np.ndarray]:
@@ -63,11 +72,14 @@ class TvmoptRep(BackendRep):
             inputs = dict(zip(self._input_names, values, strict=True))
         return {name: np.asarray(value) for name, value in inputs.items()}
 
-    def _compiled_for(self, arrays: dict[str, np.ndarray]):
-        key = tuple((name, array.shape) for name, array in sorted(arrays.items()))
+    def _compiled_for(self, arrays: dict[str, np.ndarray], constants: dict[str, np.ndarray]):
+        shapes = tuple((name, array.shape) for name, array in sorted(arrays.items()))
+        values = tuple((name, a.dtype.str, a.shape, a.tobytes()) for name, a in constants.items())
+        key = (shapes, tuple(sorted(values)))
         if key not in self._compiled:
-            shapes = {name: array.shape for name, array in arrays.items()}
-            self._compiled[key] = compile_model(self._model, input_shapes=shapes, **self._options)
+            model = with_constants(self._model, constants) if constants else self._model
+            given = {name: shape for name, shape in shapes if self._static.get(name) != shape}
+            self._compiled[key] = compile_model(model, input_shapes=given, **self._options)
         return self._compiled[key]
 
 

@@ -16,7 +16,9 @@ _DEFAULT_DOMAINS = ("", "ai.onnx")
 def supported_ops() -> frozenset[str]:
     from tvm.relax.frontend.onnx.onnx_frontend import _get_convert_map
 
-    return frozenset(_get_convert_map()) | _BUILTIN_OPS
+    from .converters import OURS
+
+    return frozenset(_get_convert_map()) | frozenset(OURS) | _BUILTIN_OPS
 
 
 def qualified_op(node: onnx.NodeProto) -> str:

@@ -13,8 +13,10 @@ from tvm.s_tir.dlight.analysis import normalize_prim_func
 from .schedule_util import CPURule, extents, largest_divisor, vector_lanes
 
 MIN_PARALLEL_WORK = 1 << 12  # elements below which threads cost more than they save
-# Intrinsics LLVM has no vector form of: vectorized, codegen fails with "unknown intrinsic".
-SCALAR_ONLY_INTRINSICS = ("T.cosh(", "T.sinh(")
+# What TVM's LLVM codegen cannot vectorize: intrinsics LLVM has no vector form of ("unknown
+# intrinsic"), and float8 conversions, whose saturation TVM writes as a scalar if_then_else
+# (ONNX's Cast to FLOAT8E4M3FN and friends)
+SCALAR_ONLY = ("T.cosh(", "T.sinh(", "float8")
 
 
 class Fallback(CPURule):
@@ -85,7 +87,7 @@ def _parallelize(sch, info, lanes: int) -> None:
     outer, inner = sch.split(fused, [None, largest_divisor(extent, lanes)])
     if extent >= MIN_PARALLEL_WORK:
         sch.parallel(outer)
-    if not any(name in str(sch.get(info.block_rv)) for name in SCALAR_ONLY_INTRINSICS):
+    if not any(name in str(sch.get(info.block_rv)) for name in SCALAR_ONLY):
         sch.vectorize(inner)
 
 

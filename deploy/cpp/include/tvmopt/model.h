@@ -122,8 +122,9 @@ class Model {
     if (!fs::is_regular_file(path)) throw Error("model not found: " + path);
     // dlopen searches the library path for a bare file name; an absolute one it opens.
     const std::string resolved = fs::absolute(path).string();
-    metadata_ = Metadata::FromJson(detail::ReadMetadataRecord(resolved, path));
+    // the checksum first: a changed byte anywhere, the metadata record's included, says so
     VerifyChecksum(resolved, path);
+    metadata_ = Metadata::FromJson(detail::ReadMetadataRecord(resolved, path));
     if (metadata_.cpu) CheckRunsHere(*metadata_.cpu, path);  // before its code runs
     const auto& keys = metadata_.target_keys;
     if (std::find(keys.begin(), keys.end(), "vta") != keys.end()) {

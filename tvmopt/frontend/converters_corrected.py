@@ -1,0 +1,59 @@
+"""Converters correcting TVM's where its results were silently wrong: IsInf's detect_negative
+and detect_positive (it flagged both infinities whatever they said), SpaceToDepth's mode (opset
+28's CRD order came out in the DCR order), and LayerNormalization's Mean and InvStdDev outputs
+(it gave a scalar 0 for each)."""
+
+from __future__ import annotations
+
+from tvm import relax
+from tvm.relax.frontend.onnx import onnx_frontend
+
+op = relax.op
+
+
+class IsInf(onnx_frontend.IsInf):
+    @classmethod
+    def _impl_v10(cls, bb, inputs, attr, params):
+        x = inputs[0]
+        negative, positive = attr.get("detect_negative", 1), attr.get("detect_positive", 1)
+        infinite = op.isinf(x)
+        if negative and positive:
+            return infinite
+        zero = relax.const(0, str(x.ty.dtype))
+        sign = op.greater(x, zero) if positive else op.less(x, zero)
+        return op.logical_and(infinite, sign) if negative or positive else op.zeros_like(infinite)
+
+
+class SpaceToDepth(onnx_frontend.SpaceToDepth):
+    @classmethod
+    def _impl_v1(cls, bb, inputs, attr, params):
+        mode = attr.get("mode", b"DCR")
+        if (mode.decode() if isinstance(mode, bytes) else mode) != "CRD":
+            return super()._impl_v1(bb, inputs, attr, params)
+        block = int(attr["blocksize"])
+        b, c, h, w = inputs[0].ty.shape
+        x = op.reshape(inputs[0], (b, c, h // block, block, w // block, block))
+        x = op.permute_dims(x, [0, 1, 3, 5, 2, 4])  # channel, then the block's row and column
+        return op.reshape(x, (b, c * block * block, h // block, w // block))
+
+
+class LayerNormalization(onnx_frontend.LayerNormalization):
+    @classmethod
+    def _impl_v17(cls, bb, inputs, attr, params):
+        normalized = super()._impl_v17(bb, inputs, attr, params)
+        if attr.get("tvm_custom", {}).get("num_outputs", 1) == 1:
+            return normalized  # Y alone: TVM's fused layer_norm
+        x = inputs[0]
+        rank, axis = len(x.ty.shape), attr.get("axis", -1)
+        axes = list(range(axis % rank, rank))
+        stash = "float32" if attr.get("stash_type", 1) == 1 else str(x.ty.dtype)
+        x = bb.normalize(op.astype(x, stash))
+        mean = bb.normalize(op.mean(x, axes, keepdims=True))
+        centered = op.subtract(x, mean)
+        variance = op.mean(op.multiply(centered, centered), axes, keepdims=True)
+        epsilon = relax.const(attr.get("epsilon", 1e-5), stash)
+        inverse = op.rsqrt(op.add(variance, epsilon))
+        return relax.Tuple([normalized[0], mean, inverse])
+
+
+OPS = {"IsInf": IsInf, "SpaceToDepth": SpaceToDepth, "LayerNormalization": LayerNormalization}
