@@ -76,6 +76,7 @@ FAST_SUBSET = [
     r"test_layer_normalization_(2d|4d)_axis\w*",
     r"test_isinf\w*",
     r"test_spacetodepth\w*",
+    r"test_(simple_rnn|rnn|gru|lstm)_\w+",
     # model tests
     r"test_operator_\w+",
     r"test_(Conv2d|Conv1d|ConvTranspose2d|BatchNorm2d_eval|AvgPool2d|MaxPool2d|Linear|ReLU|Softmax)",

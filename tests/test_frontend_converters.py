@@ -139,3 +139,53 @@ def test_layer_normalization_gives_its_mean_and_inverse_deviation():
                        [("y", TensorProto.FLOAT, (2, 3, 4)), ("mean", TensorProto.FLOAT, (2, 1, 1)),
                         ("inv", TensorProto.FLOAT, (2, 1, 1))], weights)  # fmt: skip
     assert_matches_ort(model, tvmopt.compile(model))
+
+
+RECURRENT = [  # op, gates, attributes
+    ("RNN", 1, {"direction": "reverse", "activations": ["Relu"]}),
+    ("GRU", 3, {"direction": "bidirectional", "linear_before_reset": 1}),
+    ("GRU", 3, {"clip": 1.5}),
+    ("LSTM", 4, {"direction": "bidirectional"}),
+    ("LSTM", 4, {"layout": 1}),
+    ("LSTM", 4, {"input_forget": 1}),
+]
+
+
+@pytest.mark.parametrize(("op_type", "gates", "attributes"), RECURRENT)
+def test_recurrent_layers_unroll_and_match_onnxruntime(op_type, gates, attributes):
+    """With biases, initial states and (LSTM) peepholes, Y and the final states."""
+    rng = np.random.default_rng(0)
+    steps, batch, width, hidden = 5, 2, 3, 4
+    directions = 2 if attributes.get("direction") == "bidirectional" else 1
+    lstm, layout = op_type == "LSTM", attributes.get("layout", 0)
+    weights = {
+        "w": rng.uniform(-0.5, 0.5, (directions, gates * hidden, width)),
+        "r": rng.uniform(-0.5, 0.5, (directions, gates * hidden, hidden)),
+        "b": rng.uniform(-0.5, 0.5, (directions, 2 * gates * hidden)),
+    }
+    state = (batch, directions, hidden) if layout else (directions, batch, hidden)
+    weights["h0"] = rng.uniform(-1, 1, state)
+    names = ["x", "w", "r", "b", "", "h0"]
+    if lstm:
+        weights["c0"] = weights["h0"] * 0.5
+        weights["p"] = rng.uniform(-0.5, 0.5, (directions, 3 * hidden))
+        names += ["c0", "p"]
+    weights = {k: v.astype(np.float32) for k, v in weights.items()}
+    outputs = ["y", "y_h", "y_c"][: 3 if lstm else 2]
+    node = helper.make_node(op_type, names, outputs, hidden_size=hidden, **attributes)
+    x_shape = (batch, steps, width) if layout else (steps, batch, width)
+    y_shape = (batch, steps, directions, hidden) if layout else (steps, directions, batch, hidden)
+    finals = [(name, TensorProto.FLOAT, state) for name in outputs[1:]]
+    model = make_model([node], [("x", TensorProto.FLOAT, x_shape)],
+                       [("y", TensorProto.FLOAT, y_shape), *finals], weights)  # fmt: skip
+    if not layout:
+        assert_matches_ort(model, tvmopt.compile(model))
+        return
+    # ONNX Runtime has no batch-first (layout 1) recurrent kernels: onnx's reference instead
+    from onnx.reference import ReferenceEvaluator
+
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    expected = ReferenceEvaluator(model).run(None, {"x": x})
+    actual = tvmopt.compile(model).run({"x": x})
+    for name, reference in zip(outputs, expected, strict=True):
+        np.testing.assert_allclose(actual[name], reference, rtol=1e-5, atol=1e-6)

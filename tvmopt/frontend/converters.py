@@ -13,7 +13,8 @@ layout passes cannot see a residual add in it (the model zoo's ResNet-50 writes 
 adds as Sum), and a permute cannot sink through it, so the model stayed NCHW at a third of its
 speed. The pairwise adds, TVM's own form for inputs of unknown shape, say the same thing.
 
-Ops TVM's importer lacks have converters of ours too (converters_reductions.py), and so do
+Ops TVM's importer lacks have converters of ours too (converters_reductions.py,
+converters_recurrent.py), and so do
 ops whose results it got wrong (converters_corrected.py). TVM's importer
 looks its converters up in a module-level table; `our_converters` puts ours in for the duration
 of one import.
@@ -28,7 +29,7 @@ from tvm import relax
 from tvm.relax.frontend.onnx import onnx_frontend
 
 from .._tvm import tvm
-from . import converters_corrected, converters_reductions
+from . import converters_corrected, converters_recurrent, converters_reductions
 
 
 def _constant_bound(expr, default: float) -> float | None:
@@ -67,7 +68,13 @@ def _is_float(expr) -> bool:
     return str(expr.ty.dtype).startswith(("float", "bfloat"))
 
 
-OURS = {"Clip": Clip, "Sum": Sum, **converters_reductions.OPS, **converters_corrected.OPS}
+OURS = {
+    "Clip": Clip,
+    "Sum": Sum,
+    **converters_reductions.OPS,
+    **converters_recurrent.OPS,
+    **converters_corrected.OPS,
+}
 
 
 @contextmanager
