@@ -1,7 +1,7 @@
 """Our ONNX converters: Clip with constant bounds imports as one relax.clip, which fuses into
 the convolution before it; other Clips keep TVM's conversion; a variadic Sum imports as pairwise
 adds; CumProd, LpNormalization and NegativeLogLikelihoodLoss, which TVM's importer lacks, import
-(converters_reductions.py). Checked against ONNX Runtime."""
+(converters_missing.py). Checked against ONNX Runtime."""
 
 from __future__ import annotations
 

@@ -20,6 +20,7 @@ CONSTANT_SLOTS: dict[str, tuple[int, ...]] = {
     "Resize": (1, 2, 3), "Upsample": (1,), "CenterCropPad": (1,), "CumSum": (1,), "TopK": (1,),
     "OneHot": (1,), "AffineGrid": (1,), "MaxUnpool": (2,), "Range": (0, 1, 2), "Trilu": (1,),
     "CumProd": (1,), "RNN": (4,), "GRU": (4,), "LSTM": (4,),  # sequence_lens
+    "HannWindow": (0,), "HammingWindow": (0,), "BlackmanWindow": (0,),  # size
 }  # fmt: skip
 
 

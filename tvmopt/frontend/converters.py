@@ -13,7 +13,7 @@ layout passes cannot see a residual add in it (the model zoo's ResNet-50 writes 
 adds as Sum), and a permute cannot sink through it, so the model stayed NCHW at a third of its
 speed. The pairwise adds, TVM's own form for inputs of unknown shape, say the same thing.
 
-Ops TVM's importer lacks have converters of ours too (converters_reductions.py,
+Ops TVM's importer lacks have converters of ours too (converters_missing.py,
 converters_recurrent.py), and so do
 ops whose results it got wrong (converters_corrected.py). TVM's importer
 looks its converters up in a module-level table; `our_converters` puts ours in for the duration
@@ -29,7 +29,7 @@ from tvm import relax
 from tvm.relax.frontend.onnx import onnx_frontend
 
 from .._tvm import tvm
-from . import converters_corrected, converters_recurrent, converters_reductions
+from . import converters_corrected, converters_missing, converters_recurrent
 
 
 def _constant_bound(expr, default: float) -> float | None:
@@ -71,7 +71,7 @@ def _is_float(expr) -> bool:
 OURS = {
     "Clip": Clip,
     "Sum": Sum,
-    **converters_reductions.OPS,
+    **converters_missing.OPS,
     **converters_recurrent.OPS,
     **converters_corrected.OPS,
 }

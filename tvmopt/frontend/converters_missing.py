@@ -1,11 +1,13 @@
 """Converters for ONNX ops TVM's importer lacks, built from Relax ops it has: CumProd (cumprod
 along the axis, flipped around it for reverse), LpNormalization (x over the L1 or L2 norm along
-the axis) and NegativeLogLikelihoodLoss (-x[n, t[n, ...], ...] * w[t], summed or averaged over
-the weights of the targets not ignored)."""
+the axis), NegativeLogLikelihoodLoss (-x[n, t[n, ...], ...] * w[t], summed or averaged over
+the weights of the targets not ignored) and BitCast (the bits read as another dtype of their
+width). The recurrent layers have a file of their own (converters_recurrent.py)."""
 
 from __future__ import annotations
 
-from tvm import relax
+from onnx import helper
+from tvm import relax, topi
 from tvm.relax.frontend.onnx import onnx_frontend
 
 from .._tvm import tvm
@@ -78,7 +80,20 @@ def _reduced(loss, weights, reduction):
     raise ValueError(f"unknown reduction '{reduction}'")
 
 
+class BitCast(onnx_frontend.OnnxOpConverter):
+    @classmethod
+    def _impl_v26(cls, bb, inputs, attr, params):
+        x, dtype = inputs[0], str(helper.tensor_dtype_to_np_dtype(attr["to"]))
+        # LLVM's bool is one bit, stored in a byte: a byte's bits as bool are "not zero"
+        if dtype == "bool":
+            return op.not_equal(x, relax.const(0, str(x.ty.dtype)))
+        if str(x.ty.dtype) == "bool":
+            return op.astype(x, dtype)
+        return bb.emit_te(topi.reinterpret, x, dtype)
+
+
 OPS = {
+    "BitCast": BitCast,
     "CumProd": CumProd,
     "LpNormalization": LpNormalization,
     "NegativeLogLikelihoodLoss": NegativeLogLikelihoodLoss,
