@@ -4,8 +4,9 @@ nodes and operands by its variable; one after the last fusion gives each kernel 
 bindings it took in.
 
 Fusion and legalization keep the bindings' variables, except a fused group's last binding,
-whose variable fusion replaces (such a binding joins the group that holds one of its operands),
-and what legalization adds (which takes the nodes of its reader)."""
+whose variable fusion replaces, the bindings of groups FuseOps merged with an identical one
+(placed by data flow: `_adopt_lost_bindings`), and what legalization adds (which takes the
+nodes of its reader)."""
 
 from __future__ import annotations
 
@@ -84,39 +85,54 @@ class KernelNodes:
                     self._nodes[var] = self._nodes[reader]
 
     def _adopt_lost_bindings(self, main, owners: dict, fused: set) -> None:
-        """Place each binding fusion took out of `main` in its fused kernel. Where FuseOps merged
-        identical groups into one function (a transformer's layers), a group's last binding is
-        placed by the kept binding that now reads the group's call in its place; then a binding
-        joins the kernel whose function holds one of its operands, or the kernel that took one
-        of its readers out of `main` where that kernel's function has a binding of its op (else
-        it is the output of the group before, which that reader reads)."""
-        readers: dict = {}
-        for var, read in self._operands.items():
-            for operand in read:
-                readers.setdefault(operand, []).append(var)
+        """Place each binding fusion took out of `main` in its fused kernel: by the kept
+        binding that reads the group's call in its place (`_place_group_outputs`), then by
+        its neighbours (`_place_by_neighbours`)."""
         kept = bindings(main)
-        calls = {var: owners[var] for var in kept if owners.get(var) in fused}
         lost = {var for var in self._nodes if var not in owners}
+        self._place_group_outputs(kept, owners, fused, lost)
+        members = {var for var, kernel in owners.items() if kernel in fused and var not in kept}
+        while lost := {var for var in lost if var not in owners}:
+            placed = self._place_by_neighbours(lost, owners, fused, members, set(kept))
+            if not placed:
+                return
+            owners.update(placed)
+
+    def _place_group_outputs(self, kept: dict, owners: dict, fused: set, lost: set) -> None:
+        """Where FuseOps merged identical groups into one function (a transformer's layers),
+        only the first group's bindings are in it; a later group's last binding is found where
+        a kept binding read it and now reads the group's call."""
+        calls = {var: owners[var] for var in kept if owners.get(var) in fused}
         for reader, value in kept.items():
             for before, after in zip(self._operands.get(reader, []), operands(value), strict=False):
                 if before in lost and after in calls:
                     owners[before] = calls[after]
-        members = {var for var, kernel in owners.items() if kernel in fused and var not in kept}
+
+    def _place_by_neighbours(self, lost, owners, fused, members, kept) -> dict:  # noqa: PLR0913
+        """A binding joins the kernel whose function holds one of its operands, or else the
+        kernel that took one of its readers out of `main`, where that kernel's function has a
+        binding of its op (else it is the group before's output, which that reader reads)."""
+        readers = _readers(self._operands)
         ops: dict = {}  # fused kernel -> the ops of its function's bindings
         for var in members:
             ops.setdefault(owners[var], set()).add(self._ops.get(var))
-        while lost := {var for var in lost if var not in owners}:
-            for var in lost:
-                kernel = _fused_owner([v for v in self._operands.get(var, []) if v in members],
-                                      owners, fused)  # fmt: skip
-                took_reader = _fused_owner([v for v in readers.get(var, []) if v not in kept],
-                                           owners, fused)  # fmt: skip
-                if kernel is None and self._ops.get(var) in ops.get(took_reader, ()):
-                    kernel = took_reader  # not the previous group's output, which it reads
-                if kernel:
-                    owners[var] = kernel
-            if all(var not in owners for var in lost):
-                return
+
+        def kernel_of(var):
+            inner = [v for v in self._operands.get(var, []) if v in members]
+            taken = _fused_owner([v for v in readers.get(var, []) if v not in kept], owners, fused)
+            by_reader = taken if self._ops.get(var) in ops.get(taken, ()) else None
+            return _fused_owner(inner, owners, fused) or by_reader
+
+        placed = {var: kernel_of(var) for var in lost}
+        return {var: kernel for var, kernel in placed.items() if kernel}
+
+
+def _readers(operands: dict) -> dict:
+    found: dict = {}
+    for var, read in operands.items():
+        for operand in read:
+            found.setdefault(operand, []).append(var)
+    return found
 
 
 def _owners(mod) -> tuple[dict, set]:
