@@ -19,6 +19,7 @@
 #include <tvmopt/error.h>
 #include <tvmopt/metadata.h>
 #include <tvmopt/npy.h>
+#include <tvmopt/threads.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -132,6 +133,7 @@ class Model {
                   " offloads layers to VTA, whose simulator runs in Python: use `tvmopt run`");
     }
     device_ = detail::DeviceFor(metadata_.target_kind);
+    detail::DefaultToPhysicalCores();
     try {
       Initialize(resolved);
     } catch (const tvm::ffi::Error& err) {
