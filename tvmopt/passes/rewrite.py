@@ -24,8 +24,7 @@ class Rule:
     rewrite: Callable  # (matched call, {pattern: expr}) -> new expr, or None to decline
 
     def apply(self, func):
-        roots = {}  # the variable bound to each rewritten call -> the result's span (spans.py)
-        bound_to = {value: var for var, value in bindings(func).items()}
+        roots = {}  # each rewritten call (or its variable) -> the result's span (spans.py)
 
         def rewriter(expr, matches):
             # `expr` may be a variable bound to the match; the pattern's own entry is the call
@@ -37,12 +36,16 @@ class Rule:
             ops = [pattern for pattern in matches if isinstance(pattern, CallPattern)]
             calls = [matches[op] for op in ops if isinstance(matches[op], relax.Call)]
             result = rewritten(result, calls)
-            var = expr if isinstance(expr, relax.Var) else bound_to.get(expr)
-            if var is not None and isinstance(result, relax.Call):
-                roots[var] = result.span
+            roots[expr] = result.span if isinstance(result, relax.Call) else None
             return result
 
-        return respanned(rewrite_call(self.pattern, rewriter, func), roots, set(bound_to.values()))
+        result = rewrite_call(self.pattern, rewriter, func)
+        if not roots:  # nothing fired: no spans to mend, and no walk over the bindings
+            return result
+        bound_to = {value: var for var, value in bindings(func).items()}
+        spans = {key if isinstance(key, relax.Var) else bound_to.get(key): span
+                 for key, span in roots.items() if span is not None}  # fmt: skip
+        return respanned(result, spans, set(bound_to.values()))
 
 
 def apply_rules(func, rules: list[Rule]):
