@@ -90,9 +90,10 @@ class Profile:
     def _peak_line(self) -> str:
         if self.peak is None:
             return "peak: not measured here (needs a C compiler; CPU libraries only)"
+        threads = f"{self.peak.threads} thread{'s' if self.peak.threads > 1 else ''}"
         return (
             f"peak: {self.peak.gflops:.1f} GFLOP/s, float32 FMAs in {self.peak.isa} code on "
-            f"{self.peak.threads} threads, measured on this machine (int8 kernels: GOP/s)"
+            f"{threads}, measured on this machine (int8 kernels: GOP/s, no peak)"
         )
 
     def chrome_trace(self) -> dict:
