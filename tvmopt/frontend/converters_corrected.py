@@ -8,6 +8,8 @@ from __future__ import annotations
 from tvm import relax
 from tvm.relax.frontend.onnx import onnx_frontend
 
+from .converter_values import scalar_like, text
+
 op = relax.op
 
 
@@ -19,7 +21,7 @@ class IsInf(onnx_frontend.IsInf):
         infinite = op.isinf(x)
         if negative and positive:
             return infinite
-        zero = relax.const(0, str(x.ty.dtype))
+        zero = scalar_like(x, 0)
         sign = op.greater(x, zero) if positive else op.less(x, zero)
         return op.logical_and(infinite, sign) if negative or positive else op.zeros_like(infinite)
 
@@ -28,7 +30,7 @@ class SpaceToDepth(onnx_frontend.SpaceToDepth):
     @classmethod
     def _impl_v1(cls, bb, inputs, attr, params):
         mode = attr.get("mode", b"DCR")
-        if (mode.decode() if isinstance(mode, bytes) else mode) != "CRD":
+        if text(mode) != "CRD":
             return super()._impl_v1(bb, inputs, attr, params)
         block = int(attr["blocksize"])
         b, c, h, w = inputs[0].ty.shape

@@ -11,6 +11,7 @@ from tvm import relax, topi
 from tvm.relax.frontend.onnx import onnx_frontend
 
 from .._tvm import tvm
+from .converter_values import scalar_like, text
 
 op = relax.op
 
@@ -51,16 +52,12 @@ class NegativeLogLikelihoodLoss(onnx_frontend.OnnxOpConverter):
         x, target = inputs[0], inputs[1]
         weight = inputs[2] if len(inputs) > 2 else None
         dtype, ignored = str(x.ty.dtype), attr.get("ignore_index")
-        kept = None if ignored is None else op.not_equal(target, _like(target, ignored))
-        index = target if kept is None else op.where(kept, target, _like(target, 0))
+        kept = None if ignored is None else op.not_equal(target, scalar_like(target, ignored))
+        index = target if kept is None else op.where(kept, target, scalar_like(target, 0))
         picked = op.squeeze(op.gather_elements(x, op.expand_dims(index, 1), axis=1), [1])
         weights = _target_weights(weight, index, kept, picked, dtype)
         loss = op.negative(op.multiply(picked, weights))
         return _reduced(loss, weights, attr.get("reduction", b"mean"))
-
-
-def _like(expr, value):
-    return relax.const(value, str(expr.ty.dtype))
 
 
 def _target_weights(weight, index, kept, like, dtype: str):
@@ -70,7 +67,7 @@ def _target_weights(weight, index, kept, like, dtype: str):
 
 
 def _reduced(loss, weights, reduction):
-    reduction = reduction.decode() if isinstance(reduction, bytes) else reduction
+    reduction = text(reduction)
     if reduction == "none":
         return loss
     if reduction == "sum":
@@ -86,7 +83,7 @@ class BitCast(onnx_frontend.OnnxOpConverter):
         x, dtype = inputs[0], str(helper.tensor_dtype_to_np_dtype(attr["to"]))
         # LLVM's bool is one bit, stored in a byte: a byte's bits as bool are "not zero"
         if dtype == "bool":
-            return op.not_equal(x, relax.const(0, str(x.ty.dtype)))
+            return op.not_equal(x, scalar_like(x, 0))
         if str(x.ty.dtype) == "bool":
             return op.astype(x, dtype)
         return bb.emit_te(topi.reinterpret, x, dtype)

@@ -12,12 +12,13 @@ from tvm import relax
 from tvm.relax.frontend.onnx import onnx_frontend
 
 from .._tvm import tvm
+from .converter_values import scalar_like, text
 
 op = relax.op
 
 
 def _affine(x, scale, shift):
-    return op.add(op.multiply(x, _scalar(x, scale)), _scalar(x, shift))
+    return op.add(op.multiply(x, scalar_like(x, scale)), scalar_like(x, shift))
 
 
 # ONNX's activation names -> f(x, alpha, beta); alpha and beta default as ONNX says
@@ -26,22 +27,14 @@ ACTIVATIONS = {
     "Tanh": lambda x, a, b: op.tanh(x),
     "Relu": lambda x, a, b: op.nn.relu(x),
     "LeakyRelu": lambda x, a, b: op.nn.leakyrelu(x, 0.01 if a is None else a),
-    "Softsign": lambda x, a, b: op.divide(x, op.add(op.abs(x), _scalar(x, 1.0))),
-    "Softplus": lambda x, a, b: op.log(op.add(op.exp(x), _scalar(x, 1.0))),
+    "Softsign": lambda x, a, b: op.divide(x, op.add(op.abs(x), scalar_like(x, 1.0))),
+    "Softplus": lambda x, a, b: op.log(op.add(op.exp(x), scalar_like(x, 1.0))),
     "Affine": lambda x, a, b: _affine(x, a, b),
-    "ScaledTanh": lambda x, a, b: op.multiply(_scalar(x, a), op.tanh(_affine(x, b, 0.0))),
+    "ScaledTanh": lambda x, a, b: op.multiply(scalar_like(x, a), op.tanh(_affine(x, b, 0.0))),
     "HardSigmoid": lambda x, a, b: op.clip(_affine(x, 0.2 if a is None else a,
                                                    0.5 if b is None else b), 0.0, 1.0),
 }  # fmt: skip
 DEFAULTS = {"RNN": ("Tanh",), "GRU": ("Sigmoid", "Tanh"), "LSTM": ("Sigmoid", "Tanh", "Tanh")}
-
-
-def _scalar(like, value):
-    return relax.const(value, str(like.ty.dtype))
-
-
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class _Recurrent(onnx_frontend.OnnxOpConverter):
@@ -75,7 +68,7 @@ class _Layer:
         shape = [int(d) for d in x.ty.shape]
         self.steps, self.batch = (shape[1], shape[0]) if self.layout else (shape[0], shape[1])
         self.hidden = int(attr.get("hidden_size", int(self.r.ty.shape[-1])))
-        direction = _text(attr.get("direction", b"forward"))
+        direction = text(attr.get("direction", b"forward"))
         self.directions = 2 if direction == "bidirectional" else 1
         self.reversed = [direction == "reverse", True][: self.directions]
         _check_whole_sequences(inputs[4], self.steps)
@@ -87,7 +80,7 @@ class _Layer:
         self.functions = self._functions()
 
     def _functions(self) -> list[list]:
-        names = [_text(n) for n in self.attr.get("activations", ())] or list(
+        names = [text(n) for n in self.attr.get("activations", ())] or list(
             DEFAULTS[self.kind] * self.directions
         )
         alphas = list(self.attr.get("activation_alpha", ())) + [None] * len(names)
@@ -192,7 +185,7 @@ class GRU(_Recurrent):
         else:
             recurrent = _recurrence(layer, op.multiply(reset, h), r, bias_r, 2)
         candidate = layer.activate(direction, 1, op.add(layer.gate(x, 2), recurrent))
-        one = _scalar(h, 1.0)
+        one = scalar_like(h, 1.0)
         return [op.add(op.multiply(op.subtract(one, z), candidate), op.multiply(z, h))]
 
 
@@ -206,7 +199,7 @@ class LSTM(_Recurrent):
         peep = layer.of(layer.peepholes, direction) if layer.peepholes is not None else None
         i = layer.activate(direction, 0, _peeped(layer, pre[0], peep, 0, c))  # gates i, o, f, c
         if layer.attr.get("input_forget", 0):
-            f = op.subtract(_scalar(c, 1.0), i)
+            f = op.subtract(scalar_like(c, 1.0), i)
         else:
             f = layer.activate(direction, 0, _peeped(layer, pre[2], peep, 2, c))
         cell = op.add(op.multiply(f, c), op.multiply(i, layer.activate(direction, 1, pre[3])))
