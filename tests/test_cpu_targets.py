@@ -13,6 +13,8 @@ from tvmopt.backends.cpu_features import host_arch, host_features
 from tvmopt.backends.llvm.cpu import cpu_of
 from tvmopt.cli import main
 
+from tvmopt.inputs import random_inputs
+
 from .helpers import assert_matches_ort
 
 X86 = {"kind": "llvm", "mtriple": "x86_64-linux-gnu"}
@@ -67,11 +69,16 @@ def test_a_library_for_a_fleet_matches_onnxruntime(demo_model, level, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def other_cpu_library(tmp_path_factory, demo_model):
+def other_cpu_model(demo_model):
     if "amx_int8" in (host_features() or ()) or host_arch() != "x86_64":
         pytest.skip("this CPU runs Sapphire Rapids code")
+    return tvmopt.compile(demo_model, target=SAPPHIRE_RAPIDS)
+
+
+@pytest.fixture(scope="module")
+def other_cpu_library(tmp_path_factory, other_cpu_model):
     path = tmp_path_factory.mktemp("spr") / "spr.so"
-    tvmopt.compile(demo_model, target=SAPPHIRE_RAPIDS).export(path)
+    other_cpu_model.export(path)
     return path
 
 
@@ -82,6 +89,17 @@ def test_a_library_for_another_cpu_is_refused_before_loading(other_cpu_library):
     assert "needs CPU features this CPU lacks: amx_bf16, amx_int8, amx_tile" in message
     assert "built for sapphirerapids" in message and "--target llvm (this CPU)" in message
     assert "\n" not in message
+
+
+def test_a_model_compiled_here_for_another_cpu_is_refused_before_it_runs(other_cpu_model):
+    """tvmopt.compile(..., target=another CPU).run() used to die with SIGILL in its first
+    kernel (a test built for znver4 did, on a Zen 3)."""
+    compiled = other_cpu_model
+    with pytest.raises(tvmopt.ArtifactError, match="^the compiled model needs CPU features "
+                                                   "this CPU lacks: amx_bf16"):  # fmt: skip
+        compiled.run(random_inputs(compiled.inputs))
+    with pytest.raises(tvmopt.ArtifactError, match="lacks: amx_bf16"):
+        compiled.profile(repeat=1)
 
 
 def test_cli_run_refuses_it_with_exit_2_and_inspect_describes_it(other_cpu_library, capsys):

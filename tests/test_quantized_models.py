@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime
 import pytest
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, version_converter
+from onnx.reference import ReferenceEvaluator
 
 import tvmopt
 
@@ -24,11 +25,11 @@ AVX2 = {"kind": "llvm", "mcpu": "x86-64-v3"}
 ISAS = pytest.mark.parametrize("target", [None, AVX2], ids=["host", "avx2"])
 
 
-def _assert_matches_ort(model, compiled, tolerance, samples=None):
+def _assert_matches_ort(model, compiled, tolerance, samples=None, reference=None):
     """Against the exact reference: ONNX Runtime's optimized AVX2 kernels saturate (3.5-7.5% of
     the output scale on these models), where ours and its unoptimized graph do not."""
     assert compiled.metadata.quantization == "int8-qdq"
-    session = ort_session(model, optimized=False)
+    session = reference or ort_session(model, optimized=False)
     for feeds in samples or qdq_samples(4):
         expected = session.run(None, feeds)[0]
         actual = compiled.run(feeds)["y"]
@@ -65,10 +66,15 @@ def test_onnxruntime_qdq_mobilenet_runs_depthwise_int8_and_matches(tmp_path, tar
 
 @ISAS
 def test_onnxruntime_qoperator_model_runs_int8_and_matches(tmp_path, target):
+    """Against onnx's reference evaluator: ONNX Runtime runs QLinearConv on its own int8 kernel
+    even with graph optimizations off, and on AVX2 that kernel saturates (4.4% of the output
+    scale on this model on a Zen 3), where ours and the reference's integer arithmetic do not."""
     model = quantize_with_ort(tmp_path, "QOperator", "QUInt8")
     ops = {n.op_type for n in model.graph.node}
     assert {"QLinearConv", "QLinearMatMul"} <= ops
-    _assert_matches_ort(model, tvmopt.compile(model, target=target), tolerance=0.02)
+    # the reference implements DequantizeLinear from opset 19 (the same op for these tensors)
+    reference = ReferenceEvaluator(version_converter.convert_version(model, 21))
+    _assert_matches_ort(model, tvmopt.compile(model, target=target), 0.02, reference=reference)
     assert _int8_kernels_in(model, tmp_path)
 
 

@@ -9,6 +9,8 @@ import numpy as np
 from ._tvm import tvm
 from .artifact import Metadata, copy_library, write_library
 from .backends import recorded_backend
+from .backends.base import CPU_RECORD
+from .backends.cpu_features import check_runs_here
 from .backends.kernel_record import KERNELS_RECORD
 from .frontend.signature import TensorSpec
 from .inputs import check_inputs, random_inputs
@@ -54,6 +56,9 @@ class CompiledModel:
     @property
     def _machine(self):
         if self._vm is None:  # created on first use: a cross-compiled model is never run here
+            if self._library_path is None:  # a loaded library was checked before it loaded
+                # compiled here for another CPU: one line, not SIGILL in its first kernel
+                check_runs_here(self.metadata.extra.get(CPU_RECORD), "the compiled model")
             self._backend_class.before_run()
             self._vm = tvm.relax.VirtualMachine(self._module, self._device)
         return self._vm
