@@ -12,7 +12,6 @@ from tvmopt.backends import resolve, resolve_target
 from tvmopt.backends.cpu_features import host_arch, host_features
 from tvmopt.backends.llvm.cpu import cpu_of
 from tvmopt.cli import main
-
 from tvmopt.inputs import random_inputs
 
 from .helpers import assert_matches_ort

@@ -14,6 +14,7 @@ import pytest
 import tvmopt
 from tvmopt.cli import main
 from tvmopt.errors import InputError, OptionError
+from tvmopt.passes.quantize.spec import QuantizeConfig
 
 from .helpers import assert_matches_ort, inverted_residual_cnn, residual_cnn
 
@@ -116,14 +117,32 @@ def test_layers_stay_float_where_int8_would_be_slower(digits):
     assert_matches_ort(model, compiled, {"image": test_x[0]})
 
 
-def test_every_layer_is_int8_on_avx2(digits):
+@pytest.mark.parametrize("weight_bits, expected", [(None, 7), (8, 8)])
+def test_every_layer_is_int8_on_avx2_with_7_bit_weights_by_default(digits, weight_bits, expected):
+    """AVX2's fast int8 step (vpmaddubsw) is exact on 7-bit weights: they are the default there,
+    8 bits on request (vpmaddwd on int16). Either keeps the accuracy within one point."""
+    model, calib, test_x, test_y = digits
+    config = QuantizeConfig(weight_bits=weight_bits)
+    compiled = tvmopt.compile(model, quantize="int8", calib=calib[:8], target="x86-64-v3",
+                              quantize_config=config)  # fmt: skip
+    report = compiled.quantize_report
+    assert all(layer.quantized for layer in report.layers)
+    assert report.weight_bits == expected and f"({expected}-bit weights)" in report.table()
+    int8 = _accuracy(lambda x: compiled.run({"image": x})["logits"], test_x, test_y)
+    assert int8 >= _ort_accuracy(model, test_x, test_y) - 1.0
+
+
+def test_weights_stay_8_bit_where_the_cpu_has_vnni(digits):
+    """Compiled for a CPU this one need not be: calibration and the report's measurements run
+    on this CPU's kernels (they ran the target's code, and died with SIGILL on a Zen 3)."""
     model, calib, _, _ = digits
-    compiled = tvmopt.compile(model, quantize="int8", calib=calib[:8], target="x86-64-v3")
-    assert all(layer.quantized for layer in compiled.quantize_report.layers)
+    vnni = {"kind": "llvm", "mcpu": "icelake-server"}
+    compiled = tvmopt.compile(model, quantize="int8", calib=calib[:8], target=vnni)
+    assert compiled.quantize_report.weight_bits == 8
 
 
 def test_accuracy_budget_falls_back_to_fp32(digits):
-    from tvmopt.passes.quantize.spec import Percentile, QuantizeConfig
+    from tvmopt.passes.quantize.spec import Percentile
 
     model, calib, _, _ = digits
     harsh = Percentile(percentile=60.0)  # clips most of each range: int8 disagrees with fp32
@@ -174,6 +193,9 @@ def test_bad_quantize_options(digits):
         tvmopt.compile(model, quantize="int8")
     with pytest.raises(OptionError, match="quantize must be 'int8'"):
         tvmopt.compile(model, quantize="int4", calib=calib)
+    with pytest.raises(OptionError, match="weight_bits must be 7 or 8, got 4"):
+        tvmopt.compile(model, quantize="int8", calib=calib,
+                       quantize_config=QuantizeConfig(weight_bits=4))  # fmt: skip
 
 
 def test_cli_quantized_compile_and_report(digits, tmp_path, capsys):

@@ -16,7 +16,7 @@ from tvm import te, tirx
 import tvmopt
 from tvmopt._tvm import tvm
 from tvmopt.backends import resolve_target
-from tvmopt.backends.llvm.cpu import cpu_of
+from tvmopt.backends.llvm.cpu import INT8_STEPS, cpu_of
 from tvmopt.backends.llvm.kernel_conv_nhwc import conv2d_nhwc
 from tvmopt.backends.llvm.kernel_depthwise_nhwc import depthwise_conv2d_nhwc
 from tvmopt.backends.llvm.kernel_int8_gemm import int8_conv2d
@@ -104,7 +104,7 @@ def _depthwise(target):
 
 
 # the arithmetic of a kernel's inner loop (SSE4 has no FMA), and the branches that close loops
-ARITHMETIC = {"x86_64": re.compile(r"^\s*(\{vex\}\s*)?(vfmadd|mulps|vpdpbusd|vpmaddwd)"),
+ARITHMETIC = {"x86_64": re.compile(r"^\s*(\{vex\}\s*)?(vfmadd|mulps|vpdpbusd|vpmaddwd|vpmaddubsw)"),
               "aarch64": re.compile(r"^\s*(fmla|sdot|udot)")}  # fmt: skip
 BRANCH = {"x86_64": re.compile(r"^\s*j\w+\s+(\.L\w+)"),
           "aarch64": re.compile(r"^\s*(?:b\.\w+|b|cbnz|cbz)\s+(?:\w+,\s*)?(\.L\w+)")}  # fmt: skip
@@ -192,16 +192,21 @@ def test_round_legalized_for_vectors_still_rounds_halves_to_even():
 
 
 @pytest.mark.parametrize(
-    "triple, mcpu, instruction",
-    [("x86_64", "icelake-server", "vpdpbusd\t%zmm"), ("x86_64", "alderlake", "vpdpbusd\t%ymm"),
-     ("x86_64", "x86-64-v4", "vpmaddwd\t%zmm"), ("x86_64", "x86-64-v3", "vpmaddwd\t%ymm"),
-     ("aarch64", "neoverse-n1", "sdot\tv")],
+    "triple, mcpu, step, instruction",
+    [("x86_64", "icelake-server", "vpdpbusd-512", "vpdpbusd\t%zmm"),
+     ("x86_64", "alderlake", "vpdpbusd-256", "vpdpbusd\t%ymm"),
+     ("x86_64", "x86-64-v4", "vpmaddwd-512", "vpmaddwd\t%zmm"),
+     ("x86_64", "x86-64-v4", "vpmaddubsw-512", "vpmaddubsw\t%zmm"),
+     ("x86_64", "x86-64-v3", "vpmaddwd-256", "vpmaddwd\t%ymm"),
+     ("x86_64", "x86-64-v3", "vpmaddubsw-256", "vpmaddubsw\t%ymm"),
+     ("aarch64", "neoverse-n1", "sdot-128", "sdot\tv")],
 )  # fmt: skip
-def test_int8_tiles_fit_the_registers_on_each_int8_step(triple, mcpu, instruction):
-    """The int8 GEMM on each ISA's dot product (cpu.py's INT8_STEPS), no spill in its loop."""
+def test_int8_tiles_fit_the_registers_on_each_int8_step(triple, mcpu, step, instruction):
+    """The int8 GEMM on each ISA's dot products (cpu.py's INT8_STEPS), no spill in its loop."""
     target = resolve_target({"kind": "llvm", "mtriple": f"{triple}-linux-gnu", "mcpu": mcpu})
-    lanes, depth, dtype = cpu_of(target).int8_block()
-    activation = cpu_of(target).int8_step.activation
+    assert INT8_STEPS[step] in cpu_of(target).int8_steps
+    lanes, depth, dtype = INT8_STEPS[step].lanes, INT8_STEPS[step].depth, INT8_STEPS[step].weight
+    activation = INT8_STEPS[step].activation
     x = te.placeholder((1, 28, 28, 256), activation)  # a loop over the reduction
     w = te.placeholder((128 // lanes, 1, 1, 256 // depth, lanes, depth), dtype)
     correction, scale = te.placeholder((128,), "int32"), te.placeholder((128,), "float32")

@@ -72,6 +72,14 @@ def host_features() -> frozenset[str] | None:
     return None
 
 
+def runs_here(record: dict) -> bool:
+    """Whether this CPU runs code with the CPU record `record` (LLVMBackend.record): its
+    architecture, and every feature it needs where the CPU's can be read."""
+    have = host_features()
+    needs = record["features"]
+    return record["arch"] == host_arch() and (have is None or all(f in have for f in needs))
+
+
 def check_runs_here(record: dict | None, path) -> None:
     """Refuse, in one line, a library whose code needs what this CPU lacks; nothing is said of
     libraries without the record (written before it) or where the CPU cannot be read."""

@@ -20,6 +20,9 @@ def add_calibration(parser: argparse.ArgumentParser) -> None:
                              "share (0-1) of calibration samples changes top-1 class")  # fmt: skip
     parser.add_argument("--symmetric-activations", action="store_true",
                         help="activation ranges symmetric about zero")  # fmt: skip
+    parser.add_argument("--weight-bits", type=int, choices=(7, 8),
+                        help="conv and matmul weight bits (default: 7 on x86 CPUs without VNNI, "
+                             "whose fast int8 step needs them, else 8)")  # fmt: skip
 
 
 def _share(text: str) -> float:
@@ -41,6 +44,7 @@ def quantize_options(args) -> dict:
         symmetric_activations=args.symmetric_activations,
         skip=tuple(args.skip),
         max_accuracy_drop=args.max_accuracy_drop,
+        weight_bits=args.weight_bits,
     )
     scheme = getattr(args, "quantize", None) or "int8"
     return {"quantize": scheme, "calib": args.calib, "quantize_config": config}

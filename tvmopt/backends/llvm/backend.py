@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from functools import partial
 
 from ..._tvm import tvm
 from ...errors import TargetError, last_line
 from ...passes.quantize.convert import Int8Kernels
 from ..base import CPU_RECORD, Backend
+from ..cpu_features import runs_here
 from ..kernel_record import KernelRecord
 from . import pipeline, tuning
 from .cpu import cpu_of
@@ -29,6 +31,20 @@ def int8_kernels(block=(16, 4, "int8"), signed: bool = False) -> Int8Kernels:
     return Int8Kernels(int8_conv2d, partial(pack_weight, lanes=lanes, depth=depth, dtype=dtype),
                        int8_depthwise_conv2d, partial(pack_depthwise, lanes=lanes), int8_matmul,
                        signed)  # fmt: skip
+
+
+def cpu_int8_kernels(cpu) -> Int8Kernels:
+    """int8_kernels for `cpu`, each GEMM's weight packed for the first of its int8 steps that
+    is exact on it (cpu.py's int8_block: vpmaddubsw's blocks for 7-bit weights on AVX2)."""
+    step = cpu.int8_step  # sdot multiplies int8 by int8: the activations are shifted
+    kernels = int8_kernels(cpu.int8_block(), signed=bool(step) and step.activation == "int8")
+    return replace(kernels, pack_conv2d=partial(_pack_for, cpu),
+                   weight_levels=63 if cpu.narrow_weights else 127)  # fmt: skip
+
+
+def _pack_for(cpu, quantized):
+    lanes, depth, dtype = cpu.int8_block(quantized)
+    return pack_weight(quantized, lanes, depth, dtype)
 
 
 class LLVMBackend(Backend):
@@ -60,9 +76,13 @@ class LLVMBackend(Backend):
     def complete(cls, target: tvm.target.Target) -> tvm.target.Target:
         return complete(target)
 
+    def calibration_backend(self) -> Backend:
+        """This backend where its code runs here; else this CPU (a library for a newer CPU or
+        another architecture is calibrated and measured on this one's kernels)."""
+        return self if runs_here(self.cpu.record()) else LLVMBackend(host_target())
+
     def int8_kernels(self) -> Int8Kernels:
-        step = self.cpu.int8_step  # sdot multiplies int8 by int8: the activations are shifted
-        return int8_kernels(self.cpu.int8_block(), signed=bool(step) and step.activation == "int8")
+        return cpu_int8_kernels(self.cpu)
 
     def int8_slower(self, kind: str) -> str | None:
         """Every int8 layer, where the ISA has no int8 step (cpu.py): built for x86-64-v2 and

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
+import numpy as np
+
 from ..._tvm import tvm
 from ..cpu_features import required
 
@@ -35,6 +37,27 @@ class Int8Step:
     operand_bits: int
     llvm_intrinsic: str
     accumulates: bool  # adds into its first operand (vpdpbusd), or returns the sums (vpmaddwd)
+    # vpmaddubsw's: the instruction that adds its int16 pair sums into int32 lanes (vpmaddwd by
+    # ones). Its pairs saturate unless |w0| + |w1| <= PAIR_LIMIT for adjacent input channels.
+    pair_sum: str | None = None
+
+    def admits(self, quantized) -> bool:
+        """Whether this step is exact on the int8 weight [O, C, ...] (int8_pairs_fit)."""
+        return self.pair_sum is None or int8_pairs_fit(quantized)
+
+
+# a uint8 activation (<= 255) times two weights with |w0| + |w1| <= 128 stays within int16
+# (255 x 128 = 32640): 7-bit weights (|w| <= 63) always fit, ONNX Runtime's reduce_range ones too
+PAIR_LIMIT = 128
+
+
+def int8_pairs_fit(quantized) -> bool:
+    """|w[:, 2m]| + |w[:, 2m + 1]| <= PAIR_LIMIT everywhere: the pairs vpmaddubsw adds in int16,
+    as the packed blocks hold them (input channels in fours from 0, zero-padded)."""
+    magnitude = np.abs(np.asarray(quantized, np.int32))
+    if magnitude.shape[1] % 2:
+        magnitude = np.concatenate([magnitude, np.zeros_like(magnitude[:, :1])], axis=1)
+    return bool((magnitude[:, 0::2] + magnitude[:, 1::2]).max(initial=0) <= PAIR_LIMIT)
 
 
 INT8_STEPS = {
@@ -42,7 +65,13 @@ INT8_STEPS = {
                              "llvm.x86.avx512.vpdpbusd.512", True),
     "vpdpbusd-256": Int8Step("tvmopt_vnni_8x4", 8, 4, "uint8", "int8", "int8", 8,
                              "llvm.x86.avx512.vpdpbusd.256", True),
-    # no VNNI: operands widened to int16, exact (vpmaddubsw's int16 sums saturate)
+    # no VNNI: uint8 x int8 in int16 pairs, then summed into int32, where the weights' pairs fit
+    # (7-bit weights: Int8Step.admits); else widened to int16, exact for any int8 weight
+    "vpmaddubsw-512": Int8Step("tvmopt_pmaddubsw_16x4", 16, 4, "uint8", "int8", "int8", 8,
+                               "llvm.x86.avx512.pmaddubs.w.512", False,
+                               "llvm.x86.avx512.pmaddw.d.512"),
+    "vpmaddubsw-256": Int8Step("tvmopt_pmaddubsw_8x4", 8, 4, "uint8", "int8", "int8", 8,
+                               "llvm.x86.avx2.pmadd.ub.sw", False, "llvm.x86.avx2.pmadd.wd"),
     "vpmaddwd-512": Int8Step("tvmopt_pmaddwd_16x2", 16, 2, "int16", "int16", "int16", 16,
                              "llvm.x86.avx512.pmaddw.d.512", False),
     "vpmaddwd-256": Int8Step("tvmopt_pmaddwd_8x2", 8, 2, "int16", "int16", "int16", 16,
@@ -62,6 +91,8 @@ class ISA:
     vector_registers: int
     accumulators: int  # vectors a register tile may hold: the rest carry operands
     int8_step: str | None  # its int8 dot product (INT8_STEPS); None: vectorized loops
+    # a faster step exact only on weights it admits (vpmaddubsw on 7-bit weights), tried first
+    int8_narrow_step: str | None = None
 
     @property
     def vector_bytes(self) -> int:
@@ -73,9 +104,9 @@ class ISA:
 # AVX2: 12 of 16, as MLAS's 6x16 SGEMM kernel)
 ISAS = (
     (("avx512f", "avx512bw", "avx512vnni"), ISA("avx512-vnni", 512, 32, 15, "vpdpbusd-512")),
-    (("avx512f", "avx512bw"), ISA("avx512", 512, 32, 15, "vpmaddwd-512")),
+    (("avx512f", "avx512bw"), ISA("avx512", 512, 32, 15, "vpmaddwd-512", "vpmaddubsw-512")),
     (("avx2", "fma", "avxvnni"), ISA("avx2-vnni", 256, 16, 12, "vpdpbusd-256")),
-    (("avx2", "fma"), ISA("avx2", 256, 16, 12, "vpmaddwd-256")),
+    (("avx2", "fma"), ISA("avx2", 256, 16, 12, "vpmaddwd-256", "vpmaddubsw-256")),
     (("sse4.2",), ISA("sse4", 128, 16, 12, None)),
     (("neon", "dotprod"), ISA("neon-dotprod", 128, 32, 24, "sdot-128")),
     (("neon",), ISA("neon", 128, 32, 24, None)),
@@ -113,10 +144,23 @@ class CPU:
     def int8_step(self) -> Int8Step | None:
         return INT8_STEPS.get(self.isa.int8_step)
 
-    def int8_block(self) -> tuple[int, int, str]:
-        """(L, D, weight dtype) of the int8 GEMM's packed weight blocks: its step's, or L x 4
-        int8 for the vectorized loops."""
-        step = self.int8_step
+    @property
+    def int8_steps(self) -> tuple[Int8Step, ...]:
+        """The int8 steps its GEMMs may run on: the narrow one first, where the ISA has one."""
+        names = (self.isa.int8_narrow_step, self.isa.int8_step)
+        return tuple(INT8_STEPS[name] for name in names if name)
+
+    @property
+    def narrow_weights(self) -> bool:
+        """Whether its fast int8 step wants 7-bit weights (Int8Step.admits)."""
+        return self.isa.int8_narrow_step is not None
+
+    def int8_block(self, quantized=None) -> tuple[int, int, str]:
+        """(L, D, weight dtype) of the int8 GEMM's packed weight blocks for the int8 weight
+        `quantized` (any weight when None): the first step that is exact on it, or L x 4 int8
+        for the vectorized loops."""
+        steps = [s for s in self.int8_steps if quantized is not None and s.admits(quantized)]
+        step = steps[0] if steps else self.int8_step
         return (step.lanes, step.depth, step.weight) if step else (self.lanes(32), 4, "int8")
 
     def has(self, *features: str) -> bool:

@@ -4,10 +4,13 @@ accumulator of L lanes of int32:
     C[i] += sum_k A[k] * B[i, k]    for i < L, k < D
 
     vpdpbusd   AVX-512 VNNI (L 16) and AVX-VNNI (L 8): D = 4, uint8 x int8, no saturation
-    vpmaddwd   AVX-512 (L 16) and AVX2 (L 8): D = 2, int16 x int16, exact. On CPUs without VNNI
-               the kernel widens its operands to int16 (kernel_int8_gemm.py): vpmaddubsw, the
-               u8 x s8 instruction, adds its pairs into int16 and saturates (255 x 127 x 2 =
-               64770), where ONNX Runtime's AVX2 kernels lose 3.5-7.5% of the output scale.
+    vpmaddubsw AVX-512 (L 16) and AVX2 (L 8) without VNNI: D = 4, uint8 x int8 added in pairs
+               into int16, then vpmaddwd by ones adds the pairs into int32. The pairs saturate
+               (255 x 127 x 2 = 64770, where ONNX Runtime's AVX2 kernels lose 3.5-7.5% of the
+               output scale) unless |w0| + |w1| <= 128: only weights that admit it take this
+               step (cpu.py's int8_pairs_fit; 7-bit weights always do).
+    vpmaddwd   AVX-512 (L 16) and AVX2 (L 8): D = 2, int16 x int16, exact for any weight: the
+               kernel widens its operands to int16 (kernel_int8_gemm.py).
     sdot       aarch64 with dot products (L 4): D = 4, int8 x int8; the kernel reads the
                activation shifted to int8 (kernel_int8_gemm.py's signed storage)
 
@@ -76,13 +79,19 @@ def _intrinsic(step, scope: str):
 
 
 def _step(step, accumulator, a, b):
-    """vpdpbusd accumulates in the instruction; vpmaddwd returns the pair sums to add."""
-    call = T.call_llvm_pure_intrin(
-        T.llvm_lookup_intrinsic_id(step.llvm_intrinsic),
-        *((accumulator, a, b) if step.accumulates else (a, b)),
-        dtype=f"int32x{step.lanes}",
-    )
-    return call if step.accumulates else accumulator + call
+    """vpdpbusd accumulates in the instruction; vpmaddwd returns the pair sums to add;
+    vpmaddubsw returns int16 pair sums, which vpmaddwd by ones adds into int32 first."""
+    if step.accumulates:
+        return _llvm(step.llvm_intrinsic, f"int32x{step.lanes}", accumulator, a, b)
+    if step.pair_sum is None:
+        return accumulator + _llvm(step.llvm_intrinsic, f"int32x{step.lanes}", a, b)
+    pairs = _llvm(step.llvm_intrinsic, f"int16x{2 * step.lanes}", a, b)
+    ones = T.broadcast(T.int16(1), 2 * step.lanes)
+    return accumulator + _llvm(step.pair_sum, f"int32x{step.lanes}", pairs, ones)
+
+
+def _llvm(intrinsic: str, dtype: str, *operands):
+    return T.call_llvm_pure_intrin(T.llvm_lookup_intrinsic_id(intrinsic), *operands, dtype=dtype)
 
 
 for _step_spec in INT8_STEPS.values():

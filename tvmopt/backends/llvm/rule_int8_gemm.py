@@ -4,9 +4,9 @@ Each task owns a tile of output positions x L-channel blocks of the int32 accumu
 of the target's: cpu.py; panel_gemm.py); over the reduction, on AVX-512 VNNI, each step is one
 vpdpbusd per (position, block): 4 uint8 broadcast against a packed 16x4 int8 weight block. The
 accumulators stay in registers; the dequantizing epilogue is applied as the tile is written out.
-Each ISA has its own step (cpu.py's INT8_STEPS: vpdpbusd, vpmaddwd, sdot). On CPUs with none
-(SSE4, plain NEON, generic) the same loops are vectorized over the L channels instead: correct,
-but slower than float32, so calibrated quantization leaves those layers float32 there.
+Each ISA has its own steps (cpu.py's INT8_STEPS: vpdpbusd, vpmaddubsw, vpmaddwd, sdot). On CPUs
+with none (SSE4, plain NEON, generic) the same loops are vectorized over the L channels instead:
+correct, but slower than float32, so calibrated quantization leaves those layers float32 there.
 """
 
 from __future__ import annotations
@@ -26,15 +26,15 @@ from .schedule_util import (
 
 
 def int8_step(sch, gemm, target):
-    """The target's int8 step (cpu.py, intrin_int8.py), where the GEMM's blocks are its shape:
-    L x D weights of its dtype, activations of its dtype; else None (vectorized loops)."""
-    step = cpu_of(target).int8_step
+    """The target's int8 step (cpu.py, intrin_int8.py) whose shape the GEMM's blocks are: L x D
+    weights of its dtype, activations of its dtype; else None (vectorized loops). The weight's
+    packing chose it (cpu.py's int8_block)."""
     block = sch.get(gemm)
     lanes, depth = (int(iv.dom.extent) for iv in (block.iter_vars[4], block.iter_vars[-1]))
-    weight = _operand_dtype(sch, gemm, 6)
-    if step is None or (lanes, depth, weight) != (step.lanes, step.depth, step.weight):
-        return None
-    return step.name if _operand_dtype(sch, gemm, 4) == step.activation else None
+    shape = (lanes, depth, _operand_dtype(sch, gemm, 6), _operand_dtype(sch, gemm, 4))
+    steps = cpu_of(target).int8_steps
+    return next((s.name for s in steps if (s.lanes, s.depth, s.weight, s.activation) == shape),
+                None)  # fmt: skip
 
 
 class Int8Gemm(CPURule):

@@ -8,7 +8,8 @@
     matmul(x, W)  -> reshape(call_tir(kernels.matmul, reshape(x, [M, K]), ...), x's leading dims)
 
 The kernels are the backend's (Backend.int8_kernels, an Int8Kernels): TE functions and the weight
-layouts they read. Weights are quantized per output channel (symmetric int8, [-127, 127]) and
+layouts they read. Weights are quantized per output channel (symmetric int8, [-127, 127], or
+7-bit [-63, 63] where the kernels' fast step wants it: Int8Kernels.weight_levels) and
 packed at compile time into that layout; nothing is quantized at run time but the activations.
 Conversion never looks at data: it reads only the qparams calibration produced. Runs where the
 layers were annotated: after fold_scale_shift, before a backend's weight packing passes.
@@ -35,6 +36,7 @@ from .observers import QParams
 from .requantize import dequantized, requantizable, requantized
 
 SIGNED_SHIFT = 128  # a signed kernel's activation is the uint8 value less this
+FULL_LEVELS = 127  # symmetric int8 weights: [-127, 127]
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,9 @@ class Int8Kernels:
     pack_depthwise: Callable
     matmul: Callable
     signed: bool = False  # GEMMs read int8 activations, the uint8 value less SIGNED_SHIFT
+    # the largest |Wq| of a GEMM's (conv2d, matmul) weight: 63 where the fast int8 step wants
+    # 7-bit weights (AVX2 without VNNI: cpu.py's int8_pairs_fit); depthwise weights keep 127
+    weight_levels: int = FULL_LEVELS
 
     def conv(self, kind: str) -> tuple[Callable, Callable]:
         """(kernel, weight packing) of a conv layer kind (annotate.py)."""
@@ -60,19 +65,22 @@ class Int8Kernels:
             self.conv2d, self.pack_conv2d)  # fmt: skip
 
 
-def quantize_weight(weight_oihw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-output-channel symmetric int8: (Wq, scale) with W ~ Wq * scale[:, None, None, None]."""
+def quantize_weight(weight_oihw: np.ndarray, levels: int = FULL_LEVELS):
+    """Per-output-channel symmetric int8: (Wq, scale) with W ~ Wq * scale[:, None, None, None]
+    and |Wq| <= `levels`."""
     peak = np.abs(weight_oihw.reshape(len(weight_oihw), -1)).max(axis=1)
-    scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
+    scale = np.where(peak > 0, peak / levels, 1.0).astype(np.float32)
     quantized = np.round(weight_oihw / scale[:, None, None, None])
-    return np.clip(quantized, -127, 127).astype(np.int8), scale
+    return np.clip(quantized, -levels, levels).astype(np.int8), scale
 
 
-def kernel_constants(weight_oihw: np.ndarray, qparams: QParams, bias, pack, signed=False):
+def kernel_constants(  # noqa: PLR0913 - the weight, then how it is quantized
+    weight_oihw: np.ndarray, qparams: QParams, bias, pack, signed=False, levels=FULL_LEVELS
+):
     """The packed weight, the int32 correction (-zp * sum Wq, plus the bias quantized at
     act_scale * w_scale) and the float scale per channel; a `signed` kernel's zero point is
     zp - SIGNED_SHIFT."""
-    quantized, w_scale = quantize_weight(weight_oihw)
+    quantized, w_scale = quantize_weight(weight_oihw, levels)
     sums = quantized.reshape(len(quantized), -1).astype(np.int64).sum(axis=1)
     scale = qparams.scale * w_scale.astype(np.float64)
     correction = -(qparams.zero_point - SIGNED_SHIFT * signed) * sums
@@ -139,7 +147,9 @@ def _int8_conv2d(builder, call, x, plan, layouts, kernels: Int8Kernels):  # noqa
     te_kernel, pack = kernels.conv(layer.kind)
     # a depthwise kernel has no reduction over channels for dp4a: it stays uint8
     options = {"signed": True} if kernels.signed and layer.kind == "conv2d" else {}
-    packed, correction, scale = kernel_constants(weight, qparams, bias, pack, bool(options))
+    levels = kernels.weight_levels if layer.kind == "conv2d" else FULL_LEVELS
+    packed, correction, scale = kernel_constants(weight, qparams, bias, pack, bool(options),
+                                                 levels)  # fmt: skip
     kernel = partial(  # TE arguments must be tensors or numbers: the rest is bound here
         te_kernel, geometry=conv_geometry(call), channels=int(weight.shape[0]),
         inv_scale=1.0 / qparams.scale, zero_point=qparams.zero_point, layouts=layouts,
@@ -160,7 +170,8 @@ def _int8_matmul(builder, call, x, qparams, bias, kernels: Int8Kernels):  # noqa
     depth, columns = weight.shape
     signed = kernels.signed
     packed, correction, scale = kernel_constants(
-        weight.T[:, :, None, None], qparams, bias, kernels.pack_conv2d, signed
+        weight.T[:, :, None, None], qparams, bias, kernels.pack_conv2d, signed,
+        kernels.weight_levels,
     )
     shape = static_shape(call.args[0])
     rows = int(np.prod(shape[:-1]))

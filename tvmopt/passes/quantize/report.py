@@ -30,10 +30,12 @@ class QuantizeReport:
     top1_disagreement: float  # share of samples whose argmax differs from float32
     output_cosine: float
     samples: int
+    weight_bits: int = 8  # of conv and matmul weights (QuantizeConfig.weight_bits)
 
     def table(self) -> str:
         lines = [
-            f"{len(self.layers)} layers, {sum(r.quantized for r in self.layers)} int8; "
+            f"{len(self.layers)} layers, {sum(r.quantized for r in self.layers)} int8 "
+            f"({self.weight_bits}-bit weights); "
             f"over {self.samples} samples: top-1 differs from float32 on "
             f"{100 * self.top1_disagreement:.1f}%, output cosine {self.output_cosine:.5f}",
             f"{'layer':<32} {'kind':<9} {'dtype':<6} {'SQNR dB':>8} {'cosine':>9} "

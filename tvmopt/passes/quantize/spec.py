@@ -97,12 +97,18 @@ class QuantizeConfig:
     max_accuracy_drop : float, optional
         Largest allowed share of calibration samples whose top-1 class differs from float32;
         the most sensitive layers fall back to float32 until it holds.
+    weight_bits : int, optional
+        8 ([-127, 127]) or 7 ([-63, 63]) for conv and matmul weights. By default, what the
+        target runs fastest: 7 on x86 CPUs without VNNI (AVX2), whose fast int8 instruction
+        (vpmaddubsw) is exact only on such weights, else 8. 8 there runs exact on a slower
+        int16 path.
     """
 
     method: object = "minmax"
     symmetric_activations: bool = False
     skip: tuple[str, ...] = field(default_factory=tuple)
     max_accuracy_drop: float | None = None
+    weight_bits: int | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "method", method_config(self.method))
@@ -110,3 +116,10 @@ class QuantizeConfig:
         drop = self.max_accuracy_drop
         if drop is not None and not 0.0 <= drop <= 1.0:
             raise OptionError(f"max_accuracy_drop must be in [0, 1], got {drop}")
+        if self.weight_bits not in (None, 7, 8):
+            raise OptionError(f"weight_bits must be 7 or 8, got {self.weight_bits}")
+
+    def weight_levels(self, target_levels: int) -> int:
+        """The largest |Wq| of conv and matmul weights, where the target's kernels want
+        `target_levels` (Int8Kernels.weight_levels)."""
+        return {None: target_levels, 7: 63, 8: 127}[self.weight_bits]
