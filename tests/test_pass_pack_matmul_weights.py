@@ -7,8 +7,9 @@ from onnx import TensorProto, helper
 from tvm import relax
 
 import tvmopt
-from tvmopt.backends.llvm.pack_matmul_weights import VECTORS
+from tvmopt.backends.llvm.pack_matmul_weights import VECTORS, padded_rows
 from tvmopt.backends.llvm.pack_matmul_weights import PackMatmulWeights as pack_pass
+from tvmopt.passes.consts import static_shape
 
 from .helpers import assert_matches_ort, make_model
 from .passes_helpers import const, f32, module, run_relax
@@ -44,12 +45,12 @@ def test_panels_are_two_vectors_of_the_target():
     assert [p.args[1].value.numpy().shape for p in panels] == [(4, 8, 16)]  # AVX2: 16 columns
 
 
-def test_does_not_fire_on_odd_widths_batched_or_variable_weights():
-    odd = RNG.standard_normal((8, 40)).astype(np.float32)  # 40 columns: no whole panels
+def test_does_not_fire_on_one_panel_batched_or_variable_weights():
+    narrow = RNG.standard_normal((8, PANEL)).astype(np.float32)  # one panel: nothing to pack
     per_batch = RNG.standard_normal((2, 8, 64)).astype(np.float32)  # one W per batch
 
     def body(bb, x, batched, w):
-        a = bb.emit(relax.op.matmul(x, const(odd)))
+        a = bb.emit(relax.op.matmul(x, const(narrow)))
         b = bb.emit(relax.op.matmul(batched, const(per_batch)))
         c = bb.emit(relax.op.matmul(x, w))  # not a constant
         return relax.Tuple([a, b, c])
@@ -57,6 +58,22 @@ def test_does_not_fire_on_odd_widths_batched_or_variable_weights():
     params = {"x": f32(3, 8), "batched": f32(2, 3, 8), "w": f32(8, 64)}
     mod = module(params, body)
     tvm.ir.assert_structural_equal(PackMatmulWeights(mod), mod)
+
+
+def test_odd_widths_and_rows_are_padded_to_whole_blocks_and_cut_back():
+    """1000 columns and 169 rows (SqueezeNet's last conv as a matmul, AVX2): whole panels of 16
+    and register blocks of 6 rows, the padding cut off the result."""
+    weight = RNG.standard_normal((24, 1000)).astype(np.float32)
+    mod = module({"x": f32(1, 169, 24)}, lambda bb, x: relax.op.matmul(x, const(weight)))
+    packed = pack_pass(8, row_block=6)(mod)
+    panels = [b for b in packed["main"].body.blocks[0].bindings
+              if isinstance(b.value, relax.Call) and b.value.op.name == "relax.matmul"]  # fmt: skip
+    assert [p.value.args[1].value.numpy().shape for p in panels] == [(63, 24, 16)]  # 1008 columns
+    assert static_shape(panels[0].var) == (63, 174, 16)  # 29 blocks of 6 rows
+    x = RNG.standard_normal((1, 169, 24)).astype(np.float32)
+    np.testing.assert_allclose(run_relax(packed, x), x @ weight, rtol=1e-5, atol=1e-4)
+    assert padded_rows(128, 6) == 128 and padded_rows(49, 7) == 49  # 4 of 6 is near; 7x7
+    assert padded_rows(49, 6) == 54  # on AVX2, a 7x7 map would get one row per block
 
 
 def test_leading_dims_fold_into_rows():

@@ -17,6 +17,7 @@ from . import pipeline, tuning
 from .cpu import cpu_of
 from .kernel_int8_depthwise import int8_depthwise_conv2d, pack_depthwise
 from .kernel_int8_gemm import int8_conv2d, int8_matmul, pack_weight
+from .rule_matmul import matmul_row_block
 from .target import EXAMPLE, complete, host_target, host_triple, is_host_arch
 
 FLEET_LEVELS = ("x86-64-v2", "x86-64-v3", "x86-64-v4")
@@ -94,10 +95,12 @@ class LLVMBackend(Backend):
         return None
 
     def graph_passes(self, opt_level: int) -> list:
-        return pipeline.graph_passes(opt_level, self.options.winograd, self.cpu.lanes())
+        return pipeline.graph_passes(opt_level, self.options.winograd, self.cpu.lanes(),
+                                     matmul_row_block(self.cpu))  # fmt: skip
 
     def graph_after_quantize(self) -> list:
-        return pipeline.after_quantize(self.options.winograd, self.cpu.lanes())
+        return pipeline.after_quantize(self.options.winograd, self.cpu.lanes(),
+                                       matmul_row_block(self.cpu))  # fmt: skip
 
     def lowering_passes(self, opt_level: int, database=None) -> list:
         return pipeline.lowering_passes(opt_level, self.target, database, self.kernels)

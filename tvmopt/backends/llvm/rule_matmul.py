@@ -32,6 +32,13 @@ class MatmulTiles:
     vectors: int = 2  # NR / lanes: vectors of output columns per register block
 
 
+def matmul_row_block(cpu, tiles: MatmulTiles = MatmulTiles()) -> int:
+    """Rows of A per register block: as many as the accumulators hold beside `tiles.vectors`
+    vectors of columns (7 on AVX-512, 6 on AVX2), or the tiles' own."""
+    budget = max(cpu.accumulators // tiles.vectors, 1)
+    return min(tiles.rows or budget, budget)
+
+
 class Matmul(CPURule):
     def __init__(self, tiles: MatmulTiles = MatmulTiles(), sample: bool = False):
         self.tiles = tiles
@@ -49,8 +56,7 @@ class Matmul(CPURule):
         lanes = vector_lanes(target)
         # rows x vectors accumulators must fit in registers (cpu.py): 7 x 2 on AVX-512, 6 x 2 on
         # AVX2; the most rows up to that which divide the extent: 49 rows (7x7) take 7, not 1
-        budget = max(cpu_of(target).accumulators // self.tiles.vectors, 1)
-        row_block = min(self.tiles.rows or budget, budget)
+        row_block = matmul_row_block(cpu_of(target), self.tiles)
         i_o, i_i = split_tile(sch, i, row_block, max_inner=16, sample=self.sample)
         columns = lanes * self.tiles.vectors
         j_o, j_i = split_tile(sch, j, columns, max_inner=4 * lanes, sample=self.sample)
