@@ -74,6 +74,7 @@ def test_odd_widths_and_rows_are_padded_to_whole_blocks_and_cut_back():
     np.testing.assert_allclose(run_relax(packed, x), x @ weight, rtol=1e-5, atol=1e-4)
     assert padded_rows(128, 6) == 128 and padded_rows(49, 7) == 49  # 4 of 6 is near; 7x7
     assert padded_rows(49, 6) == 54  # on AVX2, a 7x7 map would get one row per block
+    assert padded_rows(1, 6) == 1 and padded_rows(7, 6) == 7  # batch 1; 5 rows of padding
 
 
 def test_leading_dims_fold_into_rows():

@@ -57,11 +57,14 @@ def _pack(expr, m, panel: int, row_block: int):
 
 def padded_rows(rows: int, row_block: int) -> int:
     """`rows`, or the next multiple of `row_block` where no divisor of `rows` comes within half
-    of it: the matmul rule blocks rows by exact divisors, and 169 rows (a 13x13 map) would get
-    one row per register block (SqueezeNet's last conv: 8.3 -> 1.2 ms padded, Zen 3)."""
-    if row_block <= 1 or 2 * largest_divisor(rows, row_block) > row_block:
+    of it and the padding adds at most a quarter: the matmul rule blocks rows by exact divisors,
+    and 169 rows (a 13x13 map) would get one row per register block (SqueezeNet's last conv:
+    8.3 -> 1.2 ms padded, Zen 3). A batch-1 dense layer stays one row: the rule splits its
+    columns instead."""
+    padded = -(-rows // row_block) * row_block
+    if row_block <= 1 or 2 * largest_divisor(rows, row_block) > row_block or 4 * padded > 5 * rows:
         return rows
-    return -(-rows // row_block) * row_block
+    return padded
 
 
 def PackMatmulWeights(lanes: int = 16, row_block: int = 1):  # noqa: N802 - named like TVM passes
