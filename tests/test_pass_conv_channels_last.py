@@ -101,19 +101,36 @@ def test_depthwise_conv_takes_the_depthwise_kernel():
 
 
 def _concat_of_convs(bb, x):
-    """Two convs concatenated on channels, then a third: the permutes meet a concat they cannot
-    sink through (DenseNet's and Inception's shape), and a transpose per conv costs more."""
+    """Two convs concatenated on channels, then a third (DenseNet's, Inception's and
+    SqueezeNet's shape): the permutes sink through the concat and cancel."""
     left = _pointwise_relu(bb, x)
     right = bb.emit(relax.op.nn.conv2d(x, const(POINTWISE)))
     joined = bb.emit(relax.op.concat([left, right], axis=1))
     return relax.op.nn.conv2d(joined, const(CONV3X3[:, :, :1, :1].repeat(2, axis=1)))
 
 
+def test_convs_around_a_concat_run_channels_last():
+    before = module({"x": f32(*X)}, _concat_of_convs)
+    after = ConvChannelsLast(lanes=LANES)(before)
+    ops = [b.value.op.name for block in after["main"].body.blocks for b in block.bindings
+           if isinstance(b.value, relax.Call)]  # fmt: skip
+    assert ops.count("relax.permute_dims") == 1  # the output: the first convs read NCHW x as is
+    _assert_same_values(before, after)
+
+
+def _softmax_between_convs(bb, x):
+    """Convs with an op between each that no permute sinks through: a transpose pair each."""
+    square = RNG.standard_normal((16, 16, 1, 1)).astype(np.float32)
+    for weight in (POINTWISE, square, square):
+        x = bb.emit(relax.op.nn.softmax(bb.emit(relax.op.nn.conv2d(x, const(weight))), 1))
+    return x
+
+
 @pytest.mark.parametrize(
     "body",
     [_second_conv(RNG.standard_normal((16, 8, 3, 3)).astype(np.float32), groups=2),
-     _concat_of_convs],
-    ids=["grouped-conv", "concat-between-convs"],
+     _softmax_between_convs],
+    ids=["grouped-conv", "softmax-between-convs"],
 )  # fmt: skip
 def test_models_it_would_slow_down_stay_nchw(body):
     before = module({"x": f32(*X)}, body)

@@ -92,11 +92,40 @@ def test_pool_and_mean_run_channels_last():
     np.testing.assert_allclose(run_relax(sunk, t), run_relax(mod, t), rtol=1e-6, atol=1e-6)
 
 
-def test_a_permute_with_a_per_channel_constant_stays():
-    """A [1, C, 1, 1] constant broadcasts along NCHW's channels: sinking would misapply it."""
+def test_a_permute_sinks_past_a_per_channel_constant_permuted_with_it():
+    """A [1, C, 1, 1] constant broadcasts along NCHW's channels: sunk below it, the permute
+    leaves it [1, 1, 1, C], at compile time (DenseNet's batch norms before its convs)."""
     mod = module(
         {"t": f32(1, 4, 4, 8)},
         lambda bb, t: relax.op.add(bb.emit(relax.op.permute_dims(t, NHWC_TO_NCHW)),
-                                   const(np.arange(8).reshape(1, 8, 1, 1))),
+                                   const(np.arange(8, dtype=np.float32).reshape(1, 8, 1, 1))),
     )  # fmt: skip
-    tvm.ir.assert_structural_equal(channels_last(mod), relax.transform.ConvertToDataflow()(mod))
+    sunk = channels_last(mod)
+    assert _ops(sunk) == ["add", "permute_dims"]
+    t = np.random.default_rng(0).standard_normal((1, 4, 4, 8)).astype(np.float32)
+    np.testing.assert_allclose(run_relax(sunk, t), run_relax(mod, t), rtol=1e-6)
+
+
+def test_a_permute_sinks_through_a_concat_of_permutes_alike():
+    """concat(permute(a), permute(b), axis=1) = permute(concat(a, b, axis=3)): Inception's and
+    SqueezeNet's branches; a concat of differently permuted tensors keeps them."""
+
+    def body(bb, a, b):
+        pa = bb.emit(relax.op.permute_dims(a, NHWC_TO_NCHW))
+        pb = bb.emit(relax.op.permute_dims(b, NHWC_TO_NCHW))
+        return relax.op.concat([pa, pb], axis=1)
+
+    mod = module({"a": f32(1, 4, 5, 3), "b": f32(1, 4, 5, 6)}, body)
+    sunk = channels_last(mod)
+    assert _ops(sunk) == ["concat", "permute_dims"]
+    rng = np.random.default_rng(1)
+    a, b = (rng.standard_normal(s).astype(np.float32) for s in ((1, 4, 5, 3), (1, 4, 5, 6)))
+    np.testing.assert_allclose(run_relax(sunk, a, b), run_relax(mod, a, b))
+
+    def mixed(bb, a, b):
+        pa = bb.emit(relax.op.permute_dims(a, NHWC_TO_NCHW))
+        pb = bb.emit(relax.op.permute_dims(b, (0, 3, 2, 1)))
+        return relax.op.concat([pa, pb], axis=1)
+
+    kept = module({"a": f32(1, 4, 5, 3), "b": f32(1, 5, 4, 6)}, mixed)
+    tvm.ir.assert_structural_equal(channels_last(kept), relax.transform.ConvertToDataflow()(kept))

@@ -11,7 +11,8 @@ Sinking the permute below the element-wise ops, z = permute_dims(relu(t + r'), .
 next to the consumer's inverse permute, and the pair collapses (simplify.py's permute_chain):
 tensors between channels-last layers, residual adds included, are never transposed.
 A permute sinks through an element-wise op when each tensor operand is a permute with the same
-axes, or a constant that broadcasts alike in any layout (a scalar, or all dimensions 1); through
+axes, or a constant (a per-channel one is permuted at compile time); through a concat of
+permutes with the same axes (along the permuted axis); through
 a 2-D pool, which then runs NHWC (ResNet's stem max pool between two convs); and through a
 mean that keeps its dimensions (global average pooling), over the permuted axes. The permutes
 nobody reads any more are dead code.
@@ -22,10 +23,11 @@ from __future__ import annotations
 import functools
 import operator
 
+import numpy as np
 from tvm import relax
-from tvm.relax.dpl import is_const, is_op, wildcard
+from tvm.relax.dpl import is_const, is_op, is_tuple, wildcard
 
-from .consts import is_constant, static_shape
+from .consts import const, is_constant, value
 from .rewrite import Rule, rule_pass
 from .simplify import RULES as SIMPLIFY_RULES
 from .uses import op_name
@@ -39,7 +41,9 @@ UNARY = ("relax.nn.relu", "relax.round", "relax.astype", "relax.sigmoid", "relax
          "relax.exp", "relax.negative", "relax.floor", "relax.ceil")  # fmt: skip
 BINARY = ("relax.add", "relax.subtract", "relax.multiply", "relax.divide", "relax.maximum",
           "relax.minimum")  # fmt: skip
-SINKABLE = {*UNARY, *BINARY, "relax.clip", *POOLS}  # every op a rule below sinks through
+# the ops the one-op rule sinks through (quantize/layout.py reads it); concats have their own
+SINKABLE = {*UNARY, *BINARY, "relax.clip", *POOLS}
+MAX_CONCAT = 8  # concats of up to this many tensors (Inception's modules have 4)
 
 _permute, _other = is_op("relax.permute_dims")(wildcard()), is_op("relax.permute_dims")(wildcard())
 _low, _high, _const = wildcard(), wildcard(), is_const()  # one pattern matches one expr
@@ -63,26 +67,46 @@ def _sink_unary(expr, matches):
     return relax.op.permute_dims(inner, axes)
 
 
-def _layout_free(constant, rank: int) -> bool:
-    shape = static_shape(constant)
-    return shape is not None and len(shape) <= rank and all(d == 1 for d in shape)
+def _unpermuted(constant, order: tuple[int, ...]):
+    """The constant c' with permute_dims(c', order) broadcasting as `constant` does: a per-channel
+    [1, C, 1, 1] scale becomes [1, 1, 1, C] (a folded-in batch norm before a conv, as in
+    DenseNet), at compile time; None for a constant of higher rank."""
+    data = value(constant)
+    if data.ndim > len(order):
+        return None
+    if data.size == 1:
+        return constant  # a scalar broadcasts alike in any layout
+    full = data.reshape((1,) * (len(order) - data.ndim) + data.shape)
+    return const(np.ascontiguousarray(np.transpose(full, np.argsort(order))))
 
 
 def _sink_binary(expr, matches):
-    """op(permute(a), permute(b)) or op(permute(a), scalar), either way round."""
+    """op(permute(a), permute(b)) or op(permute(a), constant), either way round."""
     first = matches[_permute]
     second = matches.get(_other, matches.get(_const))
-    if is_constant(expr.args[0]):  # op(scalar, permute(a))
+    if is_constant(expr.args[0]):  # op(constant, permute(a))
         first, second = second, first
     permutes = [e for e in (first, second) if _is_permute(e)]
     orders = {_axes(p) for p in permutes}
     if len(orders) != 1 or None in orders:
         return None
     (order,) = orders
-    if any(is_constant(e) and not _layout_free(e, len(order)) for e in (first, second)):
+    operands = [e.args[0] if _is_permute(e) else _unpermuted(e, order) for e in (first, second)]
+    if None in operands:
         return None
-    operands = [e.args[0] if _is_permute(e) else e for e in (first, second)]
     return relax.op.permute_dims(_rebuilt(expr, operands), order)
+
+
+def _sink_concat(expr, matches, permutes):
+    """concat(permute(a, p), permute(b, p), ..., axis) = permute(concat(a, b, ..., p[axis]), p):
+    the branches of Inception's and SqueezeNet's modules, DenseNet's growing feature map."""
+    orders = {_axes(matches[p]) for p in permutes}
+    if len(orders) != 1 or None in orders:
+        return None
+    (order,) = orders
+    axis = order[int(expr.attrs.axis) % len(order)]
+    inner = relax.op.concat([matches[p].args[0] for p in permutes], axis)
+    return relax.op.permute_dims(inner, order)
 
 
 def _sink_pool(expr, matches):
@@ -134,7 +158,18 @@ def _rules() -> list[Rule]:
         return sinks[expr.op.name][1](expr, matches)
 
     simplify = [rule for rule in SIMPLIFY_RULES if rule.name in ("permute_chain", "noop_permute")]
-    return [Rule("sink_permute", pattern, sink), *simplify]
+    return [Rule("sink_permute", pattern, sink), *_concat_rules(), *simplify]
+
+
+def _concat_rules(widths=range(2, MAX_CONCAT + 1)) -> list[Rule]:
+    """One rule per number of concatenated tensors (a tuple pattern has a fixed width)."""
+    rules = []
+    for width in widths:
+        permutes = [is_op("relax.permute_dims")(wildcard()) for _ in range(width)]
+        pattern = is_op("relax.concat")(is_tuple(permutes))
+        rules.append(Rule(f"sink_permute_concat{width}", pattern,
+                          functools.partial(_sink_concat, permutes=permutes)))  # fmt: skip
+    return rules
 
 
 SinkPermutes = rule_pass("tvmopt.SinkPermutes", _rules())

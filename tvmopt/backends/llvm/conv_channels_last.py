@@ -14,7 +14,8 @@ well as a 56x56 one, and a pointwise conv is a GEMM with its epilogue fused (the
 conv vectorizes along rows of 7 or 14; conv1x1_as_matmul's way round costs two transposes).
 A model with grouped convs other than depthwise ones keeps NCHW: those have NCHW rules, and a
 transpose on each side of them would cost more than it saves; so does a model whose permutes
-do not cancel (concats between convs, as in DenseNet and Inception). Runs after
+do not cancel (ops they cannot sink through, between many convs). Concats between convs
+(DenseNet, Inception, SqueezeNet) pass the permutes on (sink_permutes.py). Runs after
 quantization (an int8 layer has its own kernel) and before conv1x1_as_matmul (pipeline.py).
 """
 
@@ -151,9 +152,10 @@ def to_channels_last(mod: tvm.IRModule, winograd: bool = True, lanes: int = 16) 
     main = mod.get_global_var("main")
     mutator_.builder_.update_func(main, mutator_.visit_expr(mod["main"]))
     converted = channels_last(mutator_.builder_.get())
-    # at most one transpose out; more means the permutes met ops they cannot
-    # sink through (DenseNet's and Inception's concats), and a transpose per conv costs more
-    if _permutes(converted["main"]) > _permutes(mod["main"]) + 2:
+    # a transpose in and one out, and one pair per 16 convs for an op the permutes cannot sink
+    # through (Inception's two LRNs); more, and a transpose per conv would cost more than NHWC
+    # saves
+    if _permutes(converted["main"]) > _permutes(mod["main"]) + max(2, len(layers) // 8):
         return mod
     return converted
 

@@ -8,12 +8,12 @@ from tvm import relax
 
 from ..consts import static_shape
 from ..sink_permutes import POOLS, SINKABLE
-from ..uses import bindings, op_name, readers
+from ..uses import bindings, op_name, operands, readers
 
 
 def conv_layouts(func: relax.Function, convs: set) -> dict:
     """Planned int8 conv call -> (input layout, output layout). A conv writes NHWC when what
-    reads its output, through element-wise ops and pools, is int8 convs, a mean or a global
+    reads its output, through element-wise ops, pools and concats, is convs, a mean or a global
     pool; it reads
     NHWC when its input comes, the same way, from a conv that writes NHWC. Elsewhere (next to
     a float conv: MobileNet's depthwise layers) the kernel transposes as it reads or writes,
@@ -35,7 +35,7 @@ def conv_layouts(func: relax.Function, convs: set) -> dict:
             return expr.args[0].same_as(var)
         if op_name(expr) == "relax.mean" or _global_pool(expr):
             return True
-        return op_name(expr) in SINKABLE and expr in bound_to and flows_to_convs(bound_to[expr])
+        return _passes_layout(expr) and expr in bound_to and flows_to_convs(bound_to[expr])
 
     layouts, nhwc = {}, set()
     for var, value in values.items():
@@ -45,7 +45,7 @@ def conv_layouts(func: relax.Function, convs: set) -> dict:
             layouts[value] = ("NHWC" if source in nhwc else "NCHW", out)
             if out == "NHWC":
                 nhwc.add(var)
-        elif op_name(value) in SINKABLE and _all_channels_last(value, nhwc):
+        elif _passes_layout(value) and _all_channels_last(value, nhwc):
             nhwc.add(var)
     return layouts
 
@@ -57,6 +57,12 @@ def _global_pool(call) -> bool:
     return op_name(call) in POOLS and shape is not None and tuple(shape[2:]) == (1, 1)
 
 
+def _passes_layout(call) -> bool:
+    """Whether a permute sinks through `call` (sink_permutes.py): element-wise ops, pools, and
+    concats (of tensors all channels last)."""
+    return op_name(call) in SINKABLE or op_name(call) == "relax.concat"
+
+
 def _all_channels_last(call, nhwc: set) -> bool:
-    tensors = [a for a in call.args if isinstance(a, relax.Var)]
+    tensors = operands(call)  # a concat's are in a tuple
     return bool(tensors) and all(a in nhwc for a in tensors)
