@@ -41,6 +41,8 @@ def bench_models(tmp_path_factory):
     return {name: export(SUITE[name], cache_dir) for name in DEFAULT_SUITE}
 
 
+# slow: the five bench models through nvcc took 2.5-3.3 min of the default suite (Zen 3)
+@pytest.mark.slow
 @pytest.mark.parametrize("name", DEFAULT_SUITE)
 def test_bench_models_compile_to_device_code_for_sm_90(bench_models, tmp_path, name):
     library = tmp_path / f"{name}.so"
