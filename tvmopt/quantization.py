@@ -22,7 +22,7 @@ from .errors import OptionError
 from .passes.pipeline import O3, instantiate
 from .passes.quantize.annotate import find_layers, onnx_layer_names
 from .passes.quantize.calibrate import TappedModel, add_taps, calibrate
-from .passes.quantize.convert import FULL_LEVELS, convert
+from .passes.quantize.convert import convert
 from .passes.quantize.data import calibration_samples, check_source
 from .passes.quantize.qdq import prequantized_layers
 from .passes.quantize.report import QuantizeReport, cosine, layer_report, top1_disagreement
@@ -66,10 +66,10 @@ def quantize(mod, model_proto, specs, backend, config: QuantizeConfig, calib, lo
     why_float = _left_float(layers, config.skip, backend, log)
     chosen = {n: q for n, q in qparams.items() if n not in why_float}
     kernels = backend.int8_kernels()
-    levels = config.weight_levels(kernels.weight_levels)
-    if levels < FULL_LEVELS:
-        _log(log, f"{levels.bit_length() + 1}-bit weights for conv and matmul layers")
-    probe = _Probe(tapped_mod, tapped_layers, host, float_model, held, levels)
+    bits = config.weight_bits_for(kernels.weight_bits)
+    if bits < 8:
+        _log(log, f"{bits}-bit weights for conv and matmul layers")
+    probe = _Probe(tapped_mod, tapped_layers, host, float_model, held, bits)
     report = probe.measure(chosen, qparams)
     while _over_budget(report, config) and chosen:
         worst = min((r for r in report.layers if r.quantized), key=lambda r: r.sqnr_db)
@@ -77,7 +77,7 @@ def quantize(mod, model_proto, specs, backend, config: QuantizeConfig, calib, lo
         chosen.pop(worst.name)
         why_float[worst.name] = "over the accuracy budget (max_accuracy_drop)"
         report = probe.measure(chosen, qparams)
-    converted = convert(mod, layers, chosen, replace(kernels, weight_levels=levels))
+    converted = convert(mod, layers, chosen, replace(kernels, weight_bits=bits))
     return Quantized(converted, backend.graph_after_quantize(), "int8", report.explained(why_float))
 
 
@@ -128,7 +128,7 @@ def prequantized(mod, model_proto, backend) -> Quantized:
     qparams = {name: q for name, (_, q) in found.items()}
     sources = {name: source for name, (source, _) in found.items()}
     # the model's own int8 weights, as they are: full range (a step they do not fit is not used)
-    kernels = replace(backend.int8_kernels(), weight_levels=FULL_LEVELS)
+    kernels = replace(backend.int8_kernels(), weight_bits=8)
     converted = convert(mod, layers, qparams, kernels, sources)
     return Quantized(converted, backend.graph_after_quantize(), "int8-qdq")
 
@@ -180,13 +180,13 @@ class _Probe:
     """Compiles the tapped module with a given set of int8 layers (on the calibration CPU's
     kernels) and compares it with float32 on the held samples."""
 
-    def __init__(self, tapped_mod, layers, backend, float_model, held, weight_levels):  # noqa: PLR0913
+    def __init__(self, tapped_mod, layers, backend, float_model, held, weight_bits):  # noqa: PLR0913
         self.tapped_mod, self.layers, self.backend, self.held = tapped_mod, layers, backend, held
-        self.weight_levels = weight_levels  # the target's, on this CPU's kernels
+        self.weight_bits = weight_bits  # the target's, on this CPU's kernels
         self.float_runs = [float_model.run(arrays) for arrays in held]
 
     def measure(self, chosen: dict, qparams: dict) -> QuantizeReport:
-        kernels = replace(self.backend.int8_kernels(), weight_levels=self.weight_levels)
+        kernels = replace(self.backend.int8_kernels(), weight_bits=self.weight_bits)
         converted = convert(self.tapped_mod, self.layers, chosen, kernels)
         int8_model = TappedModel(_build(converted, self.backend), len(self.layers))
         int8_runs = [int8_model.run(arrays) for arrays in self.held]
@@ -207,5 +207,5 @@ class _Probe:
             cosine(np.concatenate([o.ravel() for o in float_out]),
                    np.concatenate([o.ravel() for o in int8_out])),
             len(self.held),
-            self.weight_levels.bit_length() + 1,
+            self.weight_bits,
         )  # fmt: skip

@@ -75,9 +75,13 @@ def host_features() -> frozenset[str] | None:
 def runs_here(record: dict) -> bool:
     """Whether this CPU runs code with the CPU record `record` (LLVMBackend.record): its
     architecture, and every feature it needs where the CPU's can be read."""
+    return record["arch"] == host_arch() and not _missing(record)
+
+
+def _missing(record: dict) -> list[str]:
+    """The features `record` needs that this CPU lacks; none where they cannot be read."""
     have = host_features()
-    needs = record["features"]
-    return record["arch"] == host_arch() and (have is None or all(f in have for f in needs))
+    return [] if have is None else [f for f in record["features"] if f not in have]
 
 
 def check_runs_here(record: dict | None, path) -> None:
@@ -88,12 +92,11 @@ def check_runs_here(record: dict | None, path) -> None:
     if record["arch"] != host_arch():
         raise ArtifactError(f"{path} was compiled for {record['arch']} ({record['isa']}); this "
                             f"machine is {host_arch()}")  # fmt: skip
-    have = host_features()
-    missing = [] if have is None else [f for f in record["features"] if f not in have]
+    missing = _missing(record)
     if missing:
         raise ArtifactError(
             f"{path} needs CPU features this CPU lacks: {', '.join(missing)} (it was built for "
-            f"{record['mcpu']}); compile it with {_suggestion(have)}"
+            f"{record['mcpu']}); compile it with {_suggestion(host_features())}"
         )
 
 

@@ -40,7 +40,7 @@ def cpu_int8_kernels(cpu) -> Int8Kernels:
     step = cpu.int8_step  # sdot multiplies int8 by int8: the activations are shifted
     kernels = int8_kernels(cpu.int8_block(), signed=bool(step) and step.activation == "int8")
     return replace(kernels, pack_conv2d=partial(_pack_for, cpu),
-                   weight_levels=63 if cpu.narrow_weights else 127)  # fmt: skip
+                   weight_bits=7 if cpu.narrow_weights else 8)  # fmt: skip
 
 
 def _pack_for(cpu, quantized):

@@ -9,7 +9,7 @@
 
 The kernels are the backend's (Backend.int8_kernels, an Int8Kernels): TE functions and the weight
 layouts they read. Weights are quantized per output channel (symmetric int8, [-127, 127], or
-7-bit [-63, 63] where the kernels' fast step wants it: Int8Kernels.weight_levels) and
+7-bit [-63, 63] where the kernels' fast step wants it: Int8Kernels.weight_bits) and
 packed at compile time into that layout; nothing is quantized at run time but the activations.
 Conversion never looks at data: it reads only the qparams calibration produced. Runs where the
 layers were annotated: after fold_scale_shift, before a backend's weight packing passes.
@@ -39,6 +39,11 @@ SIGNED_SHIFT = 128  # a signed kernel's activation is the uint8 value less this
 FULL_LEVELS = 127  # symmetric int8 weights: [-127, 127]
 
 
+def weight_levels(bits: int) -> int:
+    """The largest |Wq| of symmetric `bits`-bit weights: 127 for 8 bits, 63 for 7."""
+    return (1 << (bits - 1)) - 1
+
+
 @dataclass(frozen=True)
 class Int8Kernels:
     """The TE kernels a backend runs int8 layers on, and the layouts their packed weights take.
@@ -55,9 +60,9 @@ class Int8Kernels:
     pack_depthwise: Callable
     matmul: Callable
     signed: bool = False  # GEMMs read int8 activations, the uint8 value less SIGNED_SHIFT
-    # the largest |Wq| of a GEMM's (conv2d, matmul) weight: 63 where the fast int8 step wants
-    # 7-bit weights (AVX2 without VNNI: cpu.py's int8_pairs_fit); depthwise weights keep 127
-    weight_levels: int = FULL_LEVELS
+    # the bits of a GEMM's (conv2d, matmul) weight: 7 where the fast int8 step wants them (AVX2
+    # without VNNI: cpu.py's int8_pairs_fit); depthwise weights keep 8
+    weight_bits: int = 8
 
     def conv(self, kind: str) -> tuple[Callable, Callable]:
         """(kernel, weight packing) of a conv layer kind (annotate.py)."""
@@ -147,7 +152,7 @@ def _int8_conv2d(builder, call, x, plan, layouts, kernels: Int8Kernels):  # noqa
     te_kernel, pack = kernels.conv(layer.kind)
     # a depthwise kernel has no reduction over channels for dp4a: it stays uint8
     options = {"signed": True} if kernels.signed and layer.kind == "conv2d" else {}
-    levels = kernels.weight_levels if layer.kind == "conv2d" else FULL_LEVELS
+    levels = weight_levels(kernels.weight_bits) if layer.kind == "conv2d" else FULL_LEVELS
     packed, correction, scale = kernel_constants(weight, qparams, bias, pack, bool(options),
                                                  levels)  # fmt: skip
     kernel = partial(  # TE arguments must be tensors or numbers: the rest is bound here
@@ -171,7 +176,7 @@ def _int8_matmul(builder, call, x, qparams, bias, kernels: Int8Kernels):  # noqa
     signed = kernels.signed
     packed, correction, scale = kernel_constants(
         weight.T[:, :, None, None], qparams, bias, kernels.pack_conv2d, signed,
-        kernels.weight_levels,
+        weight_levels(kernels.weight_bits),
     )
     shape = static_shape(call.args[0])
     rows = int(np.prod(shape[:-1]))

@@ -119,7 +119,7 @@ class QuantizeConfig:
         if self.weight_bits not in (None, 7, 8):
             raise OptionError(f"weight_bits must be 7 or 8, got {self.weight_bits}")
 
-    def weight_levels(self, target_levels: int) -> int:
-        """The largest |Wq| of conv and matmul weights, where the target's kernels want
-        `target_levels` (Int8Kernels.weight_levels)."""
-        return {None: target_levels, 7: 63, 8: 127}[self.weight_bits]
+    def weight_bits_for(self, target_bits: int) -> int:
+        """The bits of conv and matmul weights, where the target's kernels want `target_bits`
+        (Int8Kernels.weight_bits)."""
+        return self.weight_bits or target_bits
