@@ -4,6 +4,7 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper, shape_inference
+from onnx.reference import ReferenceEvaluator
 
 import tvmopt
 from tvmopt.frontend import fold_constants as fold_constants_module
@@ -72,6 +73,39 @@ def generator_model(elements: int) -> onnx.ModelProto:
         [("y", F, [elements])],
         initializers={"s": np.array([elements], np.int64)},
     )
+
+
+def _if_2d() -> onnx.NodeProto:
+    """If is_2d then y = x + 1 else y = x * 2; the branches read x from the outer graph."""
+    one = numpy_helper.from_array(np.array(1.0, np.float32), "one")
+    then = helper.make_graph([helper.make_node("Add", ["x", "one"], ["t"])], "then", [],
+                             [helper.make_tensor_value_info("t", F, [2])], [one])  # fmt: skip
+    two = numpy_helper.from_array(np.array(2.0, np.float32), "two")
+    other = helper.make_graph([helper.make_node("Mul", ["x", "two"], ["e"])], "else", [],
+                              [helper.make_tensor_value_info("e", F, [2])], [two])  # fmt: skip
+    return helper.make_node("If", ["is_2d"], ["y"], then_branch=then, else_branch=other)
+
+
+@pytest.mark.parametrize("rank, expected", [(2, [2.0, 3.0]), (3, [2.0, 4.0])])
+def test_an_if_on_a_constant_condition_becomes_the_branch_taken(rank, expected):
+    nodes = [
+        helper.make_node("Size", ["s"], ["n"]),
+        helper.make_node("Constant", [], ["k"], value_int=2),
+        helper.make_node("Equal", ["n", "k"], ["is_2d"]),
+        _if_2d(),
+    ]
+    model = make_model(nodes, [("x", F, [2]), ("s", I64, [rank])], [("y", F, [2])])
+    folded = fold_constants(model)
+    assert "If" not in op_types(folded)
+    x = np.array([1.0, 2.0], np.float32)
+    got = ReferenceEvaluator(folded).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_an_if_on_a_computed_condition_stays():
+    nodes = [helper.make_node("Greater", ["x0", "x0"], ["is_2d"]), _if_2d()]
+    model = make_model(nodes, [("x", F, [2]), ("x0", F, []), ("s", I64, [2])], [("y", F, [2])])
+    assert "If" in op_types(fold_constants(model))
 
 
 def test_oversized_generator_does_not_fold():

@@ -10,6 +10,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from .support import nodes_within
+
 REDUCTIONS = ("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1",
               "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare")  # fmt: skip
 # op type -> the positions of its inputs the importer reads as values
@@ -22,16 +24,36 @@ CONSTANT_SLOTS: dict[str, tuple[int, ...]] = {
     "CumProd": (1,), "RNN": (4,), "GRU": (4,), "LSTM": (4,),  # sequence_lens
     "HannWindow": (0,), "HammingWindow": (0,), "BlackmanWindow": (0,),  # size
 }  # fmt: skip
+SHAPE_READERS = ("Shape", "Size")  # read their input's shape, never its values
 
 
 def constant_inputs(model: onnx.ModelProto) -> set[str]:
-    """The graph inputs that some node reads where the importer needs a value."""
+    """The graph inputs whose values reach, through any chain of nodes, a slot where the importer
+    needs a value: CenterCropPad expanded into its function computes a Pad's pads from its
+    `shape` input with Max/Sub/Div/Concat."""
     initializers = {tensor.name for tensor in model.graph.initializer}
     inputs = {value.name for value in model.graph.input} - initializers
-    slots = {name for node in model.graph.node
-             for index in CONSTANT_SLOTS.get(node.op_type, ())
-             if index < len(node.input) and (name := node.input[index])}  # fmt: skip
-    return inputs & slots
+    return inputs & _values_needed(model.graph)
+
+
+def _values_needed(graph: onnx.GraphProto) -> set[str]:
+    """Every value some constant slot's value depends on, walking producers backwards; a node
+    that reads only its input's shape (Shape, Size) does not need that input's value."""
+    producers = {output: node for node in graph.node for output in node.output}
+    pending = [name for node in graph.node
+               for index in CONSTANT_SLOTS.get(node.op_type, ())
+               if index < len(node.input) and (name := node.input[index])]  # fmt: skip
+    needed: set[str] = set()
+    while pending:
+        name = pending.pop()
+        if name in needed:
+            continue
+        needed.add(name)
+        node = producers.get(name)
+        if node is not None and node.op_type not in SHAPE_READERS:
+            # with the outer values its subgraphs read (an If's branches)
+            pending.extend(value for inner in nodes_within(node) for value in inner.input if value)
+    return needed
 
 
 def with_constants(model: onnx.ModelProto, values: dict[str, np.ndarray]) -> onnx.ModelProto:

@@ -1,13 +1,14 @@
 """Converters correcting TVM's where its results were silently wrong: IsInf's detect_negative
 and detect_positive (it flagged both infinities whatever they said), SpaceToDepth's mode (opset
 28's CRD order came out in the DCR order), and LayerNormalization's Mean and InvStdDev outputs
-(it gave a scalar 0 for each)."""
+(it gave a scalar 0 for each); and one it refused: Unsqueeze of scalar axes."""
 
 from __future__ import annotations
 
 from tvm import relax
 from tvm.relax.frontend.onnx import onnx_frontend
 
+from .._tvm import tvm
 from .converter_values import scalar_like, text
 
 op = relax.op
@@ -58,4 +59,21 @@ class LayerNormalization(onnx_frontend.LayerNormalization):
         return relax.Tuple([normalized[0], mean, inverse])
 
 
-OPS = {"IsInf": IsInf, "SpaceToDepth": SpaceToDepth, "LayerNormalization": LayerNormalization}
+class Unsqueeze(onnx_frontend.Unsqueeze):
+    """A scalar axes (AffineGrid's function body writes one) is the list of that one axis."""
+
+    @classmethod
+    def _impl_v13(cls, bb, inputs, attr, params):
+        axes = inputs[1]
+        if isinstance(axes, tvm.ir.GenericConst) and axes.value.numpy().ndim == 0:
+            axes = relax.const(axes.value.numpy().reshape(1), str(axes.ty.dtype))
+            inputs = [inputs[0], axes]
+        return super()._impl_v13(bb, inputs, attr, params)
+
+
+OPS = {
+    "IsInf": IsInf,
+    "SpaceToDepth": SpaceToDepth,
+    "LayerNormalization": LayerNormalization,
+    "Unsqueeze": Unsqueeze,
+}

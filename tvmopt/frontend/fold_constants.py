@@ -52,6 +52,13 @@ def _fold_round(model: onnx.ModelProto) -> bool:
     graph_outputs = {out.name for out in graph.output}
     kept, folded, changed = [], {}, False
     for node in graph.node:
+        branch = _taken_branch(node, constants)
+        if branch is not None:  # an If on a constant condition: the branch taken, inlined
+            kept.extend(branch.node)
+            kept.extend(_renamed_outputs(branch, node.output))
+            graph.initializer.extend(branch.initializer)
+            changed = True
+            continue
         is_output = bool(graph_outputs.intersection(node.output))
         values = (
             None
@@ -73,6 +80,23 @@ def _fold_round(model: onnx.ModelProto) -> bool:
     graph.node.extend(kept)
     graph.initializer.extend(numpy_helper.from_array(v, name) for name, v in folded.items())
     return True
+
+
+def _taken_branch(node: onnx.NodeProto, constants: dict) -> onnx.GraphProto | None:
+    if node.op_type != "If" or node.domain not in ("", "ai.onnx"):
+        return None
+    condition = constants.get(node.input[0])
+    if condition is None or condition.size != 1:
+        return None
+    name = "then_branch" if bool(condition.reshape(())) else "else_branch"
+    return next(helper.get_attribute_value(a) for a in node.attribute if a.name == name)
+
+
+def _renamed_outputs(branch: onnx.GraphProto, names) -> list[onnx.NodeProto]:
+    """Identity nodes giving the branch's outputs the If's output names (ONNX forbids a
+    subgraph to shadow an outer name, so the branch's own names cannot collide)."""
+    return [helper.make_node("Identity", [value.name], [name])
+            for value, name in zip(branch.output, names, strict=True) if name]  # fmt: skip
 
 
 def _constant_node(name: str, array: np.ndarray) -> onnx.NodeProto:
