@@ -84,6 +84,8 @@ FAST_SUBSET = [
     r"test_center_crop_pad_\w+_expanded",
     r"test_(hann|hamming|blackman)window(_symmetric)?_expanded",
     r"test_affine_grid_\w+_expanded",
+    # node tests: attention rows masked out entirely (ReduceMax of -inf is -inf)
+    r"test_attention_\w*(fullymasked|nan_robustness|structural_empty)\w*",
     # model tests
     r"test_operator_\w+",
     r"test_(Conv2d|Conv1d|ConvTranspose2d|BatchNorm2d_eval|AvgPool2d|MaxPool2d|Linear|ReLU|Softmax)",

@@ -7,6 +7,7 @@ from __future__ import annotations
 from tvm import relax
 
 from ...passes.fast_math import FAST_LEGALIZATIONS
+from ...passes.infinite_extrema import INFINITE_EXTREMA
 from ...passes.pipeline import GRAPH_PASSES, apply_database, named
 from ...passes.safe_indexing import SafeIndexing
 from .graph import with_capture
@@ -27,10 +28,10 @@ def lowering_passes(opt_level, target, database=None, capture=None) -> list:
     from tvm.relax.backend.cuda import pipeline as cuda
     from tvm.s_tir import dlight as dl
 
-    fast = FAST_LEGALIZATIONS if opt_level >= 3 else None
+    legalizations = {**INFINITE_EXTREMA, **(FAST_LEGALIZATIONS if opt_level >= 3 else {})}
     passes = [
         ("safe_indexing", SafeIndexing),
-        ("legalize", T.LegalizeOps(customize_legalize_map=fast)),
+        ("legalize", T.LegalizeOps(customize_legalize_map=legalizations)),
         ("annotate_patterns", T.AnnotateTIROpPattern()),
         ("fuse_ops", T.FuseOps()),  # on a GPU, one kernel per op costs a launch and a round trip
         ("fuse_tir", T.FuseTIR()),

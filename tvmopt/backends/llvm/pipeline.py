@@ -9,6 +9,7 @@ from tvm import relax
 
 from ...passes.fast_math import FAST_LEGALIZATIONS
 from ...passes.fuse_epilogue import FuseEpilogue
+from ...passes.infinite_extrema import INFINITE_EXTREMA
 from ...passes.pipeline import GRAPH_PASSES, apply_database, named
 from ...passes.safe_indexing import SafeIndexing
 from ...passes.simplify import Simplify
@@ -61,7 +62,7 @@ def lowering_passes(opt_level: int, target, database=None, record=None) -> list:
     from tvm.relax.backend.cpu_generic import pipeline as cpu
 
     record = record or KernelRecord()
-    legalizations = {**VECTOR_ROUND, **(FAST_LEGALIZATIONS if opt_level >= 3 else {})}
+    legalizations = {**VECTOR_ROUND, **INFINITE_EXTREMA, **(FAST_LEGALIZATIONS if opt_level >= 3 else {})}
     passes = [
         ("safe_indexing", SafeIndexing),  # run-time gather indices clamp, never read out of bounds
         ("record_node_spans_2", record.nodes.spans_pass()),  # legalization drops the calls' spans
