@@ -6,6 +6,8 @@ Erase, Insert or ConcatFromSequence of it failed to import. Here a sequence is r
 type, whatever expression holds it. SequenceInsert also put a negative position one place too
 far back: ONNX counts it as Python's list.insert does (-1 inserts before the last tensor).
 
+Identity of a sequence came out as its first tensor; now it is the sequence.
+
 SequenceMap, which TVM lacks, runs its body once per element: the length is static, so the map
 unrolls into one copy of the body per element, each converted by TVM's own subgraph importer.
 """
@@ -108,9 +110,21 @@ class SequenceMap(onnx_frontend.OnnxOpConverter):
         ]  # fmt: skip
         outputs = [relax.Tuple([result[k] for result in per_element])
                    for k in range(len(body.output))]  # fmt: skip
-        # TVM's importer reads a one-output node's Tuple result as several outputs: the unused
-        # second field keeps the sequence whole (outputs past the node's own are dropped)
-        return relax.Tuple(outputs if len(outputs) > 1 else [*outputs, relax.Tuple([])])
+        return relax.Tuple(outputs) if len(outputs) > 1 else one_output(outputs[0])
+
+
+class Identity(onnx_frontend.Identity):
+    @classmethod
+    def _impl_v1(cls, bb, inputs, attr, params):
+        x = inputs[0]
+        return one_output(x) if isinstance(x.ty, relax.TupleType) else x
+
+
+def one_output(sequence):
+    """A sequence as a one-output node's result. TVM's importer reads a Tuple result as the
+    node's outputs, one per field: the unused second field keeps the sequence whole (the
+    fields past the node's outputs are dropped)."""
+    return relax.Tuple([sequence, relax.Tuple([])])
 
 
 def _body_result(bb, body, opset, outer, values) -> list:
@@ -119,7 +133,10 @@ def _body_result(bb, body, opset, outer, values) -> list:
     importer = onnx_frontend.ONNXGraphImporter({}, {})
     importer.bb, importer.opset, importer._nodes = bb, opset, {**outer, **bound}
     result = importer._convert_subgraph(bb, body)
-    return list(result.fields) if len(body.output) > 1 else [result]
+    results = list(result.fields) if len(body.output) > 1 else [result]
+    # a sequence holds tensors: a shape the importer kept as a shape value becomes one
+    return [bb.normalize(relax.op.shape_to_tensor(x)) if isinstance(x.ty, relax.ShapeType) else x
+            for x in results]  # fmt: skip
 
 
 OPS = {
@@ -129,4 +146,5 @@ OPS = {
     "SequenceInsert": SequenceInsert,
     "ConcatFromSequence": ConcatFromSequence,
     "SequenceMap": SequenceMap,
+    "Identity": Identity,
 }
