@@ -22,6 +22,7 @@ from ..api import compile as compile_model
 from ..errors import InputError, TargetError
 from .backend_sequence_outputs import tensor_outputs
 from .backend_sequences import (
+    SEQUENCE,
     TENSOR,
     TensorBoundary,
     check_boundary,
@@ -53,8 +54,9 @@ class TvmoptRep(BackendRep):
         self._options = {name: value for name, value in options.items() if value is not None}
         initializers = {tensor.name for tensor in model.graph.initializer}
         self._input_names = [v.name for v in model.graph.input if v.name not in initializers]
+        self._kinds = {value.name: value_kind(value.type) for value in model.graph.input}
         specs = [spec_from_value_info(value) for value in model.graph.input
-                 if value.name in self._input_names and value_kind(value.type) == TENSOR]
+                 if value.name in self._input_names and self._kinds[value.name] == TENSOR]
         # shapes the model fixes are not given again: an empty input ONNX declares (CastLike's
         # `like`) compiles as declared, where a zero-size --input-shape is refused
         self._static = {spec.name: tuple(spec.shape) for spec in specs if spec.is_static}
@@ -81,7 +83,7 @@ class TvmoptRep(BackendRep):
             if len(values) != len(self._input_names):
                 raise InputError(f"expected {len(self._input_names)} inputs, got {len(values)}")
             inputs = dict(zip(self._input_names, values, strict=True))
-        return {name: _as_value(value) for name, value in inputs.items()}
+        return {name: _as_value(value, self._kinds.get(name)) for name, value in inputs.items()}
 
     def _compiled_for(self, values: dict, constants: dict[str, np.ndarray]):
         shapes = tuple((name, structure(value)) for name, value in sorted(values.items()))
@@ -107,11 +109,11 @@ class TvmoptRep(BackendRep):
         return compiled, TensorBoundary(carried, outputs)
 
 
-def _as_value(value):
+def _as_value(value, kind: str | None):
     """An input as an array, a sequence as a list of arrays; None (an empty optional) stays."""
-    if value is None:
+    if value is None and kind is not None and kind.startswith("optional"):
         return None
-    if isinstance(value, (list, tuple)) and not isinstance(value, np.ndarray):
+    if kind in (SEQUENCE, f"optional {SEQUENCE}"):
         return [np.asarray(item) for item in value]
     return np.asarray(value)
 
