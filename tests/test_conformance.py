@@ -86,6 +86,7 @@ FAST_SUBSET = [
     # sequences and optionals: at the backend's boundary, SequenceMap, sequence converters
     r"test_sequence_model\d",
     r"test_identity_(opt|sequence)",
+    r"test_optional_(get|has)_element_\w+",
     r"test_if_seq",
     r"test_sequence_insert_at_(back|front)",
     r"test_split_to_sequence_(1|2|nokeepdims)",
