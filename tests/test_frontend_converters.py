@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import onnx
 import pytest
 from onnx import TensorProto, helper
 
@@ -189,3 +190,60 @@ def test_recurrent_layers_unroll_and_match_onnxruntime(op_type, gates, attribute
     actual = tvmopt.compile(model).run({"x": x})
     for name, reference in zip(outputs, expected, strict=True):
         np.testing.assert_allclose(actual[name], reference, rtol=1e-5, atol=1e-6)
+
+
+# sequences (converters_sequences.py, backend_sequences.py)
+def _split_map_concat_model() -> onnx.ModelProto:
+    """x split along axis 1 (a tuple-typed call, not a literal tuple), each piece doubled and
+    negated by a two-output SequenceMap, the last of one erased, then concatenated back."""
+    body = helper.make_graph(
+        [helper.make_node("Add", ["piece", "piece"], ["doubled"]),
+         helper.make_node("Neg", ["piece"], ["negated"])],
+        "body", [helper.make_tensor_value_info("piece", TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info("doubled", TensorProto.FLOAT, None),
+         helper.make_tensor_value_info("negated", TensorProto.FLOAT, None)],
+    )  # fmt: skip
+    nodes = [
+        helper.make_node("SplitToSequence", ["x", "split"], ["pieces"], axis=1),
+        helper.make_node("SequenceMap", ["pieces"], ["doubled", "negated"], body=body),
+        helper.make_node("SequenceErase", ["negated", "last"], ["kept"]),
+        helper.make_node("SequenceAt", ["doubled", "last"], ["y"]),
+        helper.make_node("ConcatFromSequence", ["kept"], ["z"], axis=1),
+        helper.make_node("SequenceLength", ["kept"], ["n"]),
+    ]
+    return make_model(
+        nodes, [("x", TensorProto.FLOAT, (2, 6))],
+        [("y", TensorProto.FLOAT, (2, 3)), ("z", TensorProto.FLOAT, (2, 3)),
+         ("n", TensorProto.INT64, ())],
+        {"split": np.array([1, 2, 3], np.int64), "last": np.array(-1, np.int64)},
+    )  # fmt: skip
+
+
+def test_sequence_ops_on_a_split_and_a_two_output_map_match_onnxruntime():
+    model = _split_map_concat_model()
+    assert_matches_ort(model, tvmopt.compile(model))
+
+
+def test_backend_passes_optionals_and_sequences_as_none_and_lists():
+    from tvmopt.frontend import backend
+
+    tensor, vector = (helper.make_tensor_type_proto(TensorProto.FLOAT, s) for s in (None, [3]))
+    optional = helper.make_optional_type_proto(vector)
+    sequence = helper.make_sequence_type_proto(tensor)
+    graph = helper.make_graph(
+        [helper.make_node("OptionalHasElement", ["maybe"], ["holds"]),
+         helper.make_node("SequenceInsert", ["items", "x", "front"], ["longer"])],
+        "boundary",
+        [helper.make_value_info("maybe", optional), helper.make_value_info("items", sequence),
+         helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("holds", TensorProto.BOOL, []),
+         helper.make_value_info("longer", sequence)],
+        [onnx.numpy_helper.from_array(np.array(-1, np.int64), "front")],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    rep = backend.prepare(model)
+    a, b, x = (np.full(n, n, np.float32) for n in (1, 3, 2))
+    holds, longer = rep.run([None, [a, b], x])
+    assert not holds and [v.tolist() for v in longer] == [a.tolist(), x.tolist(), b.tolist()]
+    holds, longer = rep.run([np.zeros(3, np.float32), [a], x])
+    assert holds and [v.tolist() for v in longer] == [x.tolist(), a.tolist()]

@@ -19,10 +19,20 @@ from onnx import helper, shape_inference
 from onnx.backend.base import Backend, BackendRep
 
 from ..api import compile as compile_model
-from ..errors import InputError, TargetError, UnsupportedOpError
+from ..errors import InputError, TargetError
+from .backend_sequence_outputs import tensor_outputs
+from .backend_sequences import (
+    SEQUENCE,
+    TENSOR,
+    TensorBoundary,
+    check_boundary,
+    structure,
+    tensor_inputs,
+    value_kind,
+)
 from .constant_slots import constant_inputs, with_constants
 from .onnx import load_model
-from .signature import graph_inputs
+from .signature import spec_from_value_info
 
 
 class TvmoptRep(BackendRep):
@@ -42,45 +52,70 @@ class TvmoptRep(BackendRep):
         self._model = model
         options = {"target": target, "opt_level": opt_level}
         self._options = {name: value for name, value in options.items() if value is not None}
-        specs = graph_inputs(model.graph)
-        self._input_names = [spec.name for spec in specs]
+        initializers = {tensor.name for tensor in model.graph.initializer}
+        self._input_names = [v.name for v in model.graph.input if v.name not in initializers]
+        self._kinds = {value.name: value_kind(value.type) for value in model.graph.input}
+        specs = [spec_from_value_info(value) for value in model.graph.input
+                 if value.name in self._input_names and self._kinds[value.name] == TENSOR]
         # shapes the model fixes are not given again: an empty input ONNX declares (CastLike's
         # `like`) compiles as declared, where a zero-size --input-shape is refused
         self._static = {spec.name: tuple(spec.shape) for spec in specs if spec.is_static}
-        self._output_names = [value.name for value in model.graph.output]
         self._constants = constant_inputs(model)  # inputs compiled in as constants
         self._compiled = {}
 
-    def run(self, inputs, **kwargs) -> tuple[np.ndarray, ...]:
-        """Run once; `inputs` lists arrays in graph input order (or maps names to arrays).
+    def run(self, inputs, **kwargs) -> tuple:
+        """Run once; `inputs` lists values in graph input order (or maps names to values): arrays,
+        lists of arrays for sequence inputs, None for an empty optional.
 
         Returns
         -------
-        tuple of numpy.ndarray
-            The graph outputs, in graph output order.
+        tuple
+            The graph outputs, in graph output order: arrays, lists of arrays for sequences.
         """
-        arrays = self._by_name(inputs)
-        constants = {name: arrays.pop(name) for name in self._constants if name in arrays}
-        results = self._compiled_for(arrays, constants).run(arrays)
-        return tuple(results[name] for name in self._output_names)
+        values = self._by_name(inputs)
+        constants = {name: values.pop(name) for name in self._constants if name in values}
+        compiled, boundary = self._compiled_for(values, constants)
+        return boundary.results(compiled.run(boundary.arrays(values)))
 
-    def _by_name(self, inputs) -> dict[str, np.ndarray]:
+    def _by_name(self, inputs) -> dict:
         if not isinstance(inputs, Mapping):
             values = [inputs] if isinstance(inputs, np.ndarray) else list(inputs)
             if len(values) != len(self._input_names):
                 raise InputError(f"expected {len(self._input_names)} inputs, got {len(values)}")
             inputs = dict(zip(self._input_names, values, strict=True))
-        return {name: np.asarray(value) for name, value in inputs.items()}
+        return {name: _as_value(value, self._kinds.get(name)) for name, value in inputs.items()}
 
-    def _compiled_for(self, arrays: dict[str, np.ndarray], constants: dict[str, np.ndarray]):
-        shapes = tuple((name, array.shape) for name, array in sorted(arrays.items()))
-        values = tuple((name, a.dtype.str, a.shape, a.tobytes()) for name, a in constants.items())
-        key = (shapes, tuple(sorted(values)))
+    def _compiled_for(self, values: dict, constants: dict[str, np.ndarray]):
+        shapes = tuple((name, structure(value)) for name, value in sorted(values.items()))
+        bound = ((name, a.dtype.str, a.shape, a.tobytes()) for name, a in constants.items())
+        key = (shapes, tuple(sorted(bound)))
         if key not in self._compiled:
-            model = with_constants(self._model, constants) if constants else self._model
-            given = {name: shape for name, shape in shapes if self._static.get(name) != shape}
-            self._compiled[key] = compile_model(model, input_shapes=given, **self._options)
+            self._compiled[key] = self._compile(values, constants)
         return self._compiled[key]
+
+    def _compile(self, values: dict, constants: dict[str, np.ndarray]):
+        """The compiled model for these input structures, and how values cross it."""
+        model = with_constants(self._model, constants) if constants else self._model
+        model, carried = tensor_inputs(model, values)
+        arrays = {name: value for name, value in values.items() if name not in carried}
+        given = {name: array.shape for name, array in arrays.items()
+                 if self._static.get(name) != array.shape}  # fmt: skip
+        # a zero-size array is real data here, not a slip: it is declared as the model's own
+        empty = {name: shape for name, shape in given.items() if 0 in shape}
+        model = with_input_shapes(model, empty) if empty else model
+        given = {name: shape for name, shape in given.items() if name not in empty}
+        model, outputs = tensor_outputs(model, given)
+        compiled = compile_model(model, input_shapes=given, **self._options)
+        return compiled, TensorBoundary(carried, outputs)
+
+
+def _as_value(value, kind: str | None):
+    """An input as an array, a sequence as a list of arrays; None (an empty optional) stays."""
+    if value is None and kind is not None and kind.startswith("optional"):
+        return None
+    if kind in (SEQUENCE, f"optional {SEQUENCE}"):
+        return [np.asarray(item) for item in value]
+    return np.asarray(value)
 
 
 class TvmoptBackend(Backend):
@@ -104,7 +139,7 @@ class TvmoptBackend(Backend):
         if not cls.supports_device(device):
             raise TargetError(f"tvmopt's ONNX backend runs on 'CPU' only, got device '{device}'")
         model = load_model(model)
-        _check_tensors(model.graph)
+        check_boundary(model.graph)
         return TvmoptRep(model, target, opt_level)
 
     @classmethod
@@ -119,14 +154,17 @@ class TvmoptBackend(Backend):
         return cls.run_model(model, inputs, device)
 
 
-def _check_tensors(graph: onnx.GraphProto) -> None:
-    """Sequences, maps and optionals cannot cross tvmopt's numpy interface: say so up front."""
-    for role, values in (("input", graph.input), ("output", graph.output)):
-        for value in values:
-            kind = value.type.WhichOneof("value")
-            if kind != "tensor_type":
-                message = f"graph {role} '{value.name}' is a {kind}; tvmopt handles tensors only"
-                raise UnsupportedOpError(message)
+def with_input_shapes(model: onnx.ModelProto, shapes: dict) -> onnx.ModelProto:
+    """A copy of `model` whose inputs named in `shapes` declare those shapes."""
+    pinned = onnx.ModelProto()
+    pinned.CopyFrom(model)
+    for value in pinned.graph.input:
+        if value.name in shapes:
+            dims = value.type.tensor_type.shape
+            dims.ClearField("dim")
+            for size in shapes[value.name]:
+                dims.dim.add().dim_value = size
+    return pinned
 
 
 def node_model(node, inputs, outputs_info=None, opset_version=None) -> onnx.ModelProto:

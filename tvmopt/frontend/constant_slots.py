@@ -23,6 +23,8 @@ CONSTANT_SLOTS: dict[str, tuple[int, ...]] = {
     "OneHot": (1,), "AffineGrid": (1,), "MaxUnpool": (2,), "Range": (0, 1, 2), "Trilu": (1,),
     "CumProd": (1,), "RNN": (4,), "GRU": (4,), "LSTM": (4,),  # sequence_lens
     "HannWindow": (0,), "HammingWindow": (0,), "BlackmanWindow": (0,),  # size
+    "SequenceAt": (1,), "SequenceErase": (1,), "SequenceInsert": (2,),  # positions
+    "SplitToSequence": (1,),  # split
 }  # fmt: skip
 SHAPE_READERS = ("Shape", "Size")  # read their input's shape, never its values
 
