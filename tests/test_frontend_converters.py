@@ -189,3 +189,35 @@ def test_recurrent_layers_unroll_and_match_onnxruntime(op_type, gates, attribute
     actual = tvmopt.compile(model).run({"x": x})
     for name, reference in zip(outputs, expected, strict=True):
         np.testing.assert_allclose(actual[name], reference, rtol=1e-5, atol=1e-6)
+
+
+RESIZES = [  # attributes, then the roi, scales, sizes inputs (None: absent)
+    ({"mode": "nearest"}, None, [1, 1, 2.0, 3.0], None),  # TVM's resize2d
+    ({"mode": "linear", "coordinate_transformation_mode": "asymmetric"}, None, None, [2, 3, 9, 4]),
+    ({"mode": "nearest", "nearest_mode": "ceil"}, None, [1, 1, 0.6, 1.7], None),
+    ({"mode": "linear"}, None, [1, 1, 0.6, 0.7], None),  # a scale other than output / input
+    ({"mode": "cubic", "cubic_coeff_a": -0.5, "exclude_outside": 1}, None, [1, 1, 0.8, 2.5], None),
+    ({"mode": "linear", "antialias": 1}, None, None, [2, 3, 2, 3]),
+    ({"mode": "cubic", "antialias": 1, "axes": [3, 2]}, None, [0.5, 1.5], None),
+    ({"mode": "linear", "coordinate_transformation_mode": "half_pixel_symmetric"}, None,
+     [1, 1, 1.3, 0.7], None),  # fmt: skip
+    ({"mode": "nearest", "axes": [2, 3], "keep_aspect_ratio_policy": "not_larger"}, None, None,
+     [4, 3]),  # fmt: skip
+    ({"mode": "linear", "coordinate_transformation_mode": "tf_crop_and_resize", "axes": [2, 3],
+      "extrapolation_value": 2.0}, [-0.2, 0.1, 0.9, 1.2], None, [4, 5]),  # fmt: skip
+]
+
+
+@pytest.mark.parametrize(("attributes", "roi", "scales", "sizes"), RESIZES)
+def test_resize_matches_onnxruntime(attributes, roi, scales, sizes):
+    """Resize's modes, coordinate modes, antialias, axes and aspect policies on a 4-D input."""
+    values = {"roi": roi, "scales": scales, "sizes": sizes}
+    weights = {name: np.asarray(value, np.int64 if name == "sizes" else np.float32)
+               for name, value in values.items() if value is not None}  # fmt: skip
+    names = ["x"] + [name if name in weights else "" for name in values]
+    while not names[-1]:
+        names.pop()
+    node = helper.make_node("Resize", names, ["y"], **attributes)
+    x, y = ("x", TensorProto.FLOAT, (2, 3, 5, 6)), ("y", TensorProto.FLOAT, ["n", "c", "h", "w"])
+    model = make_model([node], [x], [y], weights, opset=19)
+    assert_matches_ort(model, tvmopt.compile(model))
