@@ -221,3 +221,18 @@ def test_resize_matches_onnxruntime(attributes, roi, scales, sizes):
     x, y = ("x", TensorProto.FLOAT, (2, 3, 5, 6)), ("y", TensorProto.FLOAT, ["n", "c", "h", "w"])
     model = make_model([node], [x], [y], weights, opset=19)
     assert_matches_ort(model, tvmopt.compile(model))
+
+
+@pytest.mark.parametrize(("op_type", "opset"), [("Upsample", 9), ("Resize", 10)])
+@pytest.mark.parametrize(
+    ("mode", "scales"), [("linear", [1, 1, 2, 0.5]), ("nearest", [1, 1, 1.25, 3])]
+)
+def test_resize_10_keeps_its_coordinates_through_the_opset_upgrade(op_type, opset, mode, scales):
+    """Upgraded to Resize-13, a Resize-10 or Upsample still maps coordinates asymmetrically."""
+    if op_type == "Upsample" and min(scales) < 1:
+        scales = [1, 1, 2, 1.5]  # Upsample only enlarges
+    node = helper.make_node(op_type, ["x", "scales"], ["y"], mode=mode)
+    x, y = ("x", TensorProto.FLOAT, (1, 2, 4, 6)), ("y", TensorProto.FLOAT, ["n", "c", "h", "w"])
+    weights = {"scales": np.asarray(scales, np.float32)}
+    model = make_model([node], [x], [y], weights, opset=opset)
+    assert_matches_ort(model, tvmopt.compile(model))
