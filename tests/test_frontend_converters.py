@@ -247,3 +247,48 @@ def test_backend_passes_optionals_and_sequences_as_none_and_lists():
     assert not holds and [v.tolist() for v in longer] == [a.tolist(), x.tolist(), b.tolist()]
     holds, longer = rep.run([np.zeros(3, np.float32), [a], x])
     assert holds and [v.tolist() for v in longer] == [x.tolist(), a.tolist()]
+RESIZES = [  # attributes, then the roi, scales, sizes inputs (None: absent)
+    ({"mode": "nearest"}, None, [1, 1, 2.0, 3.0], None),  # TVM's resize2d
+    ({"mode": "linear", "coordinate_transformation_mode": "asymmetric"}, None, None, [2, 3, 9, 4]),
+    ({"mode": "nearest", "nearest_mode": "ceil"}, None, [1, 1, 0.6, 1.7], None),
+    ({"mode": "linear"}, None, [1, 1, 0.6, 0.7], None),  # a scale other than output / input
+    ({"mode": "cubic", "cubic_coeff_a": -0.5, "exclude_outside": 1}, None, [1, 1, 0.8, 2.5], None),
+    ({"mode": "linear", "antialias": 1}, None, None, [2, 3, 2, 3]),
+    ({"mode": "cubic", "antialias": 1, "axes": [3, 2]}, None, [0.5, 1.5], None),
+    ({"mode": "linear", "coordinate_transformation_mode": "half_pixel_symmetric"}, None,
+     [1, 1, 1.3, 0.7], None),  # fmt: skip
+    ({"mode": "nearest", "axes": [2, 3], "keep_aspect_ratio_policy": "not_larger"}, None, None,
+     [4, 3]),  # fmt: skip
+    ({"mode": "linear", "coordinate_transformation_mode": "tf_crop_and_resize", "axes": [2, 3],
+      "extrapolation_value": 2.0}, [-0.2, 0.1, 0.9, 1.2], None, [4, 5]),  # fmt: skip
+]
+
+
+@pytest.mark.parametrize(("attributes", "roi", "scales", "sizes"), RESIZES)
+def test_resize_matches_onnxruntime(attributes, roi, scales, sizes):
+    """Resize's modes, coordinate modes, antialias, axes and aspect policies on a 4-D input."""
+    values = {"roi": roi, "scales": scales, "sizes": sizes}
+    weights = {name: np.asarray(value, np.int64 if name == "sizes" else np.float32)
+               for name, value in values.items() if value is not None}  # fmt: skip
+    names = ["x"] + [name if name in weights else "" for name in values]
+    while not names[-1]:
+        names.pop()
+    node = helper.make_node("Resize", names, ["y"], **attributes)
+    x, y = ("x", TensorProto.FLOAT, (2, 3, 5, 6)), ("y", TensorProto.FLOAT, ["n", "c", "h", "w"])
+    model = make_model([node], [x], [y], weights, opset=19)
+    assert_matches_ort(model, tvmopt.compile(model))
+
+
+@pytest.mark.parametrize(("op_type", "opset"), [("Upsample", 9), ("Resize", 10)])
+@pytest.mark.parametrize(
+    ("mode", "scales"), [("linear", [1, 1, 2, 0.5]), ("nearest", [1, 1, 1.25, 3])]
+)
+def test_resize_10_keeps_its_coordinates_through_the_opset_upgrade(op_type, opset, mode, scales):
+    """Upgraded to Resize-13, a Resize-10 or Upsample still maps coordinates asymmetrically."""
+    if op_type == "Upsample" and min(scales) < 1:
+        scales = [1, 1, 2, 1.5]  # Upsample only enlarges
+    node = helper.make_node(op_type, ["x", "scales"], ["y"], mode=mode)
+    x, y = ("x", TensorProto.FLOAT, (1, 2, 4, 6)), ("y", TensorProto.FLOAT, ["n", "c", "h", "w"])
+    weights = {"scales": np.asarray(scales, np.float32)}
+    model = make_model([node], [x], [y], weights, opset=opset)
+    assert_matches_ort(model, tvmopt.compile(model))

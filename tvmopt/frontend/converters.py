@@ -16,6 +16,8 @@ speed. The pairwise adds, TVM's own form for inputs of unknown shape, say the sa
 Ops TVM's importer lacks have converters of ours too (converters_missing.py,
 converters_recurrent.py, converters_sequences.py), and so do
 ops whose results it got wrong (converters_corrected.py). TVM's importer
+converters_recurrent.py), and so do
+ops whose results it got wrong (converters_corrected.py, converters_resize.py). TVM's importer
 looks its converters up in a module-level table; `our_converters` puts ours in for the duration
 of one import.
 """
@@ -35,6 +37,7 @@ from . import (
     converters_recurrent,
     converters_sequences,
 )
+from . import converters_corrected, converters_missing, converters_recurrent, converters_resize
 
 
 def _constant_bound(expr, default: float) -> float | None:
@@ -80,6 +83,7 @@ OURS = {
     **converters_recurrent.OPS,
     **converters_sequences.OPS,
     **converters_corrected.OPS,
+    **converters_resize.OPS,
 }
 
 

@@ -26,6 +26,7 @@ from .expand_functions import expand_functions
 from .expand_quantized_ops import expand_quantized_ops
 from .fold_constants import fold_constants
 from .identifiers import with_identifier_params
+from .resize_upgrade import keep_resize_10_coordinates
 from .signature import TensorSpec, graph_inputs, graph_outputs
 from .support import check_supported
 
@@ -142,6 +143,8 @@ def upgrade_opset(model: onnx.ModelProto) -> onnx.ModelProto:
         return model
     try:
         upgraded = version_converter.convert_version(model, MIN_OPSET)
+        if opset_of(model) < 11:
+            upgraded = keep_resize_10_coordinates(upgraded)
         checker.check_model(upgraded)
     except Exception as err:  # noqa: BLE001 - the converter raises anything; the original still works
         message = f"keeping opset {opset_of(model)}: onnx could not upgrade it ({err})"
