@@ -21,6 +21,7 @@ CONSTANT_SLOTS: dict[str, tuple[int, ...]] = {
     "OneHot": (1,), "AffineGrid": (1,), "MaxUnpool": (2,), "Range": (0, 1, 2), "Trilu": (1,),
     "CumProd": (1,), "RNN": (4,), "GRU": (4,), "LSTM": (4,),  # sequence_lens
     "HannWindow": (0,), "HammingWindow": (0,), "BlackmanWindow": (0,),  # size
+    "Loop": (0, 1),  # trip count and condition: a Loop is unrolled only where both are constant
 }  # fmt: skip
 
 
