@@ -25,6 +25,12 @@ CONSTANT_SLOTS: dict[str, tuple[int, ...]] = {
 }  # fmt: skip
 
 
+# A Loop unrolls only where its trip count and condition fold to constants: the graph inputs they
+# are computed from (Range's expansion: M = ceil((limit - start) / delta)) are compiled in too.
+TRACED_SLOTS = frozenset({"Loop"})
+SHAPE_QUERIES = frozenset({"Shape", "Size"})  # they read a value's shape, not the value
+
+
 def constant_inputs(model: onnx.ModelProto) -> set[str]:
     """The graph inputs that some node reads where the importer needs a value."""
     initializers = {tensor.name for tensor in model.graph.initializer}
@@ -32,7 +38,25 @@ def constant_inputs(model: onnx.ModelProto) -> set[str]:
     slots = {name for node in model.graph.node
              for index in CONSTANT_SLOTS.get(node.op_type, ())
              if index < len(node.input) and (name := node.input[index])}  # fmt: skip
-    return inputs & slots
+    traced = {name for node in model.graph.node if node.op_type in TRACED_SLOTS
+              for index in CONSTANT_SLOTS[node.op_type]
+              if index < len(node.input) and (name := node.input[index])}  # fmt: skip
+    return inputs & (slots | _computed_from(traced, model.graph))
+
+
+def _computed_from(names: set[str], graph: onnx.GraphProto) -> set[str]:
+    """Every value the named values are computed from, through any chain of nodes."""
+    producers = {out: node for node in graph.node for out in node.output}
+    sources, pending = set(), list(names)
+    while pending:
+        name = pending.pop()
+        if name in sources:
+            continue
+        sources.add(name)
+        node = producers.get(name)
+        if node is not None and node.op_type not in SHAPE_QUERIES:
+            pending.extend(source for source in node.input if source)
+    return sources
 
 
 def with_constants(model: onnx.ModelProto, values: dict[str, np.ndarray]) -> onnx.ModelProto:
