@@ -298,3 +298,31 @@ def test_opset8_scan_unrolls_each_batch_entry():
     model = make_model([node], [("s0", vec, [3, 2]), ("x", vec, [3, 4, 2])],
                        [("s", vec, [3, 2]), ("ys", vec, [3, 4, 2])], opset=8)  # fmt: skip
     assert_matches_ort(model, tvmopt.compile(model))
+
+
+def test_loop_holding_a_scan_unrolls_both():
+    """A for-loop (no condition input) whose body scans a value it computes: the copied Scans
+    unroll in a second round, once shape inference has seen their inputs."""
+    def vector(name, shape=(2,)):
+        return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+    scan_body = helper.make_graph([helper.make_node("Add", ["s_in", "row"], ["s_out"]),
+                                   helper.make_node("Identity", ["s_out"], ["s_scan"])], "sums",
+                                  [vector("s_in"), vector("row")],
+                                  [vector("s_out"), vector("s_scan")])  # fmt: skip
+    true = helper.make_tensor("true", TensorProto.BOOL, [], [True])
+    loop_body = helper.make_graph([
+        helper.make_node("Cast", ["i"], ["i_f"], to=TensorProto.FLOAT),
+        helper.make_node("Mul", ["x", "i_f"], ["rows"]),
+        helper.make_node("Scan", ["acc_in", "rows"], ["acc_out", "sums"], body=scan_body,
+                         num_scan_inputs=1),
+        helper.make_node("Constant", [], ["c_out"], value=true),
+    ], "body", [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+                helper.make_tensor_value_info("c", TensorProto.BOOL, []), vector("acc_in")],
+       [helper.make_tensor_value_info("c_out", TensorProto.BOOL, []), vector("acc_out"),
+        vector("sums", (3, 2))])  # fmt: skip
+    node = helper.make_node("Loop", ["m", "", "a0"], ["acc", "all"], body=loop_body)
+    vec = TensorProto.FLOAT
+    model = make_model([node], [("a0", vec, [2]), ("x", vec, [3, 2])],
+                       [("acc", vec, [2]), ("all", vec, [3, 3, 2])], {"m": np.array(3, np.int64)})
+    assert_matches_ort(model, tvmopt.compile(model))

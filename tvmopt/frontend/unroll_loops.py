@@ -266,17 +266,15 @@ def _unroll_loop(unroller: _Unroller, node: onnx.NodeProto, stem: str) -> bool:
 
 
 def _static_trip_count(unroller: _Unroller, node: onnx.NodeProto, body) -> int | None:
-    """M, or 0 for a constant false condition; None unless both are constant and the body
-    keeps a present condition true (a loop that may exit early cannot be unrolled)."""
+    """M, or 0 for a constant false condition; None unless M and a present condition are
+    constant and the body keeps the condition true (a loop that may exit early cannot be
+    unrolled). Without a condition input the spec ignores the body's, but ONNX Runtime stops
+    on it: such a body must keep it true too, so that both agree."""
     trips = unroller.constants.get(node.input[0]) if node.input[0] else None
     condition = node.input[1] if len(node.input) > 1 else ""
-    if trips is None:
+    if trips is None or (condition and condition not in unroller.constants):
         return None
-    if not condition:
-        return int(trips)
-    if condition not in unroller.constants:
-        return None
-    if not unroller.constants[condition]:
+    if condition and not unroller.constants[condition]:
         return 0
     return int(trips) if _keeps_true(body, unroller.constants) else None
 
