@@ -291,4 +291,138 @@ def test_resize_10_keeps_its_coordinates_through_the_opset_upgrade(op_type, opse
     x, y = ("x", TensorProto.FLOAT, (1, 2, 4, 6)), ("y", TensorProto.FLOAT, ["n", "c", "h", "w"])
     weights = {"scales": np.asarray(scales, np.float32)}
     model = make_model([node], [x], [y], weights, opset=opset)
+# Scan and Loop, unrolled before import (frontend/unroll_loops.py)
+
+
+def _scan_model(nested_if=False):
+    """Two states (one of them a running sum that reads an outer weight), inputs scanned on
+    axis 1 forward and axis 0 in reverse, outputs stacked on axis 1 and prepended on axis 0."""
+    body_nodes = [
+        helper.make_node("Mul", ["x_t", "w"], ["scaled"]),
+        helper.make_node("Add", ["sum_in", "scaled"], ["sum_out"]),
+        helper.make_node("Mul", ["prod_in", "r_t"], ["prod_out"]),
+        helper.make_node("Sub", ["sum_out", "r_t"], ["diff"]),
+        helper.make_node("Identity", ["sum_out"], ["out_a"]),
+    ]
+    if nested_if:  # a branch that reads a body value: the copies must rename inside it too
+        negated = helper.make_tensor_value_info("negated", TensorProto.FLOAT, [3])
+        same = helper.make_tensor_value_info("same", TensorProto.FLOAT, [3])
+        branch = helper.make_graph([helper.make_node("Neg", ["diff"], ["negated"])], "then", [],
+                                   [negated])  # fmt: skip
+        other = helper.make_graph([helper.make_node("Identity", ["diff"], ["same"])], "else", [],
+                                  [same])  # fmt: skip
+        body_nodes.append(helper.make_node("If", ["flag"], ["out_b"], then_branch=branch,
+                                           else_branch=other))  # fmt: skip
+    else:
+        body_nodes.append(helper.make_node("Identity", ["diff"], ["out_b"]))
+    def vectors(*names):
+        return [helper.make_tensor_value_info(name, TensorProto.FLOAT, [3]) for name in names]
+
+    body = helper.make_graph(body_nodes, "body", vectors("sum_in", "prod_in", "x_t", "r_t"),
+                             vectors("sum_out", "prod_out", "out_a", "out_b"))  # fmt: skip
+    node = helper.make_node("Scan", ["s0", "p0", "x", "r"], ["s", "p", "ys", "zs"], body=body,
+                            num_scan_inputs=2, scan_input_axes=[1, 0],
+                            scan_input_directions=[0, 1], scan_output_axes=[1, 0],
+                            scan_output_directions=[0, 1])  # fmt: skip
+    weights = {"w": np.array([0.5, -1.0, 2.0], np.float32), "flag": np.array(True)}
+    vec = TensorProto.FLOAT
+    return make_model([node], [("s0", vec, [3]), ("p0", vec, [3]), ("x", vec, [3, 4]),
+                               ("r", vec, [4, 3])],
+                      [("s", vec, [3]), ("p", vec, [3]), ("ys", vec, [3, 4]), ("zs", vec, [4, 3])],
+                      weights)  # fmt: skip
+
+
+@pytest.mark.parametrize("nested_if", [False, True])
+def test_scan_unrolls_with_axes_directions_and_outer_values(nested_if):
+    model = _scan_model(nested_if)
+    assert "Scan" not in {node.op_type for node in frontend.prepare(model).graph.node}
+    assert_matches_ort(model, tvmopt.compile(model))
+
+
+def _loop_model(steps, cond_out="Identity"):
+    """y += x[i] * i each iteration, the running y stacked; the trip count is constant."""
+    body_nodes = [
+        helper.make_node("Gather", ["x", "i"], ["x_i"]),
+        helper.make_node("Cast", ["i"], ["i_f"], to=TensorProto.FLOAT),
+        helper.make_node("Mul", ["x_i", "i_f"], ["term"]),
+        helper.make_node("Add", ["y_in", "term"], ["y_out"]),
+        helper.make_node("Identity", ["y_out"], ["y_scan"]),
+    ]
+    if cond_out == "Identity":
+        body_nodes.append(helper.make_node("Identity", ["c_in"], ["c_out"]))
+    else:  # the loop may stop early: it cannot be unrolled
+        body_nodes.append(helper.make_node("Less", ["i", "limit"], ["c_out"]))
+    scalar_i = helper.make_tensor_value_info("i", TensorProto.INT64, [])
+    body = helper.make_graph(
+        body_nodes, "body",
+        [scalar_i, helper.make_tensor_value_info("c_in", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("y_in", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("c_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("y_out", TensorProto.FLOAT, [2]),
+         helper.make_tensor_value_info("y_scan", TensorProto.FLOAT, [2])],
+    )  # fmt: skip
+    node = helper.make_node("Loop", ["m", "cond", "y0"], ["y", "ys"], body=body, name="the_loop")
+    weights = {"m": np.array(steps, np.int64), "cond": np.array(True),
+               "limit": np.array(2, np.int64)}  # fmt: skip
+    return make_model([node], [("y0", TensorProto.FLOAT, [2]), ("x", TensorProto.FLOAT, [5, 2])],
+                      [("y", TensorProto.FLOAT, [2]), ("ys", TensorProto.FLOAT, [steps, 2])],
+                      weights)  # fmt: skip
+
+
+def test_loop_with_a_constant_trip_count_unrolls_and_matches_onnxruntime():
+    model = _loop_model(4)
+    assert_matches_ort(model, tvmopt.compile(model))
+
+
+def test_loop_that_may_stop_early_stays_unsupported():
+    with pytest.raises(tvmopt.UnsupportedOpError, match="Loop"):
+        tvmopt.compile(_loop_model(4, cond_out="Less"))
+
+
+def test_loop_too_long_to_unroll_is_refused_by_name():
+    with pytest.raises(tvmopt.UnsupportedOpError, match="the_loop.*100000 iterations"):
+        tvmopt.compile(_loop_model(100000))
+
+
+def test_opset8_scan_unrolls_each_batch_entry():
+    """Opset 8's Scan has a batch axis 0 (which onnx's 8->9 adapter drops unsliced)."""
+    body = helper.make_graph(
+        [helper.make_node("Add", ["sum_in", "x_t"], ["sum_out"]),
+         helper.make_node("Mul", ["sum_out", "x_t"], ["out"])], "body",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [2]) for n in ("sum_in", "x_t")],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [2]) for n in ("sum_out", "out")],
+    )  # fmt: skip
+    node = helper.make_node("Scan", ["", "s0", "x"], ["s", "ys"], body=body, num_scan_inputs=1,
+                            directions=[1])  # fmt: skip
+    vec = TensorProto.FLOAT
+    model = make_model([node], [("s0", vec, [3, 2]), ("x", vec, [3, 4, 2])],
+                       [("s", vec, [3, 2]), ("ys", vec, [3, 4, 2])], opset=8)  # fmt: skip
+    assert_matches_ort(model, tvmopt.compile(model))
+
+
+def test_loop_holding_a_scan_unrolls_both():
+    """A for-loop (no condition input) whose body scans a value it computes: the copied Scans
+    unroll in a second round, once shape inference has seen their inputs."""
+    def vector(name, shape=(2,)):
+        return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+    scan_body = helper.make_graph([helper.make_node("Add", ["s_in", "row"], ["s_out"]),
+                                   helper.make_node("Identity", ["s_out"], ["s_scan"])], "sums",
+                                  [vector("s_in"), vector("row")],
+                                  [vector("s_out"), vector("s_scan")])  # fmt: skip
+    true = helper.make_tensor("true", TensorProto.BOOL, [], [True])
+    loop_body = helper.make_graph([
+        helper.make_node("Cast", ["i"], ["i_f"], to=TensorProto.FLOAT),
+        helper.make_node("Mul", ["x", "i_f"], ["rows"]),
+        helper.make_node("Scan", ["acc_in", "rows"], ["acc_out", "sums"], body=scan_body,
+                         num_scan_inputs=1),
+        helper.make_node("Constant", [], ["c_out"], value=true),
+    ], "body", [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+                helper.make_tensor_value_info("c", TensorProto.BOOL, []), vector("acc_in")],
+       [helper.make_tensor_value_info("c_out", TensorProto.BOOL, []), vector("acc_out"),
+        vector("sums", (3, 2))])  # fmt: skip
+    node = helper.make_node("Loop", ["m", "", "a0"], ["acc", "all"], body=loop_body)
+    vec = TensorProto.FLOAT
+    model = make_model([node], [("a0", vec, [2]), ("x", vec, [3, 2])],
+                       [("acc", vec, [2]), ("all", vec, [3, 3, 2])], {"m": np.array(3, np.int64)})
     assert_matches_ort(model, tvmopt.compile(model))

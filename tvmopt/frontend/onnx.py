@@ -2,7 +2,8 @@
 
 The pipeline, in order (`prepare`): parse -> check -> inline local functions -> upgrade old opsets
 -> pin input shapes -> infer shapes -> expand ops TVM cannot import into their ONNX function bodies
--> fold constant and shape subgraphs -> check op support.
+-> fold constant and shape subgraphs -> unroll Scan and static Loop (then expand and fold the
+copied bodies) -> check op support.
 `import_model` then hands the normalized graph to TVM's Relax importer.
 """
 
@@ -29,6 +30,7 @@ from .identifiers import with_identifier_params
 from .resize_upgrade import keep_resize_10_coordinates
 from .signature import TensorSpec, graph_inputs, graph_outputs
 from .support import check_supported
+from .unroll_loops import has_batched_scan, unroll_loops
 
 # Models older than this are upgraded: TVM's converters are best exercised on recent opsets.
 MIN_OPSET = 13
@@ -128,13 +130,22 @@ def prepare(model: onnx.ModelProto, input_shapes: Mapping | None = None) -> onnx
     """Normalize a checked model into the static, folded graph that TVM's importer handles."""
     if model.functions:
         model = inliner.inline_local_functions(model)
+    if has_batched_scan(model):  # onnx's Scan 8->9 adapter drops the batch dim, unsliced
+        model = unroll_loops(pin_input_shapes(model, input_shapes or {}))
     model = upgrade_opset(model)
     model = pin_input_shapes(model, input_shapes or {})
-    model = expand_functions(model)
-    model = expand_quantized_ops(model)
-    model = fold_constants(model)
+    model = _expand_and_fold(model)
+    unrolled = unroll_loops(model)
+    if unrolled is not model:  # the copied bodies may hold ops to expand and values to fold
+        model = _expand_and_fold(unrolled)
     check_supported(model.graph)
     return model
+
+
+def _expand_and_fold(model: onnx.ModelProto) -> onnx.ModelProto:
+    model = expand_functions(model)
+    model = expand_quantized_ops(model)
+    return fold_constants(model)
 
 
 def upgrade_opset(model: onnx.ModelProto) -> onnx.ModelProto:
