@@ -83,6 +83,8 @@ FAST_SUBSET = [
     r"test_operator_\w+",
     r"test_(Conv2d|Conv1d|ConvTranspose2d|BatchNorm2d_eval|AvgPool2d|MaxPool2d|Linear|ReLU|Softmax)",
     r"test_squeezenet",
+    # ops TVM's importer lacks or fails to build (NMS, image, linalg, ai.onnx.ml)
+    r"test_nonmaxsuppression_\w+",
 ]
 # Fast-subset tests that fail today for a known reason: expected to fail in the fast run (an XPASS
 # says the entry can go); the full run records them as plain failures.

@@ -14,7 +14,7 @@ from onnx import TensorProto, helper
 import tvmopt
 from tvmopt.frontend import onnx as frontend
 
-from .helpers import assert_matches_ort, make_model
+from .helpers import assert_matches_ort, make_model, ort_outputs
 
 
 def _conv_clip(low, high, bounds_as_inputs=False):
@@ -189,3 +189,28 @@ def test_recurrent_layers_unroll_and_match_onnxruntime(op_type, gates, attribute
     actual = tvmopt.compile(model).run({"x": x})
     for name, reference in zip(outputs, expected, strict=True):
         np.testing.assert_allclose(actual[name], reference, rtol=1e-5, atol=1e-6)
+
+
+# --- ops TVM's importer lacks or fails to build (NMS, image, linalg, ai.onnx.ml) -------------
+
+
+@pytest.mark.parametrize(("limit", "iou", "score"), [
+    (2**63 - 1, 0.3, None),  # int64's max; no score threshold, negative scores compete
+    (4, 0.5, -0.3),  # a negative score threshold
+    (3, 0.0, None),  # any overlap suppresses
+])  # fmt: skip
+def test_nonmaxsuppression_matches_onnxruntime_at_the_edges(limit, iou, score):
+    """Scores <= 0 and tied scores (rounded to tenths), where TVM's kernel needs corrections."""
+    rng = np.random.default_rng(0)
+    boxes = rng.random((2, 20, 4)).astype(np.float32)
+    scores = np.round(rng.random((2, 3, 20)) * 2 - 0.5, 1).astype(np.float32)
+    inits = {"limit": np.array([limit], np.int64), "iou": np.array([iou], np.float32)}
+    if score is not None:
+        inits["score"] = np.array([score], np.float32)
+    node = helper.make_node("NonMaxSuppression", ["boxes", "scores", *inits], ["y"])
+    model = make_model([node], [("boxes", TensorProto.FLOAT, boxes.shape),
+                                ("scores", TensorProto.FLOAT, scores.shape)],
+                       [("y", TensorProto.INT64, ["selected", 3])], inits, opset=21)  # fmt: skip
+    feeds = {"boxes": boxes, "scores": scores}
+    expected = ort_outputs(model, feeds)["y"]
+    np.testing.assert_array_equal(tvmopt.compile(model).run(feeds)["y"], expected)

@@ -15,7 +15,7 @@ speed. The pairwise adds, TVM's own form for inputs of unknown shape, say the sa
 
 Ops TVM's importer lacks have converters of ours too (converters_missing.py,
 converters_recurrent.py), and so do
-ops whose results it got wrong (converters_corrected.py). TVM's importer
+ops whose results it got wrong (converters_corrected.py, converters_nms.py). TVM's importer
 looks its converters up in a module-level table; `our_converters` puts ours in for the duration
 of one import.
 """
@@ -29,7 +29,7 @@ from tvm import relax
 from tvm.relax.frontend.onnx import onnx_frontend
 
 from .._tvm import tvm
-from . import converters_corrected, converters_missing, converters_recurrent
+from . import converters_corrected, converters_missing, converters_nms, converters_recurrent
 
 
 def _constant_bound(expr, default: float) -> float | None:
@@ -74,6 +74,7 @@ OURS = {
     **converters_missing.OPS,
     **converters_recurrent.OPS,
     **converters_corrected.OPS,
+    **converters_nms.OPS,
 }
 
 
