@@ -214,3 +214,17 @@ def test_nonmaxsuppression_matches_onnxruntime_at_the_edges(limit, iou, score):
     feeds = {"boxes": boxes, "scores": scores}
     expected = ort_outputs(model, feeds)["y"]
     np.testing.assert_array_equal(tvmopt.compile(model).run(feeds)["y"], expected)
+
+
+def test_col2im_with_every_attribute_matches_onnxruntime():
+    """Two images of two channels, asymmetric pads, strides and dilations together."""
+    image, block, pads, strides, dilations = [7, 6], [2, 3], [1, 0, 2, 1], [2, 1], [2, 1]
+    grid = [(size + pads[d] + pads[d + 2] - dilations[d] * (block[d] - 1) - 1) // strides[d] + 1
+            for d, size in enumerate(image)]  # fmt: skip
+    x_shape = (2, 2 * 6, grid[0] * grid[1])
+    inits = {"image": np.array(image, np.int64), "block": np.array(block, np.int64)}
+    node = helper.make_node("Col2Im", ["x", "image", "block"], ["y"], pads=pads,
+                            strides=strides, dilations=dilations)  # fmt: skip
+    model = make_model([node], [("x", TensorProto.FLOAT, x_shape)],
+                       [("y", TensorProto.FLOAT, (2, 2, *image))], inits, opset=18)  # fmt: skip
+    assert_matches_ort(model, tvmopt.compile(model))
