@@ -228,3 +228,24 @@ def test_col2im_with_every_attribute_matches_onnxruntime():
     model = make_model([node], [("x", TensorProto.FLOAT, x_shape)],
                        [("y", TensorProto.FLOAT, (2, 2, *image))], inits, opset=18)  # fmt: skip
     assert_matches_ort(model, tvmopt.compile(model))
+
+
+@pytest.mark.parametrize("mode", ["linear", "circular"])
+def test_tensorscatter_without_write_indices_and_along_axis_1_matches_onnx(mode):
+    """No write_indices (every batch entry writes from 0) and, circular, offsets that wrap."""
+    from onnx.reference import ReferenceEvaluator
+
+    rng = np.random.default_rng(0)
+    cache = rng.standard_normal((2, 5, 3)).astype(np.float32)
+    update = rng.standard_normal((2, 3, 3)).astype(np.float32)
+    offsets = np.array([4, 1], np.int64)
+    for names in (["cache", "update"], ["cache", "update", "offsets"]):
+        if mode == "linear" and len(names) == 3:
+            offsets = np.array([2, 1], np.int64)  # linear writes stay inside the cache
+        node = helper.make_node("TensorScatter", names, ["y"], axis=1, mode=mode)
+        inputs = [(n, TensorProto.FLOAT if n != "offsets" else TensorProto.INT64, a.shape)
+                  for n, a in zip(names, (cache, update, offsets), strict=False)]  # fmt: skip
+        model = make_model([node], inputs, [("y", TensorProto.FLOAT, cache.shape)], opset=24)
+        feeds = dict(zip(names, (cache, update, offsets), strict=False))
+        (expected,) = ReferenceEvaluator(model).run(None, feeds)
+        np.testing.assert_array_equal(tvmopt.compile(model).run(feeds)["y"], expected)

@@ -14,7 +14,8 @@ adds as Sum), and a permute cannot sink through it, so the model stayed NCHW at 
 speed. The pairwise adds, TVM's own form for inputs of unknown shape, say the same thing.
 
 Ops TVM's importer lacks have converters of ours too (converters_missing.py,
-converters_recurrent.py, converters_image.py), and so do
+converters_recurrent.py, converters_image.py,
+converters_indexing.py), and so do
 ops whose results it got wrong (converters_corrected.py, converters_nms.py). TVM's importer
 looks its converters up in a module-level table; `our_converters` puts ours in for the duration
 of one import.
@@ -32,6 +33,7 @@ from .._tvm import tvm
 from . import (
     converters_corrected,
     converters_image,
+    converters_indexing,
     converters_missing,
     converters_nms,
     converters_recurrent,
@@ -82,6 +84,7 @@ OURS = {
     **converters_corrected.OPS,
     **converters_nms.OPS,
     **converters_image.OPS,
+    **converters_indexing.OPS,
 }
 
 
