@@ -249,3 +249,18 @@ def test_tensorscatter_without_write_indices_and_along_axis_1_matches_onnx(mode)
         feeds = dict(zip(names, (cache, update, offsets), strict=False))
         (expected,) = ReferenceEvaluator(model).run(None, feeds)
         np.testing.assert_array_equal(tvmopt.compile(model).run(feeds)["y"], expected)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 3, 5, 5)])
+def test_det_matches_onnxruntime_with_pivoting_and_a_singular_matrix(shape):
+    """5x5 matrices whose first pivots are tiny (pivoting matters), and one singular matrix."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape).astype(np.float32)
+    if len(shape) > 2:
+        x[..., 0, 0] = 1e-6
+        x[0, 1, 4] = x[0, 1, 1] * 2  # rows 1 and 4 dependent: det 0
+    model = make_model([helper.make_node("Det", ["x"], ["y"])], [("x", TensorProto.FLOAT, shape)],
+                       [("y", TensorProto.FLOAT, shape[:-2])])  # fmt: skip
+    expected = ort_outputs(model, {"x": x})["y"]
+    actual = tvmopt.compile(model).run({"x": x})["y"]
+    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5)

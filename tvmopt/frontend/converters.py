@@ -15,7 +15,7 @@ speed. The pairwise adds, TVM's own form for inputs of unknown shape, say the sa
 
 Ops TVM's importer lacks have converters of ours too (converters_missing.py,
 converters_recurrent.py, converters_image.py,
-converters_indexing.py), and so do
+converters_indexing.py, converters_linalg.py), and so do
 ops whose results it got wrong (converters_corrected.py, converters_nms.py). TVM's importer
 looks its converters up in a module-level table; `our_converters` puts ours in for the duration
 of one import.
@@ -34,6 +34,7 @@ from . import (
     converters_corrected,
     converters_image,
     converters_indexing,
+    converters_linalg,
     converters_missing,
     converters_nms,
     converters_recurrent,
@@ -85,6 +86,7 @@ OURS = {
     **converters_nms.OPS,
     **converters_image.OPS,
     **converters_indexing.OPS,
+    **converters_linalg.OPS,
 }
 
 
