@@ -117,14 +117,14 @@ def test_unsupported_op(capsys, tmp_path):
     from .helpers import make_model
 
     model = make_model(
-        [helper.make_node("Det", ["x"], ["y"], name="determinant")],
-        [("x", TensorProto.FLOAT, [3, 3])],
-        [("y", TensorProto.FLOAT, [])],
+        [helper.make_node("StringNormalizer", ["x"], ["y"], name="normalizer")],
+        [("x", TensorProto.STRING, [3])],
+        [("y", TensorProto.STRING, [3])],
     )
-    onnx.save(model, tmp_path / "det.onnx")
+    onnx.save(model, tmp_path / "strings.onnx")
     out = tmp_path / "m.so"
-    status, _, err = cli(capsys, "compile", tmp_path / "det.onnx", "-o", out)
-    assert_fails_cleanly(status, err, "Det (node determinant)", out)
+    status, _, err = cli(capsys, "compile", tmp_path / "strings.onnx", "-o", out)
+    assert_fails_cleanly(status, err, "StringNormalizer (node normalizer)", out)
 
 
 def test_symbolic_dim_without_shape(capsys, tmp_path):

@@ -108,6 +108,11 @@ FAST_SUBSET = [
     r"test_loop11",
     r"test_linear_attention_(linear_t1_no_past|gated_delta)",
     r"test_range_\w+_delta_expanded",
+    # ops TVM's importer lacks or fails to build (NMS, image, linalg, ai.onnx.ml)
+    r"test_nonmaxsuppression_\w+",
+    r"test_col2im\w*",
+    r"test_(reversesequence|tensorscatter)\w*",
+    r"test_det_(2d|nd)",
 ]
 # Fast-subset tests that fail today for a known reason: expected to fail in the fast run (an XPASS
 # says the entry can go); the full run records them as plain failures.

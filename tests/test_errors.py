@@ -45,20 +45,22 @@ def test_truncated_onnx_file(tmp_path, demo_path, fraction):
 def test_unsupported_ops_are_listed_together_with_node_names():
     model = make_model(
         [
-            helper.make_node("Det", ["x"], ["d"], name="det_a"),
-            helper.make_node("ReverseSequence", ["x", "lens"], ["c1"], name="rev_a"),
-            helper.make_node("ReverseSequence", ["c1", "lens"], ["c2"], name="rev_b"),
+            helper.make_node("StringNormalizer", ["x"], ["d"], name="norm_a"),
+            helper.make_node("RegexFullMatch", ["x"], ["c1"], pattern="a", name="match_a"),
+            helper.make_node("RegexFullMatch", ["d"], ["c2"], pattern="b", name="match_b"),
             helper.make_node("Unsqueeze", ["d", "axes"], ["y"], name="fine"),
         ],
-        [("x", TensorProto.FLOAT, [3, 3])],
-        [("y", TensorProto.FLOAT, [1]), ("c2", TensorProto.FLOAT, [3, 3])],
-        initializers={"axes": np.array([0], np.int64), "lens": np.array([3, 2, 1], np.int64)},
+        [("x", TensorProto.STRING, [3])],
+        [("y", TensorProto.STRING, [1, 3]), ("c1", TensorProto.BOOL, [3]),
+         ("c2", TensorProto.BOOL, [3])],
+        initializers={"axes": np.array([0], np.int64)},
         opset=26,
     )
     with pytest.raises(tvmopt.UnsupportedOpError) as err:
         tvmopt.compile(model)
     assert isinstance(err.value, NotImplementedError)
-    assert_one_line(err, "ReverseSequence (nodes rev_a, rev_b)", "Det (node det_a)")
+    assert_one_line(err, "RegexFullMatch (nodes match_a, match_b)",
+                    "StringNormalizer (node norm_a)")
     assert "Unsqueeze" not in str(err.value)
 
 

@@ -15,7 +15,7 @@ from onnx import TensorProto, helper
 import tvmopt
 from tvmopt.frontend import onnx as frontend
 
-from .helpers import assert_matches_ort, make_model
+from .helpers import assert_matches_ort, make_model, ort_outputs
 
 
 def _conv_clip(low, high, bounds_as_inputs=False):
@@ -426,3 +426,76 @@ def test_loop_holding_a_scan_unrolls_both():
     model = make_model([node], [("a0", vec, [2]), ("x", vec, [3, 2])],
                        [("acc", vec, [2]), ("all", vec, [3, 3, 2])], {"m": np.array(3, np.int64)})
     assert_matches_ort(model, tvmopt.compile(model))
+# --- ops TVM's importer lacks or fails to build (NMS, image, linalg, ai.onnx.ml) -------------
+
+
+@pytest.mark.parametrize(("limit", "iou", "score"), [
+    (2**63 - 1, 0.3, None),  # int64's max; no score threshold, negative scores compete
+    (4, 0.5, -0.3),  # a negative score threshold
+    (3, 0.0, None),  # any overlap suppresses
+])  # fmt: skip
+def test_nonmaxsuppression_matches_onnxruntime_at_the_edges(limit, iou, score):
+    """Scores <= 0 and tied scores (rounded to tenths), where TVM's kernel needs corrections."""
+    rng = np.random.default_rng(0)
+    boxes = rng.random((2, 20, 4)).astype(np.float32)
+    scores = np.round(rng.random((2, 3, 20)) * 2 - 0.5, 1).astype(np.float32)
+    inits = {"limit": np.array([limit], np.int64), "iou": np.array([iou], np.float32)}
+    if score is not None:
+        inits["score"] = np.array([score], np.float32)
+    node = helper.make_node("NonMaxSuppression", ["boxes", "scores", *inits], ["y"])
+    model = make_model([node], [("boxes", TensorProto.FLOAT, boxes.shape),
+                                ("scores", TensorProto.FLOAT, scores.shape)],
+                       [("y", TensorProto.INT64, ["selected", 3])], inits, opset=21)  # fmt: skip
+    feeds = {"boxes": boxes, "scores": scores}
+    expected = ort_outputs(model, feeds)["y"]
+    np.testing.assert_array_equal(tvmopt.compile(model).run(feeds)["y"], expected)
+
+
+def test_col2im_with_every_attribute_matches_onnxruntime():
+    """Two images of two channels, asymmetric pads, strides and dilations together."""
+    image, block, pads, strides, dilations = [7, 6], [2, 3], [1, 0, 2, 1], [2, 1], [2, 1]
+    grid = [(size + pads[d] + pads[d + 2] - dilations[d] * (block[d] - 1) - 1) // strides[d] + 1
+            for d, size in enumerate(image)]  # fmt: skip
+    x_shape = (2, 2 * 6, grid[0] * grid[1])
+    inits = {"image": np.array(image, np.int64), "block": np.array(block, np.int64)}
+    node = helper.make_node("Col2Im", ["x", "image", "block"], ["y"], pads=pads,
+                            strides=strides, dilations=dilations)  # fmt: skip
+    model = make_model([node], [("x", TensorProto.FLOAT, x_shape)],
+                       [("y", TensorProto.FLOAT, (2, 2, *image))], inits, opset=18)  # fmt: skip
+    assert_matches_ort(model, tvmopt.compile(model))
+
+
+@pytest.mark.parametrize("mode", ["linear", "circular"])
+def test_tensorscatter_without_write_indices_and_along_axis_1_matches_onnx(mode):
+    """No write_indices (every batch entry writes from 0) and, circular, offsets that wrap."""
+    from onnx.reference import ReferenceEvaluator
+
+    rng = np.random.default_rng(0)
+    cache = rng.standard_normal((2, 5, 3)).astype(np.float32)
+    update = rng.standard_normal((2, 3, 3)).astype(np.float32)
+    offsets = np.array([4, 1], np.int64)
+    for names in (["cache", "update"], ["cache", "update", "offsets"]):
+        if mode == "linear" and len(names) == 3:
+            offsets = np.array([2, 1], np.int64)  # linear writes stay inside the cache
+        node = helper.make_node("TensorScatter", names, ["y"], axis=1, mode=mode)
+        inputs = [(n, TensorProto.FLOAT if n != "offsets" else TensorProto.INT64, a.shape)
+                  for n, a in zip(names, (cache, update, offsets), strict=False)]  # fmt: skip
+        model = make_model([node], inputs, [("y", TensorProto.FLOAT, cache.shape)], opset=24)
+        feeds = dict(zip(names, (cache, update, offsets), strict=False))
+        (expected,) = ReferenceEvaluator(model).run(None, feeds)
+        np.testing.assert_array_equal(tvmopt.compile(model).run(feeds)["y"], expected)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 3, 5, 5)])
+def test_det_matches_onnxruntime_with_pivoting_and_a_singular_matrix(shape):
+    """5x5 matrices whose first pivots are tiny (pivoting matters), and one singular matrix."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape).astype(np.float32)
+    if len(shape) > 2:
+        x[..., 0, 0] = 1e-6
+        x[0, 1, 4] = x[0, 1, 1] * 2  # rows 1 and 4 dependent: det 0
+    model = make_model([helper.make_node("Det", ["x"], ["y"])], [("x", TensorProto.FLOAT, shape)],
+                       [("y", TensorProto.FLOAT, shape[:-2])])  # fmt: skip
+    expected = ort_outputs(model, {"x": x})["y"]
+    actual = tvmopt.compile(model).run({"x": x})["y"]
+    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5)

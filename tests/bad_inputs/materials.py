@@ -16,6 +16,7 @@ import tvmopt
 from ..helpers import flipped, make_model, relu_model
 
 FLOAT = TensorProto.FLOAT
+STRING = TensorProto.STRING
 SAPPHIRE_RAPIDS = {"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": "sapphirerapids"}
 ARM = {"kind": "llvm", "mtriple": "aarch64-linux-gnu"}
 
@@ -55,9 +56,9 @@ def _broken_models(folder: Path) -> None:
 
 
 def _op_models(folder: Path) -> None:
-    det = make_model([helper.make_node("Det", ["x"], ["y"], name="det")],
-                     [("x", FLOAT, [3, 3])], [("y", FLOAT, [])])  # fmt: skip
-    onnx.save(det, folder / "det.onnx")
+    strings = make_model([helper.make_node("StringNormalizer", ["x"], ["y"], name="normalizer")],
+                         [("x", STRING, [3])], [("y", STRING, [3])])  # fmt: skip
+    onnx.save(strings, folder / "strings.onnx")
     custom = make_model([helper.make_node("Fancy", ["x"], ["y"], domain="com.example")],
                         [("x", FLOAT, [2])], [("y", FLOAT, [2])],
                         extra_opsets={"com.example": 1})  # fmt: skip

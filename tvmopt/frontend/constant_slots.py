@@ -26,6 +26,8 @@ CONSTANT_SLOTS: dict[str, tuple[int, ...]] = {
     "SequenceAt": (1,), "SequenceErase": (1,), "SequenceInsert": (2,),  # positions
     "SplitToSequence": (1,),  # split
     "Loop": (0, 1),  # trip count and condition: a Loop is unrolled only where both are constant
+    "Col2Im": (1, 2),  # image_shape, block_shape
+    "NonMaxSuppression": (2, 3, 4),  # max_output_boxes_per_class, iou and score thresholds
 }  # fmt: skip
 SHAPE_READERS = ("Shape", "Size")  # read their input's shape, never its values
 

@@ -18,6 +18,9 @@ converters_recurrent.py, converters_sequences.py), and so do
 ops whose results it got wrong (converters_corrected.py). TVM's importer
 converters_recurrent.py), and so do
 ops whose results it got wrong (converters_corrected.py, converters_resize.py). TVM's importer
+converters_recurrent.py, converters_image.py,
+converters_indexing.py, converters_linalg.py), and so do
+ops whose results it got wrong (converters_corrected.py, converters_nms.py). TVM's importer
 looks its converters up in a module-level table; `our_converters` puts ours in for the duration
 of one import.
 """
@@ -38,6 +41,13 @@ from . import (
     converters_sequences,
 )
 from . import converters_corrected, converters_missing, converters_recurrent, converters_resize
+    converters_image,
+    converters_indexing,
+    converters_linalg,
+    converters_missing,
+    converters_nms,
+    converters_recurrent,
+)
 
 
 def _constant_bound(expr, default: float) -> float | None:
@@ -84,6 +94,10 @@ OURS = {
     **converters_sequences.OPS,
     **converters_corrected.OPS,
     **converters_resize.OPS,
+    **converters_nms.OPS,
+    **converters_image.OPS,
+    **converters_indexing.OPS,
+    **converters_linalg.OPS,
 }
 
 

@@ -3,7 +3,9 @@
 Element-wise producers are inlined into their consumers first (as TVM's dlight does); then each
 remaining block's spatial loops are fused, split into a parallel outer part and a vectorized
 inner part of the target's lanes. Blocks with a reduction parallelize their outer spatial
-loops only (dlight's normalization puts spatial loops first).
+loops only (dlight's normalization puts spatial loops first). Nothing is inlined in a function
+with an extern block (TE's hand-written IR: NMS, argsort): it declares no reads or writes, so
+a producer only it reads looks unread, and inlining one (NMS's sorted scores) dropped it.
 """
 
 from __future__ import annotations
@@ -24,11 +26,17 @@ class Fallback(CPURule):
         infos = normalize_prim_func(sch)
         if infos is None:
             return False
-        infos = _inline_elementwise(sch, infos)
+        if not _has_extern_block(sch):
+            infos = _inline_elementwise(sch, infos)
         lanes = vector_lanes(target)
         for info in infos or []:
             _parallelize(sch, info, lanes)
         return True
+
+
+def _has_extern_block(sch) -> bool:
+    blocks = sch.get_child_blocks(sch.get_sblock("root"))
+    return any(not sch.get(b).reads and not sch.get(b).writes for b in blocks)
 
 
 def _inline_elementwise(sch, infos):
