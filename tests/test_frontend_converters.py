@@ -247,6 +247,9 @@ def test_backend_passes_optionals_and_sequences_as_none_and_lists():
     assert not holds and [v.tolist() for v in longer] == [a.tolist(), x.tolist(), b.tolist()]
     holds, longer = rep.run([np.zeros(3, np.float32), [a], x])
     assert holds and [v.tolist() for v in longer] == [x.tolist(), a.tolist()]
+
+
+# Resize (converters_resize.py)
 RESIZES = [  # attributes, then the roi, scales, sizes inputs (None: absent)
     ({"mode": "nearest"}, None, [1, 1, 2.0, 3.0], None),  # TVM's resize2d
     ({"mode": "linear", "coordinate_transformation_mode": "asymmetric"}, None, None, [2, 3, 9, 4]),
@@ -291,6 +294,9 @@ def test_resize_10_keeps_its_coordinates_through_the_opset_upgrade(op_type, opse
     x, y = ("x", TensorProto.FLOAT, (1, 2, 4, 6)), ("y", TensorProto.FLOAT, ["n", "c", "h", "w"])
     weights = {"scales": np.asarray(scales, np.float32)}
     model = make_model([node], [x], [y], weights, opset=opset)
+    assert_matches_ort(model, tvmopt.compile(model))
+
+
 # Scan and Loop, unrolled before import (frontend/unroll_loops.py)
 
 
@@ -426,6 +432,8 @@ def test_loop_holding_a_scan_unrolls_both():
     model = make_model([node], [("a0", vec, [2]), ("x", vec, [3, 2])],
                        [("acc", vec, [2]), ("all", vec, [3, 3, 2])], {"m": np.array(3, np.int64)})
     assert_matches_ort(model, tvmopt.compile(model))
+
+
 # --- ops TVM's importer lacks or fails to build (NMS, image, linalg, ai.onnx.ml) -------------
 
 

@@ -25,17 +25,11 @@ CONSTANT_SLOTS: dict[str, tuple[int, ...]] = {
     "HannWindow": (0,), "HammingWindow": (0,), "BlackmanWindow": (0,),  # size
     "SequenceAt": (1,), "SequenceErase": (1,), "SequenceInsert": (2,),  # positions
     "SplitToSequence": (1,),  # split
-    "Loop": (0, 1),  # trip count and condition: a Loop is unrolled only where both are constant
+    "Loop": (0, 1),  # trip count and condition: a Loop unrolls only where both are constant
     "Col2Im": (1, 2),  # image_shape, block_shape
     "NonMaxSuppression": (2, 3, 4),  # max_output_boxes_per_class, iou and score thresholds
 }  # fmt: skip
 SHAPE_READERS = ("Shape", "Size")  # read their input's shape, never its values
-
-
-# A Loop unrolls only where its trip count and condition fold to constants: the graph inputs they
-# are computed from (Range's expansion: M = ceil((limit - start) / delta)) are compiled in too.
-TRACED_SLOTS = frozenset({"Loop"})
-SHAPE_QUERIES = frozenset({"Shape", "Size"})  # they read a value's shape, not the value
 
 
 def constant_inputs(model: onnx.ModelProto) -> set[str]:
@@ -65,29 +59,6 @@ def _values_needed(graph: onnx.GraphProto) -> set[str]:
             # with the outer values its subgraphs read (an If's branches)
             pending.extend(value for inner in nodes_within(node) for value in inner.input if value)
     return needed
-
-    slots = {name for node in model.graph.node
-             for index in CONSTANT_SLOTS.get(node.op_type, ())
-             if index < len(node.input) and (name := node.input[index])}  # fmt: skip
-    traced = {name for node in model.graph.node if node.op_type in TRACED_SLOTS
-              for index in CONSTANT_SLOTS[node.op_type]
-              if index < len(node.input) and (name := node.input[index])}  # fmt: skip
-    return inputs & (slots | _computed_from(traced, model.graph))
-
-
-def _computed_from(names: set[str], graph: onnx.GraphProto) -> set[str]:
-    """Every value the named values are computed from, through any chain of nodes."""
-    producers = {out: node for node in graph.node for out in node.output}
-    sources, pending = set(), list(names)
-    while pending:
-        name = pending.pop()
-        if name in sources:
-            continue
-        sources.add(name)
-        node = producers.get(name)
-        if node is not None and node.op_type not in SHAPE_QUERIES:
-            pending.extend(source for source in node.input if source)
-    return sources
 
 
 def with_constants(model: onnx.ModelProto, values: dict[str, np.ndarray]) -> onnx.ModelProto:

@@ -14,13 +14,9 @@ adds as Sum), and a permute cannot sink through it, so the model stayed NCHW at 
 speed. The pairwise adds, TVM's own form for inputs of unknown shape, say the same thing.
 
 Ops TVM's importer lacks have converters of ours too (converters_missing.py,
-converters_recurrent.py, converters_sequences.py), and so do
-ops whose results it got wrong (converters_corrected.py). TVM's importer
-converters_recurrent.py), and so do
-ops whose results it got wrong (converters_corrected.py, converters_resize.py). TVM's importer
-converters_recurrent.py, converters_image.py,
-converters_indexing.py, converters_linalg.py), and so do
-ops whose results it got wrong (converters_corrected.py, converters_nms.py). TVM's importer
+converters_recurrent.py, converters_sequences.py, converters_image.py, converters_indexing.py,
+converters_linalg.py), and so do ops whose results it got wrong (converters_corrected.py,
+converters_resize.py, converters_nms.py). TVM's importer
 looks its converters up in a module-level table; `our_converters` puts ours in for the duration
 of one import.
 """
@@ -36,17 +32,14 @@ from tvm.relax.frontend.onnx import onnx_frontend
 from .._tvm import tvm
 from . import (
     converters_corrected,
-    converters_missing,
-    converters_recurrent,
-    converters_sequences,
-)
-from . import converters_corrected, converters_missing, converters_recurrent, converters_resize
     converters_image,
     converters_indexing,
     converters_linalg,
     converters_missing,
     converters_nms,
     converters_recurrent,
+    converters_resize,
+    converters_sequences,
 )
 
 

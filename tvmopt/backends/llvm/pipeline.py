@@ -62,7 +62,8 @@ def lowering_passes(opt_level: int, target, database=None, record=None) -> list:
     from tvm.relax.backend.cpu_generic import pipeline as cpu
 
     record = record or KernelRecord()
-    legalizations = {**VECTOR_ROUND, **INFINITE_EXTREMA, **(FAST_LEGALIZATIONS if opt_level >= 3 else {})}
+    fast = FAST_LEGALIZATIONS if opt_level >= 3 else {}
+    legalizations = {**VECTOR_ROUND, **INFINITE_EXTREMA, **fast}
     passes = [
         ("safe_indexing", SafeIndexing),  # run-time gather indices clamp, never read out of bounds
         ("record_node_spans_2", record.nodes.spans_pass()),  # legalization drops the calls' spans
