@@ -1,7 +1,8 @@
 """Converters correcting TVM's where its results were silently wrong: IsInf's detect_negative
 and detect_positive (it flagged both infinities whatever they said), SpaceToDepth's mode (opset
 28's CRD order came out in the DCR order), and LayerNormalization's Mean and InvStdDev outputs
-(it gave a scalar 0 for each)."""
+(it gave a scalar 0 for each); ReduceMax and ReduceMin of bools (opset 20: "any" and "all"),
+which TVM's max and min cannot compile (they have no identity for bool), reduce bytes instead."""
 
 from __future__ import annotations
 
@@ -58,4 +59,30 @@ class LayerNormalization(onnx_frontend.LayerNormalization):
         return relax.Tuple([normalized[0], mean, inverse])
 
 
-OPS = {"IsInf": IsInf, "SpaceToDepth": SpaceToDepth, "LayerNormalization": LayerNormalization}
+class ReduceMax(onnx_frontend.ReduceMax):
+    @classmethod
+    def _impl_v18(cls, bb, inputs, attr, params):
+        return _bools_as_bytes(super()._impl_v18, bb, inputs, attr, params)
+
+
+class ReduceMin(onnx_frontend.ReduceMin):
+    @classmethod
+    def _impl_v18(cls, bb, inputs, attr, params):
+        return _bools_as_bytes(super()._impl_v18, bb, inputs, attr, params)
+
+
+def _bools_as_bytes(reduce, bb, inputs, attr, params):
+    """`reduce` of a bool input run on uint8: 0 and 1 order as False and True do."""
+    if str(inputs[0].ty.dtype) != "bool":
+        return reduce(bb, inputs, attr, params)
+    as_bytes = bb.normalize(op.astype(inputs[0], "uint8"))
+    return op.astype(reduce(bb, [as_bytes, *inputs[1:]], attr, params), "bool")
+
+
+OPS = {
+    "IsInf": IsInf,
+    "SpaceToDepth": SpaceToDepth,
+    "LayerNormalization": LayerNormalization,
+    "ReduceMax": ReduceMax,
+    "ReduceMin": ReduceMin,
+}

@@ -2,7 +2,7 @@
 
 The pipeline, in order (`prepare`): parse -> check -> inline local functions -> upgrade old opsets
 -> pin input shapes -> infer shapes -> expand ops TVM cannot import into their ONNX function bodies
--> fold constant and shape subgraphs -> check op support.
+-> fold reductions of empty tensors -> fold constant and shape subgraphs -> check op support.
 `import_model` then hands the normalized graph to TVM's Relax importer.
 """
 
@@ -25,6 +25,7 @@ from .converters import our_converters
 from .expand_functions import expand_functions
 from .expand_quantized_ops import expand_quantized_ops
 from .fold_constants import fold_constants
+from .fold_empty_reductions import fold_empty_reductions
 from .identifiers import with_identifier_params
 from .signature import TensorSpec, graph_inputs, graph_outputs
 from .support import check_supported
@@ -131,6 +132,7 @@ def prepare(model: onnx.ModelProto, input_shapes: Mapping | None = None) -> onnx
     model = pin_input_shapes(model, input_shapes or {})
     model = expand_functions(model)
     model = expand_quantized_ops(model)
+    model = fold_empty_reductions(model)
     model = fold_constants(model)
     check_supported(model.graph)
     return model
