@@ -189,3 +189,41 @@ def test_recurrent_layers_unroll_and_match_onnxruntime(op_type, gates, attribute
     actual = tvmopt.compile(model).run({"x": x})
     for name, reference in zip(outputs, expected, strict=True):
         np.testing.assert_allclose(actual[name], reference, rtol=1e-5, atol=1e-6)
+
+
+# Per-op fixes: reductions of empty tensors, Pow of any types (converters_pow.py)
+def test_integer_pow_is_exact_wraps_as_numpy_and_broadcasts():
+    node = helper.make_node("Pow", ["x", "n"], ["y"])
+    model = make_model([node], [("x", TensorProto.INT64, (4, 1)), ("n", TensorProto.INT32, (5,))],
+                       [("y", TensorProto.INT64, (4, 5))])  # fmt: skip
+    x = np.array([[3], [-7], [1], [2**31 + 1]], dtype=np.int64)
+    n = np.array([0, 1, 13, 39, 63], dtype=np.int32)
+    y = tvmopt.compile(model).run({"x": x, "n": n})["y"]
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(y, np.power(x, n.astype(np.int64)))
+
+
+def test_integer_pow_with_negative_exponent_truncates_the_real_power():
+    node = helper.make_node("Pow", ["x", "n"], ["y"])
+    model = make_model([node], [("x", TensorProto.INT8, (6,)), ("n", TensorProto.INT64, (6,))],
+                       [("y", TensorProto.INT8, (6,))])  # fmt: skip
+    x = np.array([1, -1, -1, 2, -3, 5], dtype=np.int8)
+    n = np.array([-5, -3, -2, -1, -1, 2], dtype=np.int64)
+    y = tvmopt.compile(model).run({"x": x, "n": n})["y"]
+    np.testing.assert_array_equal(y, [1, -1, 1, 0, 0, 25])  # as ONNX Runtime's C cast of pow
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy's mean of nothing, in the reference
+def test_reductions_of_an_empty_tensor_give_their_identity():
+    from onnx.reference import ReferenceEvaluator
+
+    nodes = [helper.make_node(f"Reduce{op}", ["x", "axes"], [op]) for op in
+             ("Sum", "Prod", "Max", "Min", "Mean", "LogSumExp", "L2")]  # fmt: skip
+    outputs = [(node.output[0], TensorProto.FLOAT, (3, 1)) for node in nodes]
+    model = make_model(nodes, [("x", TensorProto.FLOAT, (3, 0))], outputs,
+                       {"axes": np.array([1], np.int64)}, opset=18)  # fmt: skip
+    x = np.zeros((3, 0), np.float32)
+    expected = ReferenceEvaluator(model).run(None, {"x": x})
+    actual = tvmopt.compile(model).run({"x": x})
+    for (name, *_), reference in zip(outputs, expected, strict=True):
+        np.testing.assert_array_equal(actual[name], reference)

@@ -29,7 +29,7 @@ from tvm import relax
 from tvm.relax.frontend.onnx import onnx_frontend
 
 from .._tvm import tvm
-from . import converters_corrected, converters_missing, converters_recurrent
+from . import converters_corrected, converters_missing, converters_pow, converters_recurrent
 
 
 def _constant_bound(expr, default: float) -> float | None:
@@ -74,6 +74,7 @@ OURS = {
     **converters_missing.OPS,
     **converters_recurrent.OPS,
     **converters_corrected.OPS,
+    **converters_pow.OPS,
 }
 
 
