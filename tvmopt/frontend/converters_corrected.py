@@ -2,7 +2,9 @@
 and detect_positive (it flagged both infinities whatever they said), SpaceToDepth's mode (opset
 28's CRD order came out in the DCR order), and LayerNormalization's Mean and InvStdDev outputs
 (it gave a scalar 0 for each); ReduceMax and ReduceMin of bools (opset 20: "any" and "all"),
-which TVM's max and min cannot compile (they have no identity for bool), reduce bytes instead."""
+which TVM's max and min cannot compile (they have no identity for bool), reduce bytes instead;
+RMSNormalization over all axes (axis 0), which TVM's rms_norm cannot compile, over all but a
+leading unit axis instead."""
 
 from __future__ import annotations
 
@@ -79,10 +81,23 @@ def _bools_as_bytes(reduce, bb, inputs, attr, params):
     return op.astype(reduce(bb, [as_bytes, *inputs[1:]], attr, params), "bool")
 
 
+class RMSNormalization(onnx_frontend.RMSNormalization):
+    @classmethod
+    def _impl_v23(cls, bb, inputs, attr, params):
+        rank = len(inputs[0].ty.shape)
+        if attr.get("axis", -1) % rank != 0:
+            return super()._impl_v23(bb, inputs, attr, params)
+        # rms_norm over every axis leaves a 0-d mean its schedule cannot index: add a unit axis
+        x = bb.normalize(op.expand_dims(inputs[0], 0))
+        normalized = super()._impl_v23(bb, [x, *inputs[1:]], {**attr, "axis": 1}, params)
+        return op.squeeze(normalized, [0])
+
+
 OPS = {
     "IsInf": IsInf,
     "SpaceToDepth": SpaceToDepth,
     "LayerNormalization": LayerNormalization,
     "ReduceMax": ReduceMax,
     "ReduceMin": ReduceMin,
+    "RMSNormalization": RMSNormalization,
 }
