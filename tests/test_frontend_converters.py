@@ -227,3 +227,14 @@ def test_reductions_of_an_empty_tensor_give_their_identity():
     actual = tvmopt.compile(model).run({"x": x})
     for (name, *_), reference in zip(outputs, expected, strict=True):
         np.testing.assert_array_equal(actual[name], reference)
+
+
+def test_one_hot_with_run_time_values_and_float_indices_matches_onnxruntime():
+    node = helper.make_node("OneHot", ["i", "depth", "values"], ["y"], axis=0)
+    model = make_model([node], [("i", TensorProto.FLOAT, (2, 3)),
+                                ("values", TensorProto.FLOAT, (2,))],
+                       [("y", TensorProto.FLOAT, (4, 2, 3))],
+                       {"depth": np.array(4, np.float32)})  # fmt: skip
+    feeds = {"i": np.array([[0, 1.7, 3], [-1, -4.2, 4]], np.float32),
+             "values": np.array([-2, 5], np.float32)}  # fmt: skip
+    assert_matches_ort(model, tvmopt.compile(model), feeds)

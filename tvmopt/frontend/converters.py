@@ -29,7 +29,13 @@ from tvm import relax
 from tvm.relax.frontend.onnx import onnx_frontend
 
 from .._tvm import tvm
-from . import converters_corrected, converters_missing, converters_pow, converters_recurrent
+from . import (
+    converters_corrected,
+    converters_missing,
+    converters_onehot,
+    converters_pow,
+    converters_recurrent,
+)
 
 
 def _constant_bound(expr, default: float) -> float | None:
@@ -75,6 +81,7 @@ OURS = {
     **converters_recurrent.OPS,
     **converters_corrected.OPS,
     **converters_pow.OPS,
+    **converters_onehot.OPS,
 }
 
 
