@@ -21,6 +21,7 @@ CONSTANT_SLOTS: dict[str, tuple[int, ...]] = {
     "OneHot": (1,), "AffineGrid": (1,), "MaxUnpool": (2,), "Range": (0, 1, 2), "Trilu": (1,),
     "CumProd": (1,), "RNN": (4,), "GRU": (4,), "LSTM": (4,),  # sequence_lens
     "HannWindow": (0,), "HammingWindow": (0,), "BlackmanWindow": (0,),  # size
+    "Dropout": (1, 2),  # ratio, training_mode: whether it drops at all
 }  # fmt: skip
 
 

@@ -14,8 +14,8 @@ adds as Sum), and a permute cannot sink through it, so the model stayed NCHW at 
 speed. The pairwise adds, TVM's own form for inputs of unknown shape, say the same thing.
 
 Ops TVM's importer lacks have converters of ours too (converters_missing.py,
-converters_recurrent.py), and so do
-ops whose results it got wrong (converters_corrected.py). TVM's importer
+converters_recurrent.py), and so do ops whose results it got wrong (converters_corrected.py,
+converters_output_types.py, converters_pow.py, converters_onehot.py). TVM's importer
 looks its converters up in a module-level table; `our_converters` puts ours in for the duration
 of one import.
 """
@@ -33,6 +33,7 @@ from . import (
     converters_corrected,
     converters_missing,
     converters_onehot,
+    converters_output_types,
     converters_pow,
     converters_recurrent,
 )
@@ -82,6 +83,7 @@ OURS = {
     **converters_corrected.OPS,
     **converters_pow.OPS,
     **converters_onehot.OPS,
+    **converters_output_types.OPS,
 }
 
 
