@@ -191,7 +191,7 @@ def test_recurrent_layers_unroll_and_match_onnxruntime(op_type, gates, attribute
         np.testing.assert_allclose(actual[name], reference, rtol=1e-5, atol=1e-6)
 
 
-# Per-op fixes: reductions of empty tensors, Pow of any types (converters_pow.py)
+# Per-op fixes: reductions of empty tensors, Pow and Mod (converters_arithmetic.py), OneHot
 def test_integer_pow_is_exact_wraps_as_numpy_and_broadcasts():
     node = helper.make_node("Pow", ["x", "n"], ["y"])
     model = make_model([node], [("x", TensorProto.INT64, (4, 1)), ("n", TensorProto.INT32, (5,))],
@@ -238,3 +238,16 @@ def test_one_hot_with_run_time_values_and_float_indices_matches_onnxruntime():
     feeds = {"i": np.array([[0, 1.7, 3], [-1, -4.2, 4]], np.float32),
              "values": np.array([-2, 5], np.float32)}  # fmt: skip
     assert_matches_ort(model, tvmopt.compile(model), feeds)
+
+
+def test_float_mod_is_numpys_mod_with_infinities_and_signed_zeros():
+    node = helper.make_node("Mod", ["x", "y"], ["z"])
+    model = make_model([node], [("x", TensorProto.FLOAT, (8,)), ("y", TensorProto.FLOAT, (8,))],
+                       [("z", TensorProto.FLOAT, (8,))])  # fmt: skip
+    x = np.array([-3, 3, 1, 4, -4, 6, 5.5, np.inf], np.float32)
+    y = np.array([np.inf, -np.inf, -np.inf, -2, 2, -3, -2, 3], np.float32)
+    z = tvmopt.compile(model).run({"x": x, "y": y})["z"]
+    with np.errstate(invalid="ignore"):
+        expected = np.mod(x, y)
+    np.testing.assert_array_equal(z, expected)
+    np.testing.assert_array_equal(np.signbit(z), np.signbit(expected))

@@ -15,7 +15,7 @@ speed. The pairwise adds, TVM's own form for inputs of unknown shape, say the sa
 
 Ops TVM's importer lacks have converters of ours too (converters_missing.py,
 converters_recurrent.py), and so do ops whose results it got wrong (converters_corrected.py,
-converters_output_types.py, converters_pow.py, converters_onehot.py). TVM's importer
+converters_output_types.py, converters_arithmetic.py, converters_onehot.py). TVM's importer
 looks its converters up in a module-level table; `our_converters` puts ours in for the duration
 of one import.
 """
@@ -30,11 +30,11 @@ from tvm.relax.frontend.onnx import onnx_frontend
 
 from .._tvm import tvm
 from . import (
+    converters_arithmetic,
     converters_corrected,
     converters_missing,
     converters_onehot,
     converters_output_types,
-    converters_pow,
     converters_recurrent,
 )
 
@@ -81,7 +81,7 @@ OURS = {
     **converters_missing.OPS,
     **converters_recurrent.OPS,
     **converters_corrected.OPS,
-    **converters_pow.OPS,
+    **converters_arithmetic.OPS,
     **converters_onehot.OPS,
     **converters_output_types.OPS,
 }

@@ -1,4 +1,5 @@
-"""Pow for every pair of ONNX types, where TVM's converter wants both of one float type.
+"""Pow for every pair of ONNX types, where TVM's converter wants both of one float type; Mod of
+floats with numpy's floor semantics at the edges.
 
     Pow(x: float, y: any)  -> power(x, float(y))
     Pow(x: int, y: float)  -> int(power(double(x), double(y)))   (truncated, as numpy's astype)
@@ -10,6 +11,13 @@ powers are exact here: a kernel of ours loops over the exponent's bits, squaring
 (unrolled into one TE expression, the squares blow up in TVM's simplifier). A negative integer
 exponent gives the truncated real power, as ONNX Runtime (a C cast of pow) does: 1 for base 1,
 +-1 for base -1, 0 for any other base.
+
+    Mod(x: float, y: float, fmod=0) -> m = fmod(x, y); m + y where m and y differ in sign
+
+ONNX's float Mod without fmod is numpy's mod: its result takes the divisor's sign. TVM's floor
+mod, x - floor(x / y) * y, is nan where y is infinite (0 * inf); C's fmod is exact there and
+keeps x, and shifting by y where the signs differ gives numpy's answer (x + inf = inf), as numpy
+computes it (npy_divmod). A zero result takes the divisor's sign too.
 """
 
 from __future__ import annotations
@@ -101,4 +109,19 @@ def _is_float(dtype: str) -> bool:
     return dtype.startswith(("float", "bfloat"))
 
 
-OPS = {"Pow": Pow}
+class Mod(onnx_frontend.Mod):
+    @classmethod
+    def _impl_v10(cls, bb, inputs, attr, params):
+        x, y = inputs
+        if attr.get("fmod", 0) or not _is_float(str(x.ty.dtype)):
+            return super()._impl_v10(bb, inputs, attr, params)
+        remainder = bb.normalize(op.mod(x, y))  # C fmod: the dividend's sign
+        zero = relax.const(0, str(x.ty.dtype))
+        signs_differ = op.logical_xor(op.less(remainder, zero), op.less(y, zero))
+        shifted = op.where(op.logical_and(op.not_equal(remainder, zero), signs_differ),
+                           op.add(remainder, y), remainder)  # fmt: skip
+        signed_zero = op.where(op.less(y, zero), op.negative(zero), zero)
+        return op.where(op.equal(remainder, zero), signed_zero, shifted)
+
+
+OPS = {"Pow": Pow, "Mod": Mod}
