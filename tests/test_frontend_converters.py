@@ -251,3 +251,12 @@ def test_float_mod_is_numpys_mod_with_infinities_and_signed_zeros():
         expected = np.mod(x, y)
     np.testing.assert_array_equal(z, expected)
     np.testing.assert_array_equal(np.signbit(z), np.signbit(expected))
+
+
+def test_split_with_a_zero_size_part_matches_onnxruntime():
+    node = helper.make_node("Split", ["x", "sizes"], ["a", "b", "c"], axis=1)
+    sizes = {"a": 2, "b": 0, "c": 3}
+    outputs = [(name, TensorProto.FLOAT, (2, size)) for name, size in sizes.items()]
+    model = make_model([node], [("x", TensorProto.FLOAT, (2, 5))], outputs,
+                       {"sizes": np.array([2, 0, 3], np.int64)})  # fmt: skip
+    assert_matches_ort(model, tvmopt.compile(model))

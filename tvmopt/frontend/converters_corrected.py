@@ -4,13 +4,16 @@ and detect_positive (it flagged both infinities whatever they said), SpaceToDept
 (it gave a scalar 0 for each); ReduceMax and ReduceMin of bools (opset 20: "any" and "all"),
 which TVM's max and min cannot compile (they have no identity for bool), reduce bytes instead;
 RMSNormalization over all axes (axis 0), which TVM's rms_norm cannot compile, over all but a
-leading unit axis instead."""
+leading unit axis instead; Split with zero-size parts, which TVM's split refuses (its split
+points must increase), as one slice per part."""
 
 from __future__ import annotations
 
+import numpy as np
 from tvm import relax
 from tvm.relax.frontend.onnx import onnx_frontend
 
+from .._tvm import tvm
 from .converter_values import scalar_like, text
 
 op = relax.op
@@ -93,6 +96,20 @@ class RMSNormalization(onnx_frontend.RMSNormalization):
         return op.squeeze(normalized, [0])
 
 
+class Split(onnx_frontend.Split):
+    @classmethod
+    def _impl_v13(cls, bb, inputs, attr, params):
+        sizes = inputs[1] if len(inputs) > 1 else None
+        sizes = None if sizes is None else onnx_frontend.get_constant(sizes, params)
+        if not isinstance(sizes, tvm.ir.GenericConst) or 0 not in sizes.value.numpy():
+            return super()._impl_v13(bb, inputs, attr, params)
+        axis, ends = attr.get("axis", 0), np.cumsum(sizes.value.numpy()).tolist()
+        starts = [0, *ends[:-1]]
+        parts = [op.strided_slice(inputs[0], [axis], [start], [end])
+                 for start, end in zip(starts, ends, strict=True)]  # fmt: skip
+        return relax.Tuple(parts)
+
+
 OPS = {
     "IsInf": IsInf,
     "SpaceToDepth": SpaceToDepth,
@@ -100,4 +117,5 @@ OPS = {
     "ReduceMax": ReduceMax,
     "ReduceMin": ReduceMin,
     "RMSNormalization": RMSNormalization,
+    "Split": Split,
 }
