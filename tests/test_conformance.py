@@ -113,6 +113,18 @@ FAST_SUBSET = [
     r"test_col2im\w*",
     r"test_(reversesequence|tensorscatter)\w*",
     r"test_det_(2d|nd)",
+    # per-op fixes: empty reductions, bool Max/Min, Pow of any types, ...
+    r"test_reduce_\w+_empty_set\w*",
+    r"test_reduce_(max|min)_bool_inputs",
+    r"test_pow_types_\w+",
+    r"test_rms_normalization_\w+",
+    r"test_onehot_\w+",
+    r"test_eyelike_\w+",
+    r"test_dropout_default(_mask)?(_ratio)?(_old)?",
+    r"test_training_dropout_zero_ratio(_mask)?",
+    r"test_mod_\w+",
+    r"test_split_zero_size_splits_opset1[38]",
+    r"test_l2normalization_axis_[01]",
 ]
 # Fast-subset tests that fail today for a known reason: expected to fail in the fast run (an XPASS
 # says the entry can go); the full run records them as plain failures.

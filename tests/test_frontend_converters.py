@@ -507,3 +507,74 @@ def test_det_matches_onnxruntime_with_pivoting_and_a_singular_matrix(shape):
     expected = ort_outputs(model, {"x": x})["y"]
     actual = tvmopt.compile(model).run({"x": x})["y"]
     np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5)
+
+
+# Per-op fixes: reductions of empty tensors, Pow and Mod (converters_arithmetic.py), OneHot
+def test_integer_pow_is_exact_wraps_as_numpy_and_broadcasts():
+    node = helper.make_node("Pow", ["x", "n"], ["y"])
+    model = make_model([node], [("x", TensorProto.INT64, (4, 1)), ("n", TensorProto.INT32, (5,))],
+                       [("y", TensorProto.INT64, (4, 5))])  # fmt: skip
+    x = np.array([[3], [-7], [1], [2**31 + 1]], dtype=np.int64)
+    n = np.array([0, 1, 13, 39, 63], dtype=np.int32)
+    y = tvmopt.compile(model).run({"x": x, "n": n})["y"]
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(y, np.power(x, n.astype(np.int64)))
+
+
+def test_integer_pow_with_negative_exponent_truncates_the_real_power():
+    node = helper.make_node("Pow", ["x", "n"], ["y"])
+    model = make_model([node], [("x", TensorProto.INT8, (6,)), ("n", TensorProto.INT64, (6,))],
+                       [("y", TensorProto.INT8, (6,))])  # fmt: skip
+    x = np.array([1, -1, -1, 2, -3, 5], dtype=np.int8)
+    n = np.array([-5, -3, -2, -1, -1, 2], dtype=np.int64)
+    y = tvmopt.compile(model).run({"x": x, "n": n})["y"]
+    np.testing.assert_array_equal(y, [1, -1, 1, 0, 0, 25])  # as ONNX Runtime's C cast of pow
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy's mean of nothing, in the reference
+def test_reductions_of_an_empty_tensor_give_their_identity():
+    from onnx.reference import ReferenceEvaluator
+
+    nodes = [helper.make_node(f"Reduce{op}", ["x", "axes"], [op]) for op in
+             ("Sum", "Prod", "Max", "Min", "Mean", "LogSumExp", "L2")]  # fmt: skip
+    outputs = [(node.output[0], TensorProto.FLOAT, (3, 1)) for node in nodes]
+    model = make_model(nodes, [("x", TensorProto.FLOAT, (3, 0))], outputs,
+                       {"axes": np.array([1], np.int64)}, opset=18)  # fmt: skip
+    x = np.zeros((3, 0), np.float32)
+    expected = ReferenceEvaluator(model).run(None, {"x": x})
+    actual = tvmopt.compile(model).run({"x": x})
+    for (name, *_), reference in zip(outputs, expected, strict=True):
+        np.testing.assert_array_equal(actual[name], reference)
+
+
+def test_one_hot_with_run_time_values_and_float_indices_matches_onnxruntime():
+    node = helper.make_node("OneHot", ["i", "depth", "values"], ["y"], axis=0)
+    model = make_model([node], [("i", TensorProto.FLOAT, (2, 3)),
+                                ("values", TensorProto.FLOAT, (2,))],
+                       [("y", TensorProto.FLOAT, (4, 2, 3))],
+                       {"depth": np.array(4, np.float32)})  # fmt: skip
+    feeds = {"i": np.array([[0, 1.7, 3], [-1, -4.2, 4]], np.float32),
+             "values": np.array([-2, 5], np.float32)}  # fmt: skip
+    assert_matches_ort(model, tvmopt.compile(model), feeds)
+
+
+def test_float_mod_is_numpys_mod_with_infinities_and_signed_zeros():
+    node = helper.make_node("Mod", ["x", "y"], ["z"])
+    model = make_model([node], [("x", TensorProto.FLOAT, (8,)), ("y", TensorProto.FLOAT, (8,))],
+                       [("z", TensorProto.FLOAT, (8,))])  # fmt: skip
+    x = np.array([-3, 3, 1, 4, -4, 6, 5.5, np.inf], np.float32)
+    y = np.array([np.inf, -np.inf, -np.inf, -2, 2, -3, -2, 3], np.float32)
+    z = tvmopt.compile(model).run({"x": x, "y": y})["z"]
+    with np.errstate(invalid="ignore"):
+        expected = np.mod(x, y)
+    np.testing.assert_array_equal(z, expected)
+    np.testing.assert_array_equal(np.signbit(z), np.signbit(expected))
+
+
+def test_split_with_a_zero_size_part_matches_onnxruntime():
+    node = helper.make_node("Split", ["x", "sizes"], ["a", "b", "c"], axis=1)
+    sizes = {"a": 2, "b": 0, "c": 3}
+    outputs = [(name, TensorProto.FLOAT, (2, size)) for name, size in sizes.items()]
+    model = make_model([node], [("x", TensorProto.FLOAT, (2, 5))], outputs,
+                       {"sizes": np.array([2, 0, 3], np.int64)})  # fmt: skip
+    assert_matches_ort(model, tvmopt.compile(model))

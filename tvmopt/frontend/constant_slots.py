@@ -28,6 +28,7 @@ CONSTANT_SLOTS: dict[str, tuple[int, ...]] = {
     "Loop": (0, 1),  # trip count and condition: a Loop unrolls only where both are constant
     "Col2Im": (1, 2),  # image_shape, block_shape
     "NonMaxSuppression": (2, 3, 4),  # max_output_boxes_per_class, iou and score thresholds
+    "Dropout": (1, 2),  # ratio, training_mode: whether it drops at all
 }  # fmt: skip
 SHAPE_READERS = ("Shape", "Size")  # read their input's shape, never its values
 

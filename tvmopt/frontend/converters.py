@@ -15,8 +15,9 @@ speed. The pairwise adds, TVM's own form for inputs of unknown shape, say the sa
 
 Ops TVM's importer lacks have converters of ours too (converters_missing.py,
 converters_recurrent.py, converters_sequences.py, converters_image.py, converters_indexing.py,
-converters_linalg.py), and so do ops whose results it got wrong (converters_corrected.py,
-converters_resize.py, converters_nms.py). TVM's importer
+converters_linalg.py, converters_onehot.py), and so do ops whose results it got wrong
+(converters_corrected.py, converters_resize.py, converters_nms.py, converters_output_types.py,
+converters_arithmetic.py). TVM's importer
 looks its converters up in a module-level table; `our_converters` puts ours in for the duration
 of one import.
 """
@@ -31,12 +32,15 @@ from tvm.relax.frontend.onnx import onnx_frontend
 
 from .._tvm import tvm
 from . import (
+    converters_arithmetic,
     converters_corrected,
     converters_image,
     converters_indexing,
     converters_linalg,
     converters_missing,
     converters_nms,
+    converters_onehot,
+    converters_output_types,
     converters_recurrent,
     converters_resize,
     converters_sequences,
@@ -91,6 +95,9 @@ OURS = {
     **converters_image.OPS,
     **converters_indexing.OPS,
     **converters_linalg.OPS,
+    **converters_arithmetic.OPS,
+    **converters_onehot.OPS,
+    **converters_output_types.OPS,
 }
 
 

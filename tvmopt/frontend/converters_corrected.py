@@ -1,10 +1,16 @@
 """Converters correcting TVM's where its results were silently wrong: IsInf's detect_negative
 and detect_positive (it flagged both infinities whatever they said), SpaceToDepth's mode (opset
 28's CRD order came out in the DCR order), and LayerNormalization's Mean and InvStdDev outputs
-(it gave a scalar 0 for each); and one it refused: Unsqueeze of scalar axes."""
+(it gave a scalar 0 for each). And where it refused: Unsqueeze of scalar axes; ReduceMax and
+ReduceMin of bools (opset 20: "any" and "all"), which TVM's max and min cannot compile (they
+have no identity for bool), reduce bytes instead; RMSNormalization over all axes (axis 0),
+which TVM's rms_norm cannot compile, over all but a leading unit axis instead; Split with
+zero-size parts, which TVM's split refuses (its split points must increase), as one slice per
+part."""
 
 from __future__ import annotations
 
+import numpy as np
 from tvm import relax
 from tvm.relax.frontend.onnx import onnx_frontend
 
@@ -70,10 +76,59 @@ class Unsqueeze(onnx_frontend.Unsqueeze):
             inputs = [inputs[0], axes]
         return super()._impl_v13(bb, inputs, attr, params)
 
+class ReduceMax(onnx_frontend.ReduceMax):
+    @classmethod
+    def _impl_v18(cls, bb, inputs, attr, params):
+        return _bools_as_bytes(super()._impl_v18, bb, inputs, attr, params)
+
+
+class ReduceMin(onnx_frontend.ReduceMin):
+    @classmethod
+    def _impl_v18(cls, bb, inputs, attr, params):
+        return _bools_as_bytes(super()._impl_v18, bb, inputs, attr, params)
+
+
+def _bools_as_bytes(reduce, bb, inputs, attr, params):
+    """`reduce` of a bool input run on uint8: 0 and 1 order as False and True do."""
+    if str(inputs[0].ty.dtype) != "bool":
+        return reduce(bb, inputs, attr, params)
+    as_bytes = bb.normalize(op.astype(inputs[0], "uint8"))
+    return op.astype(reduce(bb, [as_bytes, *inputs[1:]], attr, params), "bool")
+
+
+class RMSNormalization(onnx_frontend.RMSNormalization):
+    @classmethod
+    def _impl_v23(cls, bb, inputs, attr, params):
+        rank = len(inputs[0].ty.shape)
+        if attr.get("axis", -1) % rank != 0:
+            return super()._impl_v23(bb, inputs, attr, params)
+        # rms_norm over every axis leaves a 0-d mean its schedule cannot index: add a unit axis
+        x = bb.normalize(op.expand_dims(inputs[0], 0))
+        normalized = super()._impl_v23(bb, [x, *inputs[1:]], {**attr, "axis": 1}, params)
+        return op.squeeze(normalized, [0])
+
+
+class Split(onnx_frontend.Split):
+    @classmethod
+    def _impl_v13(cls, bb, inputs, attr, params):
+        sizes = inputs[1] if len(inputs) > 1 else None
+        sizes = None if sizes is None else onnx_frontend.get_constant(sizes, params)
+        if not isinstance(sizes, tvm.ir.GenericConst) or 0 not in sizes.value.numpy():
+            return super()._impl_v13(bb, inputs, attr, params)
+        axis, ends = attr.get("axis", 0), np.cumsum(sizes.value.numpy()).tolist()
+        starts = [0, *ends[:-1]]
+        parts = [op.strided_slice(inputs[0], [axis], [start], [end])
+                 for start, end in zip(starts, ends, strict=True)]  # fmt: skip
+        return relax.Tuple(parts)
+
 
 OPS = {
     "IsInf": IsInf,
     "SpaceToDepth": SpaceToDepth,
     "LayerNormalization": LayerNormalization,
     "Unsqueeze": Unsqueeze,
+    "ReduceMax": ReduceMax,
+    "ReduceMin": ReduceMin,
+    "RMSNormalization": RMSNormalization,
+    "Split": Split,
 }

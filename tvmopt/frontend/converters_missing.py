@@ -1,8 +1,8 @@
 """Converters for ONNX ops TVM's importer lacks, built from Relax ops it has: CumProd (cumprod
 along the axis, flipped around it for reverse), LpNormalization (x over the L1 or L2 norm along
-the axis), NegativeLogLikelihoodLoss (-x[n, t[n, ...], ...] * w[t], summed or averaged over
-the weights of the targets not ignored) and BitCast (the bits read as another dtype of their
-width). The recurrent layers have a file of their own (converters_recurrent.py)."""
+the axis, 0 where that is 0), NegativeLogLikelihoodLoss (-x[n, t[n, ...], ...] * w[t], summed
+or averaged over the weights of the targets not ignored) and BitCast (the bits read as another
+dtype of their width). The recurrent layers have a file of their own (converters_recurrent.py)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,9 @@ class LpNormalization(onnx_frontend.OnnxOpConverter):
             norm = op.sqrt(op.sum(op.multiply(x, x), axis=[axis], keepdims=True))
         else:
             raise ValueError(f"LpNormalization's p must be 1 or 2, got {p}")
-        return op.divide(x, norm)
+        norm = bb.normalize(norm)
+        zero = scalar_like(x, 0)  # an all-zero slice stays zero (onnx's reference), not 0/0
+        return op.where(op.equal(norm, zero), zero, op.divide(x, norm))
 
 
 class NegativeLogLikelihoodLoss(onnx_frontend.OnnxOpConverter):

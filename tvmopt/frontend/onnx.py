@@ -2,8 +2,8 @@
 
 The pipeline, in order (`prepare`): parse -> check -> inline local functions -> upgrade old opsets
 -> pin input shapes -> infer shapes -> expand ops TVM cannot import into their ONNX function bodies
--> fold constant and shape subgraphs -> unroll Scan and static Loop (then expand and fold the
-copied bodies) -> check op support.
+-> fold reductions of empty tensors -> fold constant and shape subgraphs -> unroll Scan and static
+Loop (then expand and fold the copied bodies) -> check op support.
 `import_model` then hands the normalized graph to TVM's Relax importer.
 """
 
@@ -26,6 +26,7 @@ from .converters import our_converters
 from .expand_functions import expand_functions
 from .expand_quantized_ops import expand_quantized_ops
 from .fold_constants import fold_constants
+from .fold_empty_reductions import fold_empty_reductions
 from .identifiers import with_identifier_params
 from .resize_upgrade import keep_resize_10_coordinates
 from .signature import TensorSpec, graph_inputs, graph_outputs
@@ -145,6 +146,7 @@ def prepare(model: onnx.ModelProto, input_shapes: Mapping | None = None) -> onnx
 def _expand_and_fold(model: onnx.ModelProto) -> onnx.ModelProto:
     model = expand_functions(model)
     model = expand_quantized_ops(model)
+    model = fold_empty_reductions(model)
     return fold_constants(model)
 
 
