@@ -9,6 +9,7 @@ from tvm import relax
 
 from ...passes.fast_math import FAST_LEGALIZATIONS
 from ...passes.fuse_epilogue import FuseEpilogue
+from ...passes.half_accumulate import HalfAccumulate
 from ...passes.infinite_extrema import INFINITE_EXTREMA
 from ...passes.pipeline import GRAPH_PASSES, apply_database, named
 from ...passes.safe_indexing import SafeIndexing
@@ -66,6 +67,7 @@ def lowering_passes(opt_level: int, target, database=None, record=None) -> list:
     legalizations = {**VECTOR_ROUND, **INFINITE_EXTREMA, **fast}
     passes = [
         ("safe_indexing", SafeIndexing),  # run-time gather indices clamp, never read out of bounds
+        ("half_accumulate", HalfAccumulate),  # float16 matmul and softmax computed in float32
         ("record_node_spans_2", record.nodes.spans_pass()),  # legalization drops the calls' spans
         ("legalize", T.LegalizeOps(customize_legalize_map=legalizations)),
         ("annotate_patterns", T.AnnotateTIROpPattern()),
