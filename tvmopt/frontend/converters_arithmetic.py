@@ -1,5 +1,5 @@
 """Pow for every pair of ONNX types, where TVM's converter wants both of one float type; Mod of
-floats with numpy's floor semantics at the edges.
+floats with numpy's floor semantics at the edges; BitShift by amounts outside [0, width).
 
     Pow(x: float, y: any)  -> power(x, float(y))
     Pow(x: int, y: float)  -> int(power(double(x), double(y)))   (truncated, as numpy's astype)
@@ -27,6 +27,7 @@ from tvm import relax
 from tvm.relax.frontend.onnx import onnx_frontend
 
 from .._tvm import tvm
+from .converter_values import scalar_like, text
 
 op = relax.op
 tirx = tvm.tirx
@@ -124,4 +125,26 @@ class Mod(onnx_frontend.Mod):
         return op.where(op.equal(remainder, zero), signed_zero, shifted)
 
 
-OPS = {"Pow": Pow, "Mod": Mod}
+class BitShift(onnx_frontend.BitShift):
+    """Shifts of a width or more, or by a negative amount, give what onnx's reference gives (0;
+    -1 for a negative signed value shifted right): LLVM leaves them undefined, and on AVX2 they
+    came out as the unshifted value."""
+
+    @classmethod
+    def _impl_v11(cls, bb, inputs, attr, params):
+        x, amount = inputs[0], inputs[1]
+        if isinstance(x, tvm.ir.GenericConst) and isinstance(amount, tvm.ir.GenericConst):
+            return super()._impl_v11(bb, inputs, attr, params)  # folded by numpy
+        width = np.iinfo(str(x.ty.dtype)).bits
+        outside = op.logical_or(op.less(amount, scalar_like(amount, 0)),
+                                op.greater_equal(amount, scalar_like(amount, width)))  # fmt: skip
+        safe = op.where(outside, scalar_like(amount, 0), amount)
+        left = text(attr.get("direction", b"LEFT")) == "LEFT"
+        shifted = (op.left_shift if left else op.right_shift)(x, safe)
+        fill = op.zeros_like(x)
+        if not left and str(x.ty.dtype).startswith("int"):
+            fill = op.where(op.less(x, scalar_like(x, 0)), scalar_like(x, -1), fill)
+        return op.where(outside, fill, shifted)
+
+
+OPS = {"Pow": Pow, "Mod": Mod, "BitShift": BitShift}
