@@ -578,3 +578,24 @@ def test_split_with_a_zero_size_part_matches_onnxruntime():
     model = make_model([node], [("x", TensorProto.FLOAT, (2, 5))], outputs,
                        {"sizes": np.array([2, 0, 3], np.int64)})  # fmt: skip
     assert_matches_ort(model, tvmopt.compile(model))
+
+
+# DeformConv, MaxPool with indices, ConvTranspose output_shape (conf-f)
+
+
+def test_deform_conv_with_groups_strides_dilations_and_uneven_pads_matches_onnx_reference():
+    from onnx.reference import ReferenceEvaluator
+
+    node = helper.make_node("DeformConv", ["x", "w", "offset", "b", "mask"], ["y"],
+                            kernel_shape=[2, 2], pads=[1, 0, 1, 1], strides=[1, 2],
+                            dilations=[2, 1], group=2, offset_group=2)  # fmt: skip
+    shapes = {"x": (2, 4, 5, 6), "w": (6, 2, 2, 2), "offset": (2, 16, 5, 3), "b": (6,),
+              "mask": (2, 8, 5, 3)}  # fmt: skip
+    model = make_model([node], [(name, TensorProto.FLOAT, shape) for name, shape in shapes.items()],
+                       [("y", TensorProto.FLOAT, (2, 6, 5, 3))], opset=19)  # fmt: skip
+    rng = np.random.default_rng(0)
+    feeds = {name: rng.standard_normal(shape).astype(np.float32) for name, shape in shapes.items()}
+    feeds["offset"] *= 2  # taps land between pixels and outside the image
+    (expected,) = ReferenceEvaluator(model).run(None, feeds)
+    actual = tvmopt.compile(model).run(feeds)["y"]
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5)

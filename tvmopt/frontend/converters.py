@@ -15,6 +15,7 @@ speed. The pairwise adds, TVM's own form for inputs of unknown shape, say the sa
 
 Ops TVM's importer lacks have converters of ours too (converters_missing.py,
 converters_recurrent.py, converters_sequences.py, converters_image.py, converters_indexing.py,
+converters_deform_conv.py,
 converters_linalg.py, converters_onehot.py), and so do ops whose results it got wrong
 (converters_corrected.py, converters_resize.py, converters_nms.py, converters_output_types.py,
 converters_arithmetic.py). TVM's importer
@@ -34,6 +35,7 @@ from .._tvm import tvm
 from . import (
     converters_arithmetic,
     converters_corrected,
+    converters_deform_conv,
     converters_image,
     converters_indexing,
     converters_linalg,
@@ -93,6 +95,7 @@ OURS = {
     **converters_resize.OPS,
     **converters_nms.OPS,
     **converters_image.OPS,
+    **converters_deform_conv.OPS,
     **converters_indexing.OPS,
     **converters_linalg.OPS,
     **converters_arithmetic.OPS,
