@@ -599,3 +599,23 @@ def test_deform_conv_with_groups_strides_dilations_and_uneven_pads_matches_onnx_
     (expected,) = ReferenceEvaluator(model).run(None, feeds)
     actual = tvmopt.compile(model).run(feeds)["y"]
     np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape, attrs", [
+    ((2, 3, 6, 7), {"kernel_shape": [3, 2], "strides": [2, 1], "dilations": [1, 2],
+                    "pads": [1, 0, 1, 1], "storage_order": 1, "ceil_mode": 1}),
+    ((1, 2, 5, 5), {"kernel_shape": [2, 3], "strides": [2, 2], "auto_pad": "SAME_UPPER"}),
+    ((2, 3, 9), {"kernel_shape": [3], "strides": [2], "pads": [1, 1]}),
+])  # fmt: skip
+def test_max_pool_indices_match_onnx_reference_first_maximum(shape, attrs):
+    from onnx.reference import ReferenceEvaluator
+
+    node = helper.make_node("MaxPool", ["x"], ["y", "i"], **attrs)
+    dims = [f"d{axis}" for axis in range(len(shape))]  # any shape, of x's rank
+    outputs = [("y", TensorProto.FLOAT, dims), ("i", TensorProto.INT64, dims)]
+    model = make_model([node], [("x", TensorProto.FLOAT, shape)], outputs)
+    x = np.random.default_rng(0).integers(-3, 3, shape).astype(np.float32)  # ties: first wins
+    expected = ReferenceEvaluator(model).run(None, {"x": x})
+    actual = tvmopt.compile(model).run({"x": x})
+    np.testing.assert_array_equal(actual["y"], expected[0])
+    np.testing.assert_array_equal(actual["i"], expected[1])

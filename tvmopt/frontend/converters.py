@@ -15,7 +15,7 @@ speed. The pairwise adds, TVM's own form for inputs of unknown shape, say the sa
 
 Ops TVM's importer lacks have converters of ours too (converters_missing.py,
 converters_recurrent.py, converters_sequences.py, converters_image.py, converters_indexing.py,
-converters_deform_conv.py,
+converters_deform_conv.py, converters_max_pool.py,
 converters_linalg.py, converters_onehot.py), and so do ops whose results it got wrong
 (converters_corrected.py, converters_resize.py, converters_nms.py, converters_output_types.py,
 converters_arithmetic.py). TVM's importer
@@ -39,6 +39,7 @@ from . import (
     converters_image,
     converters_indexing,
     converters_linalg,
+    converters_max_pool,
     converters_missing,
     converters_nms,
     converters_onehot,
@@ -96,6 +97,7 @@ OURS = {
     **converters_nms.OPS,
     **converters_image.OPS,
     **converters_deform_conv.OPS,
+    **converters_max_pool.OPS,
     **converters_indexing.OPS,
     **converters_linalg.OPS,
     **converters_arithmetic.OPS,
