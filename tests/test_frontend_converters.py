@@ -619,3 +619,20 @@ def test_max_pool_indices_match_onnx_reference_first_maximum(shape, attrs):
     actual = tvmopt.compile(model).run({"x": x})
     np.testing.assert_array_equal(actual["y"], expected[0])
     np.testing.assert_array_equal(actual["i"], expected[1])
+
+
+@pytest.mark.parametrize("attrs", [
+    {"strides": [3, 2], "output_shape": [10, 8]},  # longer than the full result: zeros at the end
+    {"strides": [2, 2], "output_shape": [4, 3], "pads": [1, 0, 0, 0]},  # cropped; pads ignored
+    {"strides": [2, 2], "output_shape": [4, 3], "auto_pad": "SAME_UPPER", "group": 2},
+    {"strides": [2, 2], "output_shape": [7, 6], "auto_pad": "SAME_LOWER",
+     "output_padding": [1, 0], "dilations": [2, 1]},
+])  # fmt: skip
+def test_conv_transpose_output_shape_places_output_as_onnxruntime(attrs):
+    node = helper.make_node("ConvTranspose", ["x", "w", "b"], ["y"], **attrs)
+    group = attrs.get("group", 1)
+    shapes = {"x": (1, 2, 3, 3), "w": (2, 2 // group, 3, 3), "b": (2,)}
+    model = make_model([node], [(name, TensorProto.FLOAT, shape) for name, shape in shapes.items()],
+                       [("y", TensorProto.FLOAT, ["n", "c", "h", "w"])])  # fmt: skip
+    actual = assert_matches_ort(model, tvmopt.compile(model))
+    assert actual["y"].shape[2:] == tuple(attrs["output_shape"])

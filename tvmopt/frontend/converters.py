@@ -18,7 +18,7 @@ converters_recurrent.py, converters_sequences.py, converters_image.py, converter
 converters_deform_conv.py, converters_max_pool.py,
 converters_linalg.py, converters_onehot.py), and so do ops whose results it got wrong
 (converters_corrected.py, converters_resize.py, converters_nms.py, converters_output_types.py,
-converters_arithmetic.py). TVM's importer
+converters_arithmetic.py, converters_conv_transpose.py). TVM's importer
 looks its converters up in a module-level table; `our_converters` puts ours in for the duration
 of one import.
 """
@@ -34,6 +34,7 @@ from tvm.relax.frontend.onnx import onnx_frontend
 from .._tvm import tvm
 from . import (
     converters_arithmetic,
+    converters_conv_transpose,
     converters_corrected,
     converters_deform_conv,
     converters_image,
@@ -93,6 +94,7 @@ OURS = {
     **converters_recurrent.OPS,
     **converters_sequences.OPS,
     **converters_corrected.OPS,
+    **converters_conv_transpose.OPS,
     **converters_resize.OPS,
     **converters_nms.OPS,
     **converters_image.OPS,
