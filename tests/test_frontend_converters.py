@@ -578,3 +578,61 @@ def test_split_with_a_zero_size_part_matches_onnxruntime():
     model = make_model([node], [("x", TensorProto.FLOAT, (2, 5))], outputs,
                        {"sizes": np.array([2, 0, 3], np.int64)})  # fmt: skip
     assert_matches_ort(model, tvmopt.compile(model))
+
+
+# DeformConv, MaxPool with indices, ConvTranspose output_shape (conf-f)
+
+
+def test_deform_conv_with_groups_strides_dilations_and_uneven_pads_matches_onnx_reference():
+    from onnx.reference import ReferenceEvaluator
+
+    node = helper.make_node("DeformConv", ["x", "w", "offset", "b", "mask"], ["y"],
+                            kernel_shape=[2, 2], pads=[1, 0, 1, 1], strides=[1, 2],
+                            dilations=[2, 1], group=2, offset_group=2)  # fmt: skip
+    shapes = {"x": (2, 4, 5, 6), "w": (6, 2, 2, 2), "offset": (2, 16, 5, 3), "b": (6,),
+              "mask": (2, 8, 5, 3)}  # fmt: skip
+    model = make_model([node], [(name, TensorProto.FLOAT, shape) for name, shape in shapes.items()],
+                       [("y", TensorProto.FLOAT, (2, 6, 5, 3))], opset=19)  # fmt: skip
+    rng = np.random.default_rng(0)
+    feeds = {name: rng.standard_normal(shape).astype(np.float32) for name, shape in shapes.items()}
+    feeds["offset"] *= 2  # taps land between pixels and outside the image
+    (expected,) = ReferenceEvaluator(model).run(None, feeds)
+    actual = tvmopt.compile(model).run(feeds)["y"]
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape, attrs", [
+    ((2, 3, 6, 7), {"kernel_shape": [3, 2], "strides": [2, 1], "dilations": [1, 2],
+                    "pads": [1, 0, 1, 1], "storage_order": 1, "ceil_mode": 1}),
+    ((1, 2, 5, 5), {"kernel_shape": [2, 3], "strides": [2, 2], "auto_pad": "SAME_UPPER"}),
+    ((2, 3, 9), {"kernel_shape": [3], "strides": [2], "pads": [1, 1]}),
+])  # fmt: skip
+def test_max_pool_indices_match_onnx_reference_first_maximum(shape, attrs):
+    from onnx.reference import ReferenceEvaluator
+
+    node = helper.make_node("MaxPool", ["x"], ["y", "i"], **attrs)
+    dims = [f"d{axis}" for axis in range(len(shape))]  # any shape, of x's rank
+    outputs = [("y", TensorProto.FLOAT, dims), ("i", TensorProto.INT64, dims)]
+    model = make_model([node], [("x", TensorProto.FLOAT, shape)], outputs)
+    x = np.random.default_rng(0).integers(-3, 3, shape).astype(np.float32)  # ties: first wins
+    expected = ReferenceEvaluator(model).run(None, {"x": x})
+    actual = tvmopt.compile(model).run({"x": x})
+    np.testing.assert_array_equal(actual["y"], expected[0])
+    np.testing.assert_array_equal(actual["i"], expected[1])
+
+
+@pytest.mark.parametrize("attrs", [
+    {"strides": [3, 2], "output_shape": [10, 8]},  # longer than the full result: zeros at the end
+    {"strides": [2, 2], "output_shape": [4, 3], "pads": [1, 0, 0, 0]},  # cropped; pads ignored
+    {"strides": [2, 2], "output_shape": [4, 3], "auto_pad": "SAME_UPPER", "group": 2},
+    {"strides": [2, 2], "output_shape": [7, 6], "auto_pad": "SAME_LOWER",
+     "output_padding": [1, 0], "dilations": [2, 1]},
+])  # fmt: skip
+def test_conv_transpose_output_shape_places_output_as_onnxruntime(attrs):
+    node = helper.make_node("ConvTranspose", ["x", "w", "b"], ["y"], **attrs)
+    group = attrs.get("group", 1)
+    shapes = {"x": (1, 2, 3, 3), "w": (2, 2 // group, 3, 3), "b": (2,)}
+    model = make_model([node], [(name, TensorProto.FLOAT, shape) for name, shape in shapes.items()],
+                       [("y", TensorProto.FLOAT, ["n", "c", "h", "w"])])  # fmt: skip
+    actual = assert_matches_ort(model, tvmopt.compile(model))
+    assert actual["y"].shape[2:] == tuple(attrs["output_shape"])

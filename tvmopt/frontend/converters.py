@@ -15,9 +15,10 @@ speed. The pairwise adds, TVM's own form for inputs of unknown shape, say the sa
 
 Ops TVM's importer lacks have converters of ours too (converters_missing.py,
 converters_recurrent.py, converters_sequences.py, converters_image.py, converters_indexing.py,
+converters_deform_conv.py, converters_max_pool.py,
 converters_linalg.py, converters_onehot.py), and so do ops whose results it got wrong
 (converters_corrected.py, converters_resize.py, converters_nms.py, converters_output_types.py,
-converters_arithmetic.py). TVM's importer
+converters_arithmetic.py, converters_conv_transpose.py). TVM's importer
 looks its converters up in a module-level table; `our_converters` puts ours in for the duration
 of one import.
 """
@@ -33,10 +34,13 @@ from tvm.relax.frontend.onnx import onnx_frontend
 from .._tvm import tvm
 from . import (
     converters_arithmetic,
+    converters_conv_transpose,
     converters_corrected,
+    converters_deform_conv,
     converters_image,
     converters_indexing,
     converters_linalg,
+    converters_max_pool,
     converters_missing,
     converters_nms,
     converters_onehot,
@@ -90,9 +94,12 @@ OURS = {
     **converters_recurrent.OPS,
     **converters_sequences.OPS,
     **converters_corrected.OPS,
+    **converters_conv_transpose.OPS,
     **converters_resize.OPS,
     **converters_nms.OPS,
     **converters_image.OPS,
+    **converters_deform_conv.OPS,
+    **converters_max_pool.OPS,
     **converters_indexing.OPS,
     **converters_linalg.OPS,
     **converters_arithmetic.OPS,
