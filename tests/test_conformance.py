@@ -126,6 +126,8 @@ FAST_SUBSET = [
     r"test_mod_\w+",
     r"test_split_zero_size_splits_opset1[38]",
     r"test_l2normalization_axis_[01]",
+    # ai.onnx.ml ops, float16 Elu/Celu, float16 QLinearMatMul, training-mode BatchNormalization
+    r"test_celu_float16(_expanded)?",
 ]
 # Fast-subset tests that fail today for a known reason: expected to fail in the fast run (an XPASS
 # says the entry can go); the full run records them as plain failures.
