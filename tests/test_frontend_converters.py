@@ -578,3 +578,30 @@ def test_split_with_a_zero_size_part_matches_onnxruntime():
     model = make_model([node], [("x", TensorProto.FLOAT, (2, 5))], outputs,
                        {"sizes": np.array([2, 0, 3], np.int64)})  # fmt: skip
     assert_matches_ort(model, tvmopt.compile(model))
+
+
+# ai.onnx.ml ops (converters_ml.py, converters_tree_ensemble.py)
+
+
+def test_tree_ensemble_average_of_two_trees_with_missing_values_matches_the_reference():
+    from onnx.reference import ReferenceEvaluator
+
+    def floats(name, values):
+        return helper.make_tensor(name, TensorProto.FLOAT, (len(values),), values)
+
+    node = helper.make_node(
+        "TreeEnsemble", ["X"], ["Y"], domain="ai.onnx.ml", n_targets=2, aggregate_function=0,
+        tree_roots=[0, 2], nodes_featureids=[1, 0, 0],
+        nodes_modes=helper.make_tensor("nodes_modes", TensorProto.UINT8, (3,), [3, 5, 1]),
+        nodes_splits=floats("nodes_splits", [0.5, 3.0, 0.0]),
+        nodes_truenodeids=[0, 1, 3], nodes_trueleafs=[1, 1, 1],
+        nodes_falsenodeids=[1, 2, 4], nodes_falseleafs=[0, 1, 1],
+        nodes_missing_value_tracks_true=[1, 0, 0], leaf_targetids=[0, 1, 0, 1, 1],
+        leaf_weights=floats("leaf_weights", [2, -1.5, 4, 8, 0.5]),
+    )  # fmt: skip
+    shape = (5, 2)
+    model = make_model([node], [("X", TensorProto.FLOAT, shape)], [("Y", TensorProto.FLOAT, shape)],
+                       extra_opsets={"ai.onnx.ml": 5})  # fmt: skip
+    x = np.array([[3, 0], [-1, np.nan], [np.nan, 0], [3, 0.7], [-2, -1]], np.float32)
+    expected = ReferenceEvaluator(model).run(None, {"X": x})[0]
+    np.testing.assert_allclose(tvmopt.compile(model).run({"X": x})["Y"], expected, rtol=1e-6)

@@ -15,7 +15,8 @@ speed. The pairwise adds, TVM's own form for inputs of unknown shape, say the sa
 
 Ops TVM's importer lacks have converters of ours too (converters_missing.py,
 converters_recurrent.py, converters_sequences.py, converters_image.py, converters_indexing.py,
-converters_linalg.py, converters_onehot.py), and so do ops whose results it got wrong
+converters_linalg.py, converters_onehot.py; converters_ml.py for the ai.onnx.ml domain), and so
+do ops whose results it got wrong
 (converters_corrected.py, converters_resize.py, converters_nms.py, converters_output_types.py,
 converters_arithmetic.py). TVM's importer
 looks its converters up in a module-level table; `our_converters` puts ours in for the duration
@@ -38,6 +39,7 @@ from . import (
     converters_indexing,
     converters_linalg,
     converters_missing,
+    converters_ml,
     converters_nms,
     converters_onehot,
     converters_output_types,
@@ -98,6 +100,7 @@ OURS = {
     **converters_arithmetic.OPS,
     **converters_onehot.OPS,
     **converters_output_types.OPS,
+    **converters_ml.OPS,
 }
 
 
