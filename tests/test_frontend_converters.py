@@ -605,3 +605,21 @@ def test_tree_ensemble_average_of_two_trees_with_missing_values_matches_the_refe
     x = np.array([[3, 0], [-1, np.nan], [np.nan, 0], [3, 0.7], [-2, -1]], np.float32)
     expected = ReferenceEvaluator(model).run(None, {"X": x})[0]
     np.testing.assert_allclose(tvmopt.compile(model).run({"X": x})["Y"], expected, rtol=1e-6)
+
+
+def test_batch_norm_training_mode_on_float16_data_matches_the_reference():
+    from onnx.reference import ReferenceEvaluator
+
+    node = helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y", "rm", "rv"],
+                            training_mode=1, momentum=0.8)  # fmt: skip
+    stats = [(name, TensorProto.FLOAT16, (3,)) for name in "sbmv"]
+    outputs = [("y", TensorProto.FLOAT16, (2, 3, 5)), ("rm", TensorProto.FLOAT16, (3,)),
+               ("rv", TensorProto.FLOAT16, (3,))]  # fmt: skip
+    model = make_model([node], [("x", TensorProto.FLOAT16, (2, 3, 5)), *stats], outputs, opset=15)
+    rng = np.random.default_rng(0)
+    feeds = {"x": rng.standard_normal((2, 3, 5)).astype(np.float16) * 4}
+    feeds |= {name: rng.uniform(0.5, 2, 3).astype(np.float16) for name in "sbmv"}
+    expected = ReferenceEvaluator(model).run(None, feeds)
+    got = tvmopt.compile(model).run(feeds)
+    for name, want in zip(["y", "rm", "rv"], expected, strict=True):
+        np.testing.assert_allclose(got[name].astype(np.float32), want, rtol=5e-3, atol=5e-3)

@@ -16,9 +16,9 @@ speed. The pairwise adds, TVM's own form for inputs of unknown shape, say the sa
 Ops TVM's importer lacks have converters of ours too (converters_missing.py,
 converters_recurrent.py, converters_sequences.py, converters_image.py, converters_indexing.py,
 converters_linalg.py, converters_onehot.py; converters_ml.py for the ai.onnx.ml domain), and so
-do ops whose results it got wrong
-(converters_corrected.py, converters_resize.py, converters_nms.py, converters_output_types.py,
-converters_arithmetic.py). TVM's importer
+do ops whose results it got wrong (converters_corrected.py, converters_batch_norm.py,
+converters_resize.py, converters_nms.py, converters_output_types.py, converters_arithmetic.py).
+TVM's importer
 looks its converters up in a module-level table; `our_converters` puts ours in for the duration
 of one import.
 """
@@ -34,6 +34,7 @@ from tvm.relax.frontend.onnx import onnx_frontend
 from .._tvm import tvm
 from . import (
     converters_arithmetic,
+    converters_batch_norm,
     converters_corrected,
     converters_image,
     converters_indexing,
@@ -101,6 +102,7 @@ OURS = {
     **converters_onehot.OPS,
     **converters_output_types.OPS,
     **converters_ml.OPS,
+    **converters_batch_norm.OPS,
 }
 
 
