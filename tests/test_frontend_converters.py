@@ -636,3 +636,48 @@ def test_conv_transpose_output_shape_places_output_as_onnxruntime(attrs):
                        [("y", TensorProto.FLOAT, ["n", "c", "h", "w"])])  # fmt: skip
     actual = assert_matches_ort(model, tvmopt.compile(model))
     assert actual["y"].shape[2:] == tuple(attrs["output_shape"])
+
+
+# ai.onnx.ml ops (converters_ml.py, converters_tree_ensemble.py)
+
+
+def test_tree_ensemble_average_of_two_trees_with_missing_values_matches_the_reference():
+    from onnx.reference import ReferenceEvaluator
+
+    def floats(name, values):
+        return helper.make_tensor(name, TensorProto.FLOAT, (len(values),), values)
+
+    node = helper.make_node(
+        "TreeEnsemble", ["X"], ["Y"], domain="ai.onnx.ml", n_targets=2, aggregate_function=0,
+        tree_roots=[0, 2], nodes_featureids=[1, 0, 0],
+        nodes_modes=helper.make_tensor("nodes_modes", TensorProto.UINT8, (3,), [3, 5, 1]),
+        nodes_splits=floats("nodes_splits", [0.5, 3.0, 0.0]),
+        nodes_truenodeids=[0, 1, 3], nodes_trueleafs=[1, 1, 1],
+        nodes_falsenodeids=[1, 2, 4], nodes_falseleafs=[0, 1, 1],
+        nodes_missing_value_tracks_true=[1, 0, 0], leaf_targetids=[0, 1, 0, 1, 1],
+        leaf_weights=floats("leaf_weights", [2, -1.5, 4, 8, 0.5]),
+    )  # fmt: skip
+    shape = (5, 2)
+    model = make_model([node], [("X", TensorProto.FLOAT, shape)], [("Y", TensorProto.FLOAT, shape)],
+                       extra_opsets={"ai.onnx.ml": 5})  # fmt: skip
+    x = np.array([[3, 0], [-1, np.nan], [np.nan, 0], [3, 0.7], [-2, -1]], np.float32)
+    expected = ReferenceEvaluator(model).run(None, {"X": x})[0]
+    np.testing.assert_allclose(tvmopt.compile(model).run({"X": x})["Y"], expected, rtol=1e-6)
+
+
+def test_batch_norm_training_mode_on_float16_data_matches_the_reference():
+    from onnx.reference import ReferenceEvaluator
+
+    node = helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y", "rm", "rv"],
+                            training_mode=1, momentum=0.8)  # fmt: skip
+    stats = [(name, TensorProto.FLOAT16, (3,)) for name in "sbmv"]
+    outputs = [("y", TensorProto.FLOAT16, (2, 3, 5)), ("rm", TensorProto.FLOAT16, (3,)),
+               ("rv", TensorProto.FLOAT16, (3,))]  # fmt: skip
+    model = make_model([node], [("x", TensorProto.FLOAT16, (2, 3, 5)), *stats], outputs, opset=15)
+    rng = np.random.default_rng(0)
+    feeds = {"x": rng.standard_normal((2, 3, 5)).astype(np.float16) * 4}
+    feeds |= {name: rng.uniform(0.5, 2, 3).astype(np.float16) for name in "sbmv"}
+    expected = ReferenceEvaluator(model).run(None, feeds)
+    got = tvmopt.compile(model).run(feeds)
+    for name, want in zip(["y", "rm", "rv"], expected, strict=True):
+        np.testing.assert_allclose(got[name].astype(np.float32), want, rtol=5e-3, atol=5e-3)

@@ -15,10 +15,10 @@ speed. The pairwise adds, TVM's own form for inputs of unknown shape, say the sa
 
 Ops TVM's importer lacks have converters of ours too (converters_missing.py,
 converters_recurrent.py, converters_sequences.py, converters_image.py, converters_indexing.py,
-converters_deform_conv.py, converters_max_pool.py,
-converters_linalg.py, converters_onehot.py), and so do ops whose results it got wrong
-(converters_corrected.py, converters_resize.py, converters_nms.py, converters_output_types.py,
-converters_arithmetic.py, converters_conv_transpose.py). TVM's importer
+converters_deform_conv.py, converters_max_pool.py, converters_linalg.py, converters_onehot.py;
+converters_ml.py for the ai.onnx.ml domain), and so do ops whose results it got wrong
+(converters_corrected.py, converters_batch_norm.py, converters_resize.py, converters_nms.py,
+converters_output_types.py, converters_arithmetic.py, converters_conv_transpose.py). TVM's importer
 looks its converters up in a module-level table; `our_converters` puts ours in for the duration
 of one import.
 """
@@ -34,6 +34,7 @@ from tvm.relax.frontend.onnx import onnx_frontend
 from .._tvm import tvm
 from . import (
     converters_arithmetic,
+    converters_batch_norm,
     converters_conv_transpose,
     converters_corrected,
     converters_deform_conv,
@@ -42,6 +43,7 @@ from . import (
     converters_linalg,
     converters_max_pool,
     converters_missing,
+    converters_ml,
     converters_nms,
     converters_onehot,
     converters_output_types,
@@ -105,6 +107,8 @@ OURS = {
     **converters_arithmetic.OPS,
     **converters_onehot.OPS,
     **converters_output_types.OPS,
+    **converters_ml.OPS,
+    **converters_batch_norm.OPS,
 }
 
 

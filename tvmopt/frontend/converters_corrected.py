@@ -6,7 +6,8 @@ ReduceMin of bools (opset 20: "any" and "all"), which TVM's max and min cannot c
 have no identity for bool), reduce bytes instead; RMSNormalization over all axes (axis 0),
 which TVM's rms_norm cannot compile, over all but a leading unit axis instead; Split with
 zero-size parts, which TVM's split refuses (its split points must increase), as one slice per
-part."""
+part; Elu of float16 (it made float32 constants, which float16 tensors cannot meet).
+"""
 
 from __future__ import annotations
 
@@ -108,6 +109,14 @@ class RMSNormalization(onnx_frontend.RMSNormalization):
         return op.squeeze(normalized, [0])
 
 
+class Elu(onnx_frontend.Elu):
+    @classmethod
+    def _impl_v1(cls, bb, inputs, attr, params):
+        x, alpha = inputs[0], float(attr.get("alpha", 1.0))
+        negative = op.nn.relu(scalar_like(x, 1) - op.exp(x))  # 1 - exp(x) > 0 where x < 0
+        return scalar_like(x, -alpha) * negative + op.nn.relu(x)
+
+
 class Split(onnx_frontend.Split):
     @classmethod
     def _impl_v13(cls, bb, inputs, attr, params):
@@ -131,4 +140,5 @@ OPS = {
     "ReduceMin": ReduceMin,
     "RMSNormalization": RMSNormalization,
     "Split": Split,
+    "Elu": Elu,
 }

@@ -11,6 +11,10 @@ xs * ws with zero point 0, which is what DequantizeLinear computes. The Integer 
 output scale to requantize with; they compute in float64, where every int32 sum of 8-bit
 products is exact (float32 would round above 2^24). Runs before constant folding, which then
 folds the weights' DequantizeLinear back into float weights.
+
+Scales of 16-bit floats are cast to float32 first, so the QLinear forms requantize in float32,
+as ONNX Runtime and the reference (which scales an int32 product in float64) do: float16 steps
+of 0.125 near 255 would round an output a step off.
 """
 
 from __future__ import annotations
@@ -25,13 +29,42 @@ def expand_quantized_ops(model: onnx.ModelProto) -> onnx.ModelProto:
     if not any(node.op_type in QUANTIZED_OPS for node in model.graph.node):
         return model
     model = _copy(model)
+    half_floats = _half_float_names(model.graph)
     nodes = []
     for index, node in enumerate(model.graph.node):
         expand = EXPANSIONS.get(node.op_type) if node.domain in ("", "ai.onnx") else None
-        nodes += expand(node, f"{node.name or node.op_type}_{index}") if expand else [node]
+        prefix = f"{node.name or node.op_type}_{index}"
+        if expand and node.op_type in _SCALES:
+            casts, node = _scales_to_float32(node, prefix, half_floats)
+            nodes += casts
+        nodes += expand(node, prefix) if expand else [node]
     del model.graph.node[:]
     model.graph.node.extend(nodes)
     return model
+
+
+# Input positions of the scales of each QLinear op.
+_SCALES = {"QLinearConv": (1, 4, 6), "QLinearMatMul": (1, 4, 6)}
+_HALF_FLOATS = (TensorProto.FLOAT16, TensorProto.BFLOAT16)
+
+
+def _half_float_names(graph: onnx.GraphProto) -> set[str]:
+    """Names of the graph's tensors of a 16-bit float type whose type the graph states."""
+    typed = [*graph.input, *graph.value_info]
+    names = {v.name for v in typed if v.type.tensor_type.elem_type in _HALF_FLOATS}
+    return names | {t.name for t in graph.initializer if t.data_type in _HALF_FLOATS}
+
+
+def _scales_to_float32(node, prefix, half_floats):
+    """Cast nodes for `node`'s 16-bit float scales, and a copy of `node` that reads the casts."""
+    node_copy, casts = onnx.NodeProto(), []
+    node_copy.CopyFrom(node)
+    for position in _SCALES[node.op_type]:
+        scale = node.input[position]
+        if scale in half_floats:
+            node_copy.input[position] = cast = f"{prefix}_{scale}_f32"
+            casts.append(helper.make_node("Cast", [scale], [cast], to=TensorProto.FLOAT))
+    return casts, node_copy
 
 
 def _copy(model: onnx.ModelProto) -> onnx.ModelProto:

@@ -11,6 +11,7 @@ from ..errors import UnsupportedOpError
 # Handled by TVM's importer outside its converter table.
 _BUILTIN_OPS = frozenset({"Constant", "If"})
 _DEFAULT_DOMAINS = ("", "ai.onnx")
+_ML_DOMAIN = "ai.onnx.ml"  # admitted op by op: those converters_ml.py converts
 
 
 def supported_ops() -> frozenset[str]:
@@ -19,6 +20,18 @@ def supported_ops() -> frozenset[str]:
     from .converters import OURS
 
     return frozenset(_get_convert_map()) | frozenset(OURS) | _BUILTIN_OPS
+
+
+def ml_ops() -> frozenset[str]:
+    from .converters_ml import OPS
+
+    return frozenset(OPS)
+
+
+def _is_supported(node: onnx.NodeProto, supported: frozenset[str]) -> bool:
+    if node.domain == _ML_DOMAIN:
+        return node.op_type in ml_ops()
+    return node.domain in _DEFAULT_DOMAINS and node.op_type in supported
 
 
 def qualified_op(node: onnx.NodeProto) -> str:
@@ -30,7 +43,7 @@ def find_unsupported(graph: onnx.GraphProto) -> dict[str, list[str]]:
     supported = supported_ops()
     gaps: dict[str, list[str]] = defaultdict(list)
     for index, node in enumerate(_all_nodes(graph)):
-        if node.domain not in _DEFAULT_DOMAINS or node.op_type not in supported:
+        if not _is_supported(node, supported):
             gaps[qualified_op(node)].append(node.name or f"#{index}")
     return dict(gaps)
 
