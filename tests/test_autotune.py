@@ -91,6 +91,7 @@ def test_search_space_replays_every_tile_decision(demo_model):
     assert replayed >= 2 * len(tasks)
 
 
+@pytest.mark.tuning  # 40-120 s of tuning on 2 cores: `pytest -m tuning` runs it
 def test_resume_counts_earlier_trials(tmp_path, demo_model):
     path = tmp_path / "db"
     prepared = prepare(demo_model)
@@ -189,6 +190,7 @@ def test_an_untuned_time_kept_apart_outranks_slower_records(tmp_path, tuned_db, 
     assert reopened.get_top_k(reopened.commit_workload(tasks[0].mod), 1) == []
 
 
+@pytest.mark.tuning  # 40-120 s of tuning on 2 cores: `pytest -m tuning` runs it
 def test_time_budget_stops_the_run(tmp_path, demo_model):
     start = time.monotonic()
     kernels = tune(prepare(demo_model), tmp_path / "db",
@@ -197,6 +199,7 @@ def test_time_budget_stops_the_run(tmp_path, demo_model):
     assert all(k.best_s is not None for k in kernels)
 
 
+@pytest.mark.tuning  # 40-120 s of tuning on 2 cores: `pytest -m tuning` runs it
 def test_spent_budget_draws_no_candidates(tmp_path, demo_model):
     kernels = tune(prepare(demo_model), tmp_path / "db",
                    TuneOptions(time_budget_s=1e-3, seed=0, progress=False))  # fmt: skip
@@ -217,6 +220,7 @@ class SpentAfterFirstDraw(tune_module.Deadline):
         return self.draws > 1
 
 
+@pytest.mark.tuning  # 40-120 s of tuning on 2 cores: `pytest -m tuning` runs it
 def test_budget_spent_mid_first_round_ends_the_other_kernels(tmp_path, demo_model, monkeypatch):
     monkeypatch.setattr(tune_module, "Deadline", SpentAfterFirstDraw)
     kernels = tune(prepare(demo_model), tmp_path / "db",
@@ -225,6 +229,7 @@ def test_budget_spent_mid_first_round_ends_the_other_kernels(tmp_path, demo_mode
     assert len(searched) == 1, [(k.name, k.trials) for k in kernels]
 
 
+@pytest.mark.tuning  # 40-120 s of tuning on 2 cores: `pytest -m tuning` runs it
 def test_int8_kernels_tune_and_stay_bit_exact(tmp_path, demo_model):
     calib = [random_inputs(tvmopt.compile(demo_model).inputs, seed=s) for s in range(4)]
     int8 = {"quantize": "int8", "calib": calib}
@@ -365,6 +370,7 @@ def rpc_cluster():
         process.wait()
 
 
+@pytest.mark.tuning  # 40-120 s of tuning on 2 cores: `pytest -m tuning` runs it
 def test_rpc_tuning_survives_a_dying_server(tmp_path, demo_path, demo_model, rpc_cluster):
     address, servers = rpc_cluster
     db = tmp_path / "db"
