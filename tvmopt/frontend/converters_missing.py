@@ -10,22 +10,15 @@ from onnx import helper
 from tvm import relax, topi
 from tvm.relax.frontend.onnx import onnx_frontend
 
-from .._tvm import tvm
-from .converter_values import scalar_like, text
+from .converter_values import constant_int, scalar_like, text
 
 op = relax.op
-
-
-def _constant_int(expr, what: str) -> int:
-    if not isinstance(expr, tvm.ir.GenericConst) or expr.value.numpy().size != 1:
-        raise ValueError(f"{what} must be a constant scalar")
-    return int(expr.value.numpy().reshape(()))
 
 
 class CumProd(onnx_frontend.OnnxOpConverter):
     @classmethod
     def _impl_v26(cls, bb, inputs, attr, params):
-        data, axis = inputs[0], _constant_int(inputs[1], "CumProd's axis")
+        data, axis = inputs[0], constant_int(inputs[1], "CumProd's axis")
         reverse = attr.get("reverse", 0) != 0
         if reverse:
             data = op.flip(data, axis)

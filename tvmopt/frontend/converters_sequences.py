@@ -19,7 +19,7 @@ import functools
 from tvm import relax
 from tvm.relax.frontend.onnx import onnx_frontend
 
-from .._tvm import tvm
+from .converter_values import constant_int
 
 
 def sequence_items(bb, sequence) -> list:
@@ -28,12 +28,6 @@ def sequence_items(bb, sequence) -> list:
         return list(sequence.fields)
     bound = bb.normalize(sequence)
     return [bb.emit(relax.TupleGetItem(bound, i)) for i in range(len(bound.ty.fields))]
-
-
-def _position(expr, what: str) -> int:
-    if not isinstance(expr, tvm.ir.GenericConst) or expr.value.numpy().size != 1:
-        raise ValueError(f"{what} must be a constant scalar")
-    return int(expr.value.numpy().reshape(()))
 
 
 def _checked(position: int, length: int, what: str) -> int:
@@ -47,7 +41,7 @@ class SequenceAt(onnx_frontend.SequenceAt):
     @classmethod
     def _impl_v11(cls, bb, inputs, attr, params):
         items = sequence_items(bb, inputs[0])
-        return items[_checked(_position(inputs[1], "SequenceAt's position"), len(items),
+        return items[_checked(constant_int(inputs[1], "SequenceAt's position"), len(items),
                               "SequenceAt's position")]  # fmt: skip
 
 
@@ -61,7 +55,7 @@ class SequenceErase(onnx_frontend.SequenceErase):
     @classmethod
     def _impl_v11(cls, bb, inputs, attr, params):
         items = sequence_items(bb, inputs[0])
-        given = -1 if len(inputs) < 2 or inputs[1] is None else _position(inputs[1], "position")
+        given = -1 if len(inputs) < 2 or inputs[1] is None else constant_int(inputs[1], "position")
         del items[_checked(given, len(items), "SequenceErase's position")]
         return relax.Tuple(items)
 
@@ -72,7 +66,7 @@ class SequenceInsert(onnx_frontend.SequenceInsert):
         items = sequence_items(bb, inputs[0])
         if len(inputs) < 3 or inputs[2] is None:
             return relax.Tuple([*items, inputs[1]])
-        position = _position(inputs[2], "SequenceInsert's position")
+        position = constant_int(inputs[2], "SequenceInsert's position")
         if not -len(items) <= position <= len(items):  # the end itself is a place to insert
             raise ValueError(f"SequenceInsert's position {position} is out of bounds for a "
                              f"sequence of {len(items)}")  # fmt: skip

@@ -19,7 +19,7 @@ from __future__ import annotations
 import onnx
 from onnx import defs, inliner, shape_inference
 
-from .support import supported_ops
+from .support import opset_of, supported_ops
 
 # TVM's converters of these names implement a different domain's op of the same name.
 MISCONVERTED = frozenset({"Attention"})  # TVM's is com.microsoft.Attention
@@ -31,7 +31,7 @@ def expand_functions(model: onnx.ModelProto) -> onnx.ModelProto:
     supported = supported_ops()
     if not any(_needs_expansion(node, supported) for node in model.graph.node):
         return model  # the common case: no copy, no re-inference
-    opset, types, model = _default_opset(model), _value_types(model.graph), _copy(model)
+    opset, types, model = opset_of(model), _value_types(model.graph), _copy(model)
     functions = []
     for index, node in enumerate(model.graph.node):
         body = _body_for(node, opset, types) if _needs_expansion(node, supported) else None
@@ -106,10 +106,6 @@ def _value_types(graph: onnx.GraphProto) -> dict[str, onnx.TypeProto]:
     for init in graph.initializer:
         types[init.name] = onnx.helper.make_tensor_type_proto(init.data_type, list(init.dims))
     return types
-
-
-def _default_opset(model: onnx.ModelProto) -> int:
-    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
 
 
 def _drop_opset(model: onnx.ModelProto, domain: str) -> None:

@@ -14,14 +14,15 @@ from collections.abc import Iterable
 
 import onnx
 
-GRAPH_ATTRIBUTES = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+from .support import nodes_within, subgraphs
 
 
 class FreshNames:
     """Names not used anywhere in a model, handed out once each."""
 
     def __init__(self, graph: onnx.GraphProto):
-        self._used = set(defined_names(graph)) | {n for node in walk(graph) for n in node.input}
+        read = {name for node in graph.node for inner in nodes_within(node) for name in inner.input}
+        self._used = set(defined_names(graph)) | read
 
     def fresh(self, hint: str) -> str:
         name, suffix = hint, 0
@@ -30,21 +31,6 @@ class FreshNames:
             name = f"{hint}_{suffix}"
         self._used.add(name)
         return name
-
-
-def walk(graph: onnx.GraphProto) -> Iterable[onnx.NodeProto]:
-    """Every node of `graph` and of the subgraphs nested in its nodes."""
-    for node in graph.node:
-        yield node
-        for sub in subgraphs(node):
-            yield from walk(sub)
-
-
-def subgraphs(node: onnx.NodeProto) -> list[onnx.GraphProto]:
-    graphs = []
-    for attr in node.attribute:
-        graphs.extend([attr.g] if attr.type == onnx.AttributeProto.GRAPH else attr.graphs)
-    return graphs
 
 
 def defined_names(graph: onnx.GraphProto) -> Iterable[str]:

@@ -30,7 +30,7 @@ from .fold_empty_reductions import fold_empty_reductions
 from .identifiers import with_identifier_params
 from .resize_upgrade import keep_resize_10_coordinates
 from .signature import TensorSpec, graph_inputs, graph_outputs
-from .support import check_supported
+from .support import check_supported, opset_of
 from .unroll_loops import has_batched_scan, unroll_loops
 
 # Models older than this are upgraded: TVM's converters are best exercised on recent opsets.
@@ -121,10 +121,6 @@ def _check_opset(model: onnx.ModelProto, origin: str) -> None:
             f"{origin} declares opset {opset_of(model)}; tvmopt knows opsets up to {newest} "
             f"(onnx {onnx.__version__}); export it for opset {newest} or older"
         )
-
-
-def opset_of(model: onnx.ModelProto) -> int:
-    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
 
 
 def prepare(model: onnx.ModelProto, input_shapes: Mapping | None = None) -> onnx.ModelProto:

@@ -34,6 +34,11 @@ def _is_supported(node: onnx.NodeProto, supported: frozenset[str]) -> bool:
     return node.domain in _DEFAULT_DOMAINS and node.op_type in supported
 
 
+def opset_of(model: onnx.ModelProto) -> int:
+    """The model's default-domain (ai.onnx) opset."""
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
+
+
 def qualified_op(node: onnx.NodeProto) -> str:
     return node.op_type if node.domain in _DEFAULT_DOMAINS else f"{node.domain}.{node.op_type}"
 
@@ -56,10 +61,16 @@ def _all_nodes(graph: onnx.GraphProto):
 def nodes_within(node: onnx.NodeProto):
     """The node itself, then every node of its subgraphs (If/Loop/Scan bodies), recursively."""
     yield node
+    for sub in subgraphs(node):
+        yield from _all_nodes(sub)
+
+
+def subgraphs(node: onnx.NodeProto) -> list[onnx.GraphProto]:
+    """The graphs in a node's attributes: an If's branches, a Loop's or Scan's body."""
+    graphs = []
     for attr in node.attribute:
-        subgraphs = [attr.g] if attr.type == onnx.AttributeProto.GRAPH else attr.graphs
-        for sub in subgraphs:
-            yield from _all_nodes(sub)
+        graphs.extend([attr.g] if attr.type == onnx.AttributeProto.GRAPH else attr.graphs)
+    return graphs
 
 
 def describe_gaps(gaps: dict[str, list[str]], max_names: int = 3) -> str:

@@ -25,6 +25,7 @@ from onnx import helper, numpy_helper, shape_inference
 
 from ..errors import UnsupportedOpError
 from .graph_copies import FreshNames, instantiate
+from .support import opset_of
 
 # Each step copies the whole body: past this many, the graph would swamp the compiler.
 MAX_UNROLLED_STEPS = 4096
@@ -44,7 +45,7 @@ def unroll_loops(model: onnx.ModelProto) -> onnx.ModelProto:
 
 def has_batched_scan(model: onnx.ModelProto) -> bool:
     """Whether the model holds opset-8 Scans (batch axis 0, sequence axis 1)."""
-    return _opset(model) < 9 and any(node.op_type == "Scan" for node in model.graph.node)
+    return opset_of(model) < 9 and any(node.op_type == "Scan" for node in model.graph.node)
 
 
 def _unroll_round(model: onnx.ModelProto) -> onnx.ModelProto | None:
@@ -73,7 +74,7 @@ class _Unroller:
     """What unrolling reads from the graph (shapes, constants, names) and the weights it adds."""
 
     def __init__(self, model: onnx.ModelProto):
-        self.opset = _opset(model)
+        self.opset = opset_of(model)
         self.names = FreshNames(model.graph)
         self.dims = _known_dims(model.graph)
         self.constants = _constants(model.graph)
@@ -315,7 +316,3 @@ def _constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
         if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
             values[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
     return values
-
-
-def _opset(model: onnx.ModelProto) -> int:
-    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
