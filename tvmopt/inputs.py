@@ -16,14 +16,18 @@ def check_inputs(specs: Sequence[TensorSpec], inputs) -> list[np.ndarray]:
     """Return the inputs as arrays in signature order; raise InputError on any mismatch."""
     if not isinstance(inputs, Mapping):
         inputs = _by_position(specs, inputs)
+    if len(inputs) != len(specs) or any(spec.name not in inputs for spec in specs):
+        _raise_unknown_or_missing(specs, inputs)  # the names, checked apart: 1 us of a 7 us run
+    return [_check_one(spec, inputs[spec.name]) for spec in specs]
+
+
+def _raise_unknown_or_missing(specs: Sequence[TensorSpec], inputs: Mapping) -> None:
     names = {spec.name for spec in specs}
     unknown = [name for name in inputs if name not in names]
     if unknown:
         raise InputError(f"unknown input '{unknown[0]}'; the model's inputs are: {_list(specs)}")
     missing = [spec.name for spec in specs if spec.name not in inputs]
-    if missing:
-        raise InputError(f"missing input '{missing[0]}'; the model's inputs are: {_list(specs)}")
-    return [_check_one(spec, inputs[spec.name]) for spec in specs]
+    raise InputError(f"missing input '{missing[0]}'; the model's inputs are: {_list(specs)}")
 
 
 def _list(specs: Sequence[TensorSpec]) -> str:

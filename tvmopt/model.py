@@ -68,6 +68,10 @@ class CompiledModel:
         return self._machine["main"]  # looked up once: 2 us a run
 
     @cached_property
+    def _output_names(self) -> tuple[str, ...]:
+        return tuple(spec.name for spec in self.outputs)
+
+    @cached_property
     def _device(self):
         """The CPU, or the GPU for a CUDA library (a TargetError when there is none)."""
         return self._backend_class.device()
@@ -76,7 +80,7 @@ class CompiledModel:
         """Run once. `inputs` maps input names to arrays (or lists them in signature order)."""
         arrays = check_inputs(self.inputs, inputs)
         result = self._main(*self._staged(arrays))
-        return dict(zip((spec.name for spec in self.outputs), leaves(result), strict=True))
+        return dict(zip(self._output_names, leaves(result), strict=True))
 
     def _staged(self, arrays: list[np.ndarray]) -> list:
         """The inputs copied into tensors made once: a copy into an existing tensor costs a

@@ -97,6 +97,10 @@ def _mlp(torch, widths=(784, 1024, 1024, 10)):
     return torch.nn.Sequential(*layers[:-1]), (torch.randn(1, widths[0]),)
 
 
+def _relu(torch):
+    return torch.nn.ReLU(), (torch.randn(1, 16),)
+
+
 def _tiny_mlp(torch):
     return _mlp(torch, widths=(16, 32, 4))
 
@@ -109,6 +113,7 @@ SUITE = {
         SuiteModel("mobilenet_v2", _seeded(_mobilenet_v2), "MobileNetV2, 1x3x224x224"),
         SuiteModel("bert_base", _seeded(_bert_base), "BERT-base-like encoder, 1x128 tokens"),
         SuiteModel("mlp", _seeded(_mlp), "MLP 784-1024-1024-10, batch 1"),
+        SuiteModel("relu", _seeded(_relu), "one ReLU on 16 floats: the per-call overhead"),
         SuiteModel("tiny_mlp", _seeded(_tiny_mlp), "MLP 16-32-4, for tests"),
     ]
 }

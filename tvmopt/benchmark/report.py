@@ -31,7 +31,7 @@ def _row(result: Result, ort_median: float | None) -> dict:
     )
     if result.latency is not None:
         median = result.latency.median_ms
-        row.update(median_ms=f"{median:.3f}", iqr_ms=f"{_iqr(result.latency.samples_ms):.3f}")
+        row.update(median_ms=_ms(median), iqr_ms=_ms(_iqr(result.latency.samples_ms)))
         row["gflops"] = f"{result.flops / median / 1e6:.1f}" if result.flops else ""
         row["speedup_vs_ort"] = f"{ort_median / median:.2f}" if ort_median else ""
     if result.compile_seconds is not None:
@@ -39,6 +39,11 @@ def _row(result: Result, ort_median: float | None) -> dict:
     if result.artifact_bytes:
         row["artifact_mib"] = f"{result.artifact_bytes / 2**20:.1f}"
     return row
+
+
+def _ms(milliseconds: float) -> str:
+    """Microseconds still show below 0.1 ms: a per-call overhead model runs in about 0.01."""
+    return f"{milliseconds:.3f}" if milliseconds >= 0.1 else f"{milliseconds:.3g}"
 
 
 def _iqr(samples) -> float:
