@@ -25,12 +25,18 @@ def _torch():
     return torch
 
 
-def _seeded(build):
+def _seeded(build, extended: bool = False):
+    """`extended`: the extended suite's weights (He init, random LayerNorms); the default suite
+    keeps PyTorch's fresh ones, so its ONNX files and results stay as they were."""
+
     def seeded_build():
         torch = _torch()
         torch.manual_seed(0)
         module, inputs = build(torch)
         _randomize_norm_stats(torch, module)
+        if extended:
+            _keep_signal(torch, module)
+            _randomize_layer_norms(torch, module)
         return module.eval(), inputs
 
     return seeded_build
@@ -42,6 +48,24 @@ def _randomize_norm_stats(torch, module) -> None:
         if isinstance(layer, torch.nn.BatchNorm2d):
             layer.running_mean.uniform_(-0.1, 0.1)
             layer.running_var.uniform_(0.5, 1.5)
+
+
+def _keep_signal(torch, module) -> None:
+    """He init: PyTorch's default init shrinks activations layer by layer, so that a deep
+    network's output hardly depends on its input (EfficientNet-B0's by 1e-7), and a wrong
+    early layer would go unseen by the output check."""
+    for layer in module.modules():
+        if isinstance(layer, torch.nn.Conv2d | torch.nn.Linear):
+            torch.nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+
+
+def _randomize_layer_norms(torch, module) -> None:
+    """Fresh LayerNorm weights are 1/0, which would leave only the normalization to check."""
+    with torch.no_grad():
+        for layer in module.modules():
+            if isinstance(layer, torch.nn.LayerNorm) and layer.weight is not None:
+                layer.weight.uniform_(0.5, 1.5)
+                layer.bias.uniform_(-0.1, 0.1)
 
 
 def export(model: SuiteModel, cache_dir: Path) -> Path:
@@ -105,6 +129,64 @@ def _tiny_mlp(torch):
     return _mlp(torch, widths=(16, 32, 4))
 
 
+def _image(torch, size: int = 224):
+    return (torch.randn(1, 3, size, size),)
+
+
+def _shufflenet_v2(torch):
+    from .nets.shufflenet import ShuffleNetV2
+
+    return ShuffleNetV2(), _image(torch)
+
+
+def _densenet121(torch):
+    from .nets.densenet import DenseNet
+
+    return DenseNet(), _image(torch)
+
+
+def _efficientnet_b0(torch):
+    from .nets.efficientnet import EfficientNet
+
+    return EfficientNet(), _image(torch)
+
+
+def _convnext_tiny(torch):
+    from .nets.convnext import ConvNeXt
+
+    return ConvNeXt(layer_scale=0.1), _image(torch)  # 1e-6, as trained from, hides the blocks
+
+
+def _vit_b16(torch):
+    from .nets.vit import VisionTransformer
+
+    return VisionTransformer(), _image(torch)
+
+
+def _inception_v3(torch):
+    from .nets.inception import InceptionV3
+
+    return InceptionV3(), _image(torch, 299)
+
+
+def _detector(torch):
+    from .nets.detection import Detector
+
+    return Detector(), _image(torch, 320)
+
+
+EXTENDED_MODELS = [
+    SuiteModel(name, _seeded(build, extended=True), description)
+    for name, build, description in [
+        ("shufflenet_v2", _shufflenet_v2, "ShuffleNetV2 x1.0, 1x3x224x224"),
+        ("densenet121", _densenet121, "DenseNet-121, 1x3x224x224"),
+        ("efficientnet_b0", _efficientnet_b0, "EfficientNet-B0, 1x3x224x224"),
+        ("convnext_tiny", _convnext_tiny, "ConvNeXt-T, 1x3x224x224"),
+        ("vit_b16", _vit_b16, "ViT-B/16, 1x3x224x224"),
+        ("inception_v3", _inception_v3, "Inception-v3, 1x3x299x299"),
+        ("detector", _detector, "YOLO/FPN-style detector (nets/detection.py), 1x3x320x320"),
+    ]
+]
 SUITE = {
     model.name: model
     for model in [
@@ -115,6 +197,9 @@ SUITE = {
         SuiteModel("mlp", _seeded(_mlp), "MLP 784-1024-1024-10, batch 1"),
         SuiteModel("relu", _seeded(_relu), "one ReLU on 16 floats: the per-call overhead"),
         SuiteModel("tiny_mlp", _seeded(_tiny_mlp), "MLP 16-32-4, for tests"),
+        *EXTENDED_MODELS,
     ]
 }
 DEFAULT_SUITE = ["resnet18", "resnet50", "mobilenet_v2", "bert_base", "mlp"]
+EXTENDED_SUITE = [model.name for model in EXTENDED_MODELS]
+SUITES = {"default": DEFAULT_SUITE, "extended": EXTENDED_SUITE}

@@ -23,14 +23,18 @@ def names_from(allowed: list[str]):
 
 def register(subparsers) -> None:
     from ..benchmark.contenders import PEERS, TARGETS, default_threads
-    from ..benchmark.models import DEFAULT_SUITE
+    from ..benchmark.models import SUITES
 
     parser = subparsers.add_parser("bench", help="compare targets and peers side by side")
     parser.add_argument(
-        "models",
-        nargs="*",
-        default=DEFAULT_SUITE,
-        help=f"suite model names or .onnx paths (default: {' '.join(DEFAULT_SUITE)})",
+        "models", nargs="*", help="suite model names or .onnx paths (default: the --suite's models)"
+    )
+    parser.add_argument(
+        "--suite",
+        choices=list(SUITES),
+        default="default",
+        help="the models benched when none is named: "
+        + "; ".join(f"{name}: {' '.join(models)}" for name, models in SUITES.items()),
     )
     parser.add_argument(
         "--targets",
@@ -56,12 +60,19 @@ def register(subparsers) -> None:
     parser.set_defaults(handler=run)  # fmt: skip
 
 
+def chosen_models(args) -> list[str]:
+    """The models named, else the suite's."""
+    from ..benchmark.models import SUITES
+
+    return args.models or SUITES[args.suite]
+
+
 def run(args) -> int:
     from ..benchmark.runner import run_bench
 
     command = "tvmopt " + shlex.join(sys.argv[1:])
     contenders = args.targets + args.peers
-    report = run_bench(args.models, contenders, args.threads, args.repeat, args.warmup,
+    report = run_bench(chosen_models(args), contenders, args.threads, args.repeat, args.warmup,
                        args.output_dir, command)  # fmt: skip
     print(report.read_text())
     print(f"wrote {report.parent}/results.md, results.csv, latency.png, speedup.png, machine.json")
