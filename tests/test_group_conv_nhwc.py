@@ -137,3 +137,34 @@ def test_shufflenet_units_run_channels_last_with_shuffles_folded(tmp_path, group
     # one reshape: the pooled [1, 1, 1, C] to the output's [1, C, 1, 1]
     assert len([k for k in kernels if "reshape" in k]) <= 1, kernels
     assert_matches_ort(model, compiled)
+
+
+def shufflenet_v2_unit(channels: int = 32, size: int = 8):
+    """ShuffleNetV2's unit: a channel split, one half through 1x1 -> depthwise 3x3 -> 1x1, the
+    halves concatenated and shuffled in 2 groups; a global pool ends it."""
+    rng = np.random.default_rng(7)
+    node, half = helper.make_node, channels // 2
+    shapes = {"w1": (half, half, 1, 1), "dw": (half, 1, 3, 3), "w2": (half, half, 1, 1)}
+    weights = {k: rng.standard_normal(shape).astype(np.float32) for k, shape in shapes.items()}
+    weights["split"] = np.array([half, half])
+    shuffle, shuffle_shapes = _shuffle("cat", "shuffled", 2, channels, size)
+    weights.update(shuffle_shapes)
+    nodes = [
+        node("Split", ["x", "split"], ["left", "right"], axis=1),
+        node("Conv", ["right", "w1"], ["c1"]),
+        node("Relu", ["c1"], ["r1"]),
+        node("Conv", ["r1", "dw"], ["c2"], group=half, pads=[1, 1, 1, 1]),
+        node("Conv", ["c2", "w2"], ["c3"]),
+        node("Relu", ["c3"], ["r3"]),
+        node("Concat", ["left", "r3"], ["cat"], axis=1),
+        *shuffle,
+        node("GlobalAveragePool", ["shuffled"], ["y"]),
+    ]
+    return make_model(nodes, [("x", TensorProto.FLOAT, [1, channels, size, size])],
+                      [("y", TensorProto.FLOAT, [1, channels, 1, 1])], weights)  # fmt: skip
+
+
+def test_shufflenet_v2_unit_matches_onnxruntime():
+    """Its shuffle is read by no conv (a split and a concat around it): one gather stays."""
+    model = shufflenet_v2_unit()
+    assert_matches_ort(model, tvmopt.compile(model))
