@@ -128,10 +128,20 @@ def _softmax_between_convs(bb, x):
 
 @pytest.mark.parametrize(
     "body",
-    [_second_conv(RNG.standard_normal((16, 8, 3, 3)).astype(np.float32), groups=2),
+    [_second_conv(RNG.standard_normal((16, 4, 3, 3)).astype(np.float32), groups=4),
      _softmax_between_convs],
-    ids=["grouped-conv", "softmax-between-convs"],
+    ids=["grouped-conv-of-4-outputs", "softmax-between-convs"],
 )  # fmt: skip
 def test_models_it_would_slow_down_stay_nchw(body):
     before = module({"x": f32(*X)}, body)
     tvm.ir.assert_structural_equal(ConvChannelsLast(lanes=LANES)(before), before)
+
+
+def test_grouped_conv_whose_groups_fill_panels_goes_channels_last():
+    """2 groups of 8 outputs fill AVX2's panels: the grouped NHWC kernel (4 groups of 4 above
+    would be half padding); the module computes what it did."""
+    before = module({"x": f32(*X)}, _second_conv(CONV3X3[:, :8].copy(), groups=2))
+    after = ConvChannelsLast(lanes=LANES)(before)
+    assert "group_conv2d_nhwc" in [gvar.name_hint for gvar in after.get_global_vars()]
+    x = RNG.standard_normal(X).astype(np.float32)
+    np.testing.assert_allclose(run_relax(after, x), run_relax(before, x), rtol=1e-4, atol=1e-4)

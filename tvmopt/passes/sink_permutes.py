@@ -13,7 +13,8 @@ tensors between channels-last layers, residual adds included, are never transpos
 A permute sinks through an element-wise op when each tensor operand is a permute with the same
 axes, or a constant (a per-channel one is permuted at compile time); through a concat of
 permutes with the same axes (along the permuted axis); through
-a 2-D pool, which then runs NHWC (ResNet's stem max pool between two convs); and through a
+a 2-D pool, which then runs NHWC (ResNet's stem max pool between two convs); through a take
+along one axis (a channel shuffle, channel_shuffle.py); and through a
 mean that keeps its dimensions (global average pooling), over the permuted axes. The permutes
 nobody reads any more are dead code.
 """
@@ -27,7 +28,7 @@ import numpy as np
 from tvm import relax
 from tvm.relax.dpl import is_const, is_op, is_tuple, wildcard
 
-from .consts import const, is_constant, value
+from .consts import const, is_constant, static_shape, value
 from .rewrite import Rule, rule_pass
 from .simplify import RULES as SIMPLIFY_RULES
 from .uses import op_name
@@ -130,6 +131,17 @@ def _sink_mean(expr, matches):
     return relax.op.permute_dims(relax.op.mean(permute.args[0], axes, keepdims=True), order)
 
 
+def _sink_take(expr, matches):
+    """take(permute(t, p), i, axis) = permute(take(t, i, p[axis]), p)."""
+    permute, axis = matches[_permute], expr.attrs.axis
+    order, indices = _axes(permute), static_shape(expr.args[1])
+    if order is None or axis is None or indices is None or len(indices) != 1:
+        return None  # more index dims than one would change the rank the permute applies to
+    inner = relax.op.take(permute.args[0], expr.args[1], order[int(axis) % len(order)],
+                          str(expr.attrs.mode))  # fmt: skip
+    return relax.op.permute_dims(inner, order)
+
+
 def _is_permute(expr) -> bool:
     return op_name(expr) == "relax.permute_dims"
 
@@ -143,6 +155,7 @@ def _sinks() -> dict:
         sinks[op] = (pattern | is_op(op)(_const, _permute), _sink_binary)
     sinks.update({op: (is_op(op)(_permute), _sink_pool) for op in POOLS})
     sinks["relax.mean"] = (is_op("relax.mean")(_permute), _sink_mean)
+    sinks["relax.take"] = (is_op("relax.take")(_permute, wildcard()), _sink_take)
     return sinks
 
 

@@ -12,7 +12,10 @@ Channels last, every conv vectorizes over L output channels (a vector of the tar
 16 float32 on AVX-512, 8 on AVX2), so a 7x7 map fills its vectors as
 well as a 56x56 one, and a pointwise conv is a GEMM with its epilogue fused (the NCHW direct
 conv vectorizes along rows of 7 or 14; conv1x1_as_matmul's way round costs two transposes).
-A model with grouped convs other than depthwise ones keeps NCHW: those have NCHW rules, and a
+Grouped convs whose groups fill whole panels well (ShuffleNet's) take the same GEMM, each panel
+over its own group's channels (kernel_group_conv_nhwc.py), reading a channel shuffle before them
+through its permutation (passes/channel_shuffle.py) rather than a copy. A model with other
+grouped convs (ResNeXt's groups of 4 channels) keeps NCHW: those have NCHW rules, and a
 transpose on each side of them would cost more than it saves; so does a model whose permutes
 do not cancel (ops they cannot sink through, between many convs). Concats between convs
 (DenseNet, Inception, SqueezeNet) pass the permutes on (sink_permutes.py). Runs after
@@ -28,6 +31,7 @@ from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
 from ..._tvm import tvm
+from ...passes.channel_shuffle import channel_order
 from ...passes.consts import const, is_constant, is_float, static_shape, value
 from ...passes.conv_geometry import conv_geometry
 from ...passes.quantize.annotate import Layer
@@ -36,23 +40,31 @@ from ...passes.quantize.layout import conv_layouts
 from ...passes.sink_permutes import NCHW_TO_NHWC, NHWC_TO_NCHW, channels_last
 from ...passes.spans import SpanningBuilder, spanned
 from ...passes.uses import bindings, op_name
-from . import kernel_conv_nhwc, kernel_depthwise_nhwc, kernel_winograd
+from . import kernel_conv_nhwc, kernel_depthwise_nhwc, kernel_group_conv_nhwc, kernel_winograd
 from .kernel_int8_depthwise import pack_depthwise
 
 LAYOUTS = ("NCHW", "OIHW", "NCHW")
 
 
-def _conv_layers(func: relax.Function) -> list[Layer] | None:
-    """The float convs to convert, or None when the model has a grouped conv other than a
-    depthwise one (it stays NCHW)."""
+def _conv_layers(func: relax.Function, lanes: int) -> list[Layer] | None:
+    """The float convs to convert, or None when the model has a grouped conv whose groups would
+    leave its panels mostly padding (it stays NCHW)."""
     convs = [(var, call) for var, call in bindings(func).items()
              if op_name(call) == "relax.nn.conv2d"]  # fmt: skip
-    if any(int(call.attrs.groups) != 1 and not _depthwise(call) for _, call in convs):
+    if any(not _groups_fill_panels(call, lanes) for _, call in convs):
         return None
     # named by position: var names can repeat (two imported bindings may both be "lv739")
     convertible = [(var, call) for var, call in convs if _convertible(call)]
     return [Layer(f"conv{i}", "depthwise" if _depthwise(call) else "conv2d", call, var)
             for i, (var, call) in enumerate(convertible)]  # fmt: skip
+
+
+def _groups_fill_panels(call, lanes: int) -> bool:
+    groups = int(call.attrs.groups)
+    if groups == 1 or _depthwise(call):
+        return True
+    weight = call.args[1]
+    return is_constant(weight) and kernel_group_conv_nhwc.pays(groups, value(weight).shape, lanes)
 
 
 def _depthwise(call) -> bool:
@@ -85,6 +97,7 @@ class _ChannelsLast(PyExprMutator):
         self.layouts = conv_layouts(mod["main"], set(convs))
         self.folded_adds = folded_adds  # bias add call -> the conv's var
         self.spans = {}  # conv call with a folded bias add -> both their spans
+        self.shuffled = {}  # grouped conv call -> the take it reads through (channel_shuffle.py)
 
     def visit_call_(self, call):
         if call in self.folded_adds:  # the bias is in the conv's output already
@@ -93,14 +106,17 @@ class _ChannelsLast(PyExprMutator):
             return self.visit_expr_post_order(call)
         span = self.spans.get(call, call.span)
         builder = SpanningBuilder(self.builder_, span)
-        return spanned(self._nhwc_conv(builder, call, self.visit_expr(call.args[0])), span)
+        take = self.shuffled.get(call)
+        x = self.visit_expr(call.args[0] if take is None else take.args[0])
+        return spanned(self._nhwc_conv(builder, call, x, take), span)
 
-    def _nhwc_conv(self, builder, call, x):
+    def _nhwc_conv(self, builder, call, x, take=None):
         bias = self.convs[call]
         weight, channels_last = value(call.args[1]), self.layouts[call][0] == "NHWC"
         geometry = conv_geometry(call)
         algorithm = self._algorithm(call, geometry)
-        kernel, packed = _kernel(weight, geometry, channels_last, algorithm, self.lanes)
+        groups = int(call.attrs.groups)
+        kernel, packed = _kernel(weight, geometry, channels_last, algorithm, self.lanes, groups)
         if channels_last:
             x = builder.emit(relax.op.permute_dims(x, NCHW_TO_NHWC))
         args = [x, const(packed)]
@@ -108,25 +124,33 @@ class _ChannelsLast(PyExprMutator):
             args.append(const(bias.astype(np.float32)))
         else:
             kernel = partial(kernel, bias=None)
+        if take is not None:  # the shuffle's permutation, read by the GEMM as a channel table
+            args.append(take.args[1])
         out = builder.call_te(kernel, *args, primfunc_name_hint=kernel.func.__name__)
         return relax.op.permute_dims(builder.emit(out), NHWC_TO_NCHW)
 
     def _algorithm(self, call, geometry) -> str:
         if int(call.attrs.groups) != 1:
-            return "depthwise"
+            return "depthwise" if _depthwise(call) else "grouped"
         channels_last = self.layouts[call][0] == "NHWC"
         pays = channels_last and kernel_winograd.pays(geometry)
         return "winograd" if self.winograd and pays else "direct"
 
 
-def _kernel(weight: np.ndarray, geometry, channels_last: bool, algorithm: str, lanes: int):
+def _kernel(weight: np.ndarray, geometry, channels_last: bool, algorithm: str, lanes: int,  # noqa: PLR0913
+            groups: int = 1):  # fmt: skip
     """The TE kernel for this conv, and its weight packed for it in panels of `lanes` channels:
-    `algorithm` is "winograd" (kernel_winograd.py), "depthwise" (kernel_depthwise_nhwc.py) or
+    `algorithm` is "winograd" (kernel_winograd.py), "depthwise" (kernel_depthwise_nhwc.py),
+    "grouped" (a GEMM per group of `groups`, kernel_group_conv_nhwc.py) or
     "direct" (the GEMM, kernel_conv_nhwc.py)."""
     if algorithm == "depthwise":
         kernel = partial(kernel_depthwise_nhwc.depthwise_conv2d_nhwc, geometry=geometry,
                          channels=len(weight), channels_last=channels_last)  # fmt: skip
         return kernel, pack_depthwise(weight, lanes)
+    if algorithm == "grouped":
+        kernel = partial(kernel_group_conv_nhwc.group_conv2d_nhwc, geometry=geometry, groups=groups,
+                         channels=len(weight), channels_last=channels_last)  # fmt: skip
+        return kernel, kernel_group_conv_nhwc.pack_group_weight(weight, groups, lanes)
     if algorithm == "winograd":
         tile = kernel_winograd.DEFAULT_TILE
         kernel = partial(kernel_winograd.conv2d_winograd, geometry=geometry,
@@ -141,7 +165,7 @@ def to_channels_last(mod: tvm.IRModule, winograd: bool = True, lanes: int = 16) 
     """`mod` with its float convs channels last, their weights in panels of `lanes` channels;
     with `winograd`, 3x3 convs on maps where it pays take Winograd's kernel, whose transformed
     weights are 4x the direct ones."""
-    layers = _conv_layers(mod["main"])
+    layers = _conv_layers(mod["main"], lanes)
     if not layers:
         return mod
     biases = foldable_biases(mod["main"], layers)
@@ -149,6 +173,7 @@ def to_channels_last(mod: tvm.IRModule, winograd: bool = True, lanes: int = 16) 
              for layer in layers}  # fmt: skip
     mutator_ = _ChannelsLast(mod, convs, folded_adds(biases, layers), winograd, lanes)
     mutator_.spans = layer_spans(biases, layers)
+    mutator_.shuffled = _shuffled(mod["main"], layers)
     main = mod.get_global_var("main")
     mutator_.builder_.update_func(main, mutator_.visit_expr(mod["main"]))
     converted = channels_last(mutator_.builder_.get())
@@ -158,6 +183,18 @@ def to_channels_last(mod: tvm.IRModule, winograd: bool = True, lanes: int = 16) 
     if _permutes(converted["main"]) > _permutes(mod["main"]) + max(2, len(layers) // 8):
         return mod
     return converted
+
+
+def _shuffled(func: relax.Function, layers: list[Layer]) -> dict:
+    """Grouped conv call -> the channel permutation (a take along the channels) it reads, which
+    its kernel reads through instead (kernel_group_conv_nhwc.py)."""
+    values, found = bindings(func), {}
+    for layer in layers:
+        source = values.get(layer.call.args[0])
+        grouped = layer.kind != "depthwise" and int(layer.call.attrs.groups) != 1
+        if grouped and op_name(source) == "relax.take" and channel_order(source) is not None:
+            found[layer.call] = source
+    return found
 
 
 def _permutes(func: relax.Function) -> int:

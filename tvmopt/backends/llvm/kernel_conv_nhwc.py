@@ -56,30 +56,35 @@ def padded_nhwc(x, geometry: ConvGeometry, channels_last: bool, width: int | Non
     return te.compute((n, hp, wp, width), value, name=PAD)
 
 
-def _gemm(padded, packed, geometry: ConvGeometry):
-    panels, kh, kw, channels, lanes = (int(d) for d in packed.shape)
+def window(padded, geometry: ConvGeometry, kh: int, kw: int):
+    """The GEMM's positions, ([N, OH, OW], or [N, 1, OH * OW] for a pointwise conv, whose
+    positions p = i * W + j are read in place), the window's reduction axes (rh, rw), and
+    pixel(b, i, j, channel): the padded input each position reads at them."""
     (sh, sw), (dh, dw), (oh, ow) = geometry.strides, geometry.dilation, geometry.out_hw
     rh, rw = te.reduce_axis((0, kh), name="rh"), te.reduce_axis((0, kw), name="rw")
-    rc = te.reduce_axis((0, channels), name="rc")
     n, width = int(padded.shape[0]), int(padded.shape[2])
+    if geometry.pointwise():
 
-    if geometry.pointwise():  # positions p = i * W + j, read in place
+        def pixel(b, i, p, channel):
+            return padded[b, p // width + rh, p % width + rw, channel]
 
-        def pixel(b, i, p):
-            return padded[b, p // width + rh, p % width + rw, rc]
+        return (n, 1, oh * ow), (rh, rw), pixel
 
-        shape = (n, 1, oh * ow, panels, lanes)
-    else:
+    def pixel(b, i, j, channel):
+        return padded[b, i * sh + rh * dh, j * sw + rw * dw, channel]
 
-        def pixel(b, i, j):
-            return padded[b, i * sh + rh * dh, j * sw + rw * dw, rc]
+    return (n, oh, ow), (rh, rw), pixel
 
-        shape = (n, oh, ow, panels, lanes)
+
+def _gemm(padded, packed, geometry: ConvGeometry):
+    panels, kh, kw, channels, lanes = (int(d) for d in packed.shape)
+    positions, (rh, rw), pixel = window(padded, geometry, kh, kw)
+    rc = te.reduce_axis((0, channels), name="rc")
 
     def value(b, i, j, no, ni):
-        return te.sum(pixel(b, i, j) * packed[no, rh, rw, rc, ni], axis=[rh, rw, rc])
+        return te.sum(pixel(b, i, j, rc) * packed[no, rh, rw, rc, ni], axis=[rh, rw, rc])
 
-    return te.compute(shape, value, name=GEMM)
+    return te.compute((*positions, panels, lanes), value, name=GEMM)
 
 
 def conv2d_nhwc(x, packed, bias, *, geometry: ConvGeometry, channels: int, channels_last=True):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from tvm import relax
 
+from ...passes.channel_shuffle import FoldChannelShuffle
 from ...passes.fast_math import FAST_LEGALIZATIONS
 from ...passes.fuse_epilogue import FuseEpilogue
 from ...passes.half_accumulate import HalfAccumulate
@@ -30,6 +31,7 @@ def after_quantize(winograd: bool, lanes: int, row_block: int = 1) -> list:
     register blocks of `row_block` where they divide badly."""
     return [
         ("dataflow", T.ConvertToDataflow),  # quantization's taps leave plain binding blocks
+        ("fold_channel_shuffle", lambda: FoldChannelShuffle),  # shuffles -> the next conv
         ("conv_channels_last", lambda: ConvChannelsLast(winograd, lanes)),  # float convs NHWC
         ("conv1x1_as_matmul", lambda: Conv1x1AsMatmul),  # 7x7 / 14x14 maps: vectors over channels
         ("pack_matmul_weights", lambda: PackMatmulWeights(lanes, row_block)),  # W -> panels

@@ -12,6 +12,7 @@ from .rule_conv_nhwc import Conv2dNHWC
 from .rule_depthwise import DepthwiseConv2dNCHW
 from .rule_depthwise_nhwc import DepthwiseNHWC
 from .rule_fallback import Fallback
+from .rule_group_conv_nhwc import GroupConv2dNHWC
 from .rule_int8_depthwise import Int8Depthwise
 from .rule_int8_gemm import Int8Gemm
 from .rule_matmul import Matmul
@@ -24,6 +25,7 @@ def default_rules() -> list:
         Int8Gemm(),  # int8 layers: quantize, VNNI GEMM, dequantize
         Int8Depthwise(),  # int8 depthwise layers: taps vectorized over 16 channels
         Conv2dNHWC(),  # float convs channels last: the same panel GEMM in float32
+        GroupConv2dNHWC(),  # grouped convs channels last: the GEMM, each panel over its group
         Conv2dWinograd(),  # float 3x3 convs channels last: transforms around the panel GEMM
         DepthwiseNHWC(),  # float depthwise convs channels last: taps vectorized over 16 channels
         DepthwiseConv2dNCHW(),  # one channel per group: per-thread channel planes, vector rows

@@ -16,12 +16,13 @@ from tvm.s_tir import meta_schedule as ms
 from .rule_conv2d import Conv2dNCHW
 from .rule_conv_nhwc import Conv2dNHWC
 from .rule_depthwise import DepthwiseConv2dNCHW
+from .rule_group_conv_nhwc import GroupConv2dNHWC
 from .rule_int8_gemm import Int8Gemm
 from .rule_matmul import Matmul
 from .rule_winograd import Conv2dWinograd
 
 # tried in the order of the untuned rules (rules.py): the same rule wins
-TUNABLE_RULES = (Int8Gemm, Conv2dNHWC, Conv2dWinograd, Conv2dNCHW, Matmul)
+TUNABLE_RULES = (Int8Gemm, Conv2dNHWC, GroupConv2dNHWC, Conv2dWinograd, Conv2dNCHW, Matmul)
 
 
 def tunable_rule(mod, target) -> type | None:

@@ -58,8 +58,10 @@ def _global_pool(call) -> bool:
 
 
 def _passes_layout(call) -> bool:
-    """Whether a permute sinks through `call` (sink_permutes.py): element-wise ops, pools, and
-    concats (of tensors all channels last)."""
+    """Whether a permute sinks through `call` (sink_permutes.py): element-wise ops, pools,
+    concats (of tensors all channels last) and takes along an axis (a channel shuffle)."""
+    if op_name(call) == "relax.take":
+        return call.attrs.axis is not None
     return op_name(call) in SINKABLE or op_name(call) == "relax.concat"
 
 
