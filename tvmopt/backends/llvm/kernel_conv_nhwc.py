@@ -21,6 +21,7 @@ import numpy as np
 from tvm import te, tirx
 
 from ...passes.conv_geometry import ConvGeometry, nchw_as_nhwc
+from .padded_positions import padded_positions
 
 PAD, GEMM, OUTPUT = "pad_temp", "nhwc_gemm", "nhwc_bias"
 
@@ -56,19 +57,22 @@ def padded_nhwc(x, geometry: ConvGeometry, channels_last: bool, width: int | Non
     return te.compute((n, hp, wp, width), value, name=PAD)
 
 
-def _gemm(padded, packed, geometry: ConvGeometry):
+def _gemm(padded, packed, geometry: ConvGeometry, positions: int | None):
+    """The GEMM over `positions` flattened output positions (p = i * OW + j; the last real one
+    read again beyond oh * ow), or, None, over rows i and columns j."""
     panels, kh, kw, channels, lanes = (int(d) for d in packed.shape)
     (sh, sw), (dh, dw), (oh, ow) = geometry.strides, geometry.dilation, geometry.out_hw
     rh, rw = te.reduce_axis((0, kh), name="rh"), te.reduce_axis((0, kw), name="rw")
     rc = te.reduce_axis((0, channels), name="rc")
-    n, width = int(padded.shape[0]), int(padded.shape[2])
+    n = int(padded.shape[0])
 
-    if geometry.pointwise():  # positions p = i * W + j, read in place
+    if positions is not None:  # p = i * OW + j, read in place
 
         def pixel(b, i, p):
-            return padded[b, p // width + rh, p % width + rw, rc]
+            q = p if positions == oh * ow else tirx.min(p, oh * ow - 1)
+            return padded[b, q // ow * sh + rh * dh, q % ow * sw + rw * dw, rc]
 
-        shape = (n, 1, oh * ow, panels, lanes)
+        shape = (n, 1, positions, panels, lanes)
     else:
 
         def pixel(b, i, j):
@@ -82,14 +86,29 @@ def _gemm(padded, packed, geometry: ConvGeometry):
     return te.compute(shape, value, name=GEMM)
 
 
-def conv2d_nhwc(x, packed, bias, *, geometry: ConvGeometry, channels: int, channels_last=True):
+def gemm_positions(geometry: ConvGeometry, panels: int, accumulators: int) -> int | None:
+    """The flattened positions the GEMM computes (padded_positions.py), or None for rows and
+    columns: a pointwise conv is one GEMM over its positions, a windowed one too where its
+    columns divide badly into register tiles of `accumulators` (0: never padded)."""
+    (oh, ow), flat = geometry.out_hw, geometry.pointwise()
+    if accumulators and padded_positions(ow, panels, accumulators) != ow:
+        flat = True
+    if not flat:
+        return None
+    return padded_positions(oh * ow, panels, accumulators) if accumulators else oh * ow
+
+
+def conv2d_nhwc(x, packed, bias, *, geometry: ConvGeometry, channels: int, channels_last=True,
+                accumulators: int = 0):  # fmt: skip
     """NHWC (or, not `channels_last`, NCHW) float32 input -> NHWC output of `channels` channels
-    (`bias` [channels], or None)."""
-    acc = _gemm(padded_nhwc(x, geometry, channels_last), packed, geometry)
+    (`bias` [channels], or None); with `accumulators` (the register budget: cpu.py), positions
+    padded to whole register tiles where they divide badly."""
+    positions = gemm_positions(geometry, int(packed.shape[0]), accumulators)
+    acc = _gemm(padded_nhwc(x, geometry, channels_last), packed, geometry, positions)
     n, (oh, ow), lanes = int(x.shape[0]), geometry.out_hw, int(packed.shape[-1])
 
     def position(b, i, j):
-        return (b, 0, i * ow + j) if geometry.pointwise() else (b, i, j)
+        return (b, i, j) if positions is None else (b, 0, i * ow + j)
 
     def value(b, i, j, o):
         total = acc[(*position(b, i, j), o // lanes, o % lanes)]

@@ -24,13 +24,15 @@ from .rules import deinterleave_pass, schedule_pass
 T = relax.transform
 
 
-def after_quantize(winograd: bool, lanes: int, row_block: int = 1) -> list:
+def after_quantize(winograd: bool, lanes: int, row_block: int = 1, accumulators: int = 0) -> list:
     """-O3's CPU passes, which follow int8 quantization (or the float graph passes); weights in
     panels of `lanes` float32 (the target's vector: cpu.py), matmul rows padded to whole
-    register blocks of `row_block` where they divide badly."""
+    register blocks of `row_block` and conv positions to whole tiles of `accumulators` vectors
+    where they divide badly."""
     return [
         ("dataflow", T.ConvertToDataflow),  # quantization's taps leave plain binding blocks
-        ("conv_channels_last", lambda: ConvChannelsLast(winograd, lanes)),  # float convs NHWC
+        # float convs NHWC, positions in whole register tiles
+        ("conv_channels_last", lambda: ConvChannelsLast(winograd, lanes, accumulators)),
         ("conv1x1_as_matmul", lambda: Conv1x1AsMatmul),  # 7x7 / 14x14 maps: vectors over channels
         ("pack_matmul_weights", lambda: PackMatmulWeights(lanes, row_block)),  # W -> panels
         ("simplify_2", lambda: Simplify),  # with one row, the panels' permute is a reshape
@@ -46,9 +48,10 @@ def with_node_spans(graph: list, record: KernelRecord) -> list:
     return [*graph[:at], ("record_node_spans", record.nodes.spans_pass), *graph[at:]]
 
 
-def graph_passes(opt_level: int, winograd: bool, lanes: int, row_block: int = 1) -> list:
+def graph_passes(opt_level: int, winograd: bool, lanes: int, row_block: int = 1,
+                 accumulators: int = 0) -> list:  # fmt: skip
     if opt_level == 3:
-        return GRAPH_PASSES[3] + after_quantize(winograd, lanes, row_block)
+        return GRAPH_PASSES[3] + after_quantize(winograd, lanes, row_block, accumulators)
     return GRAPH_PASSES[opt_level]
 
 
