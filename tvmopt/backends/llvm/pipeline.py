@@ -16,6 +16,7 @@ from ...passes.safe_indexing import SafeIndexing
 from ...passes.simplify import Simplify
 from ...passes.vector_round import VECTOR_ROUND
 from ..kernel_record import KernelRecord
+from .concat_in_chunks import CONCAT_IN_CHUNKS
 from .conv1x1_as_matmul import Conv1x1AsMatmul
 from .conv_channels_last import ConvChannelsLast
 from .pack_matmul_weights import PackMatmulWeights
@@ -58,7 +59,8 @@ def graph_passes(opt_level: int, winograd: bool, lanes: int, row_block: int = 1,
 def lowering_passes(opt_level: int, target, database=None, record=None) -> list:
     """TVM's CPU lowering; from -O2, TVM's FuseOps also groups the remaining element-wise ops, and
     at -O3 transcendental functions legalize to their fast, vectorizable forms (fast_math.py).
-    round legalizes to a form that vectorizes at every level (vector_round.py).
+    round and concat legalize to forms that vectorize at every level (vector_round.py,
+    concat_in_chunks.py).
 
     TVM's own FoldConstant is left out on purpose: it has no size cap, and folding the generated
     weights of onnx's light VGG-19 grew its library from 33 MiB to 489 MiB. Ours has the cap.
@@ -67,7 +69,7 @@ def lowering_passes(opt_level: int, target, database=None, record=None) -> list:
 
     record = record or KernelRecord()
     fast = FAST_LEGALIZATIONS if opt_level >= 3 else {}
-    legalizations = {**VECTOR_ROUND, **INFINITE_EXTREMA, **fast}
+    legalizations = {**VECTOR_ROUND, **CONCAT_IN_CHUNKS, **INFINITE_EXTREMA, **fast}
     passes = [
         ("safe_indexing", SafeIndexing),  # run-time gather indices clamp, never read out of bounds
         ("half_accumulate", HalfAccumulate),  # float16 matmul and softmax computed in float32
