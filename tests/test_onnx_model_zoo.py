@@ -46,6 +46,16 @@ def test_resnet50_runs_channels_last():
     assert "Conv2dNCHW" not in rules and rules.count("Conv2dNHWC") >= 10
 
 
+def test_squeezenet_runs_channels_last_with_its_pool_vectorized():
+    """Every conv channels last (its 13x13 ones in whole register tiles: padded_positions.py),
+    and the global pool's mean over 13x13x1000 in vectors of channels (rule_reduce_outer.py),
+    where the fallback took a strided scalar load per element."""
+    kernels = compile_light("squeezenet").metadata.extra["kernels"]
+    rules = {name: kernel["rule"] for name, kernel in kernels.items()}
+    convs = {rule for name, rule in rules.items() if "conv2d" in name}
+    assert convs <= {"Conv2dNHWC", "Conv2dWinograd"} and rules["mean"] == "ReduceOuterAxes"
+
+
 def test_resnet50_matches_onnx_reference_output():
     """onnx's own expected output for its deterministic dummy input (the backend suite's input)."""
     from onnx.backend.test.runner import Runner

@@ -95,12 +95,14 @@ class LLVMBackend(Backend):
         return None
 
     def graph_passes(self, opt_level: int) -> list:
-        return pipeline.graph_passes(opt_level, self.options.winograd, self.cpu.lanes(),
-                                     matmul_row_block(self.cpu))  # fmt: skip
+        cpu = self.cpu
+        return pipeline.graph_passes(opt_level, self.options.winograd, cpu.lanes(),
+                                     matmul_row_block(cpu), cpu.accumulators)  # fmt: skip
 
     def graph_after_quantize(self) -> list:
-        return pipeline.after_quantize(self.options.winograd, self.cpu.lanes(),
-                                       matmul_row_block(self.cpu))  # fmt: skip
+        cpu = self.cpu
+        return pipeline.after_quantize(self.options.winograd, cpu.lanes(),
+                                       matmul_row_block(cpu), cpu.accumulators)  # fmt: skip
 
     def lowering_passes(self, opt_level: int, database=None) -> list:
         return pipeline.lowering_passes(opt_level, self.target, database, self.kernels)

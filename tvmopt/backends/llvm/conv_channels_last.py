@@ -88,9 +88,9 @@ def _convertible(call) -> bool:
 @mutator
 class _ChannelsLast(PyExprMutator):
     def __init__(self, mod, convs: dict, folded_adds: dict, winograd: bool,  # noqa: PLR0913
-                 lanes: int):  # fmt: skip
+                 lanes: int, accumulators: int = 0):  # fmt: skip
         super().__init__(mod)
-        self.winograd, self.lanes = winograd, lanes
+        self.winograd, self.lanes, self.accumulators = winograd, lanes, accumulators
         self.convs = convs  # conv call -> its bias (per output channel) or None
         # conv call -> (input, output) layout: an input that does not come from a conv (the
         # image) is read NCHW by the kernel, rather than transposed by a kernel of its own
@@ -117,6 +117,8 @@ class _ChannelsLast(PyExprMutator):
         algorithm = self._algorithm(call, geometry)
         groups = int(call.attrs.groups)
         kernel, packed = _kernel(weight, geometry, channels_last, algorithm, self.lanes, groups)
+        if algorithm == "direct":
+            kernel = partial(kernel, accumulators=self.accumulators)
         if channels_last:
             x = builder.emit(relax.op.permute_dims(x, NCHW_TO_NHWC))
         args = [x, const(packed)]
@@ -161,17 +163,21 @@ def _kernel(weight: np.ndarray, geometry, channels_last: bool, algorithm: str, l
     return kernel, kernel_conv_nhwc.pack_weight(weight, lanes)
 
 
-def to_channels_last(mod: tvm.IRModule, winograd: bool = True, lanes: int = 16) -> tvm.IRModule:
+def to_channels_last(mod: tvm.IRModule, winograd: bool = True, lanes: int = 16,
+                     accumulators: int = 0) -> tvm.IRModule:  # fmt: skip
     """`mod` with its float convs channels last, their weights in panels of `lanes` channels;
     with `winograd`, 3x3 convs on maps where it pays take Winograd's kernel, whose transformed
-    weights are 4x the direct ones."""
+    weights are 4x the direct ones; with `accumulators` (the register budget: cpu.py), direct
+    convs' positions padded to whole register tiles where they divide badly
+    (padded_positions.py)."""
     layers = _conv_layers(mod["main"], lanes)
     if not layers:
         return mod
     biases = foldable_biases(mod["main"], layers)
     convs = {layer.call: biases[layer.name][1] if layer.name in biases else None
              for layer in layers}  # fmt: skip
-    mutator_ = _ChannelsLast(mod, convs, folded_adds(biases, layers), winograd, lanes)
+    mutator_ = _ChannelsLast(mod, convs, folded_adds(biases, layers), winograd, lanes,
+                             accumulators)  # fmt: skip
     mutator_.spans = layer_spans(biases, layers)
     mutator_.shuffled = _shuffled(mod["main"], layers)
     main = mod.get_global_var("main")
@@ -201,13 +207,15 @@ def _permutes(func: relax.Function) -> int:
     return sum(op_name(value) == "relax.permute_dims" for value in bindings(func).values())
 
 
-def ConvChannelsLast(winograd: bool = True, lanes: int = 16) -> tvm.transform.Pass:  # noqa: N802
-    """The pass, for panels of `lanes` float32 channels (the target's vector: cpu.py); without
-    `winograd`, every conv on the direct kernel."""
+def ConvChannelsLast(winograd: bool = True, lanes: int = 16,  # noqa: N802
+                     accumulators: int = 0) -> tvm.transform.Pass:  # fmt: skip
+    """The pass, for panels of `lanes` float32 channels (the target's vector: cpu.py) and
+    register tiles of `accumulators` vectors (0: positions never padded); without `winograd`,
+    every conv on the direct kernel."""
     name = "tvmopt.ConvChannelsLast" if winograd else "tvmopt.DirectConvChannelsLast"
 
     @tvm.transform.module_pass(opt_level=0, name=name)
     def channels_last_pass(mod, ctx):
-        return to_channels_last(mod, winograd, lanes)
+        return to_channels_last(mod, winograd, lanes, accumulators)
 
     return channels_last_pass

@@ -21,6 +21,7 @@ import numpy as np
 from tvm import te, tirx
 
 from ...passes.conv_geometry import ConvGeometry, nchw_as_nhwc
+from .padded_positions import padded_positions
 
 PAD, GEMM, OUTPUT = "pad_temp", "nhwc_gemm", "nhwc_bias"
 
@@ -56,19 +57,23 @@ def padded_nhwc(x, geometry: ConvGeometry, channels_last: bool, width: int | Non
     return te.compute((n, hp, wp, width), value, name=PAD)
 
 
-def window(padded, geometry: ConvGeometry, kh: int, kw: int):
-    """The GEMM's positions, ([N, OH, OW], or [N, 1, OH * OW] for a pointwise conv, whose
-    positions p = i * W + j are read in place), the window's reduction axes (rh, rw), and
-    pixel(b, i, j, channel): the padded input each position reads at them."""
+def window(padded, geometry: ConvGeometry, kh: int, kw: int, positions: int | None = None):
+    """The GEMM's positions, the window's reduction axes (rh, rw), and pixel(b, i, j, channel):
+    the padded input each position reads at them. Positions are [N, OH, OW], or [N, 1, P] over
+    flattened positions p = i * OW + j, read in place: `positions` of them (the last real one
+    read again beyond OH * OW: padded_positions.py), or all OH * OW of a pointwise conv."""
     (sh, sw), (dh, dw), (oh, ow) = geometry.strides, geometry.dilation, geometry.out_hw
     rh, rw = te.reduce_axis((0, kh), name="rh"), te.reduce_axis((0, kw), name="rw")
-    n, width = int(padded.shape[0]), int(padded.shape[2])
-    if geometry.pointwise():
+    n = int(padded.shape[0])
+    if positions is None and geometry.pointwise():
+        positions = oh * ow
+    if positions is not None:
 
         def pixel(b, i, p, channel):
-            return padded[b, p // width + rh, p % width + rw, channel]
+            q = p if positions == oh * ow else tirx.min(p, oh * ow - 1)
+            return padded[b, q // ow * sh + rh * dh, q % ow * sw + rw * dw, channel]
 
-        return (n, 1, oh * ow), (rh, rw), pixel
+        return (n, 1, positions), (rh, rw), pixel
 
     def pixel(b, i, j, channel):
         return padded[b, i * sh + rh * dh, j * sw + rw * dw, channel]
@@ -76,25 +81,40 @@ def window(padded, geometry: ConvGeometry, kh: int, kw: int):
     return (n, oh, ow), (rh, rw), pixel
 
 
-def _gemm(padded, packed, geometry: ConvGeometry):
+def _gemm(padded, packed, geometry: ConvGeometry, positions: int | None):
     panels, kh, kw, channels, lanes = (int(d) for d in packed.shape)
-    positions, (rh, rw), pixel = window(padded, geometry, kh, kw)
+    shape, (rh, rw), pixel = window(padded, geometry, kh, kw, positions)
     rc = te.reduce_axis((0, channels), name="rc")
 
     def value(b, i, j, no, ni):
         return te.sum(pixel(b, i, j, rc) * packed[no, rh, rw, rc, ni], axis=[rh, rw, rc])
 
-    return te.compute((*positions, panels, lanes), value, name=GEMM)
+    return te.compute((*shape, panels, lanes), value, name=GEMM)
 
 
-def conv2d_nhwc(x, packed, bias, *, geometry: ConvGeometry, channels: int, channels_last=True):
+def gemm_positions(geometry: ConvGeometry, panels: int, accumulators: int) -> int | None:
+    """The flattened positions the GEMM computes (padded_positions.py), or None for rows and
+    columns: a pointwise conv is one GEMM over its positions, a windowed one too where its
+    columns divide badly into register tiles of `accumulators` (0: never padded)."""
+    (oh, ow), flat = geometry.out_hw, geometry.pointwise()
+    if accumulators and padded_positions(ow, panels, accumulators) != ow:
+        flat = True
+    if not flat:
+        return None
+    return padded_positions(oh * ow, panels, accumulators) if accumulators else oh * ow
+
+
+def conv2d_nhwc(x, packed, bias, *, geometry: ConvGeometry, channels: int, channels_last=True,
+                accumulators: int = 0):  # fmt: skip
     """NHWC (or, not `channels_last`, NCHW) float32 input -> NHWC output of `channels` channels
-    (`bias` [channels], or None)."""
-    acc = _gemm(padded_nhwc(x, geometry, channels_last), packed, geometry)
+    (`bias` [channels], or None); with `accumulators` (the register budget: cpu.py), positions
+    padded to whole register tiles where they divide badly."""
+    positions = gemm_positions(geometry, int(packed.shape[0]), accumulators)
+    acc = _gemm(padded_nhwc(x, geometry, channels_last), packed, geometry, positions)
     n, (oh, ow), lanes = int(x.shape[0]), geometry.out_hw, int(packed.shape[-1])
 
     def position(b, i, j):
-        return (b, 0, i * ow + j) if geometry.pointwise() else (b, i, j)
+        return (b, i, j) if positions is None else (b, 0, i * ow + j)
 
     def value(b, i, j, o):
         total = acc[(*position(b, i, j), o // lanes, o % lanes)]

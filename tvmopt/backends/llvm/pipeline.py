@@ -17,6 +17,7 @@ from ...passes.safe_indexing import SafeIndexing
 from ...passes.simplify import Simplify
 from ...passes.vector_round import VECTOR_ROUND
 from ..kernel_record import KernelRecord
+from .concat_in_chunks import CONCAT_IN_CHUNKS
 from .conv1x1_as_matmul import Conv1x1AsMatmul
 from .conv_channels_last import ConvChannelsLast
 from .pack_matmul_weights import PackMatmulWeights
@@ -25,14 +26,16 @@ from .rules import deinterleave_pass, schedule_pass
 T = relax.transform
 
 
-def after_quantize(winograd: bool, lanes: int, row_block: int = 1) -> list:
+def after_quantize(winograd: bool, lanes: int, row_block: int = 1, accumulators: int = 0) -> list:
     """-O3's CPU passes, which follow int8 quantization (or the float graph passes); weights in
     panels of `lanes` float32 (the target's vector: cpu.py), matmul rows padded to whole
-    register blocks of `row_block` where they divide badly."""
+    register blocks of `row_block` and conv positions to whole tiles of `accumulators` vectors
+    where they divide badly."""
     return [
         ("dataflow", T.ConvertToDataflow),  # quantization's taps leave plain binding blocks
         ("fold_channel_shuffle", lambda: FoldChannelShuffle),  # shuffles -> the next conv
-        ("conv_channels_last", lambda: ConvChannelsLast(winograd, lanes)),  # float convs NHWC
+        # float convs NHWC, positions in whole register tiles
+        ("conv_channels_last", lambda: ConvChannelsLast(winograd, lanes, accumulators)),
         ("conv1x1_as_matmul", lambda: Conv1x1AsMatmul),  # 7x7 / 14x14 maps: vectors over channels
         ("pack_matmul_weights", lambda: PackMatmulWeights(lanes, row_block)),  # W -> panels
         ("simplify_2", lambda: Simplify),  # with one row, the panels' permute is a reshape
@@ -48,16 +51,18 @@ def with_node_spans(graph: list, record: KernelRecord) -> list:
     return [*graph[:at], ("record_node_spans", record.nodes.spans_pass), *graph[at:]]
 
 
-def graph_passes(opt_level: int, winograd: bool, lanes: int, row_block: int = 1) -> list:
+def graph_passes(opt_level: int, winograd: bool, lanes: int, row_block: int = 1,
+                 accumulators: int = 0) -> list:  # fmt: skip
     if opt_level == 3:
-        return GRAPH_PASSES[3] + after_quantize(winograd, lanes, row_block)
+        return GRAPH_PASSES[3] + after_quantize(winograd, lanes, row_block, accumulators)
     return GRAPH_PASSES[opt_level]
 
 
 def lowering_passes(opt_level: int, target, database=None, record=None) -> list:
     """TVM's CPU lowering; from -O2, TVM's FuseOps also groups the remaining element-wise ops, and
     at -O3 transcendental functions legalize to their fast, vectorizable forms (fast_math.py).
-    round legalizes to a form that vectorizes at every level (vector_round.py).
+    round and concat legalize to forms that vectorize at every level (vector_round.py,
+    concat_in_chunks.py).
 
     TVM's own FoldConstant is left out on purpose: it has no size cap, and folding the generated
     weights of onnx's light VGG-19 grew its library from 33 MiB to 489 MiB. Ours has the cap.
@@ -66,7 +71,7 @@ def lowering_passes(opt_level: int, target, database=None, record=None) -> list:
 
     record = record or KernelRecord()
     fast = FAST_LEGALIZATIONS if opt_level >= 3 else {}
-    legalizations = {**VECTOR_ROUND, **INFINITE_EXTREMA, **fast}
+    legalizations = {**VECTOR_ROUND, **CONCAT_IN_CHUNKS, **INFINITE_EXTREMA, **fast}
     passes = [
         ("safe_indexing", SafeIndexing),  # run-time gather indices clamp, never read out of bounds
         ("half_accumulate", HalfAccumulate),  # float16 matmul and softmax computed in float32

@@ -17,6 +17,7 @@ from .rule_int8_depthwise import Int8Depthwise
 from .rule_int8_gemm import Int8Gemm
 from .rule_matmul import Matmul
 from .rule_pool import Pool2dNHWC
+from .rule_reduce_outer import ReduceOuterAxes
 from .rule_winograd import Conv2dWinograd
 
 
@@ -32,6 +33,7 @@ def default_rules() -> list:
         Conv2dNCHW(),  # direct conv, register-blocked over output channels x columns
         Matmul(),  # (batch) matmul, register-blocked over rows x columns
         Pool2dNHWC(),  # channels-last pools: window steps vectorized over channels
+        ReduceOuterAxes(),  # channels-last global pools: sums vectorized over channels
         Fallback(),  # everything else: parallel + vectorized
     ]
 
