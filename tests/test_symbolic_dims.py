@@ -46,6 +46,13 @@ def test_dims_stay_symbolic(compiled):
     assert compiled.metadata.dims == {"batch": [1, 2], "seq": [1, 64]}
 
 
+def test_symbolic_matmuls_keep_the_register_blocked_schedule(compiled):
+    # the dense layers' rows are batch x seq: padded to whole blocks, not left to the fallback
+    rules = [str(kernel["rule"]) for kernel in compiled.metadata.extra["kernels"].values()]
+    # 6 kernels (layers of one shape share theirs); before padding, the fallback took them all
+    assert rules.count("Matmul") >= 6, rules
+
+
 @pytest.mark.parametrize("batch, seq", RUN_SHAPES)
 def test_one_library_matches_onnxruntime_at_every_length(exported, compiled, batch, seq):
     assert_matches_ort(exported, compiled, feeds(batch, seq))
