@@ -92,6 +92,29 @@ class TinyBert(nn.Module):
         return torch.where(keep, zeros, torch.full_like(zeros, torch.finfo(torch.float32).min))
 
 
+class MaskedBert(nn.Module):
+    """MiniLM's inputs: token ids and an attention mask; positions from `arange(seq)` (an ONNX
+    Range whose limit is the sequence dim) and HF's additive mask `(1 - mask) * min`."""
+
+    MAX_POSITIONS = 64
+
+    def __init__(self):
+        super().__init__()
+        self.tokens = nn.Embedding(VOCAB, HIDDEN)
+        self.positions = nn.Embedding(self.MAX_POSITIONS, HIDDEN)
+        self.norm = nn.LayerNorm(HIDDEN)
+        self.layers = nn.ModuleList(EncoderLayer() for _ in range(LAYERS))
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device).unsqueeze(0)
+        x = self.norm(self.tokens(input_ids) + self.positions(positions))
+        keep = attention_mask[:, None, None, :].to(torch.float32)
+        mask = (1.0 - keep) * torch.finfo(torch.float32).min
+        for layer in self.layers:
+            x = layer(x, mask)
+        return x
+
+
 class TorchEncoder(nn.Module):
     """`nn.TransformerEncoder` (batch_first) with a key padding mask from the token ids."""
 
@@ -139,6 +162,11 @@ def _seeded(cls) -> nn.Module:
 
 def tiny_bert():
     return _seeded(TinyBert), (_input_ids(),)
+
+
+def masked_bert():
+    ids = _input_ids()
+    return _seeded(MaskedBert), (ids, (ids != 0).to(torch.int64))
 
 
 def torch_encoder():

@@ -127,10 +127,10 @@ def test_unsupported_op(capsys, tmp_path):
     assert_fails_cleanly(status, err, "StringNormalizer (node normalizer)", out)
 
 
-def test_symbolic_dim_without_shape(capsys, tmp_path):
+def test_unnamed_dim_without_shape(capsys, tmp_path):
     import onnx
 
-    onnx.save(relu_model(shape=("batch", 3)), tmp_path / "relu.onnx")
+    onnx.save(relu_model(shape=(None, 3)), tmp_path / "relu.onnx")
     out = tmp_path / "m.so"
     status, _, err = cli(capsys, "compile", tmp_path / "relu.onnx", "-o", out)
     assert_fails_cleanly(status, err, "--input-shape x=", out)

@@ -76,11 +76,11 @@ def test_custom_domain_op_is_unsupported():
     assert_one_line(err, "com.example.FusedThing (node mine)")
 
 
-def test_symbolic_dim_without_shape():
-    model = relu_model(shape=("batch", 3))
+def test_unnamed_dim_without_shape():
+    model = relu_model(shape=(None, 3))
     with pytest.raises(tvmopt.ShapeError) as err:
         tvmopt.compile(model)
-    assert_one_line(err, "x (float32[batch,3])", "--input-shape x=")
+    assert_one_line(err, "x (float32[?,3])", "--input-shape x=")
 
 
 @pytest.mark.parametrize(

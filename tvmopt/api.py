@@ -9,6 +9,8 @@ from ._tvm import tvm
 from .artifact import Metadata, read_metadata, verify_checksum
 from .autotune.database import open_database
 from .backends import BuildOptions, recorded_backend, resolve, target_record
+from .dims import resolve as dim_ranges
+from .dims import with_dim_bounds
 from .errors import (
     ArtifactError,
     CompileError,
@@ -33,6 +35,7 @@ def compile(  # noqa: A001 - the verb users expect
     input_shapes=None,
     example_inputs=None,
     opt_level: int = DEFAULT_OPT_LEVEL,
+    dims=None,
     dump_ir=None,
     print_pass_times: bool = False,
     quantize: str | None = None,
@@ -62,6 +65,11 @@ def compile(  # noqa: A001 - the verb users expect
         Example tensors for a PyTorch module.
     opt_level : int
         0 (no graph passes, one kernel per op) to 3 (every pass; the default).
+    dims : dict of str to (int, int), optional
+        Ranges of the inputs' symbolic dims, by the names the model gives them, such as
+        {"sequence": (1, 512), "batch": (1, 8)} (or "1..512"; hi None: no limit). The model
+        compiles once for every size in range; a dim not named takes any size from 1. Runs
+        outside the ranges are refused (InputError).
     dump_ir : str or os.PathLike, optional
         Write the IR after every pass into this directory.
     print_pass_times : bool
@@ -119,6 +127,7 @@ def compile(  # noqa: A001 - the verb users expect
             max_accuracy_drop,
             quantize_config,
             log,
+            dims,
         )
         executable = _build(prepared, database)
     compiled = CompiledModel(executable, prepared.metadata, backend=backend)  # after _build
@@ -147,7 +156,7 @@ class Prepared:
 def prepare(  # noqa: PLR0913 - compile's arguments, less the output options
     model, target=None, input_shapes=None, example_inputs=None, opt_level=DEFAULT_OPT_LEVEL,
     quantize=None, calib=None, calib_method="minmax", skip=(), max_accuracy_drop=None,
-    quantize_config=None, log=None,
+    quantize_config=None, log=None, dims=None,
 ) -> Prepared:  # fmt: skip
     """Import `model` for `target` (a Backend, or anything `backends.resolve` takes) and
     quantize it when asked (compile's arguments)."""
@@ -158,8 +167,9 @@ def prepare(  # noqa: PLR0913 - compile's arguments, less the output options
                               max_accuracy_drop=max_accuracy_drop)  # fmt: skip
     recipe = backend.recipe(quantize)  # before the import: a refused recipe costs nothing
     onnx_model = onnx_frontend.prepare(_to_onnx(model, example_inputs), input_shapes)
-    mod = onnx_frontend.import_model(onnx_model)
     inputs, _ = onnx_frontend.signature(onnx_model)
+    ranges = dim_ranges(inputs, dims)  # before the import: a misspelt name costs nothing
+    mod = with_dim_bounds(onnx_frontend.import_model(onnx_model), ranges)
     quantized = quantize_for(backend, recipe, mod, onnx_model, inputs, config, calib, log,
                              opt_level)  # fmt: skip
     metadata = Metadata(
@@ -171,6 +181,7 @@ def prepare(  # noqa: PLR0913 - compile's arguments, less the output options
         backend=backend.name,
         precision=backend.options.precision,
         quantization="none" if quantized is None else quantized.mode,
+        dims={name: dim.to_list() for name, dim in ranges.items()},
     )
     if quantized is None:
         return Prepared(mod, backend.graph_passes(opt_level), metadata, backend, opt_level)

@@ -25,7 +25,7 @@ from .frontend.signature import TensorSpec
 
 FORMAT = "tvmopt-artifact/1"
 _RECORD_KEYS = ("format", "inputs", "outputs", "target", "tvmopt_version", "tvm_version", "backend",
-                "precision", "quantization")  # fmt: skip
+                "precision", "quantization", "dims")  # fmt: skip
 METADATA_SYMBOL = "tvmopt_metadata"
 METADATA_SECTION = ".tvmopt_metadata"
 ELF_MAGIC = b"\x7fELF"
@@ -45,6 +45,8 @@ class Metadata:
     backend: str = "llvm"  # the backend's name (backends/registry.py)
     precision: str = "fp32"  # "fp16": float16 conv and matmul operands (CUDA)
     quantization: str = "none"  # "int8" (calibrated), "int8-qdq" (the model's own), "vta"
+    # the inputs' symbolic dims (by the names their shapes give) -> [lo, hi] (hi None: no limit)
+    dims: dict = field(default_factory=dict)
     format: str = field(default=FORMAT)
     extra: dict = field(default_factory=dict)  # backend records, e.g. "vta": its layer placement
 
@@ -60,6 +62,8 @@ class Metadata:
             "precision": self.precision,
             "quantization": self.quantization,
         }
+        if self.dims:  # a static model's record reads as it did before dims existed
+            record["dims"] = self.dims
         return json.dumps({**self.extra, **record}, indent=1)
 
     @classmethod
@@ -78,6 +82,7 @@ class Metadata:
             backend=record.get("backend") or _backend_before_the_record(record["target"]),
             precision=record.get("precision", "fp32"),
             quantization=record.get("quantization", "none"),
+            dims=record.get("dims", {}),
             extra={k: v for k, v in record.items() if k not in _RECORD_KEYS},
         )
 

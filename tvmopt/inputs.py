@@ -8,17 +8,20 @@ from pathlib import Path
 
 import numpy as np
 
+from .dims import check_sizes
 from .errors import InputError
 from .frontend.signature import TensorSpec
 
 
-def check_inputs(specs: Sequence[TensorSpec], inputs) -> list[np.ndarray]:
-    """Return the inputs as arrays in signature order; raise InputError on any mismatch."""
+def check_inputs(specs: Sequence[TensorSpec], inputs, dims: Mapping | None = None) -> list:
+    """Return the inputs as arrays in signature order; raise InputError on any mismatch.
+    `dims` maps symbolic dim names to the [lo, hi] range each may take (dims.py)."""
     if not isinstance(inputs, Mapping):
         inputs = _by_position(specs, inputs)
     if len(inputs) != len(specs) or any(spec.name not in inputs for spec in specs):
         _raise_unknown_or_missing(specs, inputs)  # the names, checked apart: 1 us of a 7 us run
-    return [_check_one(spec, inputs[spec.name]) for spec in specs]
+    bound = {}  # symbolic dim -> (its size, the input that set it): every input must agree
+    return [_check_one(spec, inputs[spec.name], dims or {}, bound) for spec in specs]
 
 
 def _raise_unknown_or_missing(specs: Sequence[TensorSpec], inputs: Mapping) -> None:
@@ -41,7 +44,7 @@ def _by_position(specs: Sequence[TensorSpec], inputs) -> dict:
     return {spec.name: value for spec, value in zip(specs, values, strict=True)}
 
 
-def _check_one(spec: TensorSpec, value) -> np.ndarray:
+def _check_one(spec: TensorSpec, value, dims: Mapping, bound: dict) -> np.ndarray:
     array = np.asarray(value)
     # dtype.name takes 3 us, a tenth of a small model's run: read only where the fast test fails
     # (a dtype numpy cannot parse from its name, such as ml_dtypes' extension types)
@@ -49,7 +52,9 @@ def _check_one(spec: TensorSpec, value) -> np.ndarray:
         raise InputError(
             f"input '{spec.name}' must have dtype {spec.dtype}, got {array.dtype.name}"
         )
-    if tuple(array.shape) != tuple(spec.shape):
+    if not spec.is_static:
+        check_sizes(spec, array.shape, dims, bound)
+    elif tuple(array.shape) != tuple(spec.shape):
         raise InputError(
             f"input '{spec.name}' must have shape {tuple(spec.shape)}, got {tuple(array.shape)}"
         )
@@ -58,19 +63,30 @@ def _check_one(spec: TensorSpec, value) -> np.ndarray:
     return np.require(array, requirements="C")  # ascontiguousarray would make 0-d arrays 1-d
 
 
-def random_inputs(specs: Sequence[TensorSpec], seed: int = 0) -> dict[str, np.ndarray]:
-    """Inputs of the right shapes and dtypes: normal floats, small non-negative ints, bools."""
+def random_inputs(specs: Sequence[TensorSpec], seed: int = 0, sizes: Mapping | None = None):
+    """Inputs of the right shapes and dtypes: normal floats, small non-negative ints, bools.
+    `sizes` gives each symbolic dim its size; one without is an InputError naming it."""
     rng = np.random.default_rng(seed)
-    return {spec.name: _random_array(rng, spec) for spec in specs}
+    return {spec.name: _random_array(rng, spec, sizes or {}) for spec in specs}
 
 
-def _random_array(rng: np.random.Generator, spec: TensorSpec) -> np.ndarray:
+def _random_array(rng: np.random.Generator, spec: TensorSpec, sizes: Mapping) -> np.ndarray:
+    shape = tuple(_size(spec, dim, sizes) for dim in spec.shape)
     dtype = np.dtype(spec.dtype)
     if dtype.kind == "f":
-        return rng.standard_normal(spec.shape).astype(dtype)
+        return rng.standard_normal(shape).astype(dtype)
     if dtype.kind == "b":
-        return rng.integers(0, 2, spec.shape).astype(dtype)
-    return rng.integers(0, 4, spec.shape).astype(dtype)
+        return rng.integers(0, 2, shape).astype(dtype)
+    return rng.integers(0, 4, shape).astype(dtype)
+
+
+def _size(spec: TensorSpec, dim, sizes: Mapping) -> int:
+    if isinstance(dim, int):
+        return dim
+    if dim not in sizes:
+        raise InputError(f"input {spec.describe()} has the symbolic dim '{dim}': give inputs "
+                         "of the sizes to run (--inputs FILE.npz)")  # fmt: skip
+    return sizes[dim]
 
 
 def read_npz(path, what: str = "inputs file") -> dict[str, np.ndarray]:

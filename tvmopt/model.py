@@ -78,7 +78,7 @@ class CompiledModel:
 
     def run(self, inputs) -> dict[str, np.ndarray]:
         """Run once. `inputs` maps input names to arrays (or lists them in signature order)."""
-        arrays = check_inputs(self.inputs, inputs)
+        arrays = check_inputs(self.inputs, inputs, self.metadata.dims)
         result = self._main(*self._staged(arrays))
         return dict(zip(self._output_names, leaves(result), strict=True))
 
@@ -87,7 +87,9 @@ class CompiledModel:
         third of making one, which is most of a small model's run. On the CPU the copy goes
         into a numpy view of each tensor (1 us, where Tensor.copyfrom takes 11 us). (A
         CompiledModel, like the VM under it, runs one call at a time.)"""
-        if self._staging is None:
+        if self._staging is None or any(
+            tensor.shape != array.shape for tensor, array in zip(self._staging, arrays, strict=True)
+        ):  # made again when a symbolic dim (the sequence length) changes size
             self._staging = [tvm.runtime.empty(a.shape, a.dtype, self._device) for a in arrays]
             self._views = [_host_view(tensor) for tensor in self._staging]
         for tensor, view, array in zip(self._staging, self._views, arrays, strict=True):
@@ -118,9 +120,9 @@ class CompiledModel:
                           records, isa_peak(self.metadata, self._device))  # fmt: skip
 
     def _device_tensors(self, inputs) -> list:
-        arrays = check_inputs(
-            self.inputs, inputs if inputs is not None else random_inputs(self.inputs)
-        )
+        if inputs is None:
+            inputs = random_inputs(self.inputs)  # an InputError for symbolic dims: no sizes
+        arrays = check_inputs(self.inputs, inputs, self.metadata.dims)
         return [tvm.runtime.tensor(a, self._device) for a in arrays]
 
     def export(self, path) -> None:

@@ -19,6 +19,22 @@ def input_shape(text: str) -> tuple[str, tuple[int, ...]]:
     return name, shape
 
 
+def dim_range(text: str):
+    """NAME=LO..HI as in `--dim sequence=1..512` (LO.. for no upper limit, N for one size)."""
+    from ..dims import parse_range
+    from ..errors import OptionError
+
+    name, sep, bounds = text.partition("=")
+    try:
+        if not sep or not name:
+            raise OptionError("no NAME=")
+        return name, parse_range(bounds)
+    except OptionError:
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=LO..HI with 1 <= LO <= HI, such as sequence=1..512, got {text!r}"
+        ) from None
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -92,6 +108,19 @@ def add_input_shapes(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="NAME=D0,D1,...",
         help="pin a symbolic input shape; repeat for several inputs",
+    )
+
+
+def add_dims(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dim",
+        dest="dims",
+        type=dim_range,
+        action="append",
+        default=[],
+        metavar="NAME=LO..HI",
+        help="the sizes a symbolic dim (by the model's name for it) may take at run; one "
+        "library serves them all; repeat for several dims (default: 1 and up)",
     )
 
 

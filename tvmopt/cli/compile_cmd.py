@@ -1,5 +1,5 @@
 """tvmopt compile MODEL.onnx -o OUT.so [--target T [--arch SM] [--precision fp16] [--cuda-graph]]
-[--input-shape NAME=DIMS] [-O N]
+[--input-shape NAME=DIMS] [--dim NAME=LO..HI] [-O N]
 [--db DIR] [--emit-header FILE.h]
 [--quantize int8 --calib DATA [--calib-method M] [--skip NODE...]]"""
 
@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .arguments import (
     add_cuda_options,
+    add_dims,
     add_input_shapes,
     add_opt_level,
     add_target,
@@ -33,6 +34,7 @@ def register(subparsers) -> None:
         "one launch",
     )
     add_input_shapes(parser)
+    add_dims(parser)
     add_opt_level(parser)
     add_winograd(parser)
     parser.add_argument("--dump-ir", metavar="DIR", help="write the IR after every pass into DIR")
@@ -70,6 +72,7 @@ def run(args) -> int:
         target=target_argument(args.target, args.arch),
         precision=args.precision,
         input_shapes=dict(args.input_shapes),
+        dims=dict(args.dims),
         opt_level=args.opt_level,
         dump_ir=args.dump_ir,
         print_pass_times=args.print_pass_times,

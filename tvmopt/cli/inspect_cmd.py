@@ -64,6 +64,7 @@ def print_library(path) -> None:
     """What the library records, read without loading it: a library for another CPU, or
     another machine, is described as well."""
     from ..artifact import read_metadata
+    from ..dims import DimRange
 
     metadata = read_metadata(path)
     print(f"library: {path} ({Path(path).stat().st_size / 2**20:.1f} MiB; tvmopt "
@@ -76,6 +77,8 @@ def print_library(path) -> None:
         print(f"input  {spec.describe()}")
     for spec in metadata.outputs:
         print(f"output {spec.describe()}")
+    for name, (lo, hi) in metadata.dims.items():
+        print(f"dim    {name}: {DimRange(lo, hi).describe()}" + ("" if hi else " (no limit)"))
     for key, record in metadata.extra.items():
         print(f"{key}: {_summary(key, record)}")
 

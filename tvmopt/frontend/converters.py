@@ -18,7 +18,8 @@ converters_recurrent.py, converters_sequences.py, converters_image.py, converter
 converters_deform_conv.py, converters_max_pool.py, converters_linalg.py, converters_onehot.py;
 converters_ml.py for the ai.onnx.ml domain), and so do ops whose results it got wrong
 (converters_corrected.py, converters_batch_norm.py, converters_resize.py, converters_nms.py,
-converters_output_types.py, converters_arithmetic.py, converters_conv_transpose.py). TVM's importer
+converters_output_types.py, converters_arithmetic.py, converters_conv_transpose.py), and one
+keeps symbolic dims symbolic where TVM's import loses them (converters_symbolic.py). TVM's importer
 looks its converters up in a module-level table; `our_converters` puts ours in for the duration
 of one import.
 """
@@ -50,6 +51,7 @@ from . import (
     converters_recurrent,
     converters_resize,
     converters_sequences,
+    converters_symbolic,
 )
 
 
@@ -109,6 +111,7 @@ OURS = {
     **converters_output_types.OPS,
     **converters_ml.OPS,
     **converters_batch_norm.OPS,
+    **converters_symbolic.OPS,
 }
 
 

@@ -124,7 +124,8 @@ def _check_opset(model: onnx.ModelProto, origin: str) -> None:
 
 
 def prepare(model: onnx.ModelProto, input_shapes: Mapping | None = None) -> onnx.ModelProto:
-    """Normalize a checked model into the static, folded graph that TVM's importer handles."""
+    """Normalize a checked model into the folded graph that TVM's importer handles: static,
+    but for the inputs' named symbolic dims."""
     if model.functions:
         model = inliner.inline_local_functions(model)
     if has_batched_scan(model):  # onnx's Scan 8->9 adapter drops the batch dim, unsliced
@@ -163,7 +164,8 @@ def upgrade_opset(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def pin_input_shapes(model: onnx.ModelProto, input_shapes: Mapping) -> onnx.ModelProto:
-    """Write user-given shapes into the graph inputs; every input must end up fully static."""
+    """Write user-given shapes into the graph inputs; every dim must end up known: a size, or
+    a name (a symbolic dim, such as an exporter's dynamic axes give: it stays symbolic)."""
     model = _copy(model)
     inputs = {v.name: v for v in model.graph.input}
     real_inputs = graph_inputs(model.graph)
@@ -173,12 +175,13 @@ def pin_input_shapes(model: onnx.ModelProto, input_shapes: Mapping) -> onnx.Mode
             raise ShapeError(f"input_shapes names '{name}', which is not an input; inputs: {known}")
         _write_shape(inputs[name], _as_dims(name, shape))
     for spec in graph_inputs(model.graph):
-        if not spec.is_static:
+        if "?" in spec.shape:
             raise ShapeError(
-                f"input {spec.describe()} has symbolic or unknown dims; give its shape, e.g. "
+                f"input {spec.describe()} has unknown (unnamed) dims; give its shape, e.g. "
                 f"--input-shape {spec.name}=1,3,224,224 or input_shapes={{'{spec.name}': (...)}}"
             )
-        _check_size(spec)
+        if spec.is_static:
+            _check_size(spec)
     del model.graph.value_info[:]  # stale symbolic shapes would fight the pinned ones
     return infer_shapes(model)
 

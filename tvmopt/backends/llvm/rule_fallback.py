@@ -87,13 +87,16 @@ def _parallelize(sch, info, lanes: int) -> None:
         return
     fused = sch.fuse(*spatial) if len(spatial) > 1 else spatial[0]
     (extent,) = extents(sch, [fused])
-    if extent is None or extent < 2:
+    if extent is not None and extent < 2:
         return
     if len(spatial) < len(kinds):  # a reduction (or an opaque loop) follows
         sch.parallel(fused)
         return
-    outer, inner = sch.split(fused, [None, largest_divisor(extent, lanes)])
-    if extent >= MIN_PARALLEL_WORK:
+    # a symbolic extent (a sequence length) splits by whole vectors, the last one predicated,
+    # and is taken to be worth the threads: its range runs to hundreds of rows
+    vector = lanes if extent is None else largest_divisor(extent, lanes)
+    outer, inner = sch.split(fused, [None, vector])
+    if extent is None or extent >= MIN_PARALLEL_WORK:
         sch.parallel(outer)
     if not any(name in str(sch.get(info.block_rv)) for name in SCALAR_ONLY):
         sch.vectorize(inner)

@@ -48,23 +48,29 @@ class Matmul(CPURule):
         matmul = block_named(sch, ("matmul", "T_matmul_NN", "T_batch_matmul_NN"))
         if matmul is None or iter_kinds(sch, matmul) not in ("SSR", "SSSR", "SSSSR"):
             return False
-        epilogue = inline_epilogue(sch, matmul)
-        *batch, i, j, k = sch.get_loops(matmul)
-        rows, cols = extents(sch, [i, j])
-        if rows is None or cols is None:
-            return False
+        rows, cols = extents(sch, sch.get_loops(matmul)[-3:-1])
         lanes = vector_lanes(target)
         # rows x vectors accumulators must fit in registers (cpu.py): 7 x 2 on AVX-512, 6 x 2 on
         # AVX2; the most rows up to that which divide the extent: 49 rows (7x7) take 7, not 1
         row_block = matmul_row_block(cpu_of(target), self.tiles)
-        i_o, i_i = split_tile(sch, i, row_block, max_inner=16, sample=self.sample)
         columns = lanes * self.tiles.vectors
-        j_o, j_i = split_tile(sch, j, columns, max_inner=4 * lanes, sample=self.sample)
+        if rows is None or cols is None:
+            _pad_symbolic(sch, matmul, row_block if rows is None else 1,
+                          columns if cols is None else 1)  # fmt: skip
+        epilogue = inline_epilogue(sch, matmul)
+        *batch, i, j, k = sch.get_loops(matmul)
+        i_o, i_i = self._split(sch, i, rows, row_block, max_inner=16)
+        j_o, j_i = self._split(sch, j, cols, columns, max_inner=4 * lanes)
         sch.reorder(*batch, i_o, j_o, k, i_i, j_i)
         self._vectorize_and_accumulate(sch, matmul, epilogue, j_o, j_i, i_i)
         sch.parallel(sch.fuse(*batch, i_o, j_o))
         vectorized_tail(sch, matmul, k, [])
         return True
+
+    def _split(self, sch, loop, extent, block: int, max_inner: int):
+        if extent is None:  # padded to whole blocks: the split is exact
+            return sch.split(loop, [None, block])
+        return split_tile(sch, loop, block, max_inner=max_inner, sample=self.sample)
 
     def _vectorize_and_accumulate(self, sch, matmul, epilogue, j_o, j_i, i_i) -> None:
         sch.vectorize(j_i)
@@ -75,3 +81,15 @@ class Matmul(CPURule):
         if epilogue is not None:
             sch.reverse_compute_at(epilogue, j_o, preserve_unit_loops=True)
             sch.vectorize(sch.get_loops(epilogue)[-1])
+
+
+def _pad_symbolic(sch, matmul, row_block: int, columns: int) -> None:
+    """Rows (or columns) of a symbolic count (a sequence length) padded to whole register
+    blocks: the padded elements of A and B read as zeros where the block reads them (the
+    padding inlined, no copy), and the padded outputs are never written out. Split with a
+    predicate instead, the accumulator tile would span every row (its region bounded by the
+    count, not the block) and live in a workspace rather than in registers: 4x slower."""
+    loops = sch.get_loops(matmul)
+    sch.pad_einsum(matmul, [1] * (len(loops) - 3) + [row_block, columns, 1])
+    for producer in sch.get_producers(matmul):
+        sch.compute_inline(producer)
