@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import cached_property
 
 import numpy as np
 import onnx
@@ -17,7 +18,7 @@ class TensorSpec:
     shape: tuple
     dtype: str
 
-    @property
+    @cached_property  # read at every run (inputs.py): computed once
     def is_static(self) -> bool:
         return all(isinstance(d, int) and d >= 0 for d in self.shape)
 
