@@ -173,8 +173,8 @@ def vectorized_tail(sch: s_tir.Schedule, reduction, first_reduction_loop, blocks
 class CPURule(ScheduleRule):
     """A rule that schedules in place and says whether it applied. With `sample`, its tile sizes
     are sampled decisions (backends/llvm/tuning.py), else its defaults. A ScheduleError (or TVM's
-    InternalError, e.g. from an empty loop) means the function is not of the shape the rule
-    assumed: it declines, the next rule tries, and the last resort is TVM's unscheduled code."""
+    InternalError, e.g. from an empty loop, or a ValueError from its compute-at bound solver)
+    means the function is not of the shape the rule assumed: it declines, the next rule tries, and the last resort is TVM's unscheduled code."""
 
     sample: bool = False
 
@@ -185,7 +185,7 @@ class CPURule(ScheduleRule):
         try:
             if not self.schedule(sch, target):
                 return None
-        except (s_tir.ScheduleError, tvm.error.InternalError, Decline):
+        except (s_tir.ScheduleError, tvm.error.InternalError, ValueError, Decline):
             return None
         # which rule scheduled it: `tvmopt run --profile` says (kernel_record.py)
         sch.annotate(sch.get_sblock("root"), RULE_KEY, type(self).__name__)
