@@ -4,6 +4,8 @@ Each task owns an MR x NR tile of the output (per batch); the accumulators, MR r
 vectors, stay in registers over the whole reduction: each step broadcasts MR values of A and
 loads NR contiguous values of B. The fused epilogue (bias, activation, residual) is applied as
 the tile is written out. With one row (batch-1 dense layers), tasks split the columns instead.
+Rows and columns that no tile size near MR and NR divides (ViT's 197 tokens, a prime) are padded
+to whole tiles; constant weights come padded already (pack_matmul_weights.py).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .cpu import cpu_of
+from .pack_matmul_weights import padded_rows
 from .schedule_util import (
     CPURule,
     block_named,
@@ -57,6 +60,9 @@ class Matmul(CPURule):
         if rows is None or cols is None:
             _pad_symbolic(sch, matmul, row_block if rows is None else 1,
                           columns if cols is None else 1)  # fmt: skip
+        else:
+            width = padded_columns(cols, lanes, self.tiles.vectors)
+            _pad_to_blocks(sch, matmul, padded_rows(rows, row_block) - rows, width - cols, lanes)
         epilogue = inline_epilogue(sch, matmul)
         *batch, i, j, k = sch.get_loops(matmul)
         i_o, i_i = self._split(sch, i, rows, row_block, max_inner=16)
@@ -81,6 +87,48 @@ class Matmul(CPURule):
         if epilogue is not None:
             sch.reverse_compute_at(epilogue, j_o, preserve_unit_loops=True)
             sch.vectorize(sch.get_loops(epilogue)[-1])
+
+
+def padded_columns(cols: int, lanes: int, vectors: int) -> int:
+    """`cols`, or the next multiple of `vectors` vectors where `cols` is at least a vector wide
+    but no multiple of it: the rule tiles columns by exact divisors, and 197 (ViT's tokens, a
+    prime) took one scalar column per tile (Q @ K^T at 1.3 GFLOP/s, Zen 3)."""
+    if cols % lanes == 0 or cols < lanes:
+        return cols
+    width = lanes * vectors
+    return -(-cols // width) * width
+
+
+def _pad_to_blocks(sch, matmul, extra_rows: int, extra_cols: int, lanes: int) -> None:
+    """Rows and columns padded by pad_einsum to whole register blocks; the padded outputs are
+    never written out. The padded elements of A read as zeros where the block broadcasts them
+    (the padding inlined: a scalar select). B's padded copy is made once, before the tiles:
+    inlined, its select sat in the vector load of the inner loop, which LLVM scalarized
+    (ViT's Q @ K^T, 197 x 197: slower than one column per tile)."""
+    if extra_rows == 0 and extra_cols == 0:
+        return
+    loops = sch.get_loops(matmul)
+    rows, cols = extents(sch, loops[-3:-1])
+    sch.pad_einsum(matmul, [1] * (len(loops) - 3) + [rows + extra_rows, cols + extra_cols, 1])
+    columns = sch.get(matmul).iter_vars[-2].var
+    for producer in sch.get_producers(matmul):
+        if _indexes_last(sch, matmul, producer, columns):
+            _copy_in_parallel(sch, producer, lanes)
+        else:
+            sch.compute_inline(producer)
+
+
+def _indexes_last(sch, consumer, producer, var) -> bool:
+    """Whether `consumer` reads what `producer` writes with `var` as the innermost index."""
+    written = sch.get(producer).writes[0].source
+    reads = [r for r in sch.get(consumer).reads if r.source.same_as(written)]
+    return any(r.region[-1].min.same_as(var) for r in reads)
+
+
+def _copy_in_parallel(sch, block, lanes: int) -> None:
+    *outer, inner = sch.get_loops(block)
+    sch.parallel(sch.fuse(*outer) if len(outer) > 1 else outer[0])
+    sch.vectorize(sch.split(inner, [None, lanes])[1])
 
 
 def _pad_symbolic(sch, matmul, row_block: int, columns: int) -> None:
