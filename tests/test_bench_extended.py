@@ -47,6 +47,19 @@ def test_small_network_matches_onnxruntime(name):
     assert_matches_ort(proto, tvmopt.compile(proto), {"input": image})
 
 
+@pytest.mark.parametrize("name", ["efficientnet_b0", "detector", "densenet121"])
+def test_small_cnns_run_channels_last(name):
+    """SiLU and squeeze-excite gates (EfficientNet), resizes, concats and reshaping heads (the
+    detector), concats of one tensor and pre-activation batch norms (DenseNet) all let the
+    layout permutes cancel (passes/sink_permutes.py): every conv runs NHWC, none NCHW."""
+    proto, image = small_model(name)
+    compiled = tvmopt.compile(proto)
+    assert_matches_ort(proto, compiled, {"input": image})
+    rules = [kernel["rule"] for kernel in compiled.metadata.extra["kernels"].values()]
+    assert not [rule for rule in rules if rule.endswith("NCHW")], rules
+    assert sum(rule in ("Conv2dNHWC", "Conv2dWinograd") for rule in rules) >= 5
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", EXTENDED_SUITE)
 def test_full_size_network_matches_onnxruntime(name):

@@ -14,8 +14,10 @@ A permute sinks through an element-wise op when each tensor operand is a permute
 axes, or a constant (a per-channel one is permuted at compile time); through a concat of
 permutes with the same axes (along the permuted axis); through
 a 2-D pool, which then runs NHWC (ResNet's stem max pool between two convs); through a take
-along one axis (a channel shuffle, channel_shuffle.py); and through a
-mean that keeps its dimensions (global average pooling), over the permuted axes. The permutes
+along one axis (a channel shuffle, channel_shuffle.py); through an image resize
+(sink_resize.py) and a reshape of runs of axes it keeps in order (sink_reshape.py); and
+through a mean that keeps its dimensions (global average pooling), over the permuted axes.
+A permute that moves only unit axes (after a global pool) is a reshape. The permutes
 nobody reads any more are dead code.
 """
 
@@ -31,6 +33,8 @@ from tvm.relax.dpl import is_const, is_op, is_tuple, wildcard
 from .consts import const, is_constant, static_shape, value
 from .rewrite import Rule, rule_pass
 from .simplify import RULES as SIMPLIFY_RULES
+from .sink_reshape import sunk_reshape
+from .sink_resize import sunk_resize
 from .uses import op_name
 
 NCHW_TO_NHWC, NHWC_TO_NCHW = (0, 2, 3, 1), (0, 3, 1, 2)
@@ -39,12 +43,14 @@ POOLS = {
     "relax.nn.avg_pool2d": relax.op.nn.avg_pool2d,
 }
 UNARY = ("relax.nn.relu", "relax.round", "relax.astype", "relax.sigmoid", "relax.tanh",
-         "relax.exp", "relax.negative", "relax.floor", "relax.ceil")  # fmt: skip
+         "relax.exp", "relax.negative", "relax.floor", "relax.ceil", "relax.nn.silu")  # fmt: skip
 BINARY = ("relax.add", "relax.subtract", "relax.multiply", "relax.divide", "relax.maximum",
           "relax.minimum")  # fmt: skip
 # the ops the one-op rule sinks through (quantize/layout.py reads it); concats have their own
-SINKABLE = {*UNARY, *BINARY, "relax.clip", *POOLS}
-MAX_CONCAT = 8  # concats of up to this many tensors (Inception's modules have 4)
+SINKABLE = {*UNARY, *BINARY, "relax.clip", *POOLS, "relax.image.resize2d"}
+# concats of up to this many tensors: Inception's modules have 4, the last layer of
+# DenseNet-121's third block reads 25 (and each block's first reads a concat of one)
+MAX_CONCAT = 32
 
 _permute, _other = is_op("relax.permute_dims")(wildcard()), is_op("relax.permute_dims")(wildcard())
 _low, _high, _const = wildcard(), wildcard(), is_const()  # one pattern matches one expr
@@ -142,6 +148,19 @@ def _sink_take(expr, matches):
     return relax.op.permute_dims(inner, order)
 
 
+def _sink_resize(expr, matches):
+    permute = matches[_permute]
+    return sunk_resize(expr, _axes(permute), permute.args[0])
+
+
+def _sink_reshape(expr, matches):
+    permute = matches[_permute]
+    order, shape = _axes(permute), static_shape(permute.args[0])
+    if order is None or shape is None or static_shape(expr) is None:
+        return None
+    return sunk_reshape(expr, order, permute.args[0], shape)
+
+
 def _is_permute(expr) -> bool:
     return op_name(expr) == "relax.permute_dims"
 
@@ -156,6 +175,9 @@ def _sinks() -> dict:
     sinks.update({op: (is_op(op)(_permute), _sink_pool) for op in POOLS})
     sinks["relax.mean"] = (is_op("relax.mean")(_permute), _sink_mean)
     sinks["relax.take"] = (is_op("relax.take")(_permute, wildcard()), _sink_take)
+    sinks["relax.image.resize2d"] = (is_op("relax.image.resize2d")(_permute, wildcard()),
+                                     _sink_resize)  # fmt: skip
+    sinks["relax.reshape"] = (is_op("relax.reshape")(_permute, wildcard()), _sink_reshape)
     return sinks
 
 
@@ -170,11 +192,12 @@ def _rules() -> list[Rule]:
     def sink(expr, matches):
         return sinks[expr.op.name][1](expr, matches)
 
-    simplify = [rule for rule in SIMPLIFY_RULES if rule.name in ("permute_chain", "noop_permute")]
+    kept = ("permute_chain", "noop_permute", "unit_axes_permute")
+    simplify = [rule for rule in SIMPLIFY_RULES if rule.name in kept]
     return [Rule("sink_permute", pattern, sink), *_concat_rules(), *simplify]
 
 
-def _concat_rules(widths=range(2, MAX_CONCAT + 1)) -> list[Rule]:
+def _concat_rules(widths=range(1, MAX_CONCAT + 1)) -> list[Rule]:
     """One rule per number of concatenated tensors (a tuple pattern has a fixed width)."""
     rules = []
     for width in widths:
