@@ -174,7 +174,8 @@ class CPURule(ScheduleRule):
     """A rule that schedules in place and says whether it applied. With `sample`, its tile sizes
     are sampled decisions (backends/llvm/tuning.py), else its defaults. A ScheduleError (or TVM's
     InternalError, e.g. from an empty loop, or a ValueError from its compute-at bound solver)
-    means the function is not of the shape the rule assumed: it declines, the next rule tries, and the last resort is TVM's unscheduled code."""
+    means the function is not of the shape the rule assumed: it declines, the next rule tries,
+    and the last resort is TVM's unscheduled code."""
 
     sample: bool = False
 
