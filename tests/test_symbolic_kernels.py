@@ -10,6 +10,7 @@ from onnx import TensorProto, helper
 from tvm import te, tirx
 
 import tvmopt
+from tvmopt._tvm import tvm
 from tvmopt.backends import resolve_target
 from tvmopt.backends.llvm.rule_fallback import Fallback
 from tvmopt.backends.llvm.rule_matmul import Matmul
@@ -115,3 +116,18 @@ def test_scores_matmul_copies_padded_keys_once_and_scales_apart():
     script = sch.mod["main"].script()
     scale = script[script.index('T.sblock("T_divide")') :].split("T.writes")[0]
     assert "T.where" not in scale, scale
+
+
+def test_a_single_symbolic_loop_stays_parallel_and_computes_every_length():
+    n = tirx.Var("n", "int64")
+    x = te.placeholder((n,), name="x")
+    y = te.compute((n,), lambda i: x[i] * 2.0, name="y")
+    target = resolve_target("llvm")
+    func = Fallback().apply(te.create_prim_func([x, y]), target, False).mod["main"]
+    assert "T.parallel" in func.script() and "T.vectorized" in func.script()
+    library = tvm.compile(func.with_attr("global_symbol", "main"), target=target)
+    for length in (1, 7, 33):
+        a = RNG.standard_normal(length).astype(np.float32)
+        out = tvm.runtime.tensor(np.zeros(length, np.float32))
+        library(tvm.runtime.tensor(a), out)
+        np.testing.assert_array_equal(out.numpy(), a * 2)

@@ -27,6 +27,12 @@ def parallel_rows_vector_tail(sch, loops: list, lanes: int, vectorize: bool = Tr
     innermost loop stays a serial loop (no predicated vector: TVM would scalarize it) whose
     addresses advance by a constant stride."""
     sizes = extents(sch, loops)
+    if len(loops) == 1:  # one symbolic loop: nothing to divide out, split it by whole vectors
+        outer, vector = sch.split(loops[0], [None, lanes])
+        sch.parallel(outer)
+        if vectorize:
+            sch.vectorize(vector)
+        return
     tail = constant_tail(sizes)
     rows, inner = loops[: len(loops) - tail], loops[len(loops) - tail :]
     if tail == 0:  # the innermost loop is symbolic: parallel over the rest, if any
