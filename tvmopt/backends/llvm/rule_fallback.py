@@ -13,6 +13,7 @@ from __future__ import annotations
 from tvm.s_tir.dlight.analysis import normalize_prim_func
 
 from .schedule_util import CPURule, extents, largest_divisor, vector_lanes
+from .symbolic_loops import parallel_rows_vector_tail
 
 MIN_PARALLEL_WORK = 1 << 12  # elements below which threads cost more than they save
 # What TVM's LLVM codegen cannot vectorize: intrinsics LLVM has no vector form of ("unknown
@@ -85,6 +86,10 @@ def _parallelize(sch, info, lanes: int) -> None:
     spatial = [it.loop_rv for it in info.iters[: _leading(kinds, "S")]]
     if not spatial or 0 in extents(sch, spatial):  # fusing an empty loop divides by zero
         return
+    vectorize = not any(name in str(sch.get(info.block_rv)) for name in SCALAR_ONLY)
+    if len(spatial) == len(kinds) and None in extents(sch, spatial):
+        parallel_rows_vector_tail(sch, spatial, lanes, vectorize)
+        return
     fused = sch.fuse(*spatial) if len(spatial) > 1 else spatial[0]
     (extent,) = extents(sch, [fused])
     if extent is not None and extent < 2:
@@ -92,13 +97,10 @@ def _parallelize(sch, info, lanes: int) -> None:
     if len(spatial) < len(kinds):  # a reduction (or an opaque loop) follows
         sch.parallel(fused)
         return
-    # a symbolic extent (a sequence length) splits by whole vectors, the last one predicated,
-    # and is taken to be worth the threads: its range runs to hundreds of rows
-    vector = lanes if extent is None else largest_divisor(extent, lanes)
-    outer, inner = sch.split(fused, [None, vector])
-    if extent is None or extent >= MIN_PARALLEL_WORK:
+    outer, inner = sch.split(fused, [None, largest_divisor(extent, lanes)])
+    if extent >= MIN_PARALLEL_WORK:
         sch.parallel(outer)
-    if not any(name in str(sch.get(info.block_rv)) for name in SCALAR_ONLY):
+    if vectorize:
         sch.vectorize(inner)
 
 

@@ -25,6 +25,7 @@ from .schedule_util import (
     vector_lanes,
     vectorized_tail,
 )
+from .symbolic_matmul import epilogue_apart, indexes_last, inline_or_copy_padding
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class Matmul(CPURule):
         if rows is None or cols is None:
             _pad_symbolic(sch, matmul, row_block if rows is None else 1,
                           columns if cols is None else 1)  # fmt: skip
+            inline_or_copy_padding(sch, matmul, lanes, columns_padded=cols is None)
         else:
             width = padded_columns(cols, lanes, self.tiles.vectors)
             _pad_to_blocks(sch, matmul, padded_rows(rows, row_block) - rows, width - cols, lanes)
@@ -68,7 +70,10 @@ class Matmul(CPURule):
         i_o, i_i = self._split(sch, i, rows, row_block, max_inner=16)
         j_o, j_i = self._split(sch, j, cols, columns, max_inner=4 * lanes)
         sch.reorder(*batch, i_o, j_o, k, i_i, j_i)
-        self._vectorize_and_accumulate(sch, matmul, epilogue, j_o, j_i, i_i)
+        at_tile = epilogue if cols is not None else None
+        self._vectorize_and_accumulate(sch, matmul, at_tile, j_o, j_i, i_i)
+        if epilogue is not None and at_tile is None:
+            epilogue_apart(sch, epilogue, lanes)
         sch.parallel(sch.fuse(*batch, i_o, j_o))
         vectorized_tail(sch, matmul, k, [])
         return True
@@ -112,17 +117,10 @@ def _pad_to_blocks(sch, matmul, extra_rows: int, extra_cols: int, lanes: int) ->
     sch.pad_einsum(matmul, [1] * (len(loops) - 3) + [rows + extra_rows, cols + extra_cols, 1])
     columns = sch.get(matmul).iter_vars[-2].var
     for producer in sch.get_producers(matmul):
-        if _indexes_last(sch, matmul, producer, columns):
+        if indexes_last(sch, matmul, producer, columns):
             _copy_in_parallel(sch, producer, lanes)
         else:
             sch.compute_inline(producer)
-
-
-def _indexes_last(sch, consumer, producer, var) -> bool:
-    """Whether `consumer` reads what `producer` writes with `var` as the innermost index."""
-    written = sch.get(producer).writes[0].source
-    reads = [r for r in sch.get(consumer).reads if r.source.same_as(written)]
-    return any(r.region[-1].min.same_as(var) for r in reads)
 
 
 def _copy_in_parallel(sch, block, lanes: int) -> None:
@@ -133,11 +131,9 @@ def _copy_in_parallel(sch, block, lanes: int) -> None:
 
 def _pad_symbolic(sch, matmul, row_block: int, columns: int) -> None:
     """Rows (or columns) of a symbolic count (a sequence length) padded to whole register
-    blocks: the padded elements of A and B read as zeros where the block reads them (the
-    padding inlined, no copy), and the padded outputs are never written out. Split with a
+    blocks: the padded elements of A and B read as zeros (symbolic_matmul.py says where the
+    padding is inlined and where copied), and the padded outputs are never written out. Split with a
     predicate instead, the accumulator tile would span every row (its region bounded by the
     count, not the block) and live in a workspace rather than in registers: 4x slower."""
     loops = sch.get_loops(matmul)
     sch.pad_einsum(matmul, [1] * (len(loops) - 3) + [row_block, columns, 1])
-    for producer in sch.get_producers(matmul):
-        sch.compute_inline(producer)

@@ -1,0 +1,37 @@
+"""What the Matmul rule does differently where the columns are a symbolic count (attention's
+Q @ K^T: columns are the sequence length), padded to whole register blocks.
+
+B's padded copy is made once, before the tiles: inlined, its select (column < length) sat in
+the vector load of the inner loop, which TVM then scalarized. The epilogue (the 1/sqrt(d)
+scale, the unpadding) runs as a nest of its own over the padded product: computed at each tile,
+it wrote under a predicate on the column, again scalarized, with 64-bit divisions by symbolic
+extents recomputed for every element (MiniLM's scores at 128 tokens, Zen 3: 12 ms, 174 us
+static). Padded rows need neither: their select is the same for every lane.
+"""
+
+from __future__ import annotations
+
+from .symbolic_loops import parallel_rows_vector_tail
+
+
+def inline_or_copy_padding(sch, matmul, lanes: int, columns_padded: bool) -> None:
+    """Each padded operand of `matmul` (pad_einsum's producers) inlined, but B's copied once in
+    parallel where the padded columns are its innermost index."""
+    column = sch.get(matmul).iter_vars[-2].var
+    for producer in sch.get_producers(matmul):
+        if columns_padded and indexes_last(sch, matmul, producer, column):
+            parallel_rows_vector_tail(sch, sch.get_loops(producer), lanes)
+        else:
+            sch.compute_inline(producer)
+
+
+def indexes_last(sch, consumer, producer, var) -> bool:
+    """Whether `consumer` reads what `producer` writes with `var` as the innermost index."""
+    written = sch.get(producer).writes[0].source
+    reads = [r for r in sch.get(consumer).reads if r.source.same_as(written)]
+    return any(r.region[-1].min.same_as(var) for r in reads)
+
+
+def epilogue_apart(sch, epilogue, lanes: int) -> None:
+    """The epilogue over the whole product after the tiles: parallel rows, unpredicated."""
+    parallel_rows_vector_tail(sch, sch.get_loops(epilogue), lanes)
