@@ -104,3 +104,26 @@ def test_permute_sinks_through_a_take_along_the_channels():
     assert int(take.attrs.axis) == 3
     t = RNG.standard_normal((1, HW, HW, C)).astype(np.float32)
     np.testing.assert_array_equal(run_relax(after, t), run_relax(before, t))
+
+
+def test_a_split_shuffle_becomes_a_take_per_half():
+    """ShuffleNetV2: a shuffle's output split in two (slices of the channels) becomes one take
+    of half the channels per half, which the rules for whole permutations leave alone (a
+    weight or bias permuted for half the channels would not fit the whole input)."""
+    half = C // 2
+    dense = RNG.standard_normal((8, half, 1, 1)).astype(np.float32)
+    bias = RNG.standard_normal((1, half, 1, 1)).astype(np.float32)
+
+    def body(bb, x):
+        shuffled = _shuffle(bb, x)
+        kept = bb.emit(relax.op.strided_slice(shuffled, [1], [0], [half], [1]))
+        changed = bb.emit(relax.op.strided_slice(shuffled, [1], [half], [C], [1]))
+        biased = bb.emit(relax.op.add(kept, const(bias)))
+        conv = bb.emit(relax.op.nn.conv2d(changed, const(dense)))
+        return relax.op.concat([biased, relax.op.nn.relu(conv)], axis=1)
+
+    before = module({"x": f32(1, C, HW, HW)}, body)
+    after = _fold(before)
+    assert "strided_slice" not in _ops(after) and _ops(after).count("take") == 2
+    x = RNG.standard_normal((1, C, HW, HW)).astype(np.float32)
+    np.testing.assert_allclose(run_relax(after, x), run_relax(before, x), rtol=1e-5, atol=1e-5)

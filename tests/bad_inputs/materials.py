@@ -33,6 +33,8 @@ def _models(folder: Path) -> None:
     relu = helper.make_node("Relu", ["x"], ["y"])
     dynamic = make_model([relu], [("x", FLOAT, ["n", 3])], [("y", FLOAT, ["n", 3])])
     onnx.save(dynamic, folder / "dynamic.onnx")
+    unnamed = make_model([relu], [("x", FLOAT, [None, 3])], [("y", FLOAT, [None, 3])])
+    onnx.save(unnamed, folder / "unnamed.onnx")  # named dims compile (symbolic); unnamed do not
     conv = make_model([helper.make_node("Conv", ["x", "w"], ["y"], name="conv")],
                       [("x", FLOAT, [1, 2, 4, 4])], [("y", FLOAT, [1, 2, 2, 2])],
                       {"w": np.ones((2, 2, 3, 3), np.float32)})  # fmt: skip

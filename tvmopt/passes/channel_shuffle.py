@@ -36,6 +36,7 @@ _swap = is_op("relax.permute_dims")(_reshape)
 _shuffle = is_op("relax.reshape")(_swap, _merged)
 _order, _c, _w = is_const(), is_const(), is_const()
 _take = is_op("relax.take")(wildcard(), _order)
+_slice = is_op("relax.strided_slice")(_take, varg_default_wildcard=True)
 
 
 def _as_take(expr, matches):
@@ -52,9 +53,12 @@ def _as_take(expr, matches):
 
 
 def channel_order(take) -> np.ndarray | None:
-    """The permutation a take along the channels (axis 1 of 4) applies, or None."""
+    """The permutation a take along the channels (axis 1 of 4) applies, or None (also for a
+    take of some of its input's channels: slice_of_take makes those)."""
     shape, indices = static_shape(take), take.args[1]
     if shape is None or len(shape) != 4 or int(take.attrs.axis) != 1 or not is_constant(indices):
+        return None
+    if static_shape(take.args[0]) != shape:
         return None
     order = value(indices)
     everyone_once = np.array_equal(np.sort(order), np.arange(shape[1]))
@@ -110,6 +114,30 @@ def _through_conv(expr, matches):
     return None  # a grouped conv: its channels-last kernel reads through the take
 
 
+def _slice_of_take(expr, matches):
+    """A slice of the channels of a take along them is the take of the slice of its indices:
+    ShuffleNetV2 splits each shuffle's output in two; one half then goes to a dense conv, which
+    takes the indices into its weight, the other on to the next concat."""
+    take = matches[_take]
+    axes, begin, end, strides = (_ints(arg) for arg in expr.args[1:5])
+    if int(take.attrs.axis) != 1 or axes != [1] or strides not in ([1], None):
+        return None
+    if not is_constant(take.args[1]) or begin is None or end is None:
+        return None
+    indices = value(take.args[1])[begin[0] : end[0]]
+    return relax.op.take(take.args[0], const(indices), axis=1)
+
+
+def _ints(arg) -> list[int] | None:
+    fields = getattr(arg, "fields", None)
+    if fields is None:
+        return None
+    try:
+        return [int(getattr(field, "value", field)) for field in fields]
+    except TypeError:  # a symbolic bound
+        return None
+
+
 def _rules() -> list[Rule]:
     unary = is_op(UNARY[0])(_take)
     for op in UNARY[1:]:
@@ -121,6 +149,7 @@ def _rules() -> list[Rule]:
         Rule("shuffle_as_take", _shuffle, _as_take),
         Rule("sink_take_unary", unary, _sink_unary),
         Rule("sink_take_binary", binary, _sink_binary),
+        Rule("slice_of_take", _slice, _slice_of_take),
         Rule("take_through_conv", is_op("relax.nn.conv2d")(_take, _w), _through_conv),
     ]
 
