@@ -96,9 +96,7 @@ def check_sizes(spec: TensorSpec, shape: tuple, ranges: Mapping, bound: dict) ->
         _check_dim(spec.name, axis, dim, size, ranges.get(dim, DimRange()), bound)
 
 
-def _check_dim(name: str, axis: int, dim: str, size: int, allowed, bound: dict) -> None:
-    if isinstance(allowed, (list, tuple)):  # the metadata's [lo, hi]
-        allowed = DimRange(*allowed)
+def _check_dim(name: str, axis: int, dim: str, size: int, allowed: DimRange, bound: dict) -> None:
     if not allowed.holds(size):
         raise InputError(f"input '{name}' axis {axis} ({dim}) is {size}, outside the range "
                          f"{allowed.describe()} it was compiled for")  # fmt: skip

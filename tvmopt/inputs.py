@@ -15,7 +15,7 @@ from .frontend.signature import TensorSpec
 
 def check_inputs(specs: Sequence[TensorSpec], inputs, dims: Mapping | None = None) -> list:
     """Return the inputs as arrays in signature order; raise InputError on any mismatch.
-    `dims` maps symbolic dim names to the [lo, hi] range each may take (dims.py)."""
+    `dims` maps symbolic dim names to the DimRange each may take (dims.py)."""
     if not isinstance(inputs, Mapping):
         inputs = _by_position(specs, inputs)
     if len(inputs) != len(specs) or any(spec.name not in inputs for spec in specs):

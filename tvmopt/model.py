@@ -12,6 +12,7 @@ from .backends import recorded_backend
 from .backends.base import CPU_RECORD
 from .backends.cpu_features import check_runs_here
 from .backends.kernel_record import KERNELS_RECORD
+from .dims import DimRange
 from .frontend.signature import TensorSpec
 from .inputs import check_inputs, random_inputs
 from .profile import Profile, isa_peak, profile_vm
@@ -78,7 +79,7 @@ class CompiledModel:
 
     def run(self, inputs) -> dict[str, np.ndarray]:
         """Run once. `inputs` maps input names to arrays (or lists them in signature order)."""
-        arrays = check_inputs(self.inputs, inputs, self.metadata.dims)
+        arrays = check_inputs(self.inputs, inputs, self._dim_ranges)
         result = self._main(*self._staged(arrays))
         return dict(zip(self._output_names, leaves(result), strict=True))
 
@@ -103,6 +104,11 @@ class CompiledModel:
         if self._static:
             return False
         return any(tuple(t.shape) != a.shape for t, a in zip(self._staging, arrays, strict=True))
+
+    @cached_property
+    def _dim_ranges(self) -> dict:
+        """The metadata's [lo, hi] per symbolic dim as DimRanges, made once, not every run."""
+        return {name: DimRange(*bounds) for name, bounds in self.metadata.dims.items()}
 
     @cached_property
     def _static(self) -> bool:
@@ -131,7 +137,7 @@ class CompiledModel:
     def _device_tensors(self, inputs) -> list:
         if inputs is None:
             inputs = random_inputs(self.inputs)  # an InputError for symbolic dims: no sizes
-        arrays = check_inputs(self.inputs, inputs, self.metadata.dims)
+        arrays = check_inputs(self.inputs, inputs, self._dim_ranges)
         return [tvm.runtime.tensor(a, self._device) for a in arrays]
 
     def export(self, path) -> None:

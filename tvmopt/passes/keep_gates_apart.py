@@ -11,6 +11,8 @@ kernel: the conv keeps its rule (with its sigmoid), the multiply runs as its own
 
 from __future__ import annotations
 
+import math
+
 from tvm import relax, tirx
 
 from .._tvm import tvm
@@ -43,7 +45,7 @@ def _gates(mod, call, calls: dict) -> bool:
 
 def _smaller(arg, shape: tuple) -> bool:
     arg_shape = static_shape(arg)
-    return arg_shape is not None and _size(arg_shape) < _size(shape)
+    return arg_shape is not None and math.prod(arg_shape) < math.prod(shape)
 
 
 def _from_anchor(mod, var, calls: dict) -> bool:
@@ -64,10 +66,3 @@ def _pattern(mod, call) -> int | None:
     if not isinstance(func, tirx.PrimFunc) or func.attrs is None or "op_pattern" not in func.attrs:
         return None
     return int(func.attrs["op_pattern"])
-
-
-def _size(shape: tuple) -> int:
-    size = 1
-    for dim in shape:
-        size *= dim
-    return size
