@@ -25,7 +25,7 @@ from .schedule_util import (
     vector_lanes,
     vectorized_tail,
 )
-from .symbolic_matmul import epilogue_apart, indexes_last, inline_or_copy_padding
+from .symbolic_matmul import copy_rows, epilogue_apart, inline_or_copy_padding
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class Matmul(CPURule):
         if rows is None or cols is None:
             _pad_symbolic(sch, matmul, row_block if rows is None else 1,
                           columns if cols is None else 1)  # fmt: skip
-            inline_or_copy_padding(sch, matmul, lanes, columns_padded=cols is None)
+            inline_or_copy_padding(sch, matmul, copy_rows(sch, lanes) if cols is None else None)
         else:
             width = padded_columns(cols, lanes, self.tiles.vectors)
             _pad_to_blocks(sch, matmul, padded_rows(rows, row_block) - rows, width - cols, lanes)
@@ -115,12 +115,7 @@ def _pad_to_blocks(sch, matmul, extra_rows: int, extra_cols: int, lanes: int) ->
     loops = sch.get_loops(matmul)
     rows, cols = extents(sch, loops[-3:-1])
     sch.pad_einsum(matmul, [1] * (len(loops) - 3) + [rows + extra_rows, cols + extra_cols, 1])
-    columns = sch.get(matmul).iter_vars[-2].var
-    for producer in sch.get_producers(matmul):
-        if indexes_last(sch, matmul, producer, columns):
-            _copy_in_parallel(sch, producer, lanes)
-        else:
-            sch.compute_inline(producer)
+    inline_or_copy_padding(sch, matmul, lambda block: _copy_in_parallel(sch, block, lanes))
 
 
 def _copy_in_parallel(sch, block, lanes: int) -> None:

@@ -14,18 +14,24 @@ from __future__ import annotations
 from .symbolic_loops import parallel_rows_vector_tail
 
 
-def inline_or_copy_padding(sch, matmul, lanes: int, columns_padded: bool) -> None:
-    """Each padded operand of `matmul` (pad_einsum's producers) inlined, but B's copied once in
-    parallel where the padded columns are its innermost index."""
+def inline_or_copy_padding(sch, matmul, copy) -> None:
+    """Each padded operand of `matmul` (pad_einsum's producers) inlined, but B's, whose padded
+    columns are its innermost index, made by `copy(block)` once before the tiles (when `copy`
+    is given: the Matmul rule passes the copy's schedule for symbolic and constant counts)."""
     column = sch.get(matmul).iter_vars[-2].var
     for producer in sch.get_producers(matmul):
-        if columns_padded and indexes_last(sch, matmul, producer, column):
-            parallel_rows_vector_tail(sch, sch.get_loops(producer), lanes)
+        if copy is not None and _indexes_last(sch, matmul, producer, column):
+            copy(producer)
         else:
             sch.compute_inline(producer)
 
 
-def indexes_last(sch, consumer, producer, var) -> bool:
+def copy_rows(sch, lanes: int):
+    """A padded copy of symbolic extent scheduled as parallel rows over a vector tail."""
+    return lambda block: parallel_rows_vector_tail(sch, sch.get_loops(block), lanes)
+
+
+def _indexes_last(sch, consumer, producer, var) -> bool:
     """Whether `consumer` reads what `producer` writes with `var` as the innermost index."""
     written = sch.get(producer).writes[0].source
     reads = [r for r in sch.get(consumer).reads if r.source.same_as(written)]
