@@ -127,3 +127,22 @@ def test_a_split_shuffle_becomes_a_take_per_half():
     assert "strided_slice" not in _ops(after) and _ops(after).count("take") == 2
     x = RNG.standard_normal((1, C, HW, HW)).astype(np.float32)
     np.testing.assert_allclose(run_relax(after, x), run_relax(before, x), rtol=1e-5, atol=1e-5)
+
+
+def test_slices_without_strides_or_of_a_scalar_take():
+    """A slice with no strides argument (the recurrent converters emit those) is folded into the
+    take's indices; a take of one scalar index drops the channel axis, so the slice after it
+    names another axis and is left as it is (both crashed the pass)."""
+
+    def body(bb, x):
+        rows = bb.emit(relax.op.take(x, const(SHUFFLE, "int32"), axis=1))
+        first = bb.emit(relax.op.strided_slice(rows, [1], [0], [4]))
+        plane = bb.emit(relax.op.take(x, const(np.array(2), "int32"), axis=1))
+        column = bb.emit(relax.op.strided_slice(plane, [1], [1], [3]))
+        return relax.op.add(first, bb.emit(relax.op.sum(column)))
+
+    before = module({"x": f32(1, C, HW, HW)}, body)
+    after = _fold(before)
+    assert _ops(after) == ["take", "take", "strided_slice", "sum", "add"]
+    x = RNG.standard_normal((1, C, HW, HW)).astype(np.float32)
+    np.testing.assert_array_equal(run_relax(after, x), run_relax(before, x))

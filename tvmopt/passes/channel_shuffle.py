@@ -119,12 +119,16 @@ def _slice_of_take(expr, matches):
     ShuffleNetV2 splits each shuffle's output in two; one half then goes to a dense conv, which
     takes the indices into its weight, the other on to the next concat."""
     take = matches[_take]
-    axes, begin, end, strides = (_ints(arg) for arg in expr.args[1:5])
+    strided = list(expr.args[1:5]) + [None] * (5 - len(expr.args))  # strides are optional
+    axes, begin, end, strides = (_ints(arg) for arg in strided)
     if int(take.attrs.axis) != 1 or axes != [1] or strides not in ([1], None):
         return None
     if not is_constant(take.args[1]) or begin is None or end is None:
         return None
-    indices = value(take.args[1])[begin[0] : end[0]]
+    indices = value(take.args[1])
+    if indices.ndim != 1:  # a scalar index drops the axis the slice would name
+        return None
+    indices = indices[begin[0] : end[0]]
     return relax.op.take(take.args[0], const(indices), axis=1)
 
 
