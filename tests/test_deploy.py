@@ -6,6 +6,7 @@ Runtime (within tolerance)."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -413,3 +414,48 @@ def test_runner_refuses_a_library_for_another_cpu_before_loading_it(runner, tmp_
     result = run(runner, library)
     assert_one_line_error(result, "needs CPU features this CPU lacks: amx_bf16, amx_int8")
     assert "compile it with --target llvm (this CPU)" in result.stderr
+
+
+def symbolic_model() -> onnx.ModelProto:
+    """x + y, both (batch, seq): the runner checks seq against its compiled range and that
+    both inputs agree on it."""
+    spec = ["batch", "seq"]
+    inputs = [(name, TensorProto.FLOAT, spec) for name in ("x", "y")]
+    nodes = [helper.make_node("Add", ["x", "y"], ["sum"])]
+    return make_model(nodes, inputs, [("sum", TensorProto.FLOAT, spec)])
+
+
+@pytest.fixture(scope="module")
+def symbolic_library(workdir):
+    path = workdir / "symbolic.so"
+    tvmopt.compile(symbolic_model(), dims={"seq": "1..8"}).export(path)
+    return path
+
+
+def test_runner_runs_symbolic_dims_inside_their_range(symbolic_library, runner, tmp_path):
+    rng = np.random.default_rng(0)
+    feeds = {n: rng.standard_normal((3, 8)).astype(np.float32) for n in ("x", "y")}
+    result = run(runner, symbolic_library, "--inputs", save_inputs(tmp_path / "in", feeds),
+                 "--output", tmp_path / "out", "--repeat", 1)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert np.array_equal(np.load(tmp_path / "out" / "sum.npy"), feeds["x"] + feeds["y"])
+
+
+@pytest.mark.parametrize(
+    "shapes, fragment",
+    [
+        ({"x": (1, 9), "y": (1, 9)}, "input 'x' axis 1 (seq) is 9, outside the range 1..8 it"),
+        ({"x": (2, 4), "y": (2, 5)}, "input 'y' axis 1 (seq) is 5, but input 'x' has seq = 4"),
+        ({"x": (2, 4), "y": (3, 4)}, "input 'y' axis 0 (batch) is 3, but input 'x' has batch"),
+    ],
+)
+def test_runner_refuses_symbolic_dims_as_python_does(symbolic_library, runner, tmp_path, shapes,
+                                                     fragment):  # fmt: skip
+    """Past the compiled range the kernels would read out of bounds (TVM's InternalError in
+    the VM); the runner stops first, with the Python API's words."""
+    feeds = {n: np.zeros(shape, np.float32) for n, shape in shapes.items()}
+    result = run(runner, symbolic_library, "--inputs", save_inputs(tmp_path / "in", feeds),
+                 "--output", tmp_path / "out")  # fmt: skip
+    assert_one_line_error(result, fragment)
+    with pytest.raises(tvmopt.errors.InputError, match=re.escape(fragment.split(" it")[0])):
+        tvmopt.load(symbolic_library).run(feeds)

@@ -7,6 +7,7 @@
 #include <tvmopt/error.h>
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -48,6 +49,17 @@ struct CpuRecord {
   std::vector<std::string> features;
 };
 
+// The sizes one symbolic dim may take, lo..hi inclusive; hi < 0: no upper limit.
+struct DimRange {
+  int64_t lo = 1;
+  int64_t hi = -1;
+
+  bool Holds(int64_t size) const { return lo <= size && (hi < 0 || size <= hi); }
+  std::string Describe() const {
+    return std::to_string(lo) + ".." + (hi < 0 ? "" : std::to_string(hi));
+  }
+};
+
 struct Metadata {
   std::vector<TensorInfo> inputs;
   std::vector<TensorInfo> outputs;
@@ -56,7 +68,14 @@ struct Metadata {
   std::string tvmopt_version;
   std::string tvm_version;
   std::string json;
-  std::optional<CpuRecord> cpu;  // absent in libraries written before the record
+  std::optional<CpuRecord> cpu;          // absent in libraries written before the record
+  std::map<std::string, DimRange> dims;  // the ranges compiled for; a dim not here: 1..
+
+  // The range `dim` was compiled for (1.. when the model declared none).
+  DimRange RangeOf(const std::string& dim) const {
+    auto found = dims.find(dim);
+    return found == dims.end() ? DimRange{} : found->second;
+  }
 
   static Metadata FromJson(const std::string& text);
 
@@ -127,6 +146,19 @@ inline std::optional<CpuRecord> CpuRecordFromJson(const json::Object& record) {
                    Strings(cpu, "features")};
 }
 
+// {"seq": [1, 128], "batch": [1, null]}: what tvmopt/artifact.py records of --dim.
+inline std::map<std::string, DimRange> DimRangesFromJson(const json::Object& record) {
+  std::map<std::string, DimRange> ranges;
+  if (!record.count("dims")) return ranges;
+  for (const auto& [name, bounds] : record.at("dims").cast<json::Object>()) {
+    auto pair = bounds.cast<json::Array>();
+    auto hi = pair[1].try_cast<int64_t>();
+    ranges[std::string(name.cast<tvm::ffi::String>())] =
+        DimRange{pair[0].cast<int64_t>(), hi ? *hi : -1};
+  }
+  return ranges;
+}
+
 }  // namespace detail
 
 inline Metadata Metadata::FromJson(const std::string& text) {
@@ -147,7 +179,8 @@ inline Metadata Metadata::FromJson(const std::string& text) {
                     detail::StringField(record, "tvmopt_version"),
                     detail::StringField(record, "tvm_version"),
                     text,
-                    detail::CpuRecordFromJson(record)};
+                    detail::CpuRecordFromJson(record),
+                    detail::DimRangesFromJson(record)};
   } catch (const tvm::ffi::Error& err) {
     throw Error("malformed metadata record: " + err.message());
   }

@@ -23,9 +23,11 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace tvmopt {
@@ -90,8 +92,29 @@ inline std::string ShapeText(const TensorInfo& info) {
   return text + (info.shape.size() == 1 ? ",)" : ")");
 }
 
-// The same checks, in the same words, as tvmopt's Python API (tvmopt/inputs.py).
-inline void CheckInput(const TensorInfo& info, const HostArray& array) {
+// A symbolic dim's size: in the range compiled for, and the same in every input naming it
+// (`bound`: dim -> its size and the input that set it, filled in input by input).
+using BoundDims = std::map<std::string, std::pair<int64_t, std::string>>;
+
+inline void CheckDim(const Metadata& metadata, const TensorInfo& info, size_t axis, int64_t size,
+                     BoundDims* bound) {
+  const std::string& dim = info.dim_names[axis];
+  const std::string where = "input '" + info.name + "' axis " + std::to_string(axis) + " (" + dim +
+                            ") is " + std::to_string(size);
+  const DimRange allowed = metadata.RangeOf(dim);
+  if (!allowed.Holds(size)) {
+    throw Error(where + ", outside the range " + allowed.Describe() + " it was compiled for");
+  }
+  auto [seen, fresh] = bound->emplace(dim, std::make_pair(size, info.name));
+  if (!fresh && seen->second.first != size) {
+    throw Error(where + ", but input '" + seen->second.second + "' has " + dim + " = " +
+                std::to_string(seen->second.first));
+  }
+}
+
+// The same checks, in the same words, as tvmopt's Python API (tvmopt/inputs.py, dims.py).
+inline void CheckInput(const Metadata& metadata, const TensorInfo& info, const HostArray& array,
+                       BoundDims* bound) {
   if (array.dtype != info.dtype) {
     throw Error("input '" + info.name + "' must have dtype " + info.dtype + ", got " + array.dtype);
   }
@@ -102,6 +125,9 @@ inline void CheckInput(const TensorInfo& info, const HostArray& array) {
   if (!same) {
     throw Error("input '" + info.name + "' must have shape " + ShapeText(info) + ", got " +
                 ShapeTuple(array.shape));
+  }
+  for (size_t i = 0; i < info.shape.size(); ++i) {
+    if (info.shape[i] < 0) CheckDim(metadata, info, i, array.shape[i], bound);
   }
 }
 
@@ -150,7 +176,10 @@ class Model {
       throw Error("expected " + std::to_string(metadata_.inputs.size()) + " inputs, got " +
                   std::to_string(inputs.size()));
     }
-    for (size_t i = 0; i < inputs.size(); ++i) detail::CheckInput(metadata_.inputs[i], inputs[i]);
+    detail::BoundDims bound;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      detail::CheckInput(metadata_, metadata_.inputs[i], inputs[i], &bound);
+    }
     staged_.clear();
     for (const HostArray& array : inputs) staged_.push_back(ToDevice(array));
   }
