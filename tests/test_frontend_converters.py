@@ -282,6 +282,23 @@ def test_resize_matches_onnxruntime(attributes, roi, scales, sizes):
     assert_matches_ort(model, tvmopt.compile(model))
 
 
+@pytest.mark.parametrize("target", [None, "x86-64-v3"])
+@pytest.mark.parametrize(("sizes", "tvm_kernel"), [((7, 8), False), ((4, 8), True)])
+def test_nearest_resize_decides_ties_exactly_on_every_isa(target, sizes, tvm_kernel):
+    """2 -> 7 rows maps output row 3 to exactly 0.5: TVM's float32 coordinates put it on
+    either side depending on the CPU's code (row 1 on znver4), so our taps take it; a 2x
+    upsample's coordinates are exact in float32 and keep TVM's resize2d."""
+    x = np.array([[[[1, 2], [3, 4]]]], np.float32)
+    node = helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], mode="nearest")
+    weights = {"sizes": np.array([1, 1, *sizes], np.int64)}
+    spec = [("x", TensorProto.FLOAT, x.shape)], [("y", TensorProto.FLOAT, [1, 1, *sizes])]
+    model = make_model([node], *spec, weights, opset=19)
+    imported = frontend.import_model(frontend.prepare(model))["main"]
+    assert ("resize2d" in str(imported)) == tvm_kernel
+    compiled = tvmopt.compile(model, target=target)
+    assert np.array_equal(compiled.run({"x": x})["y"], ort_outputs(model, {"x": x})["y"])
+
+
 @pytest.mark.parametrize(("op_type", "opset"), [("Upsample", 9), ("Resize", 10)])
 @pytest.mark.parametrize(
     ("mode", "scales"), [("linear", [1, 1, 2, 0.5]), ("nearest", [1, 1, 1.25, 3])]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from fractions import Fraction
 
 import numpy as np
 from tvm import relax
@@ -25,7 +26,7 @@ from tvm.relax.frontend.onnx import onnx_frontend
 
 from .._tvm import tvm
 from .converter_values import text
-from .resize_taps import AxisResize, Interpolation, Taps, axis_taps
+from .resize_taps import AxisResize, Interpolation, Taps, axis_taps, source_coordinates
 
 op = relax.op
 
@@ -160,7 +161,31 @@ def _tvm_resizes_right(x, plans: dict[int, AxisResize], how: Interpolation, attr
         # TVM maps coordinates by output/input, right where that is the scale; and it divides
         # by zero to align the corners of an output of one
         and all(plan.output_size == plan.scale * plan.input_size > 1 for plan in plans.values())
+        and not (how.mode == "nearest" and _lands_on_a_tie(plans, how))
     )  # fmt: skip
+
+
+def _lands_on_a_tie(plans: dict[int, AxisResize], how: Interpolation) -> bool:
+    """Whether a nearest resize maps some output onto a rounding boundary (x.5 for the round
+    modes, an integer for floor and ceil) through a ratio float32 cannot hold. TVM computes
+    that coordinate in float32 at run time, and which side of the tie it lands on then depends
+    on the CPU's code (on znver4 an FMA puts (3 + 0.5) * 2/7 - 0.5 at 0.50000006: a 2 -> 7
+    upsample one row off); our taps decide the tie exactly at import. Ratios of a power of two
+    (2x, 4x upsampling) compute exactly and keep TVM's kernel."""
+    boundary = 0.5 if how.nearest_mode.startswith("round") else 0.0
+    for plan in plans.values():
+        if _exact_in_float32(plan, how.coordinate_mode):
+            continue
+        x, _ = source_coordinates(plan, how.coordinate_mode)
+        if np.any(np.isclose(x - np.floor(x), boundary, rtol=0, atol=1e-5)):
+            return True
+    return False
+
+
+def _exact_in_float32(plan: AxisResize, coordinate_mode: str) -> bool:
+    corners = coordinate_mode == "align_corners"
+    ratio = Fraction(plan.input_size - corners, plan.output_size - corners)
+    return ratio.denominator & (ratio.denominator - 1) == 0  # a power of two
 
 
 def _resize(bb, x, taps: dict[int, Taps], extrapolation: float):
