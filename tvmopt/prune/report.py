@@ -83,8 +83,9 @@ def _layer_line(layer: LayerPrune) -> str:
     shape = "x".join(str(d) for d in layer.shape)
     kn = f"({layer.kn[0]}, {layer.kn[1]})"
     node = ",".join(layer.nodes)
+    share = f"{100 * layer.before:>6.2f}% {100 * layer.after:>6.2f}%"
     return (f"{layer.name[:24]:<24} {node[:20]:<20} {layer.op:<6} {shape:<16} {kn:<13} "
-            f"{100 * layer.before:>6.2f}% {100 * layer.after:>6.2f}%  {layer.structure}")  # fmt: skip
+            f"{share}  {layer.structure}")  # fmt: skip
 
 
 def zero_share(weight: np.ndarray) -> float:
