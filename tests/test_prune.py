@@ -339,3 +339,14 @@ def test_measure_times_both_models_in_one_run(capfd, tmp_path, source):
     assert "dense" in line and "pruned" in line and "interleaved" in line
     ratio = float(line.rsplit("ratio ", 1)[1])
     assert 0.2 < ratio < 5
+
+
+def test_a_torch_bert_pruned_by_node_glob_compiles_to_onnxruntimes_numbers():
+    from .models_torch import export, tiny_bert
+
+    dense = export(*tiny_bert(), dynamo=False)
+    result = tvmopt.prune(dense, nm="2:4", include=["/layers.0/*"])
+    nodes = [node for layer in result.report.layers for node in layer.nodes]
+    assert len(nodes) == 6 and all(node.startswith("/layers.0/") for node in nodes)
+    assert all(layer.after == 0.5 for layer in result.report.layers)
+    assert_matches_ort(result.model, tvmopt.compile(result.model))

@@ -64,7 +64,7 @@ class PruneReport:
         lines = [
             f"{len(self.layers)} weights pruned ({self.pattern}, scope {self.scope}, target "
             f"{self.target_sparsity:.3f}): {100 * self.sparsity:.2f}% of their weights are zero",
-            f"{'weight':<24} {'node':<20} {'op':<6} {'shape':<16} {'(K, N)':<13} {'before':>7} "
+            f"{'weight':<24} {'node':<28} {'op':<6} {'shape':<16} {'(K, N)':<13} {'before':>7} "
             f"{'after':>7}  structure",
         ]
         lines += [_layer_line(layer) for layer in self.layers]
@@ -82,10 +82,14 @@ class PruneReport:
 def _layer_line(layer: LayerPrune) -> str:
     shape = "x".join(str(d) for d in layer.shape)
     kn = f"({layer.kn[0]}, {layer.kn[1]})"
-    node = ",".join(layer.nodes)
     share = f"{100 * layer.before:>6.2f}% {100 * layer.after:>6.2f}%"
-    return (f"{layer.name[:24]:<24} {node[:20]:<20} {layer.op:<6} {shape:<16} {kn:<13} "
-            f"{share}  {layer.structure}")  # fmt: skip
+    return (f"{_tail(layer.name, 24):<24} {_tail(','.join(layer.nodes), 28):<28} {layer.op:<6} "
+            f"{shape:<16} {kn:<13} {share}  {layer.structure}")  # fmt: skip
+
+
+def _tail(name: str, width: int) -> str:
+    """The end of a long name: exporters' names differ at the end (/layers.0/ffn/ffn.2/MatMul)."""
+    return name if len(name) <= width else "~" + name[1 - width :]
 
 
 def zero_share(weight: np.ndarray) -> float:
