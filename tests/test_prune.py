@@ -139,6 +139,22 @@ def test_blocks_are_zero_whole_at_the_exact_share(block, scope):
         assert gone.max() <= kept.min() + 1e-6, "a block with a larger norm was pruned"
 
 
+def test_l1_norm_scores_blocks_by_their_sum_of_magnitudes():
+    dense = mlp()
+    pruned = tvmopt.prune(dense, 0.5, block="4x4", norm="l1", include=["fc1"]).model
+    blocks = _blocks(_kn(pruned, "fc1.weight"), 4, 4)
+    zero = (blocks == 0).all(axis=(-2, -1))
+    sums = np.abs(_blocks(_kn(dense, "fc1.weight"), 4, 4)).sum(axis=(-2, -1))
+    assert zero.sum() == zero.size // 2 and sums[zero].max() <= sums[~zero].min()
+
+
+def test_the_package_is_callable_and_keeps_its_submodules():
+    import tvmopt.prune.spec as spec
+
+    assert tvmopt.prune.spec is spec and tvmopt.prune.prune is tvmopt.prune.api.prune
+    assert tvmopt.prune(mlp(), block=spec.Block(1, 4)).report.pattern == "block 1x4"
+
+
 def test_block_rows_run_along_k_and_columns_along_n():
     """1x8 on fc2 (Gemm, transB=1: stored (N, K)) zeros 8 consecutive outputs of one input
     row: in the stored weight, 8 consecutive rows of one column."""

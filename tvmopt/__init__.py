@@ -1,6 +1,9 @@
 """tvmopt: compile ONNX and PyTorch models into fast, deployable libraries with Apache TVM."""
 
-from . import _tvm  # noqa: F401 - imports TVM without torch before anything else does
+from . import (
+    _tvm,  # noqa: F401 - imports TVM without torch before anything else does
+    prune,  # the package, callable as tvmopt.prune(model, ...)
+)
 from .api import compile, load
 from .errors import (
     ArtifactError,
@@ -14,7 +17,6 @@ from .errors import (
     UnsupportedOpError,
 )
 from .model import CompiledModel
-from .prune import prune
 from .version import __version__
 
 __all__ = [
