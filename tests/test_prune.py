@@ -366,3 +366,18 @@ def test_a_torch_bert_pruned_by_node_glob_compiles_to_onnxruntimes_numbers():
     assert len(nodes) == 6 and all(node.startswith("/layers.0/") for node in nodes)
     assert all(layer.after == 0.5 for layer in result.report.layers)
     assert_matches_ort(result.model, tvmopt.compile(result.model))
+
+
+def test_symbolic_inputs_need_sample_inputs():
+    weight = np.random.default_rng(4).standard_normal((8, 8)).astype(np.float32)
+    model = make_model([helper.make_node("MatMul", ["x", "w"], ["y"])],
+                       [("x", TensorProto.FLOAT, ["batch", 8])],
+                       [("y", TensorProto.FLOAT, ["batch", 8])], {"w": weight})  # fmt: skip
+    with pytest.raises(tvmopt.InputError, match=r"symbolic dim 'batch'.*--inputs"):
+        tvmopt.prune(model, 0.5)
+    feeds = {"x": np.ones((3, 8), np.float32)}
+    report = tvmopt.prune(model, 0.5, inputs=feeds, measure=True).report
+    assert report.samples == 1 and report.layers[0].nodes == ("MatMul_0",)
+    from tvmopt.prune.measure import REPEAT, ROUNDS
+
+    assert report.latency is not None and report.latency.runs == ROUNDS * REPEAT
