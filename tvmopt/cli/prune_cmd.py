@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import OptionError
+from ..prune.spec import NM, Block, parse_block, parse_nm
+
 
 def sparsity(text: str) -> float:
     try:
@@ -17,31 +20,20 @@ def sparsity(text: str) -> float:
     return value
 
 
-def _parsed_by(parse):
-    """An argparse type from a spec parser: its OptionError becomes argparse's one-line error."""
-
-    def parse_argument(text: str):
-        from ..errors import OptionError
-
-        try:
-            return parse(text)
-        except OptionError as err:
-            raise argparse.ArgumentTypeError(str(err)) from None
-
-    parse_argument.__name__ = parse.__name__
-    return parse_argument
+def _argument(parse, text: str):
+    """`parse(text)`, its OptionError made argparse's one-line error."""
+    try:
+        return parse(text)
+    except OptionError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def _block(text: str):
-    from ..prune.spec import parse_block
-
-    return parse_block(text)
+def block(text: str) -> Block:
+    return _argument(parse_block, text)
 
 
-def _nm(text: str):
-    from ..prune.spec import parse_nm
-
-    return parse_nm(text)
+def nm(text: str) -> NM:
+    return _argument(parse_nm, text)
 
 
 def register(subparsers) -> None:
@@ -55,12 +47,12 @@ def register(subparsers) -> None:
     )
     pattern = parser.add_mutually_exclusive_group()
     pattern.add_argument(
-        "--block", type=_parsed_by(_block), metavar="RxC",
+        "--block", type=block, metavar="RxC",
         help="zero whole blocks of R rows along K (the reduction axis) by C columns along N "
         "(the outputs) of the weight as the op reads it, (K, N): 1x8, 1x4, 16x1, 32x1...",
     )  # fmt: skip
     pattern.add_argument(
-        "--nm", type=_parsed_by(_nm), metavar="N:M",
+        "--nm", type=nm, metavar="N:M",
         help="keep the N largest of every M consecutive weights along K, e.g. 2:4",
     )  # fmt: skip
     parser.add_argument(

@@ -34,8 +34,8 @@ def keep_masks(spec: PruneSpec, weights: list[np.ndarray]) -> list[np.ndarray]:
         return [nm_keep(w, spec.pattern) for w in weights]
     scores = [unit_scores(w, spec.pattern, spec.norm) for w in weights]
     if spec.scope == "global":
-        keeps = _split(_keep_highest(np.concatenate([s.ravel() for s in scores]),
-                                     spec.sparsity), scores)  # fmt: skip
+        every_unit = np.concatenate([s.ravel() for s in scores])
+        keeps = _split(_keep_highest(every_unit, spec.sparsity), scores)
     else:
         keeps = [_keep_highest(s.ravel(), spec.sparsity).reshape(s.shape) for s in scores]
     return [_expand(keep, spec.pattern) for keep in keeps]
