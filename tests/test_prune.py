@@ -148,10 +148,9 @@ def test_l1_norm_scores_blocks_by_their_sum_of_magnitudes():
     assert zero.sum() == zero.size // 2 and sums[zero].max() <= sums[~zero].min()
 
 
-def test_the_package_is_callable_and_keeps_its_submodules():
-    import tvmopt.prune.spec as spec
+def test_prune_takes_a_block_spec_object():
+    import tvmopt.pruning.spec as spec
 
-    assert tvmopt.prune.spec is spec and tvmopt.prune.prune is tvmopt.prune.api.prune
     assert tvmopt.prune(mlp(), block=spec.Block(1, 4)).report.pattern == "block 1x4"
 
 
@@ -378,6 +377,6 @@ def test_symbolic_inputs_need_sample_inputs():
     feeds = {"x": np.ones((3, 8), np.float32)}
     report = tvmopt.prune(model, 0.5, inputs=feeds, measure=True).report
     assert report.samples == 1 and report.layers[0].nodes == ("MatMul_0",)
-    from tvmopt.prune.measure import REPEAT, ROUNDS
+    from tvmopt.pruning.measure import REPEAT, ROUNDS
 
     assert report.latency is not None and report.latency.runs == ROUNDS * REPEAT

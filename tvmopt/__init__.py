@@ -1,9 +1,6 @@
 """tvmopt: compile ONNX and PyTorch models into fast, deployable libraries with Apache TVM."""
 
-from . import (
-    _tvm,  # noqa: F401 - imports TVM without torch before anything else does
-    prune,  # the package, callable as tvmopt.prune(model, ...)
-)
+from . import _tvm  # noqa: F401 - imports TVM without torch before anything else does
 from .api import compile, load
 from .errors import (
     ArtifactError,
@@ -17,6 +14,7 @@ from .errors import (
     UnsupportedOpError,
 )
 from .model import CompiledModel
+from .pruning import prune
 from .version import __version__
 
 __all__ = [

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import OptionError
-from ..prune.spec import NM, Block, parse_block, parse_nm
+from ..pruning.spec import NM, Block, parse_block, parse_nm
 
 
 def sparsity(text: str) -> float:
@@ -78,7 +78,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..prune import prune
+    from ..pruning import prune
 
     result = prune(
         args.model, args.sparsity, block=args.block, nm=args.nm, scope=args.scope,
