@@ -14,6 +14,7 @@ from .errors import (
     UnsupportedOpError,
 )
 from .model import CompiledModel
+from .pruning import prune
 from .version import __version__
 
 __all__ = [
@@ -30,4 +31,5 @@ __all__ = [
     "__version__",
     "compile",
     "load",
+    "prune",
 ]

@@ -18,6 +18,7 @@ from . import (
     demo_cmd,
     inspect_cmd,
     package_cmd,
+    prune_cmd,
     quantize_report_cmd,
     rpc_cmd,
     run_cmd,
@@ -26,7 +27,7 @@ from . import (
 )
 
 COMMANDS = (compile_cmd, run_cmd, inspect_cmd, quantize_report_cmd, tune_cmd, db_cmd, rpc_cmd,
-            package_cmd, config_cmd, vta_report_cmd, bench_cmd, demo_cmd)  # fmt: skip
+            package_cmd, config_cmd, vta_report_cmd, bench_cmd, demo_cmd, prune_cmd)  # fmt: skip
 
 
 class OneLineParser(argparse.ArgumentParser):

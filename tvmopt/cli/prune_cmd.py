@@ -1,0 +1,90 @@
+"""tvmopt prune MODEL.onnx -o OUT.onnx [--sparsity S] [--block RxC | --nm N:M]
+[--scope layer|global] [--norm l2|l1] [--include GLOB...] [--exclude GLOB...]
+[--inputs FILE.npz] [--measure]"""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import OptionError
+from ..pruning.spec import NM, Block, parse_block, parse_nm
+
+
+def sparsity(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a sparsity in [0, 1) such as 0.5, got {text!r}")
+    return value
+
+
+def _argument(parse, text: str):
+    """`parse(text)`, its OptionError made argparse's one-line error."""
+    try:
+        return parse(text)
+    except OptionError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def block(text: str) -> Block:
+    return _argument(parse_block, text)
+
+
+def nm(text: str) -> NM:
+    return _argument(parse_nm, text)
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "prune", help="zero the smallest MatMul/Gemm/Conv weights; report the output error"
+    )
+    parser.add_argument("model", help="the ONNX model file")
+    parser.add_argument("-o", "--output", required=True, help="the pruned ONNX model to write")
+    parser.add_argument(
+        "--sparsity", type=sparsity, help="the share of zeros, in [0, 1) (default 0.5)"
+    )
+    pattern = parser.add_mutually_exclusive_group()
+    pattern.add_argument(
+        "--block", type=block, metavar="RxC",
+        help="zero whole blocks of R rows along K (the reduction axis) by C columns along N "
+        "(the outputs) of the weight as the op reads it, (K, N): 1x8, 1x4, 16x1, 32x1...",
+    )  # fmt: skip
+    pattern.add_argument(
+        "--nm", type=nm, metavar="N:M",
+        help="keep the N largest of every M consecutive weights along K, e.g. 2:4",
+    )  # fmt: skip
+    parser.add_argument(
+        "--scope", choices=["layer", "global"], default="layer",
+        help="layer: each weight to the sparsity (default); global: one threshold over all",
+    )  # fmt: skip
+    parser.add_argument(
+        "--norm", choices=["l2", "l1"], default="l2", help="how blocks are scored (default l2)"
+    )
+    for kind, verb in (("include", "prune only"), ("exclude", "leave alone")):
+        parser.add_argument(
+            f"--{kind}", action="append", default=[], metavar="GLOB",
+            help=f"{verb} the weights whose name or node's name matches GLOB; repeatable",
+        )  # fmt: skip
+    parser.add_argument(
+        "--inputs", metavar="FILE.npz", help="sample inputs for the output error (default: random)"
+    )
+    parser.add_argument(
+        "--measure", action="store_true",
+        help="also compile both models with tvmopt for this host and time them side by side",
+    )  # fmt: skip
+    parser.set_defaults(handler=run)
+
+
+def run(args) -> int:
+    from ..pruning import prune
+
+    result = prune(
+        args.model, args.sparsity, block=args.block, nm=args.nm, scope=args.scope,
+        norm=args.norm, include=args.include, exclude=args.exclude, inputs=args.inputs,
+        measure=args.measure, output=args.output,
+    )  # fmt: skip
+    print(result.report.table())
+    print(f"wrote {args.output}")
+    return 0
