@@ -45,8 +45,7 @@ class Group:
     name: str
     size: int
     convs: list[onnx.NodeProto]  # whose output channels these are
-    depthwise: list[tuple[onnx.NodeProto, np.ndarray]] = field(default_factory=list)
-    nodes: list[onnx.NodeProto] = field(default_factory=list)
+    nodes: list[onnx.NodeProto] = field(default_factory=list)  # those and depthwise convs
 
 
 class Channels:
@@ -122,8 +121,8 @@ class Channels:
         if any(not self._tie(first, other) for other in carried[1:]):
             return self._freeze_all(layouts)
         rank = self.g.shape(node.output[0])
-        for index, name in enumerate(node.input):
-            if layouts[index] is None and not self._const_use(node, index, first, rank):
+        for index, layout in enumerate(layouts):
+            if layout is None and not self._const_use(node, index, first, rank):
                 return self._freeze_all(layouts)
         self._pass(node, first)
 
@@ -196,15 +195,16 @@ class Channels:
                 group = groups.setdefault(root, Group(root, conv.name, size, []))
                 group.convs.append(conv)
                 group.nodes.append(conv)
-        for use in self.uses:
-            for root in {self._root(s) for s in use.layout} & groups.keys():
-                groups[root].nodes.append(use.node)
+        for node in self.depthwise:  # its filters are the group's own
+            layout = next(use.layout for use in self.uses if use.node is node)
+            for root in {self._root(s) for s in layout} & groups.keys():
+                groups[root].nodes.append(node)
         return groups
 
     def prune(self, groups: dict[int, Group], fraction: float, criterion: str) -> list[tuple]:
         """Prune `groups` (some of self.groups()); (group, before, after) for each."""
         kept = {root: self._kept(group, fraction, criterion) for root, group in groups.items()}
-        for source, (conv, size) in enumerate(self.convs):
+        for source, (conv, _) in enumerate(self.convs):
             indices = kept.get(self._root(source))
             if indices is not None:
                 self.g.take(conv, 1, indices, axis=0)

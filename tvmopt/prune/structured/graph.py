@@ -73,7 +73,8 @@ class Graph:
 
     def finish(self) -> onnx.ModelProto:
         """The edited model: unread constants dropped, stale intermediate shapes forgotten."""
-        for node in [n for n in self.graph.node if self._dead_constant(n)]:
+        read = {name for node in self.graph.node for name in node.input} | self.outputs
+        for node in [n for n in self.graph.node if self._constant(n) and n.output[0] not in read]:
             self.graph.node.remove(node)
         read = {name for node in self.graph.node for name in node.input} | self.outputs
         kept = [init for init in self.graph.initializer if init.name in read]
@@ -82,19 +83,18 @@ class Graph:
         del self.graph.value_info[:]
         return self.model
 
-    def _dead_constant(self, node: onnx.NodeProto) -> bool:
-        constant = node.op_type == "Constant" or (
-            node.op_type == "Identity" and node.input[0] in self.initializers
-        )
-        read = any(n is not node and node.output[0] in n.input for n in self.graph.node)
-        return constant and not read and node.output[0] not in self.outputs
+    def _constant(self, node: onnx.NodeProto) -> bool:
+        shared = node.op_type == "Identity" and node.input[0] in self.initializers
+        return node.op_type == "Constant" or shared
 
 
 def _static_shape(info: onnx.ValueInfoProto) -> tuple | None:
     if not info.type.tensor_type.HasField("shape"):
         return None
     dims = info.type.tensor_type.shape.dim
-    return None if any(not d.HasField("dim_value") for d in dims) else tuple(d.dim_value for d in dims)
+    return (
+        None if any(not d.HasField("dim_value") for d in dims) else tuple(d.dim_value for d in dims)
+    )
 
 
 def attribute(node: onnx.NodeProto, name: str, default=None):

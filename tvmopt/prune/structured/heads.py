@@ -69,7 +69,9 @@ def width(block: Attention) -> int:
 def prune(g: Graph, block: Attention, fraction: float, criterion: str) -> tuple[int, int]:
     heads, head_dim = block.splits[0].heads, block.splits[0].head_dim
     w_o = g.const(block.output.input[1])
-    kept = importance.keep(importance.scores(criterion, [w_o.reshape(heads, head_dim, -1)]), fraction)
+    kept = importance.keep(
+        importance.scores(criterion, [w_o.reshape(heads, head_dim, -1)]), fraction
+    )
     rows = (kept[:, None] * head_dim + np.arange(head_dim)).reshape(-1)
     for split in block.splits:
         columns = np.concatenate([part * heads * head_dim + rows for part in range(split.parts)])
