@@ -4,7 +4,9 @@ ONNX Runtime runs, and units whose weights are already zero go without changing 
 
 from __future__ import annotations
 
+import io
 import math
+import warnings
 from functools import cache
 
 import numpy as np
@@ -192,6 +194,29 @@ def test_separate_q_k_v_projections_and_a_relu_ffn():
         expected = np.delete(weight(model, name), np.arange(HEAD_DIM), axis=1)
         np.testing.assert_array_equal(weight(pruned, name), expected)
     np.testing.assert_allclose(outputs(pruned), outputs(model), atol=2e-5)
+
+
+def test_dynamic_axes_shapes_built_at_run_time():
+    """Exported with dynamic batch and sequence, the Reshapes' shapes are Concats of run-time
+    sizes and constants; the merge's width comes from the input's shape at run time."""
+    torch.manual_seed(0)
+    module = BertEncoder(vocab=100, hidden=HIDDEN, layers=1, heads=HEADS, ffn=FFN, max_len=32)
+    with torch.no_grad():
+        _kill_neurons_and_heads(module)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module.eval(), (token_ids(),), buffer, input_names=["ids"],
+                          dynamo=False, opset_version=17,
+                          dynamic_axes={"ids": {0: "batch", 1: "sequence"}})  # fmt: skip
+    model = onnx.load_from_string(buffer.getvalue())
+    result = prune_structured(model, ffn=0.5, heads=0.5)
+    assert sorted(row["after"] for row in result.rows) == [HEADS // 2, FFN // 2]
+    pruned = checked(result)
+    for batch, seq in [(1, 16), (3, 7)]:
+        ids = np.random.default_rng(seq).integers(1, 100, (batch, seq))
+        expected, actual = (ort_outputs(m, {"ids": ids}) for m in (model, pruned))
+        np.testing.assert_allclose(*actual.values(), *expected.values(), atol=2e-5)
 
 
 @pytest.mark.parametrize("activation", ["Relu", "Gelu", "FastGelu"])

@@ -32,12 +32,57 @@ class Graph:
         self._shapes = None
 
     def shape(self, name: str) -> tuple | None:
-        """The static shape ONNX's shape inference gives `name`, None where it gives none."""
+        """The shape ONNX's shape inference gives `name` (None for a symbolic dim), None where it
+        gives none."""
         if self._shapes is None:
             inferred = onnx.shape_inference.infer_shapes(self.model).graph
             infos = [*inferred.value_info, *inferred.input, *inferred.output]
-            self._shapes = {info.name: _static_shape(info) for info in infos}
+            self._shapes = {info.name: _shape(info) for info in infos}
         return self._shapes.get(name)
+
+    def vector(self, name: str) -> list | None:
+        """The entries of a 1-D shape tensor: a constant, or a Concat of pieces as exporters
+        build shapes with dynamic axes (None for an entry computed at run time)."""
+        value = self.const(name)
+        if value is not None:
+            return [int(v) for v in value.reshape(-1)]
+        node = self.producer.get(name)
+        if node is None or node.op_type != "Concat":
+            return None
+        entries = []
+        for piece in node.input:
+            length = self._length(piece)
+            if length is None:
+                return None
+            entries += self.vector(piece) or [None] * length
+        return entries
+
+    def _length(self, piece: str) -> int | None:
+        entries = self.vector(piece)
+        return len(entries) if entries is not None else (self.shape(piece) or (None,))[0]
+
+    def set_entry(self, node: onnx.NodeProto, index: int, position: int, value: int) -> bool:
+        """Set entry `position` (negative: from the end) of the node's shape input to `value`:
+        in a constant, or in the pieces of its Concat, where a run-time piece of one entry becomes
+        the constant. False where it cannot."""
+        current = self.const(node.input[index])
+        if current is not None:
+            current = current.copy()
+            current[position] = value
+            self.set_input(node, index, current)
+            return True
+        concat = self.producer.get(node.input[index])
+        pieces = list(concat.input) if concat is not None and concat.op_type == "Concat" else []
+        for piece_index in reversed(range(len(pieces))):
+            length = self._length(pieces[piece_index]) or 0
+            if -position <= length:
+                if self.vector(pieces[piece_index]) is not None:
+                    return self.set_entry(concat, piece_index, position, value)
+                if length == 1:
+                    self.set_input(concat, piece_index, np.array([value], np.int64))
+                return length == 1
+            position += length
+        return False
 
     def const(self, name: str) -> np.ndarray | None:
         """The value of a constant tensor, None when it is computed or a graph input."""
@@ -72,29 +117,28 @@ class Graph:
         return users[0] if len(users) == 1 and tensor not in self.outputs else None
 
     def finish(self) -> onnx.ModelProto:
-        """The edited model: unread constants dropped, stale intermediate shapes forgotten."""
-        read = {name for node in self.graph.node for name in node.input} | self.outputs
-        for node in [n for n in self.graph.node if self._constant(n) and n.output[0] not in read]:
-            self.graph.node.remove(node)
-        read = {name for node in self.graph.node for name in node.input} | self.outputs
+        """The edited model: nodes and constants nothing reads any more (the replaced weights,
+        the run-time shape pieces a constant replaced) dropped, stale intermediate shapes
+        forgotten."""
+        while True:
+            read = {name for node in self.graph.node for name in node.input} | self.outputs
+            dead = [n for n in self.graph.node if not any(out in read for out in n.output)]
+            if not dead:
+                break
+            for node in dead:
+                self.graph.node.remove(node)
         kept = [init for init in self.graph.initializer if init.name in read]
         del self.graph.initializer[:]
         self.graph.initializer.extend(kept)
         del self.graph.value_info[:]
         return self.model
 
-    def _constant(self, node: onnx.NodeProto) -> bool:
-        shared = node.op_type == "Identity" and node.input[0] in self.initializers
-        return node.op_type == "Constant" or shared
 
-
-def _static_shape(info: onnx.ValueInfoProto) -> tuple | None:
+def _shape(info: onnx.ValueInfoProto) -> tuple | None:
     if not info.type.tensor_type.HasField("shape"):
         return None
     dims = info.type.tensor_type.shape.dim
-    return (
-        None if any(not d.HasField("dim_value") for d in dims) else tuple(d.dim_value for d in dims)
-    )
+    return tuple(d.dim_value if d.HasField("dim_value") else None for d in dims)
 
 
 def attribute(node: onnx.NodeProto, name: str, default=None):

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
+from ...errors import InputError
 from . import importance
 from .graph import Graph
 
@@ -85,10 +86,9 @@ def prune(g: Graph, block: Attention, fraction: float, criterion: str) -> tuple[
 
 
 def _rewrite_shape(g: Graph, reshape: onnx.NodeProto, axis: int, old: int, new: int) -> None:
-    shape = g.const(reshape.input[1]).copy()
-    if shape[axis] == old:
-        shape[axis] = new
-        g.set_input(reshape, 1, shape)
+    """Entries of -1 (inferred) stay; a run-time entry must be `old` for the graph to be valid."""
+    if g.vector(reshape.input[1])[axis] in (old, None) and not g.set_entry(reshape, 1, axis, new):
+        raise InputError(f"heads: cannot rewrite the shape that {reshape.name} reshapes to")
 
 
 def _const_index(g: Graph, node: onnx.NodeProto) -> int:
@@ -96,9 +96,9 @@ def _const_index(g: Graph, node: onnx.NodeProto) -> int:
 
 
 def _split(g: Graph, reshape: onnx.NodeProto) -> Split | None:
-    shape = g.const(reshape.input[1])
+    shape = g.vector(reshape.input[1])
     projection, bias = _projection(g, reshape.input[0])
-    if shape is None or projection is None or len(shape) < 3:
+    if shape is None or projection is None or len(shape) < 3 or None in shape[-2:]:
         return None
     width = g.const(projection.input[1]).shape[1]
     parts = 3 if len(shape) >= 4 and shape[-3] == 3 else 1
@@ -156,8 +156,8 @@ def _reads_as_index(node: onnx.NodeProto, tensor: str) -> bool:
 
 
 def _output_projection(g: Graph, merge: onnx.NodeProto, width: int) -> onnx.NodeProto | None:
-    shape, matmul = g.const(merge.input[1]), g.only_consumer(merge.output[0])
-    if shape is None or shape[-1] not in (width, -1) or matmul is None:
+    shape, matmul = g.vector(merge.input[1]), g.only_consumer(merge.output[0])
+    if shape is None or shape[-1] not in (width, -1, None) or matmul is None:
         return None
     weight = g.const(matmul.input[1]) if matmul.op_type == "MatMul" else None
     ok = weight is not None and weight.ndim == 2 and weight.shape[0] == width
