@@ -243,6 +243,26 @@ def test_ffn_activations(activation):
     np.testing.assert_allclose(outputs(pruned), outputs(model), atol=1e-5)
 
 
+@pytest.mark.parametrize("trans_b", [0, 1])
+def test_gemm_ffn(trans_b):
+    rng = np.random.default_rng(0)
+    w1, w2 = rng.standard_normal((8, 16), np.float32), rng.standard_normal((16, 4), np.float32)
+    w1[:, 3], w2[3], b1 = 0, 0, rng.standard_normal(16).astype(np.float32)
+    b1[3] = 0
+    weights = {"w1": w1.T.copy() if trans_b else w1, "w2": w2.T.copy() if trans_b else w2, "b1": b1}
+    nodes = [
+        helper.make_node("Gemm", ["x", "w1", "b1"], ["h"], name="fc1", transB=trans_b),
+        helper.make_node("Relu", ["h"], ["a"], name="act"),
+        helper.make_node("Gemm", ["a", "w2"], ["y"], name="fc2", transB=trans_b),
+    ]
+    io = [("x", TensorProto.FLOAT, [2, 8])], [("y", TensorProto.FLOAT, [2, 4])]
+    model = make_model(nodes, *io, weights)
+    pruned = checked(prune_structured(model, ffn=1 / 16))
+    expected = np.delete(weights["w1"], 3, axis=0 if trans_b else 1)
+    np.testing.assert_array_equal(weight(pruned, "fc1"), expected)
+    np.testing.assert_allclose(outputs(pruned), outputs(model), atol=1e-5)
+
+
 # ---- CNNs ----
 
 

@@ -1,4 +1,4 @@
-"""FFN neurons: MatMul(x, W1) [+ b1] -> element-wise activation -> MatMul(., W2).
+"""FFN neurons: MatMul(x, W1) [+ b1] -> element-wise activation -> MatMul(., W2) (or Gemms).
 
 The activation is any chain of element-wise ops whose other inputs are scalars or one value per
 neuron (Gelu, FastGelu, Relu, the Erf form of GELU that PyTorch exports, tanh GELU, SiLU), so
@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import onnx
 
 from . import importance
-from .graph import Graph
+from .graph import Graph, attribute
 
 ELEMENTWISE = {
     "Add", "BiasGelu", "Clip", "Div", "Elu", "Erf", "FastGelu", "Gelu", "HardSigmoid",
@@ -36,32 +37,55 @@ class Ffn:
 
 
 def find(g: Graph) -> list[Ffn]:
-    found = (_match(g, node) for node in g.nodes if node.op_type == "MatMul")
+    found = (_match(g, node) for node in g.nodes if node.op_type in ("MatMul", "Gemm"))
     return [ffn for ffn in found if ffn is not None]
 
 
-def width(g: Graph, ffn: Ffn) -> int:
-    return g.const(ffn.first.input[1]).shape[1]
-
-
 def prune(g: Graph, ffn: Ffn, fraction: float, criterion: str) -> tuple[int, int]:
+    first_axis, second_axis = _neuron_axis(ffn.first, 1), _neuron_axis(ffn.second, 0)
     w1, w2 = g.const(ffn.first.input[1]), g.const(ffn.second.input[1])
-    kept = importance.keep(importance.scores(criterion, [w1.T, w2]), fraction)
-    g.take(ffn.first, 1, kept, axis=1)
-    g.take(ffn.second, 1, kept, axis=0)
+    parts = [np.moveaxis(w1, first_axis, 0), np.moveaxis(w2, second_axis, 0)]
+    kept = importance.keep(importance.scores(criterion, parts), fraction)
+    g.take(ffn.first, 1, kept, axis=first_axis)
+    g.take(ffn.second, 1, kept, axis=second_axis)
     bias = [(ffn.bias, _const_index(g, ffn.bias))] if ffn.bias else []
     for node, index in ffn.per_neuron + bias:
         g.take(node, index, kept, axis=-1)
-    return w1.shape[1], len(kept)
+    return w1.shape[first_axis], len(kept)
+
+
+def _neuron_axis(node: onnx.NodeProto, matmul_axis: int) -> int:
+    """The weight axis that indexes the neurons: W1's columns and W2's rows, as a MatMul or a
+    Gemm without transB holds them; transB swaps them."""
+    return (
+        1 - matmul_axis if node.op_type == "Gemm" and attribute(node, "transB", 0) else matmul_axis
+    )
 
 
 def _match(g: Graph, first: onnx.NodeProto) -> Ffn | None:
     w1 = g.const(first.input[1])
     if w1 is None or w1.ndim != 2 or g.const(first.input[0]) is not None:
         return None
-    ffn = Ffn(first, _bias(g, first.output[0], w1.shape[1]), [])
+    if first.op_type == "Gemm" and attribute(first, "transA", 0):
+        return None
+    neurons = w1.shape[_neuron_axis(first, 1)]
+    ffn = Ffn(first, _bias(g, first.output[0], neurons), [])
+    if first.op_type == "Gemm" and not _gemm_bias(g, ffn, neurons):
+        return None
     start = ffn.bias.output[0] if ffn.bias else first.output[0]
-    return ffn if _trace_activation(g, ffn, start, w1.shape[1]) else None
+    return ffn if _trace_activation(g, ffn, start, neurons) else None
+
+
+def _gemm_bias(g: Graph, ffn: Ffn, neurons: int) -> bool:
+    """Gemm's own bias C: none, a scalar, or one value per neuron (sliced with them)."""
+    if len(ffn.first.input) < 3 or not ffn.first.input[2]:
+        return True
+    value = g.const(ffn.first.input[2])
+    if value is None or value.size not in (1, neurons) or value.shape[-1] not in (1, neurons):
+        return False
+    if value.size > 1:
+        ffn.per_neuron.append((ffn.first, 2))
+    return True
 
 
 def _bias(g: Graph, tensor: str, neurons: int) -> onnx.NodeProto | None:
@@ -99,10 +123,12 @@ def _trace_activation(g: Graph, ffn: Ffn, start: str, neurons: int) -> bool:
 
 
 def _is_second(g: Graph, node: onnx.NodeProto, tensor: str, neurons: int) -> bool:
-    if node.op_type != "MatMul" or node.input[0] != tensor:
+    if node.op_type not in ("MatMul", "Gemm") or node.input[0] != tensor:
+        return False
+    if node.op_type == "Gemm" and attribute(node, "transA", 0):
         return False
     w2 = g.const(node.input[1])
-    return w2 is not None and w2.ndim == 2 and w2.shape[0] == neurons
+    return w2 is not None and w2.ndim == 2 and w2.shape[_neuron_axis(node, 0)] == neurons
 
 
 def _inputs_fit(g: Graph, ffn: Ffn, region: set, neurons: int) -> bool:
