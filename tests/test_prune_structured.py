@@ -17,7 +17,7 @@ from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
 import tvmopt
-from tvmopt.benchmark.models import to_onnx_bytes
+from tvmopt.benchmark.models import SUITE, to_onnx_bytes
 from tvmopt.benchmark.nets.bert import BertEncoder
 from tvmopt.benchmark.nets.resnet import Block
 from tvmopt.errors import InputError
@@ -315,6 +315,16 @@ def test_zero_channels_are_the_ones_removed_and_the_output_holds():
         expected = np.delete(weight(model, name), DEAD_CHANNELS, axis=1)
         np.testing.assert_array_equal(weight(pruned, name), expected)
     np.testing.assert_allclose(outputs(pruned), outputs(model), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+def test_full_size_resnets(name):
+    module, inputs = SUITE[name].build()
+    model = onnx.load_from_string(to_onnx_bytes(module, inputs))
+    result = prune_structured(model, channels=0.5)
+    pruned = checked(result)
+    assert all(row["after"] == row["before"] // 2 for row in result.rows)
+    assert outputs(pruned).shape == outputs(model).shape
 
 
 def test_depthwise_convs_follow_their_input_channels():
