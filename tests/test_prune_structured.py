@@ -60,8 +60,9 @@ class SplitAttention(nn.Module):
         def split(t):
             return t.reshape(1, SEQ, HEADS, HEAD_DIM).transpose(1, 2)
 
-        q, k, v = split(self.q(x)), split(self.k(x)), split(self.v(x))
-        scores = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(HEAD_DIM), dim=-1)
+        q = split(self.q(x) / math.sqrt(HEAD_DIM))  # scaled before the split, as in BART
+        k, v = split(self.k(x)), split(self.v(x))
+        scores = torch.softmax(q @ k.transpose(-1, -2), dim=-1)
         x = x + self.out((scores @ v).transpose(1, 2).reshape(1, SEQ, HIDDEN))
         return x + self.ffn(x)
 

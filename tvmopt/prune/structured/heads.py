@@ -112,10 +112,12 @@ def _split(g: Graph, reshape: onnx.NodeProto) -> Split | None:
 
 def _projection(g: Graph, tensor: str):
     """(MatMul, Add or None) producing `tensor` from a constant 2-D weight and bias, read only by
-    the Reshape."""
+    the Reshape; a scaling by a scalar on the way (q * head_dim ** -0.5) is passed."""
     node = g.producer.get(tensor)
     if node is None or g.only_consumer(tensor) is None:
         return None, None
+    if node.op_type in ("Mul", "Div") and g.is_scalar_const(node.input[1]):
+        return _projection(g, node.input[0])
     bias = None
     if node.op_type == "Add":
         matmul = next((g.producer.get(n) for n in node.input if g.const(n) is None), None)
