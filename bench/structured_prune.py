@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from fractions import Fraction
 
 import numpy as np
 import onnx
@@ -63,7 +64,7 @@ def ort_session(model: onnx.ModelProto):
 
 
 def fractions(text: str) -> tuple[float, float]:
-    ffn, heads = (float(eval(part, {})) for part in text.split(","))  # "0.5,1/3"
+    ffn, heads = (float(Fraction(part)) for part in text.split(","))  # "0.5,1/3"
     return ffn, heads
 
 
