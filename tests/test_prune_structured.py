@@ -363,6 +363,21 @@ def test_concat_offsets_channels():
     np.testing.assert_allclose(outputs(pruned), outputs(model), atol=1e-5)
 
 
+def test_matmul_on_maps_is_not_a_dense_layer():
+    """MatMul contracts the maps' width, not their channels, even when the sizes agree: the
+    conv's channels must stay."""
+    rng = np.random.default_rng(0)
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+        helper.make_node("MatMul", ["c", "m"], ["y"], name="matmul"),
+    ]
+    weights = {"w": rng.standard_normal((4, 3, 1, 1), np.float32),
+               "m": rng.standard_normal((4, 5), np.float32)}  # fmt: skip
+    io = [("x", TensorProto.FLOAT, [1, 3, 4, 4])], [("y", TensorProto.FLOAT, [1, 4, 4, 5])]
+    with pytest.raises(InputError, match="channels: found no prunable conv channels"):
+        prune_structured(make_model(nodes, *io, weights), channels=0.5)
+
+
 # ---- options and bad inputs ----
 
 

@@ -89,7 +89,8 @@ class Channels:
     def _conv(self, node: onnx.NodeProto, layout) -> None:
         weight = self.g.const(node.input[1])
         group = attribute(node, "group", 1)
-        if weight is None:
+        bias = node.input[2] if len(node.input) > 2 else ""
+        if weight is None or (bias and self.g.const(bias) is None):
             return self._freeze(layout)
         if group == 1:
             if layout and self._channels(layout) == weight.shape[1]:
@@ -151,8 +152,10 @@ class Channels:
         return result[1] == source[1] and all(d == 1 for d in source[2:])
 
     def _dense(self, node: onnx.NodeProto, layout) -> bool:
-        weight = self.g.const(node.input[1])
+        weight, rank = self.g.const(node.input[1]), self.g.shape(node.input[0])
         if not layout or weight is None or weight.ndim != 2 or attribute(node, "transA", 0):
+            return False
+        if rank is None or len(rank) != 2:  # a MatMul on maps would contract their width
             return False
         axis = 1 if node.op_type == "Gemm" and attribute(node, "transB", 0) else 0
         if weight.shape[axis] != self._channels(layout):
