@@ -114,7 +114,7 @@ def _projection(g: Graph, tensor: str):
     """(MatMul, Add or None) producing `tensor` from a constant 2-D weight and bias, read only by
     the Reshape; a scaling by a scalar on the way (q * head_dim ** -0.5) is passed."""
     node = g.producer.get(tensor)
-    if node is None or g.only_consumer(tensor) is None:
+    if node is None or not _read_once(g, tensor):
         return None, None
     if node.op_type in ("Mul", "Div") and g.is_scalar_const(node.input[1]):
         return _projection(g, node.input[0])
@@ -122,7 +122,7 @@ def _projection(g: Graph, tensor: str):
     if node.op_type == "Add":
         matmul = next((g.producer.get(n) for n in node.input if g.const(n) is None), None)
         bias, node = node, matmul
-        if node is None or g.only_consumer(node.output[0]) is None:
+        if node is None or not _read_once(g, node.output[0]):
             return None, None
     weight = g.const(node.input[1]) if node.op_type == "MatMul" else None
     if weight is None or weight.ndim != 2:
@@ -132,6 +132,12 @@ def _projection(g: Graph, tensor: str):
     return node, bias
 
 
+def _read_once(g: Graph, tensor: str) -> bool:
+    """One node reads `tensor`, not counting Shape ops (their run-time sizes follow pruning)."""
+    readers = [node for node in g.consumers[tensor] if node.op_type != "Shape"]
+    return len(readers) == 1 and tensor not in g.outputs
+
+
 def _trace(g: Graph, split: Split):
     """(merge Reshape, output MatMul, region nodes) reached from the split through head-wise ops,
     or None when some path leaves attention another way."""
@@ -139,6 +145,8 @@ def _trace(g: Graph, split: Split):
     while pending:
         tensor = pending.pop()
         for node in g.consumers[tensor] if tensor not in g.outputs else [None]:
+            if node is not None and node.op_type == "Shape":
+                continue  # run-time sizes follow the pruned tensor by themselves
             if node is not None and node.op_type == "Reshape" and node.input[0] == tensor:
                 merges.add(node.name)
                 merge = node
