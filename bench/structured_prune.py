@@ -19,6 +19,7 @@ AVX-512 + VNNI), shared with other jobs, 6 layers, seq 128, 25 rounds of 5 calls
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from fractions import Fraction
@@ -51,13 +52,11 @@ def median_seconds(runs: dict, rounds: int, calls: int = 5) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def ort_session(model: onnx.ModelProto):
+def ort_session(model: onnx.ModelProto, threads: int):
     import onnxruntime as ort
 
-    from tvmopt.threads import physical_cores
-
     options = ort.SessionOptions()
-    options.intra_op_num_threads = physical_cores()  # as tvmopt runs (threads.py)
+    options.intra_op_num_threads = threads
     return ort.InferenceSession(
         model.SerializeToString(), options, providers=["CPUExecutionProvider"]
     )
@@ -75,10 +74,14 @@ def main() -> None:
     parser.add_argument("--prune", type=fractions, nargs="+", default=[(0.5, 1 / 3), (0.5, 0.5)],
                         metavar="FFN,HEADS", help="fractions to prune, e.g. 0.5,1/3")  # fmt: skip
     parser.add_argument("--rounds", type=int, default=25)
+    parser.add_argument("--threads", type=int, default=0, help="0: one per physical core")
     args = parser.parse_args()
+    if args.threads:  # read by TVM's thread pool when it starts (tvmopt/threads.py keeps it)
+        os.environ["TVM_NUM_THREADS"] = str(args.threads)
 
     import tvmopt
     from tvmopt.prune.structured import prune_structured
+    from tvmopt.threads import physical_cores
 
     dense = export(args.layers, args.seq)
     models = {"dense": dense}
@@ -89,7 +92,8 @@ def main() -> None:
     feeds = {"input": np.random.default_rng(0).integers(1, 30522, (1, args.seq))}
     runs = {}
     for name, model in models.items():
-        compiled, session = tvmopt.compile(model), ort_session(model)
+        compiled = tvmopt.compile(model)
+        session = ort_session(model, args.threads or physical_cores())
         actual = next(iter(compiled.run(feeds).values()))
         error = np.abs(actual - session.run(None, feeds)[0]).max()
         print(f"{name}: target {compiled.metadata.target}, max abs error vs ORT {error:.2e}")

@@ -63,10 +63,6 @@ def find(g: Graph) -> list[Attention]:
     return [block for block in blocks.values() if _complete(g, block)]
 
 
-def width(block: Attention) -> int:
-    return block.splits[0].heads
-
-
 def prune(g: Graph, block: Attention, fraction: float, criterion: str) -> tuple[int, int]:
     heads, head_dim = block.splits[0].heads, block.splits[0].head_dim
     w_o = g.const(block.output.input[1])
