@@ -153,6 +153,21 @@ def test_ffn_and_heads_shrink_by_the_fraction_and_still_run():
     assert "total" in result.describe() and "/layers.1/ffn/ffn.0/MatMul" in result.describe()
 
 
+def test_the_model_given_is_left_as_it_was():
+    model = bert()
+    before = model.SerializeToString()
+    prune_structured(model, ffn=0.5, heads=0.5)
+    assert model.SerializeToString() == before
+
+
+def test_describe_has_a_row_per_group_and_totals_per_kind():
+    table = prune_structured(bert(), ffn=0.5, heads=0.25).describe().splitlines()
+    assert table[0].split() == ["group", "kind", "before", "after"]
+    assert len(table) == 1 + 4 + 2
+    assert table[-2].split() == ["total", "ffn", str(2 * FFN), str(FFN)]
+    assert table[-1].split() == ["total", "heads", str(2 * HEADS), str(2 * (HEADS - 1))]
+
+
 def test_fraction_zero_changes_nothing():
     model = bert()
     result = prune_structured(model, ffn=0.0, heads=0.0)
