@@ -396,6 +396,30 @@ def test_concat_offsets_channels():
     np.testing.assert_allclose(outputs(pruned), outputs(model), atol=1e-5)
 
 
+def test_pad_resize_and_slice_pass_channels_through():
+    """An FPN-style path: conv -> Pad -> Resize (scales) -> Slice of the maps -> conv."""
+    rng = np.random.default_rng(0)
+    nodes = [
+        helper.make_node("Conv", ["x", "wa"], ["a"], name="a"),
+        helper.make_node("Pad", ["a", "pads"], ["p"], name="pad"),
+        helper.make_node("Resize", ["p", "", "scales"], ["r"], name="resize", mode="nearest"),
+        helper.make_node("Slice", ["r", "starts", "ends", "axes"], ["s"], name="slice"),
+        helper.make_node("Conv", ["s", "wb"], ["y"], name="b"),
+    ]
+    weights = {"wa": rng.standard_normal((6, 3, 1, 1), np.float32),
+               "wb": rng.standard_normal((2, 6, 1, 1), np.float32),
+               "pads": np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64),
+               "scales": np.array([1, 1, 2, 2], np.float32),
+               "starts": np.array([1], np.int64), "ends": np.array([9], np.int64),
+               "axes": np.array([2], np.int64)}  # fmt: skip
+    weights["wa"][[2, 4, 5]] = 0
+    io = [("x", TensorProto.FLOAT, [1, 3, 4, 4])], [("y", TensorProto.FLOAT, [1, 2, 8, 12])]
+    model = make_model(nodes, *io, weights)
+    pruned = checked(prune_structured(model, channels=0.5))
+    np.testing.assert_array_equal(weight(pruned, "b"), np.delete(weights["wb"], [2, 4, 5], axis=1))
+    np.testing.assert_allclose(outputs(pruned), outputs(model), atol=1e-5)
+
+
 def test_matmul_on_maps_is_not_a_dense_layer():
     """MatMul contracts the maps' width, not their channels, even when the sizes agree: the
     conv's channels must stay."""

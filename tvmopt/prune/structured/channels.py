@@ -2,12 +2,12 @@
 found on the ONNX graph.
 
 A conv's output channels flow through BatchNormalization, per-channel constants, element-wise
-activations and pooling; through depthwise convs (whose channels go with them); into Concat at an
-offset; into the next conv's input channels, or a Gemm/MatMul's input features after a Flatten of
-1x1 maps. Convs whose outputs meet in an element-wise op (a residual Add) must keep the same
-channels: they form one group. A channel is scored by the norm of its filters, summed over the
-group's convs (depthwise ones included). Anything else that reads the channels (a graph output, a
-Reshape, a grouped conv) freezes the groups it reads.
+activations, pooling and Pad/Resize/Slice of the maps; through depthwise convs (whose channels go
+with them); into Concat at an offset; into the next conv's input channels, or a Gemm/MatMul's input
+features after a Flatten of 1x1 maps. Convs whose outputs meet in an element-wise op (a residual
+Add) must keep the same channels: they form one group. A channel is scored by the norm of its
+filters, summed over the group's convs (depthwise ones included). Anything else that reads the
+channels (a graph output, a Reshape, a grouped conv) freezes the groups it reads.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ PASS_THROUGH = {
 }  # fmt: skip
 ELEMENTWISE = {"Add", "Sub", "Mul", "Div", "Max", "Min", "Sum", "PRelu"}
 FLATTENS = {"Flatten", "Squeeze", "Reshape"}
+SPATIAL = {"Pad", "Resize", "Slice", "Upsample"}  # when they leave the channel axis alone
 
 
 @dataclass
@@ -80,6 +81,8 @@ class Channels:
         elif node.op_type == "Concat" and all(layouts) and self._channel_axis(node):
             self.layout[node.output[0]] = sum(layouts, ())
         elif node.op_type in FLATTENS and self._flattens_channels(node):
+            self._pass(node, layouts[0])
+        elif node.op_type in SPATIAL and not any(layouts[1:]) and self._spatial_only(node):
             self._pass(node, layouts[0])
         elif node.op_type in ("Gemm", "MatMul") and self._dense(node, layouts[0]):
             self._freeze_all(layouts[1:])
@@ -143,6 +146,13 @@ class Channels:
         rank = self.g.shape(node.output[0])
         axis = attribute(node, "axis")
         return rank is not None and axis is not None and axis % len(rank) == 1
+
+    def _spatial_only(self, node: onnx.NodeProto) -> bool:
+        """The channel axis comes out as it went in (a Resize to fixed sizes names the count)."""
+        source, result = self.g.shape(node.input[0]), self.g.shape(node.output[0])
+        sizes = node.op_type == "Resize" and len(node.input) > 3 and node.input[3]
+        known = source is not None and result is not None and len(source) == len(result) > 2
+        return known and not sizes and source[1] is not None and result[1] == source[1]
 
     def _flattens_channels(self, node: onnx.NodeProto) -> bool:
         """(N, C, 1, 1) -> (N, C): channels become features in the same order."""
