@@ -235,6 +235,16 @@ def test_separate_q_k_v_projections_and_a_relu_ffn():
     assert_same_at_two_sizes(model, pruned, "x", hidden_states)
 
 
+def test_three_tokens_are_not_a_fused_qkv_axis():
+    """(1, 3, heads, head_dim) splits one projection: the 3 is the sequence, not Q, K, V."""
+    torch.manual_seed(0)
+    module = SplitAttention().eval()
+    model = onnx.load_from_string(to_onnx_bytes(module, (torch.randn(1, 3, HIDDEN),)))
+    result = prune_structured(model, heads=0.5)
+    assert [row["after"] for row in result.rows] == [HEADS // 2]
+    assert weight(checked(result), "/q/MatMul").shape == (HIDDEN, HIDDEN // 2)
+
+
 def test_dynamic_axes_shapes_built_at_run_time():
     """Exported with dynamic batch and sequence, the Reshapes' shapes are Concats of run-time
     sizes and constants; the merge's width comes from the input's shape at run time."""

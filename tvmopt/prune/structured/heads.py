@@ -96,14 +96,22 @@ def _split(g: Graph, reshape: onnx.NodeProto) -> Split | None:
     projection, bias = _projection(g, reshape.input[0])
     if shape is None or projection is None or len(shape) < 3 or None in shape[-2:]:
         return None
-    width = g.const(projection.input[1]).shape[1]
-    parts = 3 if len(shape) >= 4 and shape[-3] == 3 else 1
-    heads, head_dim = int(shape[-2]), int(shape[-1])
-    heads = width // (parts * head_dim) if heads == -1 and head_dim > 0 else heads
-    head_dim = width // (parts * heads) if head_dim == -1 and heads > 0 else head_dim
-    if heads < 2 or head_dim < 1 or parts * heads * head_dim != width:
-        return None
-    return Split(reshape, projection, bias, parts, heads, head_dim)
+    layout = _layout(shape, g.const(projection.input[1]).shape[1])
+    return Split(reshape, projection, bias, *layout) if layout else None
+
+
+def _layout(shape: list, width: int) -> tuple[int, int, int] | None:
+    """(parts, heads, head_dim) that split `width` as `shape` ends: (..., 3, heads, head_dim)
+    for a fused QKV projection, (..., heads, head_dim) for one of Q, K, V; a -1 is inferred."""
+    for parts in (3, 1):
+        if parts == 3 and (len(shape) < 4 or shape[-3] != 3):
+            continue
+        heads, head_dim = shape[-2], shape[-1]
+        heads = width // (parts * head_dim) if heads == -1 and head_dim > 0 else heads
+        head_dim = width // (parts * heads) if head_dim == -1 and heads > 0 else head_dim
+        if heads >= 2 and head_dim >= 1 and parts * heads * head_dim == width:
+            return parts, heads, head_dim
+    return None
 
 
 def _projection(g: Graph, tensor: str):
