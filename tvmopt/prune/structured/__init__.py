@@ -1,0 +1,7 @@
+"""Structured pruning of ONNX models: whole FFN neurons, attention heads and conv channels go,
+so every tensor they touch shrinks and the model runs faster on any target."""
+
+from .api import prune_structured
+from .result import StructuredResult
+
+__all__ = ["StructuredResult", "prune_structured"]

@@ -1,0 +1,36 @@
+"""Which units (neurons, heads, channels) to keep: score each by the norm of its weights, drop the
+lowest-scoring fraction."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ...errors import InputError
+
+CRITERIA = ("l1", "l2")
+
+
+def check_criterion(criterion: str) -> None:
+    if criterion not in CRITERIA:
+        raise InputError(f"criterion must be one of {', '.join(CRITERIA)}, got {criterion!r}")
+
+
+def scores(criterion: str, parts) -> np.ndarray:
+    """One score per unit: the norm over every part's row for that unit (a part is an array whose
+    first axis is the unit)."""
+    rows = [np.asarray(part, dtype=np.float64).reshape(len(part), -1) for part in parts]
+    flat = np.concatenate(rows, axis=1)
+    if criterion == "l1":
+        return np.abs(flat).sum(axis=1)
+    return np.sqrt((flat * flat).sum(axis=1))
+
+
+def keep(unit_scores: np.ndarray, fraction: float) -> np.ndarray:
+    """Sorted indices of the units to keep: all but the `fraction` with the lowest scores (ties
+    go by index), and never fewer than one."""
+    count = len(unit_scores)
+    dropped = min(math.floor(count * fraction + 1e-9), count - 1)
+    order = np.argsort(unit_scores, kind="stable")
+    return np.sort(order[dropped:])
