@@ -3,7 +3,7 @@ of the heads), compiled by tvmopt for the host and run by ONNX Runtime.
 
 The encoder is tvmopt.benchmark.nets.bert's BertEncoder (hidden 384, 12 heads, FFN 1536, 6 layers by
 default), exported with static shapes (batch 1, `--seq` tokens), pruned by
-tvmopt.prune.structured.prune_structured(ffn=0.5, heads=1/3): FFN 1536 -> 768 and 12 -> 8 heads per
+tvmopt.pruning.structured.prune_structured(ffn=0.5, heads=1/3): FFN 1536 -> 768 and 12 -> 8 heads per
 layer (and heads=0.5: 6 heads). Every model runs in both engines, all timed in one process,
 interleaved, medians of repeated rounds: compare the ratios, not the times. The weights are random:
 this measures speed, not accuracy (a pruned model is fine-tuned before use).
@@ -105,7 +105,7 @@ def main() -> None:
         os.environ["TVM_NUM_THREADS"] = str(args.threads)
 
     import tvmopt
-    from tvmopt.prune.structured import prune_structured
+    from tvmopt.pruning.structured import prune_structured
     from tvmopt.threads import physical_cores
 
     dense = export(args.layers, args.seq)

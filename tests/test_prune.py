@@ -321,6 +321,10 @@ def source(tmp_path):
         (["MODEL={w}/corrupt.onnx"], "is not an ONNX model"),
         (["OUT={w}/no/such/dir/out.onnx"], "output directory does not exist"),
         (["OUT={w}"], "it is a directory"),
+        (["--ffn", "1"], "expected a fraction in [0, 1)"),
+        (["--heads", "0.5", "--sparsity", "0.5"], "--sparsity apply to magnitude pruning"),
+        (["--heads", "0.5"], "no attention"),
+        (["--channels", "0.5", "OUT={w}/no/such/dir/out.onnx"], "output directory does not"),
     ],
 )
 def test_cli_bad_input_is_one_line_exit_2_and_no_file(capfd, tmp_path, source, args, fragment):

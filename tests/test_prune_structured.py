@@ -1,4 +1,4 @@
-"""Structured pruning (tvmopt.prune.structured): FFN neurons, attention heads and conv channel
+"""Structured pruning (tvmopt.pruning.structured): FFN neurons, attention heads and conv channel
 groups are removed, the tensors shrink by the requested fraction, the model stays valid ONNX that
 ONNX Runtime runs, and units whose weights are already zero go without changing the output."""
 
@@ -21,7 +21,7 @@ from tvmopt.benchmark.models import SUITE, to_onnx_bytes
 from tvmopt.benchmark.nets.bert import BertEncoder
 from tvmopt.benchmark.nets.resnet import Block
 from tvmopt.errors import InputError
-from tvmopt.prune.structured import prune_structured
+from tvmopt.pruning.structured import prune_structured
 
 from .helpers import assert_matches_ort, inverted_residual_cnn, make_model, ort_outputs
 
@@ -498,3 +498,18 @@ def test_tvmopt_compiles_a_pruned_encoder_like_onnxruntime():
 def test_tvmopt_compiles_a_pruned_resnet_like_onnxruntime():
     pruned = prune_structured(tiny_resnet(bottleneck=True), channels=0.5).model
     assert_matches_ort(pruned, tvmopt.compile(pruned))
+
+
+def test_cli_structured_writes_the_smaller_model(tmp_path, capfd):
+    from tvmopt.cli import main
+
+    source, output = tmp_path / "bert.onnx", tmp_path / "small.onnx"
+    onnx.save(bert(), source)
+    assert main(["prune", str(source), "-o", str(output), "--ffn", "0.5", "--heads", "0.25"]) == 0
+    assert f"wrote {output}" in capfd.readouterr().out
+    expected = prune_structured(bert(), ffn=0.5, heads=0.25).model
+    pruned = onnx.load(output)
+    assert pruned.graph.initializer == expected.graph.initializer
+    assert sum(numpy_helper.to_array(t).size for t in pruned.graph.initializer) < sum(
+        numpy_helper.to_array(t).size for t in bert().graph.initializer
+    )

@@ -1,6 +1,8 @@
 """tvmopt prune MODEL.onnx -o OUT.onnx [--sparsity S] [--block RxC | --nm N:M]
 [--scope layer|global] [--norm l2|l1] [--include GLOB...] [--exclude GLOB...]
-[--inputs FILE.npz] [--measure]"""
+[--inputs FILE.npz] [--measure]
+tvmopt prune MODEL.onnx -o OUT.onnx [--ffn F] [--heads F] [--channels F]  (structured: tensors
+shrink; docs/pruning-structured.md)"""
 
 from __future__ import annotations
 
@@ -74,10 +76,29 @@ def register(subparsers) -> None:
         "--measure", action="store_true",
         help="also compile both models with tvmopt for this host and time them side by side",
     )  # fmt: skip
+    for kind, what in STRUCTURED.items():
+        parser.add_argument(
+            f"--{kind}", type=fraction, metavar="F",
+            help=f"structured: remove this fraction of {what} (smallest --norm first)",
+        )  # fmt: skip
     parser.set_defaults(handler=run)
 
 
+STRUCTURED = {"ffn": "FFN neurons", "heads": "attention heads per layer",
+              "channels": "conv output channels per dependency group"}  # fmt: skip
+MAGNITUDE_ONLY = ("sparsity", "block", "nm", "include", "inputs", "measure")
+
+
+def fraction(text: str) -> float:
+    try:
+        return sparsity(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}") from None
+
+
 def run(args) -> int:
+    if any(getattr(args, kind) is not None for kind in STRUCTURED):
+        return run_structured(args)
     from ..pruning import prune
 
     result = prune(
@@ -86,5 +107,28 @@ def run(args) -> int:
         measure=args.measure, output=args.output,
     )  # fmt: skip
     print(result.report.table())
+    print(f"wrote {args.output}")
+    return 0
+
+
+def run_structured(args) -> int:
+    """--ffn/--heads/--channels: whole neurons, heads and channels removed (no zeros left)."""
+    import onnx
+
+    from ..artifact import atomic_output, check_writable
+    from ..frontend.onnx import load_model
+    from ..pruning.structured import prune_structured
+
+    given = [f"--{name}" for name in MAGNITUDE_ONLY if getattr(args, name) not in (None, [], False)]
+    if given:
+        raise OptionError(f"{', '.join(given)} apply to magnitude pruning, not to "
+                          "--ffn/--heads/--channels (structured pruning)")  # fmt: skip
+    check_writable(args.output)
+    fractions = {kind: getattr(args, kind) or 0.0 for kind in STRUCTURED}
+    result = prune_structured(load_model(args.model), **fractions, criterion=args.norm,
+                              exclude=args.exclude)  # fmt: skip
+    with atomic_output(args.output) as tmp:
+        onnx.save(result.model, tmp)
+    print(result.describe())
     print(f"wrote {args.output}")
     return 0
