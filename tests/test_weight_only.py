@@ -59,12 +59,12 @@ def kernel_rules(compiled) -> set:
 def test_panel_packing_round_trips(bits, lanes):
     levels = np.random.default_rng(0).integers(0, 1 << bits, (48, 100)).astype(np.uint8)
     packed = pack_levels(levels, bits, lanes)
-    assert packed.dtype == np.uint8 and packed.shape[2] == 4 * lanes * bits // 8
+    assert packed.dtype == np.uint32 and packed.shape[2] == lanes
     np.testing.assert_array_equal(unpack_levels(packed, bits, lanes, 100), levels)
 
 
-def test_int4_panels_hold_two_columns_per_byte_low_nibble_first():
-    levels = np.zeros((1, 64), np.uint8)
+def test_int4_panels_hold_eight_columns_per_word_first_vector_lowest():
+    levels = np.zeros((1, 128), np.uint8)
     levels[0, 3], levels[0, 16 + 3] = 5, 9  # vector 0 and vector 1, lane 3
     packed = pack_levels(levels, 4, 16)
     assert packed[0, 0, 3] == 5 | 9 << 4

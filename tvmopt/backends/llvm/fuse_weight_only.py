@@ -4,7 +4,7 @@
         -> reshape(call_tir(weight_only_matmul, (reshape(x, [M, K]), packed, scales, zeros)),
                    [..., N])        (cut to N columns first where they do not fill whole panels)
 
-The levels are packed at compile time, two int4 per byte, in panels of the target's vectors
+The levels are packed at compile time, eight int4 per 32-bit word, in panels of the target's vectors
 (cpu.py's lanes): the library holds the small weight, and nothing float32 of it is ever made.
 Where the weight came from does not matter: our weight-only quantization
 (passes/quantize/quantize_weights.py) or an imported MatMulNBits or blocked DequantizeLinear.
@@ -49,7 +49,7 @@ class _FuseWeightOnly(PyExprMutator):
     def _fused(self, x, x_shape, shape, blocks):
         depth, columns = blocks.levels.shape
         rows = int(np.prod(x_shape[:-1]))
-        width = padded_width(columns, self.lanes)
+        width = padded_width(columns, self.lanes, blocks.bits)
         flat = self.builder_.emit(relax.op.reshape(x, (rows, depth)))
         kernel = partial(weight_only_matmul, bits=blocks.bits, lanes=self.lanes)
         out = self.builder_.emit(self.builder_.call_te(

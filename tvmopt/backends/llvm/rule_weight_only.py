@@ -1,17 +1,18 @@
 """The weight-only matmul (kernel_weight_only.py): dequantized as it is multiplied.
 
-Each task owns one panel of P = VECTORS x L output columns (L: the target's float32 lanes,
-cpu.py) for one row of x. Per group of the reduction, the panel's partial sums are VECTORS
-vectors that stay in registers over the group's rows: each step broadcasts x[m, k], loads the
-panel's packed bytes for row k, unpacks each vector with a shift and a mask, converts and adds
-one FMA. At the group's end the sums take the group's zero point and scale into the output
-panel. The packed weight is read once per row of x, as a decoding step has: the kernel is a
-matrix-vector product, memory-bound, and the weights' bytes are what it saves.
+Each task owns one panel of P = V x L output columns (L: the target's float32 lanes, cpu.py;
+V = 8 for int4, 4 for int8) for one row of x. Per group of the reduction, the panel's partial
+sums are V vectors that stay in registers over the group's rows: each step broadcasts x[m, k],
+loads the panel's vector of packed words for row k, unpacks each vector with a shift and a
+mask, converts and adds one FMA. At the group's end the sums take the group's zero point and
+scale into the output panel. The packed weight is read once per row of x, as a decoding step
+has: the kernel is a matrix-vector product, memory-bound, and the weights' bytes are what it
+saves.
 """
 
 from __future__ import annotations
 
-from .kernel_weight_only import MATMUL, PARTIAL, VECTORS, XSUM
+from .kernel_weight_only import MATMUL, PARTIAL, XSUM
 from .schedule_util import (
     CPURule,
     block_named,
@@ -32,12 +33,13 @@ class WeightOnlyMatmul(CPURule):
         lanes = vector_lanes(target)
         inline_prologue(sch, _first(sch, (partial, xsum)))  # a reshape of x FuseOps put ahead
         epilogue = inline_epilogue(sch, matmul)
+        vectors = _panel_vectors(sch, partial, lanes)
         row, column, group = sch.get_loops(matmul)
-        panel, vector, lane = sch.split(column, [None, VECTORS, lanes])
+        panel, vector, lane = sch.split(column, [None, vectors, lanes])
         sch.reorder(panel, row, group, vector, lane)
         sch.parallel(sch.fuse(panel, row))  # before the reductions are split from their inits
         sch.compute_at(partial, group)
-        _vectorize_partial(sch, partial, lanes)
+        _vectorize_partial(sch, partial, vectors, lanes)
         _vector_tile(sch, sch.decompose_reduction(_vector_tile(sch, matmul), group))
         _parallel_rows(sch, xsum)
         if epilogue is not None:
@@ -52,11 +54,18 @@ def _first(sch, blocks):
                                               if b.same_as(sch.get(block))))  # fmt: skip
 
 
-def _vectorize_partial(sch, partial, lanes: int) -> None:
+def _panel_vectors(sch, partial, lanes: int) -> int:
+    """Vectors per panel: the partial sums' columns over the packed words' [panels, K, L]."""
+    packed = next(r.source for r in sch.get(partial).reads if len(r.source.shape) == 3)
+    columns = int(sch.get(partial).iter_vars[2].dom.extent)
+    return columns // (int(packed.shape[0]) * lanes)
+
+
+def _vectorize_partial(sch, partial, vectors: int, lanes: int) -> None:
     """The partial sums' loops under the group: steps over k outside, the panel's vectors inside
     (unrolled) and their lanes (vectorized); zeroed once per group."""
     *_, columns, step = sch.get_loops(partial)
-    vector, lane = sch.split(columns, [VECTORS, lanes])
+    vector, lane = sch.split(columns, [vectors, lanes])
     sch.reorder(step, vector, lane)
     _vector_tile(sch, sch.decompose_reduction(_vector_tile(sch, partial), step))
 
