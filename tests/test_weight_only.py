@@ -116,6 +116,17 @@ def test_weight_only_matches_numpy_of_the_same_levels(  # noqa: PLR0913
     assert np.abs(expected - feeds["x"] @ weight - bias).max() > 0  # the levels are not float32's
 
 
+def test_symbolic_rows_run_on_the_fused_kernel():
+    model = matmul_model((1, "sequence", 128), 96)
+    compiled = tvmopt.compile(model, quantize="int4-weights", dims={"sequence": (1, 64)})
+    assert "WeightOnlyMatmul" in kernel_rules(compiled)
+    weight = numpy_helper.to_array(model.graph.initializer[0])
+    dequantized = quantize_blocks(weight, 4, 32, symmetric=False).dequantized()
+    for rows in (1, 5, 64):
+        feeds = inputs((1, rows, 128), seed=rows)
+        assert_close(compiled.run(feeds)["y"], feeds["x"].astype(np.float64) @ dequantized)
+
+
 def test_artifact_holds_the_small_weights(tmp_path):
     model = matmul_model((1, 768), 1024)
     sizes = {}

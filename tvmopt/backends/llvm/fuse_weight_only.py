@@ -8,20 +8,21 @@ The levels are packed at compile time, eight int4 per 32-bit word, in panels of 
 (cpu.py's lanes): the library holds the small weight, and nothing float32 of it is ever made.
 Where the weight came from does not matter: our weight-only quantization
 (passes/quantize/quantize_weights.py) or an imported MatMulNBits or blocked DequantizeLinear.
-Runs in -O3's CPU passes, before pack_matmul_weights; x's leading dims fold into M, which must
-be static.
+Runs in -O3's CPU passes, before pack_matmul_weights; x's leading dims fold into M, which may
+be symbolic (a sequence length).
 """
 
 from __future__ import annotations
 
+import functools
+import operator
 from functools import partial
 
-import numpy as np
 from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
 from ..._tvm import tvm
-from ...passes.consts import const, dtype, static_shape
+from ...passes.consts import const, dtype
 from ...passes.quantize.weight_blocks import blocks_of
 from ...passes.spans import spanned
 from .kernel_weight_only import pack_levels, pad_columns, padded_width, weight_only_matmul
@@ -41,14 +42,14 @@ class _FuseWeightOnly(PyExprMutator):
         if isinstance(weight, relax.Var):
             weight = self.lookup_binding(weight)
         blocks = blocks_of(self.mod, weight)
-        x_shape, shape = static_shape(call.args[0]), static_shape(call)
-        if blocks is None or x_shape is None or shape is None:
+        x_shape = _dims(call.args[0])
+        if blocks is None or x_shape is None:
             return call
-        return spanned(self._fused(call.args[0], x_shape, shape, blocks), call.span)
+        return spanned(self._fused(call.args[0], x_shape, blocks), call.span)
 
-    def _fused(self, x, x_shape, shape, blocks):
+    def _fused(self, x, x_shape, blocks):
         depth, columns = blocks.levels.shape
-        rows = int(np.prod(x_shape[:-1]))
+        rows = functools.reduce(operator.mul, x_shape[:-1], 1)
         width = padded_width(columns, self.lanes, blocks.bits)
         flat = self.builder_.emit(relax.op.reshape(x, (rows, depth)))
         kernel = partial(weight_only_matmul, bits=blocks.bits, lanes=self.lanes)
@@ -59,7 +60,13 @@ class _FuseWeightOnly(PyExprMutator):
         ))  # fmt: skip
         if width != columns:
             out = self.builder_.emit(relax.op.strided_slice(out, [1], [0], [columns]))
-        return relax.op.reshape(out, shape)
+        return relax.op.reshape(out, [*x_shape[:-1], columns])
+
+
+def _dims(expr) -> list | None:
+    """The dims of `expr`'s shape (ints or symbolic), or None where its rank is unknown."""
+    shape = getattr(expr.ty, "shape", None)
+    return list(shape.values) if shape is not None and hasattr(shape, "values") else None
 
 
 def FuseWeightOnly(lanes: int = 16):  # noqa: N802 - named like TVM passes
