@@ -108,6 +108,8 @@ def test_weight_only_matches_numpy_of_the_same_levels(  # noqa: PLR0913
     compiled = tvmopt.compile(model, target=target, quantize=scheme, group_size=size)
     assert compiled.metadata.quantization == scheme
     assert "WeightOnlyMatmul" in kernel_rules(compiled)
+    kernels = compiled.metadata.extra["kernels"].values()
+    assert any("proj" in k["nodes"] for k in kernels)  # the ONNX node, for run --profile
     weight, bias = (numpy_helper.to_array(t) for t in model.graph.initializer)
     feeds = inputs(shape)
     dequantized = quantize_blocks(weight, bits, group, symmetric).dequantized()

@@ -45,19 +45,20 @@ class _FuseWeightOnly(PyExprMutator):
         x_shape = _dims(call.args[0])
         if blocks is None or x_shape is None:
             return call
-        return spanned(self._fused(call.args[0], x_shape, blocks), call.span)
+        return spanned(self._fused(call.args[0], x_shape, blocks, call.span), call.span)
 
-    def _fused(self, x, x_shape, blocks):
+    def _fused(self, x, x_shape, blocks, span):
         depth, columns = blocks.levels.shape
         rows = functools.reduce(operator.mul, x_shape[:-1], 1)
         width = padded_width(columns, self.lanes, blocks.bits)
         flat = self.builder_.emit(relax.op.reshape(x, (rows, depth)))
         kernel = partial(weight_only_matmul, bits=blocks.bits, lanes=self.lanes)
-        out = self.builder_.emit(self.builder_.call_te(
+        fused = self.builder_.call_te(
             kernel, flat, const(pack_levels(blocks.levels, blocks.bits, self.lanes)),
             const(pad_columns(blocks.scales, width)), const(pad_columns(blocks.zeros, width)),
             primfunc_name_hint=f"weight_only_int{blocks.bits}_matmul",
-        ))  # fmt: skip
+        )  # fmt: skip
+        out = self.builder_.emit(spanned(fused, span))  # the ONNX node, for run --profile
         if width != columns:
             out = self.builder_.emit(relax.op.strided_slice(out, [1], [0], [columns]))
         return relax.op.reshape(out, [*x_shape[:-1], columns])

@@ -18,7 +18,7 @@ from tvm.relax.expr_functor import PyExprMutator, mutator
 from ..._tvm import tvm
 from ...errors import OptionError
 from ..consts import dtype, is_constant, value
-from ..spans import node_names
+from ..spans import node_names, spanned
 from ..uses import bindings, op_name, relax_functions
 from .weight_blocks import GROUP_SIZES, check_group, emit_blocks, quantize_blocks
 
@@ -73,7 +73,7 @@ class _QuantizeWeights(PyExprMutator):
         blocks = quantize_blocks(weight, self.config.bits, self.config.group,
                                  self.config.is_symmetric)  # fmt: skip
         dequantized = self.builder_.emit(emit_blocks(self.builder_, blocks))
-        return tvm.relax.op.matmul(call.args[0], dequantized)
+        return spanned(tvm.relax.op.matmul(call.args[0], dequantized), call.span)
 
 
 def _check_groups(mod, group: int) -> None:
