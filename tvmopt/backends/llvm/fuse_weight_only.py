@@ -23,7 +23,7 @@ from tvm.relax.expr_functor import PyExprMutator, mutator
 
 from ..._tvm import tvm
 from ...passes.consts import const, dtype
-from ...passes.quantize.weight_blocks import blocks_of
+from ...passes.quantize.weight_blocks import BLOCK_ATTR, blocks_of
 from ...passes.spans import spanned
 from .kernel_weight_only import pack_levels, pad_columns, padded_width, weight_only_matmul
 
@@ -64,6 +64,14 @@ class _FuseWeightOnly(PyExprMutator):
         return relax.op.reshape(out, [*x_shape[:-1], columns])
 
 
+def _dequantizes(func) -> bool:
+    return (
+        isinstance(func, tvm.tirx.PrimFunc)
+        and func.attrs is not None
+        and (BLOCK_ATTR in func.attrs)
+    )
+
+
 def _dims(expr) -> list | None:
     """The dims of `expr`'s shape (ints or symbolic), or None where its rank is unknown."""
     shape = getattr(expr.ty, "shape", None)
@@ -75,6 +83,8 @@ def FuseWeightOnly(lanes: int = 16):  # noqa: N802 - named like TVM passes
 
     @tvm.transform.module_pass(opt_level=0, name="tvmopt.FuseWeightOnly")
     def fuse(mod, ctx):
+        if not any(_dequantizes(func) for func in mod.functions.values()):
+            return mod  # most models: not walked at all
         fuser = _FuseWeightOnly(mod, lanes)
         for gvar, func in mod.functions.items():
             if isinstance(func, relax.Function):
