@@ -24,6 +24,8 @@ from .frontend.relax_signature import output_specs
 from .model import CompiledModel
 from .passes import DEFAULT_OPT_LEVEL, OPT_LEVELS
 from .passes.instruments import instrumented
+from .passes.quantize.quantize_weights import SCHEMES as WEIGHT_SCHEMES
+from .passes.quantize.quantize_weights import weight_only_config
 from .passes.quantize.spec import QuantizeConfig
 from .quantization import quantize_for
 from .version import __version__
@@ -49,6 +51,7 @@ def compile(  # noqa: A001 - the verb users expect
     precision: str = "fp32",
     winograd: bool = True,
     cuda_graph: bool = False,
+    group_size: int | None = None,
 ) -> CompiledModel:
     """Compile a model for `target`.
 
@@ -74,10 +77,13 @@ def compile(  # noqa: A001 - the verb users expect
         Write the IR after every pass into this directory.
     print_pass_times : bool
         Print how long each pass took.
-    quantize : {"int8", "vta"}, optional
+    quantize : {"int8", "vta", "int4-weights", "int8-weights"}, optional
         Post-training int8 quantization of conv2d and matmul layers (needs `calib`; -O3 only).
         "vta" is VTA's recipe (power-of-two scales, shift requantization) on any target; the
-        vta target uses it for "int8" too.
+        vta target uses it for "int8" too. "int4-weights" and "int8-weights" (CPU targets,
+        -O3, no `calib`) quantize only the constant weights of matmuls, in groups of
+        `group_size` rows along K, and dequantize them inside the kernel: for decoding,
+        whose matrix-vector products are memory-bound.
     calib : str, os.PathLike or iterable of dict, optional
         Calibration data: an .npz file (one sample), a directory of .npz files, or an iterable of
         input dicts. Streamed: memory does not grow with its size.
@@ -105,6 +111,9 @@ def compile(  # noqa: A001 - the verb users expect
     cuda_graph : bool
         CUDA: the first run captures the model's kernels into a CUDA graph, and later runs
         replay it with one launch instead of one per kernel (backends/cuda/graph.py).
+    group_size : {32, 64, 128}, optional
+        Weight-only quantization: rows of K per scale (and zero point). Default 32 for
+        int4-weights, 128 for int8-weights; one that does not divide a weight's K is refused.
 
     Returns
     -------
@@ -128,6 +137,7 @@ def compile(  # noqa: A001 - the verb users expect
             quantize_config,
             log,
             dims,
+            group_size,
         )
         executable = _build(prepared, database)
     compiled = CompiledModel(executable, prepared.metadata, backend=backend)  # after _build
@@ -156,7 +166,7 @@ class Prepared:
 def prepare(  # noqa: PLR0913 - compile's arguments, less the output options
     model, target=None, input_shapes=None, example_inputs=None, opt_level=DEFAULT_OPT_LEVEL,
     quantize=None, calib=None, calib_method="minmax", skip=(), max_accuracy_drop=None,
-    quantize_config=None, log=None, dims=None,
+    quantize_config=None, log=None, dims=None, group_size=None,
 ) -> Prepared:  # fmt: skip
     """Import `model` for `target` (a Backend, or anything `backends.resolve` takes) and
     quantize it when asked (compile's arguments)."""
@@ -165,6 +175,7 @@ def prepare(  # noqa: PLR0913 - compile's arguments, less the output options
     config = _quantize_config(quantize, calib, opt_level, quantize_config,
                               calib_method=calib_method, skip=skip,
                               max_accuracy_drop=max_accuracy_drop)  # fmt: skip
+    config = weight_only_options(quantize, group_size, backend, opt_level) or config
     recipe = backend.recipe(quantize)  # before the import: a refused recipe costs nothing
     onnx_model = onnx_frontend.prepare(_to_onnx(model, example_inputs), input_shapes)
     inputs, _ = onnx_frontend.signature(onnx_model)
@@ -189,11 +200,25 @@ def prepare(  # noqa: PLR0913 - compile's arguments, less the output options
                     quantized.report)  # fmt: skip
 
 
+def weight_only_options(quantize, group_size, backend, opt_level):
+    """The WeightOnlyConfig of a weight-only `quantize`, else None (group_size refused)."""
+    if quantize not in WEIGHT_SCHEMES:
+        if group_size is not None:
+            raise OptionError("group_size is for quantize='int4-weights' or 'int8-weights'")
+        return None
+    if not backend.weight_only:
+        raise OptionError(f"quantize={quantize!r} runs on CPU targets (llvm), not {backend.name}")
+    if opt_level != 3:
+        raise OptionError(f"weight-only quantization runs at opt_level 3, got {opt_level}")
+    return weight_only_config(quantize, group_size)
+
+
 def _quantize_config(quantize, calib, opt_level, config, **explicit):
-    if quantize is None:
+    if quantize is None or quantize in WEIGHT_SCHEMES:
         return None
     if quantize not in ("int8", "vta"):
-        raise OptionError(f"quantize must be 'int8', 'vta' (or None), got {quantize!r}")
+        raise OptionError(f"quantize must be 'int8', 'vta', 'int4-weights', 'int8-weights' "
+                          f"(or None), got {quantize!r}")  # fmt: skip
     if calib is None:
         raise OptionError("quantize='int8' needs calibration data (calib=...)")
     if opt_level != 3:

@@ -104,7 +104,19 @@ def quantize_vta(mod, model_proto, specs, backend, config, calib, log=None):
     return Quantized(quantize_for_vta(mod, samples, backend.target), vta.GRAPH, "vta")
 
 
-RECIPES = {"int8": quantize, "vta": quantize_vta}
+def quantize_weights_only(mod, model_proto, specs, backend, config, calib=None, log=None):
+    """Weight-only quantization (passes/quantize/quantize_weights.py, a WeightOnlyConfig):
+    every float32 matmul's constant weight in blocks, on folded weights; no calibration."""
+    from .passes.quantize.quantize_weights import quantize_weights
+
+    mod = _float32_graph_passes(mod, backend.target)
+    _log(log, f"int{config.bits} weights in groups of {config.group}")
+    mode = f"int{config.bits}-weights"
+    return Quantized(quantize_weights(mod, config), backend.graph_after_quantize(), mode)
+
+
+RECIPES = {"int8": quantize, "vta": quantize_vta, "int4-weights": quantize_weights_only,
+           "int8-weights": quantize_weights_only}  # fmt: skip
 
 
 def _float32_graph_passes(mod, target):

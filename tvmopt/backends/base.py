@@ -89,6 +89,8 @@ class Backend:
             raise OptionError("cuda_graph is for CUDA targets (a CPU has no kernel launches to "
                               "save)")  # fmt: skip
 
+    weight_only = False  # runs weight-only quantized matmuls (quantize='int4-weights')
+
     # --- quantization --------------------------------------------------------------------------
     def recipe(self, quantize: str | None) -> str | None:
         """The quantization recipe (tvmopt/quantization.py) for the user's `quantize`."""

@@ -1,7 +1,8 @@
 """tvmopt compile MODEL.onnx -o OUT.so [--target T [--arch SM] [--precision fp16] [--cuda-graph]]
 [--input-shape NAME=DIMS] [--dim NAME=LO..HI] [-O N]
 [--db DIR] [--emit-header FILE.h]
-[--quantize int8 --calib DATA [--calib-method M] [--skip NODE...]]"""
+[--quantize int8 --calib DATA [--calib-method M] [--skip NODE...]]
+[--quantize int4-weights|int8-weights [--group-size 32|64|128]]"""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from .arguments import (
     add_target,
     add_winograd,
 )
-from .quantize_args import add_calibration, quantize_options
+from .quantize_args import add_calibration, add_group_size, quantize_options
 
 
 def register(subparsers) -> None:
@@ -49,10 +50,12 @@ def register(subparsers) -> None:
     )
     parser.add_argument(
         "--quantize",
-        choices=["int8", "vta"],
+        choices=["int8", "vta", "int4-weights", "int8-weights"],
         help="post-training quantization; vta: VTA's power-of-two recipe (what --target vta "
-        "runs), on any target",
+        "runs), on any target; int4-weights, int8-weights: matmul weights only, in groups along "
+        "K, dequantized inside the kernel (CPU targets, no calibration)",
     )
+    add_group_size(parser)
     add_calibration(parser)
     parser.set_defaults(handler=run)
 
@@ -80,6 +83,7 @@ def run(args) -> int:
         db=args.db,
         winograd=args.winograd,
         cuda_graph=args.cuda_graph,
+        group_size=args.group_size,
         **quantization,
     )
     header = header_for(compiled.metadata, args.emit_header) if args.emit_header else None

@@ -25,6 +25,12 @@ def add_calibration(parser: argparse.ArgumentParser) -> None:
                              "whose fast int8 step needs them, else 8)")  # fmt: skip
 
 
+def add_group_size(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--group-size", type=int, choices=(32, 64, 128),
+                        help="weight-only quantization: rows of K per scale (default 32 for "
+                             "int4-weights, 128 for int8-weights)")  # fmt: skip
+
+
 def _share(text: str) -> float:
     try:
         share = float(text)
@@ -37,8 +43,11 @@ def _share(text: str) -> float:
 
 def quantize_options(args) -> dict:
     """compile() keyword arguments for the parsed quantization options."""
+    from ..passes.quantize.quantize_weights import SCHEMES
     from ..passes.quantize.spec import QuantizeConfig
 
+    if getattr(args, "quantize", None) in SCHEMES:  # no calibration
+        return {"quantize": args.quantize}
     config = QuantizeConfig(
         method=args.calib_method,
         symmetric_activations=args.symmetric_activations,

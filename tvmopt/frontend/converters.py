@@ -52,6 +52,7 @@ from . import (
     converters_resize,
     converters_sequences,
     converters_symbolic,
+    converters_weight_blocks,
 )
 
 
@@ -112,6 +113,7 @@ OURS = {
     **converters_ml.OPS,
     **converters_batch_norm.OPS,
     **converters_symbolic.OPS,
+    **converters_weight_blocks.OPS,
 }
 
 

@@ -22,6 +22,7 @@ from google.protobuf.message import DecodeError
 from onnx import checker, inliner, shape_inference, version_converter
 
 from ..errors import CompileError, ModelLoadError, ShapeError, first_line, last_line
+from .blocked_dequantize import blocked_dequantize_as_nbits
 from .converters import our_converters
 from .expand_functions import expand_functions
 from .expand_quantized_ops import expand_quantized_ops
@@ -141,6 +142,7 @@ def prepare(model: onnx.ModelProto, input_shapes: Mapping | None = None) -> onnx
 
 
 def _expand_and_fold(model: onnx.ModelProto) -> onnx.ModelProto:
+    model = blocked_dequantize_as_nbits(model)  # before folding turns the weights to float32
     model = expand_functions(model)
     model = expand_quantized_ops(model)
     model = fold_empty_reductions(model)

@@ -12,6 +12,7 @@ from ..errors import UnsupportedOpError
 _BUILTIN_OPS = frozenset({"Constant", "If"})
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 _ML_DOMAIN = "ai.onnx.ml"  # admitted op by op: those converters_ml.py converts
+_MS_DOMAIN = "com.microsoft"  # ONNX Runtime's: MatMulNBits only (converters_weight_blocks.py)
 
 
 def supported_ops() -> frozenset[str]:
@@ -31,6 +32,8 @@ def ml_ops() -> frozenset[str]:
 def _is_supported(node: onnx.NodeProto, supported: frozenset[str]) -> bool:
     if node.domain == _ML_DOMAIN:
         return node.op_type in ml_ops()
+    if node.domain == _MS_DOMAIN:
+        return node.op_type == "MatMulNBits"
     return node.domain in _DEFAULT_DOMAINS and node.op_type in supported
 
 

@@ -53,6 +53,7 @@ class LLVMBackend(Backend):
     # this CPU; or an x86-64 level, one library for a fleet (v2: SSE4.2, v3: AVX2, v4: AVX-512)
     aliases = ("llvm", "cpu", "host", *FLEET_LEVELS)
     example = EXAMPLE
+    weight_only = True  # fuse_weight_only.py, rule_weight_only.py
 
     def __init__(self, target, options=None):
         super().__init__(target, options)

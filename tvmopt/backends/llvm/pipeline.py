@@ -21,6 +21,7 @@ from ..kernel_record import KernelRecord
 from .concat_in_chunks import CONCAT_IN_CHUNKS
 from .conv1x1_as_matmul import Conv1x1AsMatmul
 from .conv_channels_last import ConvChannelsLast
+from .fuse_weight_only import FuseWeightOnly
 from .pack_matmul_weights import PackMatmulWeights
 from .rules import deinterleave_pass, schedule_pass
 
@@ -38,6 +39,7 @@ def after_quantize(winograd: bool, lanes: int, row_block: int = 1, accumulators:
         # float convs NHWC, positions in whole register tiles
         ("conv_channels_last", lambda: ConvChannelsLast(winograd, lanes, accumulators)),
         ("conv1x1_as_matmul", lambda: Conv1x1AsMatmul),  # 7x7 / 14x14 maps: vectors over channels
+        ("fuse_weight_only", lambda: FuseWeightOnly(lanes)),  # blocked weights: packed, fused
         ("pack_matmul_weights", lambda: PackMatmulWeights(lanes, row_block)),  # W -> panels
         ("simplify_2", lambda: Simplify),  # with one row, the panels' permute is a reshape
         ("fuse_epilogue", FuseEpilogue),  # conv/matmul + bias + activation + residual -> 1 kernel

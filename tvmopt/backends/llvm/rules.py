@@ -18,12 +18,14 @@ from .rule_int8_gemm import Int8Gemm
 from .rule_matmul import Matmul
 from .rule_pool import Pool2dNHWC
 from .rule_reduce_outer import ReduceOuterAxes
+from .rule_weight_only import WeightOnlyMatmul
 from .rule_winograd import Conv2dWinograd
 
 
 def default_rules() -> list:
     return [
         Int8Gemm(),  # int8 layers: quantize, VNNI GEMM, dequantize
+        WeightOnlyMatmul(),  # int4/int8 weights in blocks, dequantized in the FMA loop
         Int8Depthwise(),  # int8 depthwise layers: taps vectorized over 16 channels
         Conv2dNHWC(),  # float convs channels last: the same panel GEMM in float32
         GroupConv2dNHWC(),  # grouped convs channels last: the GEMM, each panel over its group
