@@ -20,7 +20,7 @@ torch = pytest.importorskip("torch")
 
 from tvmopt.benchmark.nets import gpt2  # noqa: E402
 
-CONFIG = gpt2.TINY  # 2 layers, hidden 64, 4 heads, vocab 256, 128 positions
+CONFIG = gpt2.TINY  # 2 layers, hidden 64, 4 heads, vocab 250, 128 positions
 MAX_SEQ, MAX_PAST = 16, CONFIG.max_positions - 1  # the last position a past of 127 + 1 reaches
 PROMPT = [7, 3, 99, 42, 5]
 PAST_NAMES = gpt2.input_names(CONFIG)[1:]
@@ -126,7 +126,7 @@ def test_one_candidate_is_greedy(compiled):
          "model was compiled for a past of up to 127 (prompt + new tokens <= 129)"),
         ([1] * 17, 1, "the prompt has 17 tokens; the model was compiled for 1..16 tokens a pass"),
         ([], 1, "the prompt is empty"),
-        ([1, 256], 1, "prompt token id 256 is outside the vocabulary 0..255"),
+        ([1, 250], 1, "prompt token id 250 is outside the vocabulary 0..249"),
         ([1], 0, "max_new_tokens must be >= 1, got 0"),
     ],
 )  # fmt: skip

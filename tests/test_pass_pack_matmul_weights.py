@@ -95,3 +95,26 @@ def test_dense_layer_matches_onnxruntime():
         },
     )  # fmt: skip
     assert_matches_ort(model, tvmopt.compile(model))
+
+
+def test_symbolic_rows_pack_only_widths_of_partial_panels():
+    """A decoder's rows (batch x seq) are symbolic: its LM head (50257 columns, not whole
+    panels) is packed, as the rule would copy the padded weight at every run; whole-panel
+    widths are left alone, to keep their fused epilogue."""
+    n = tvm.tirx.Var("n", "int64")
+    partial = RNG.standard_normal((8, PANEL + 7)).astype(np.float32)
+
+    def body(bb, x):
+        whole = bb.emit(relax.op.matmul(x, const(W)))
+        return relax.Tuple([whole, relax.op.matmul(x, const(partial))])
+
+    packed = PackMatmulWeights(module({"x": f32(1, n, 8)}, body))
+    calls = [b.value for b in packed["main"].body.blocks[0].bindings
+             if isinstance(b.value, relax.Call)]  # fmt: skip
+    weights = [c.args[1].value.numpy().shape for c in calls if c.op.name == "relax.matmul"]
+    assert weights == [(8, 2 * PANEL), (2, 8, PANEL)]  # W as it was; the partial one in panels
+    for rows in (1, 5):
+        x = RNG.standard_normal((1, rows, 8)).astype(np.float32)
+        executable = tvm.compile(packed, "llvm")
+        got = relax.VirtualMachine(executable, tvm.cpu())["main"](tvm.runtime.tensor(x))
+        np.testing.assert_allclose(got[1].numpy(), x @ partial, rtol=1e-5, atol=1e-5)

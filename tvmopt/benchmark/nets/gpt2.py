@@ -34,7 +34,8 @@ class GPT2Config:
 
 
 GPT2_SMALL = GPT2Config()
-TINY = GPT2Config(vocab=256, hidden=64, layers=2, heads=4, max_positions=128)
+# vocab 250, not whole panels of 32 columns: the LM head takes the symbolic packing path
+TINY = GPT2Config(vocab=250, hidden=64, layers=2, heads=4, max_positions=128)
 
 
 class CausalSelfAttention(nn.Module):
