@@ -34,7 +34,7 @@ class GPT2Config:
 
 
 GPT2_SMALL = GPT2Config()
-# vocab 250, not whole panels of 32 columns: the LM head takes the symbolic packing path
+# vocab 250, not whole panels of 32 columns: the packed LM head is cut back, as GPT-2's 50257
 TINY = GPT2Config(vocab=250, hidden=64, layers=2, heads=4, max_positions=128)
 
 
