@@ -37,10 +37,15 @@ def compiled(decoder):
 
 
 @pytest.fixture(scope="module")
-def library(compiled, tmp_path_factory):
-    path = tmp_path_factory.mktemp("decoder") / "decoder.so"
-    compiled.export(path)
-    return path
+def library(decoder, tmp_path_factory):
+    """The library as the command line compiles it, the past's range from 0."""
+    folder = tmp_path_factory.mktemp("decoder")
+    onnx.save(decoder, folder / "decoder.onnx")
+    library = folder / "decoder.so"
+    dims = ["--dim", f"seq=1..{MAX_SEQ}", "--dim", f"past=0..{MAX_PAST}"]
+    status = tvmopt.cli.main(["compile", str(folder / "decoder.onnx"), "-o", str(library), *dims])
+    assert status == 0 and tvmopt.load(library).metadata.dims["past"] == [0, MAX_PAST]
+    return library
 
 
 def feeds(seq: int, past: int, seed: int = 0) -> dict:
