@@ -133,12 +133,19 @@ def test_one_candidate_is_greedy(compiled):
         ([], 1, "the prompt is empty"),
         ([1, 250], 1, "prompt token id 250 is outside the vocabulary 0..249"),
         ([1], 0, "max_new_tokens must be >= 1, got 0"),
+        ([[1, 2], [3, 4]], 1, "generate takes one prompt (batch 1), got ids of shape (2, 2)"),
+        ([1.5, 2], 1, "prompt token ids must be integers, got float64"),
     ],
 )  # fmt: skip
 def test_generation_past_the_limits_is_refused(compiled, prompt, new, fragment):
     with pytest.raises(tvmopt.InputError) as err:
         compiled.generate(prompt, new)
     assert fragment in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_prompt_may_be_input_ids_of_batch_one(compiled):
+    ids = np.array([PROMPT], np.int64)
+    assert compiled.generate(ids, 4).tokens == compiled.generate(PROMPT, 4).tokens
 
 
 def test_the_largest_generation_that_fits_runs(compiled):

@@ -35,7 +35,7 @@ class DecoderLayout:
 
     def check_request(self, prompt_ids, max_new_tokens: int) -> np.ndarray:
         """The prompt as a (1, P) array, once the generation fits the compiled limits."""
-        prompt = np.asarray(prompt_ids, dtype=self.ids_dtype).reshape(1, -1)
+        prompt = _one_prompt(prompt_ids).astype(self.ids_dtype).reshape(1, -1)
         length = prompt.shape[1]
         if length == 0:
             raise InputError("the prompt is empty: give at least one token id")
@@ -63,6 +63,16 @@ class DecoderLayout:
         if outside.size:
             raise InputError(f"prompt token id {int(outside[0])} is outside the vocabulary "
                              f"0..{self.vocab - 1 if self.vocab else ''}")  # fmt: skip
+
+
+def _one_prompt(prompt_ids) -> np.ndarray:
+    """Token ids of one prompt (batch 1): a list, or a (1, P) array as input_ids are."""
+    prompt = np.asarray(prompt_ids)
+    if prompt.size and prompt.dtype.kind not in "iu":
+        raise InputError(f"prompt token ids must be integers, got {prompt.dtype.name}")
+    if prompt.ndim > 2 or (prompt.ndim == 2 and prompt.shape[0] != 1):
+        raise InputError(f"generate takes one prompt (batch 1), got ids of shape {prompt.shape}")
+    return prompt
 
 
 def decoder_layout(model) -> DecoderLayout:
