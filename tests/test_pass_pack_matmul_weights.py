@@ -95,3 +95,29 @@ def test_dense_layer_matches_onnxruntime():
         },
     )  # fmt: skip
     assert_matches_ort(model, tvmopt.compile(model))
+
+
+def test_symbolic_rows_are_packed_too():
+    """A decoder's rows (batch x seq) are symbolic: its weights are packed all the same (a
+    width of partial panels, as GPT-2's LM head of 50257 columns, cut back), and one panel is
+    left alone."""
+    n = tvm.tirx.Var("n", "int64")
+    partial = RNG.standard_normal((8, PANEL + 7)).astype(np.float32)
+    narrow = RNG.standard_normal((8, PANEL)).astype(np.float32)
+
+    def body(bb, x):
+        whole = bb.emit(relax.op.matmul(x, const(W)))
+        one = bb.emit(relax.op.matmul(x, const(narrow)))
+        return relax.Tuple([whole, relax.op.matmul(x, const(partial)), one])
+
+    packed = PackMatmulWeights(module({"x": f32(1, n, 8)}, body))
+    calls = [b.value for b in packed["main"].body.blocks[0].bindings
+             if isinstance(b.value, relax.Call)]  # fmt: skip
+    weights = [c.args[1].value.numpy().shape for c in calls if c.op.name == "relax.matmul"]
+    assert weights == [(2, 8, PANEL), (8, PANEL), (2, 8, PANEL)]
+    executable = tvm.compile(packed, "llvm")
+    for rows in (1, 5):
+        x = RNG.standard_normal((1, rows, 8)).astype(np.float32)
+        got = relax.VirtualMachine(executable, tvm.cpu())["main"](tvm.runtime.tensor(x))
+        for out, weight in zip(got, (W, partial, narrow), strict=True):
+            np.testing.assert_allclose(out.numpy(), x @ weight, rtol=1e-5, atol=1e-5)

@@ -3,8 +3,10 @@
 A model exported with dynamic axes names its variable dims (`input_ids: int64[batch,sequence]`).
 tvmopt compiles them symbolically: one library serves every size in each dim's declared range
 (`--dim sequence=1..512`, `dims={"sequence": (1, 512)}`); a dim given no range takes any size
-from 1 up. The ranges go into the library's metadata, and `check_sizes` holds every run to them
-before the VM sees its inputs.
+from 1 up. A declared range may start at 0, for a dim that may be empty: a decoder's KV cache
+has no past on the prompt pass (`--dim past=0..1023`), and one library then serves the prompt
+pass and every decode step. The ranges go into the library's metadata, and `check_sizes` holds
+every run to them before the VM sees its inputs.
 """
 
 from __future__ import annotations
@@ -18,14 +20,15 @@ from .frontend.signature import TensorSpec
 
 @dataclass(frozen=True)
 class DimRange:
-    """The sizes `lo` to `hi` (inclusive) one symbolic dim may take; `hi` None: no limit."""
+    """The sizes `lo` to `hi` (inclusive) one symbolic dim may take; `hi` None: no limit.
+    `lo` 0 admits an empty dim (a KV cache's past); only a declared range starts there."""
 
     lo: int = 1
     hi: int | None = None
 
     def __post_init__(self):
-        if self.lo < 1 or (self.hi is not None and self.hi < self.lo):
-            raise OptionError(f"a dim's range must be 1 <= lo <= hi, got {self.describe()}")
+        if self.lo < 0 or (self.hi is not None and self.hi < self.lo):
+            raise OptionError(f"a dim's range must be 0 <= lo <= hi, got {self.describe()}")
 
     def holds(self, size: int) -> bool:
         return self.lo <= size and (self.hi is None or size <= self.hi)

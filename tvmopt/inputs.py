@@ -24,6 +24,20 @@ def check_inputs(specs: Sequence[TensorSpec], inputs, dims: Mapping | None = Non
     return [_check_one(spec, inputs[spec.name], dims or {}, bound) for spec in specs]
 
 
+def check_tensors(specs: Sequence[TensorSpec], tensors: Sequence, dims: Mapping) -> None:
+    """What check_inputs checks, for tvm tensors in signature order (CompiledModel.run_tensors):
+    their count, dtypes and sizes, without reading them into numpy."""
+    if len(tensors) != len(specs):
+        raise InputError(f"expected {len(specs)} inputs, got {len(tensors)}")
+    bound = {}
+    for spec, tensor in zip(specs, tensors, strict=True):
+        if str(tensor.dtype) != spec.dtype:
+            raise InputError(
+                f"input '{spec.name}' must have dtype {spec.dtype}, got {tensor.dtype}"
+            )
+        check_sizes(spec, tuple(tensor.shape), dims, bound)
+
+
 def _raise_unknown_or_missing(specs: Sequence[TensorSpec], inputs: Mapping) -> None:
     names = {spec.name for spec in specs}
     unknown = [name for name in inputs if name not in names]

@@ -14,10 +14,10 @@ from .backends.cpu_features import check_runs_here
 from .backends.kernel_record import KERNELS_RECORD
 from .dims import DimRange
 from .frontend.signature import TensorSpec
-from .inputs import check_inputs, random_inputs
+from .inputs import check_inputs, check_tensors, random_inputs
 from .profile import Profile, isa_peak, profile_vm
 from .timing import Latency, time_callable
-from .vm_results import leaves, numpy_viewable
+from .vm_results import leaves, numpy_viewable, tensor_leaves
 
 
 class CompiledModel:
@@ -82,6 +82,26 @@ class CompiledModel:
         arrays = check_inputs(self.inputs, inputs, self._dim_ranges)
         result = self._main(*self._staged(arrays))
         return dict(zip(self._output_names, leaves(result), strict=True))
+
+    def run_tensors(self, tensors) -> list:
+        """Run once on tvm tensors on the model's device (`tensor`), in signature order, and
+        return the outputs as tvm tensors. Nothing is copied either way: a decoder's KV cache
+        stays in the tensors one step returned and the next step takes (tvmopt.generate)."""
+        check_tensors(self.inputs, tensors, self._dim_ranges)
+        return tensor_leaves(self._main(*tensors))
+
+    def tensor(self, array: np.ndarray):
+        """`array` copied into a tvm tensor on the model's device, for run_tensors."""
+        return tvm.runtime.tensor(array, self._device)
+
+    def generate(self, prompt_ids, max_new_tokens: int, *, strategy: str = "greedy", k=None,
+                 p=None, temperature: float = 1.0, seed=None):  # fmt: skip
+        """Continue `prompt_ids` by `max_new_tokens` tokens, for a decoder compiled with a KV
+        cache; a tvmopt.generate.Generation (the tokens and their latencies)."""
+        from .generate import generate
+
+        return generate(self, prompt_ids, max_new_tokens, strategy=strategy, k=k, p=p,
+                        temperature=temperature, seed=seed)  # fmt: skip
 
     def _staged(self, arrays: list[np.ndarray]) -> list:
         """The inputs copied into tensors made once: a copy into an existing tensor costs a

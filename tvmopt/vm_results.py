@@ -17,6 +17,14 @@ def leaves(result) -> list[np.ndarray]:
     return [array for item in result for array in leaves(item)]
 
 
+def tensor_leaves(result) -> list:
+    """The leaves of a VM result as the tensors themselves: no copy, so they can be fed back
+    (a decoder's present keys and values are its next step's past)."""
+    if isinstance(result, tvm.runtime.Tensor):
+        return [result]
+    return [tensor for item in result for tensor in tensor_leaves(item)]
+
+
 def host_array(tensor) -> np.ndarray:
     """A copy of `tensor` in numpy. From host memory through DLPack: about 1 us, where
     Tensor.numpy() takes about 11 us, most of a small model's run (a copy all the same, since an

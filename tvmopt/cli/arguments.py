@@ -31,7 +31,7 @@ def dim_range(text: str):
         return name, parse_range(bounds)
     except OptionError:
         raise argparse.ArgumentTypeError(
-            f"expected NAME=LO..HI with 1 <= LO <= HI, such as sequence=1..512, got {text!r}"
+            f"expected NAME=LO..HI with 0 <= LO <= HI, such as sequence=1..512, got {text!r}"
         ) from None
 
 
