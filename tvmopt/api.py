@@ -49,6 +49,7 @@ def compile(  # noqa: A001 - the verb users expect
     precision: str = "fp32",
     winograd: bool = True,
     cuda_graph: bool = False,
+    sparse: str = "auto",
 ) -> CompiledModel:
     """Compile a model for `target`.
 
@@ -105,12 +106,18 @@ def compile(  # noqa: A001 - the verb users expect
     cuda_graph : bool
         CUDA: the first run captures the model's kernels into a CUDA graph, and later runs
         replay it with one launch instead of one per kernel (backends/cuda/graph.py).
+    sparse : {"auto", "off", "force"}
+        CPU, -O3: matmuls whose constant weight has zeros run a sparse kernel (BSR in 1 x B
+        blocks, or CSR) where it is estimated faster (auto), wherever the weight has a zero
+        (force), or never (off). The library's "sparse" metadata says, per layer, the weight's
+        density and block structure and the kernel chosen (`tvmopt inspect`).
 
     Returns
     -------
     CompiledModel
     """
-    options = BuildOptions(precision=precision, winograd=winograd, cuda_graph=cuda_graph)
+    options = BuildOptions(precision=precision, winograd=winograd, cuda_graph=cuda_graph,
+                           sparse=sparse)  # fmt: skip
     backend = resolve(target, options)  # options checked before minutes of import or calibration
     database = None if db is None else open_database(db, backend.target)
     with instrumented(dump_ir, print_pass_times):
