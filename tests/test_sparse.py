@@ -58,7 +58,7 @@ def test_pruned_weights_run_sparse_kernels(width, rule):
     model = layer_model(pruned((128, 256), 0.95, width))
     compiled = tvmopt.compile(model, sparse="auto")
     (layer,) = layers(compiled)
-    assert layer["kernel"] == rule[len("Sparse"):].lower()
+    assert layer["kernel"] == rule[len("Sparse") :].lower()
     assert rule in kernel_rules(compiled)
     assert layer["density"] == pytest.approx(0.05, abs=0.01)
     assert_matches_ort(model, compiled)

@@ -138,7 +138,7 @@ def tile_rows(m: int, budget: int, vectors_per_row: int) -> int:
 
 def tile_vectors(m: int, k: int, lanes: int, budget: int, l2_bytes: int) -> int:
     """V of csr_matmul (m whole vectors): vectors of rows per tile, dividing m, at most the
-    budget, and few enough that a panel of xt (K x V vectors) takes at most half the L2: every stored value
-    reads a random row of it."""
+    budget, and few enough that a panel of xt (K x V vectors) takes at most half the L2: every
+    stored value reads a random row of it."""
     fits = l2_bytes // 2 // (k * lanes * 4)
     return largest_divisor(m // lanes, max(min(budget, fits), 1))

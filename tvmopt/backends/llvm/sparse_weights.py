@@ -136,8 +136,11 @@ def with_sparse_weights(graph: list, factory) -> list:
 def describe(layer: dict) -> str:
     """One line of a layer's record, as `tvmopt compile` and `tvmopt inspect` print it."""
     blocks = " ".join(f"{name} {stored:.0%}" for name, stored in layer["blocks"].items())
-    kernel = (
-        layer["kernel"] if layer["kernel"] == "dense" else f"{layer['kernel']} {layer['block']}"
+    kernel = layer["kernel"]
+    if kernel != "dense":
+        kernel = f"{kernel} {layer['block']}"
+    rows, columns = layer["weight"]
+    return (
+        f"{layer['layer']} {rows}x{columns}: density {layer['density']:.1%} "
+        f"(blocks stored: {blocks}) -> {kernel} ({layer['why']})"
     )
-    return (f"{layer['layer']} {layer['weight'][0]}x{layer['weight'][1]}: density "
-            f"{layer['density']:.1%} (blocks stored: {blocks}) -> {kernel} ({layer['why']})")  # fmt: skip
