@@ -3,25 +3,34 @@ along N, or CSR (kernel_sparse.py), from the weight's zeros and the --sparse mod
 
 The structure of W [K, N] is the fraction of its blocks that hold a nonzero, for blocks of
 1 x 16, 1 x 8, 1 x 4 and 1 x 1 (CSR): a kernel reads and multiplies whole stored blocks, so its
-work is that fraction of the dense work. Each kernel's time is modelled as that fraction times
-its cost per stored element relative to the dense kernel (COSTS), measured on BERT-base's layers
-(bench/sparse.py's micro-benchmark, docs in bench/results/sparse/results.md):
+work is that fraction of the dense work. Each kernel's time against the dense kernel's is
+modelled as a fixed part (copying x into panels, writing y) plus that fraction times its cost
+per stored element (COSTS), fitted to the fastest runs of bench/sparse_layers.py on BERT-base's
+layers (znver4, one thread; bench/results/sparse/layers-avx512-vnni.md):
 
-    auto   the cheapest model; dense unless a sparse kernel is estimated faster
+    BSR 1x8 on AVX-512 (half vectors)  0.42 at 20% stored, 0.26 at 10%, 0.2 at 5%: 0.1 + 1.6 s
+    BSR 1x16 (whole vectors)           1.07 with every block stored:               0.1 + 1.0 s
+    CSR, 768 x 768                     0.64 at 20%, 0.46 at 10%, 0.33 at 5%:       0.2 + 2.1 s
+
+    auto   the cheapest estimate, where it is at most AUTO_BELOW of the dense time
     force  the cheapest sparse kernel wherever W has a zero
     off    dense
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 BLOCK_WIDTHS = (16, 8, 4, 1)  # 1 x B blocks along N; 1: unstructured (CSR)
-# time per stored element against the dense kernel's per element, for a block a whole vector
-# wide (BSR) and for single values (CSR, per padded row); measured: see the module docstring
-COSTS = {"bsr": 2.0, "csr": 3.0}
+# (fixed part, per stored element) of the time against the dense kernel's, for blocks a whole
+# vector wide (each halving of the block's width costs GROWTH more per element) and for single
+# values (CSR, per padded row); fitted as the module docstring says
+COSTS = {"bsr": (0.1, 1.0), "csr": (0.2, 2.1)}
+GROWTH = 1.6
+AUTO_BELOW = 0.9  # a margin for the model's error: 1x8 at 50% sparsity estimates 0.9, runs 0.85
 
 
 @dataclass(frozen=True)
@@ -67,18 +76,21 @@ def choose(weight: Structure, rows: int, mode: str, lanes: int) -> Choice:
     best = min(_candidates(weight, rows, lanes), key=lambda choice: choice.estimate)
     if mode == "force":
         return Choice(best.kernel, best.width, best.estimate, "--sparse force")
-    if best.estimate < 1.0:
+    if best.estimate <= AUTO_BELOW:
         return Choice(best.kernel, best.width, best.estimate,
                       f"estimated {best.estimate:.2f}x the dense time")  # fmt: skip
     return Choice("dense", 0, 1.0, f"best sparse kernel estimated {best.estimate:.2f}x dense")
 
 
 def _candidates(weight: Structure, rows: int, lanes: int) -> list[Choice]:
-    choices = []
-    for width, stored in weight.stored.items():
-        if width == 1:
-            padded = -(-rows // lanes) * lanes  # the kernel's vectors run over rows
-            choices.append(Choice("csr", 1, stored * COSTS["csr"] * padded / rows, ""))
-        else:  # a block narrower than a vector uses part of it
-            choices.append(Choice("bsr", width, stored * COSTS["bsr"] * max(lanes / width, 1), ""))
-    return choices
+    return [_candidate(width, stored, rows, lanes) for width, stored in weight.stored.items()]
+
+
+def _candidate(width: int, stored: float, rows: int, lanes: int) -> Choice:
+    if width == 1:
+        fixed, per_element = COSTS["csr"]
+        padded = -(-rows // lanes) * lanes  # the kernel's vectors run over rows
+        return Choice("csr", 1, fixed + stored * per_element * padded / rows, "")
+    fixed, per_element = COSTS["bsr"]
+    narrower = math.log2(max(lanes / width, 1))  # a block narrower than a vector uses part of it
+    return Choice("bsr", width, fixed + stored * per_element * GROWTH**narrower, "")
