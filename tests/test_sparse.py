@@ -61,6 +61,9 @@ def test_pruned_weights_run_sparse_kernels(width, rule):
     assert layer["kernel"] == rule[len("Sparse") :].lower()
     assert rule in kernel_rules(compiled)
     assert layer["density"] == pytest.approx(0.05, abs=0.01)
+    (kernel,) = [k for k in compiled.metadata.extra[KERNELS_RECORD].values() if k["rule"] == rule]
+    assert "dense" in kernel["nodes"]  # the ONNX node, for `tvmopt run --profile`
+    assert 0 < kernel["flops"] <= 2 * 32 * 128 * 256 * 0.1  # stored blocks' work, not dense's
     assert_matches_ort(model, compiled)
 
 

@@ -21,7 +21,8 @@ from tvm.relax.expr_functor import PyExprMutator, mutator
 
 from ..._tvm import tvm
 from ...passes.consts import const, dtype, is_constant, static_shape, value
-from ...passes.spans import node_names, spanned
+from ...passes.spans import SpanningBuilder, node_names, spanned
+from ..kernel_record import FLOPS_ATTR
 from . import kernel_sparse
 from .sparse_choice import choose, structure
 
@@ -76,9 +77,10 @@ class _SparseMatmuls(PyExprMutator):
         if height > rows:
             x = relax.op.nn.pad(x, (0, height - rows, 0, 0))
         gvar = self.builder_.add_func(kernel, f"sparse_{choice.kernel}_matmul")
-        args = [self.builder_.emit(x), *map(const, packed), const(np.zeros(columns, "float32"))]
+        builder = SpanningBuilder(self.builder_, call.span)  # the kernel record's ONNX node
+        args = [builder.emit(x), *map(const, packed), const(np.zeros(columns, "float32"))]
         out = relax.TensorType((height, columns), "float32")
-        y = self.builder_.emit(relax.call_tir(gvar, args, out))
+        y = builder.emit(relax.call_tir(gvar, args, out))
         if height > rows:
             y = relax.op.strided_slice(y, [0], [0], [rows])
         return relax.op.reshape(y, static_shape(call))
@@ -87,15 +89,21 @@ class _SparseMatmuls(PyExprMutator):
         packed = kernel_sparse.pack_bsr(weight, width)
         vectors = max(width // self.cpu.lanes(), 1)
         tile = kernel_sparse.tile_rows(rows, self.cpu.accumulators, vectors)
-        stored = len(packed[1])
-        return kernel_sparse.bsr_matmul(rows, depth, columns, width, stored, tile), packed
+        kernel = kernel_sparse.bsr_matmul(rows, depth, columns, width, len(packed[1]), tile)
+        return _with_flops(kernel, rows, packed[0].size), packed
 
     def _csr(self, height: int, depth: int, columns: int, weight):
         packed = kernel_sparse.pack_csr(weight)
         cpu, lanes = self.cpu, self.cpu.lanes()
         vectors = kernel_sparse.tile_vectors(height, depth, lanes, cpu.accumulators, cpu.l2_bytes)
         kernel = kernel_sparse.csr_matmul(height, depth, columns, len(packed[1]), lanes, vectors)
-        return kernel, packed
+        return _with_flops(kernel, height, packed[0].size), packed
+
+
+def _with_flops(kernel, rows: int, stored: int):
+    """`kernel` with its multiply-adds counted (TVM's estimate cannot bound the stored rows'
+    loop): what `tvmopt run --profile` divides by its time."""
+    return kernel.with_attr(FLOPS_ATTR, 2 * rows * stored)
 
 
 def _constant_weight(call) -> np.ndarray | None:
