@@ -67,9 +67,10 @@ def test_pruned_weights_run_sparse_kernels(width, rule):
     assert_matches_ort(model, compiled)
 
 
-@pytest.mark.parametrize("width", [1, 8])
-def test_avx2_target_runs_sparse_kernels(width):
-    model = layer_model(pruned((64, 128), 0.9, width), rows=24)  # 24 rows: CSR pads to 32
+@pytest.mark.parametrize(("width", "rows"), [(1, 24), (8, 197)])
+def test_avx2_target_runs_sparse_kernels(width, rows):
+    # 24 rows: CSR pads to 32; 197 (prime): BSR pads to whole tiles of 8
+    model = layer_model(pruned((64, 128), 0.9, width), rows=rows)
     compiled = tvmopt.compile(model, target=AVX2, sparse="force")
     assert layers(compiled)[0]["kernel"] != "dense"
     assert_matches_ort(model, compiled)

@@ -6,7 +6,8 @@
                    zeros [N]]), [..., N])
 
 data, indices and indptr are constants of the module: the library holds the packed weight, not
-W. CSR's rows of x are padded to whole vectors (and the padding cut off the result). The bias
+W. CSR's rows of x are padded to whole vectors, BSR's to whole register tiles where no divisor
+comes near one (ViT's 197 tokens), and the padding cut off the result. The bias
 add and activation after the matmul stay in the graph, where FuseOps groups them into one kernel.
 Runs among -O3's CPU passes, after constant folding (W's transposes folded in) and before
 pack_matmul_weights, which packs the weights left dense. Every layer's structure and choice goes
@@ -24,6 +25,7 @@ from ...passes.consts import const, dtype, is_constant, static_shape, value
 from ...passes.spans import SpanningBuilder, node_names, spanned
 from ..kernel_record import FLOPS_ATTR
 from . import kernel_sparse
+from .pack_matmul_weights import padded_rows
 from .sparse_choice import choose, structure
 
 SPARSE_RECORD = "sparse"  # the metadata key of the layers' records
@@ -71,9 +73,10 @@ class _SparseMatmuls(PyExprMutator):
         if choice.kernel == "csr":
             height = -(-rows // self.cpu.lanes()) * self.cpu.lanes()
             kernel, packed = self._csr(height, depth, columns, weight)
-        else:
-            height = rows
-            kernel, packed = self._bsr(rows, depth, columns, weight, choice.width)
+        else:  # rows with no divisor near the register tile are padded (pack_matmul_weights)
+            vectors = max(choice.width // self.cpu.lanes(), 1)
+            height = padded_rows(rows, max(self.cpu.accumulators // vectors, 1))
+            kernel, packed = self._bsr(height, depth, columns, weight, choice.width)
         if height > rows:
             x = relax.op.nn.pad(x, (0, height - rows, 0, 0))
         gvar = self.builder_.add_func(kernel, f"sparse_{choice.kernel}_matmul")
