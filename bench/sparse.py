@@ -8,7 +8,8 @@ The encoder is tvmopt.benchmark's (hidden 768, 12 heads, FFN 3072, 1 x 128 token
 with `--layers` encoder layers (BERT-base has 12; the default 2 keeps the 16 compiles within
 minutes on a shared 2-core host: each layer's four MatMuls are the same shapes). Both tvmopt
 builds are first checked against ONNX Runtime's output; then the three run in alternating
-rounds and the medians are reported. Writes bench/results/sparse/results.md.
+rounds and the medians are reported. Writes bench/results/sparse/bert-<L>layers-<isa>.md
+(results.md sums them up).
 """
 
 from __future__ import annotations
@@ -155,7 +156,7 @@ def _write(args, cpu, threads: int, rows: list) -> None:
         *rows,
     ]  # fmt: skip
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"results-{cpu.isa.name}.md"
+    out = RESULTS / f"bert-{args.layers}layers-{cpu.isa.name}.md"
     out.write_text("\n".join(lines) + "\n")
     print(f"wrote {out}")
 
