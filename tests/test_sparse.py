@@ -14,9 +14,14 @@ from tests.helpers import assert_matches_ort, make_model
 from tvmopt._tvm import tvm
 from tvmopt.backends.kernel_record import KERNELS_RECORD
 from tvmopt.backends.llvm import kernel_sparse
+from tvmopt.backends.llvm.cpu import cpu_of
 from tvmopt.backends.llvm.sparse_choice import choose, structure
-from tvmopt.backends.llvm.sparse_weights import SPARSE_RECORD
+from tvmopt.backends.llvm.sparse_weights import SPARSE_RECORD, SparseWeights
+from tvmopt.backends.llvm.target import host_target
 from tvmopt.errors import OptionError
+from tvmopt.frontend.onnx import import_model
+from tvmopt.passes.consts import value
+from tvmopt.passes.uses import bindings, op_name
 
 AVX2 = {"kind": "llvm", "mcpu": "x86-64-v3"}
 
@@ -161,3 +166,28 @@ def test_cli_reports_each_layer(tmp_path, capsys):
     assert "sparse: dense 64x128: density 10." in out and "1x8 10%" in out
     assert main(["inspect", str(tmp_path / "layer.so")]) == 0
     assert "sparse: 1 constant weights" in capsys.readouterr().out
+
+
+def _imported(weight: np.ndarray):
+    return import_model(layer_model(weight, rows=16, bias=False))
+
+
+def _calls(mod) -> list:
+    return list(bindings(mod["main"]).values())
+
+
+def test_pass_rewrites_a_sparse_matmul_into_the_kernel_call():
+    record = []
+    sparse_pass = SparseWeights("auto", cpu_of(host_target()), record)
+    weight = pruned((64, 128), 0.9, 8)
+    before = _imported(weight)
+    after = sparse_pass(before)
+    assert "relax.matmul" in map(op_name, _calls(before))
+    assert "relax.matmul" not in map(op_name, _calls(after)) and record[0]["kernel"] == "bsr"
+    (kernel_call,) = [call for call in _calls(after) if op_name(call) == "relax.call_tir"]
+    # the packed weight is a constant of the call: data [blocks, 8], indices, indptr
+    data = value(kernel_call.args[1][1])
+    stored = np.any(weight.reshape(64, 16, 8) != 0, axis=2).sum()
+    assert data.shape == (stored, 8) and stored < 0.11 * 64 * 16
+    dense = _imported(pruned((64, 128), 0.0) + 1e-3)
+    tvm.ir.assert_structural_equal(sparse_pass(dense), dense)  # no zeros: untouched
