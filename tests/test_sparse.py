@@ -191,3 +191,13 @@ def test_pass_rewrites_a_sparse_matmul_into_the_kernel_call():
     assert data.shape == (stored, 8) and stored < 0.11 * 64 * 16
     dense = _imported(pruned((64, 128), 0.0) + 1e-3)
     tvm.ir.assert_structural_equal(sparse_pass(dense), dense)  # no zeros: untouched
+
+
+def test_cli_refuses_an_unknown_mode_in_one_line(tmp_path, capsys):
+    from tvmopt.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compile", str(tmp_path / "any.onnx"), "--sparse", "maybe"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip()
+    assert "invalid choice: 'maybe'" in error and len(error.splitlines()) == 1
