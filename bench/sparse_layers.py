@@ -106,13 +106,13 @@ def checked(compiled: dict, model, feeds) -> None:
             sys.exit(f"{name} differs from ONNX Runtime by {error:.2g}")
 
 
-def measure(target, rounds: int):
+def measure(target, rounds: int, sparsities=SPARSITIES, widths=(1, 8)):
     rng = np.random.default_rng(0)
     for k, n in SHAPES:
         dense = (rng.standard_normal((k, n)) / np.sqrt(k)).astype("float32")
         feeds = {"x": rng.standard_normal((1, 128, k)).astype("float32")}
-        for width in (1, 8):
-            for sparsity in SPARSITIES:
+        for width in widths:
+            for sparsity in sparsities:
                 model = matmul_model(prune(dense, sparsity, width))
                 compiled = compiled_kernels(model, target)
                 checked(compiled, model, feeds)
@@ -123,6 +123,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", default="llvm")
     parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--sparsities", default=",".join(str(s) for s in SPARSITIES))
+    parser.add_argument("--widths", default="1,8", help="pruning blocks: 1 (unstructured), 8")
     args = parser.parse_args()
     spec = json.loads(args.target) if args.target.startswith("{") else args.target
     target = resolve(spec).target
@@ -130,14 +132,16 @@ def main() -> None:
     cpu = cpu_of(target)
     lines = [f"# Sparse kernels on BERT-base's layers ({cpu.mcpu}, {cpu.isa.name})", "",
              f"`TVM_NUM_THREADS={os.environ.get('TVM_NUM_THREADS', '')} "
-             f"python bench/sparse_layers.py --target '{args.target}' --rounds {args.rounds}`; "
+             f"python {' '.join(sys.argv)}`; "
              f"{platform.processor() or platform.machine()}, {_cpu_name()}; 128 tokens; median "
              "ms of interleaved rounds (x: dense / kernel, of the medians; min: of the fastest "
              "runs, what the kernel costs when no other process preempts it).", "",
              "| layer | pruned | sparsity | dense ms | " +
              " | ".join(f"{name} ms (x)" for name in KERNELS) + " |",
              "|---|---|---|---|" + "---|" * len(KERNELS)]  # fmt: skip
-    for k, n, width, sparsity, times in measure(target, args.rounds):
+    sparsities = [float(s) for s in args.sparsities.split(",")]
+    widths = [int(w) for w in args.widths.split(",")]
+    for k, n, width, sparsity, times in measure(target, args.rounds, sparsities, widths):
         medians = {name: statistics.median(values) for name, values in times.items()}
         fastest = {name: min(values) for name, values in times.items()}
         cells = [f"{medians[name]:.3f} ({medians['dense'] / medians[name]:.2f}; "
@@ -147,7 +151,12 @@ def main() -> None:
         print(line, flush=True)
         lines.append(line)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"layers-{cpu.isa.name}.md"
+    suffix = (
+        ""
+        if (sparsities, widths) == (list(SPARSITIES), [1, 8])
+        else "-" + args.widths.replace(",", "-")
+    )
+    out = RESULTS / f"layers-{cpu.isa.name}{suffix}.md"
     out.write_text("\n".join(lines) + "\n")
     print(f"wrote {out}")
 
