@@ -133,9 +133,12 @@ def test_bsr_kernel_matches_numpy(width):
 
 
 def test_csr_kernel_matches_numpy_and_empty_weight():
-    for weight in (pruned((40, 64), 0.9, seed=2), np.zeros((40, 64), "float32")):
+    # 10 columns: y is written from its transpose in blocks of 5
+    for weight in (pruned((40, 64), 0.9, seed=2), np.zeros((40, 64), "float32"),
+                   pruned((40, 10), 0.5, seed=4)):  # fmt: skip
         packed = kernel_sparse.pack_csr(weight)
-        kernel = kernel_sparse.csr_matmul(16, 40, 64, len(packed[1]), lanes=8, vectors=2)
+        columns = weight.shape[1]
+        kernel = kernel_sparse.csr_matmul(16, 40, columns, len(packed[1]), lanes=8, vectors=2)
         _check_kernel(kernel, weight, packed, rows=16)
 
 
