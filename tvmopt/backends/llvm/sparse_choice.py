@@ -6,11 +6,12 @@ The structure of W [K, N] is the fraction of its blocks that hold a nonzero, for
 work is that fraction of the dense work. Each kernel's time against the dense kernel's is
 modelled as a fixed part (copying x into panels, writing y) plus that fraction times its cost
 per stored element (COSTS), fitted to the fastest runs of bench/sparse_layers.py on BERT-base's
-layers (znver4, one thread; bench/results/sparse/layers-avx512-vnni.md):
+layers (znver4, one thread; bench/results/sparse/layers-avx512-vnni*.md):
 
     BSR 1x8 on AVX-512 (half vectors)  0.42 at 20% stored, 0.26 at 10%, 0.2 at 5%: 0.1 + 1.6 s
     BSR 1x16 (whole vectors)           1.07 with every block stored:               0.1 + 1.0 s
-    CSR, 768 x 768                     0.64 at 20%, 0.46 at 10%, 0.33 at 5%:       0.2 + 2.1 s
+    CSR (BERT-base's three layers)     0.59-0.69 at 20%, 0.38-0.41 at 10%,
+                                       0.29-0.31 at 5%:                            0.17 + 2.3 s
 
     auto   the cheapest estimate, where it is at most AUTO_BELOW of the dense time
     force  the cheapest sparse kernel wherever W has a zero
@@ -28,7 +29,7 @@ BLOCK_WIDTHS = (16, 8, 4, 1)  # 1 x B blocks along N; 1: unstructured (CSR)
 # (fixed part, per stored element) of the time against the dense kernel's, for blocks a whole
 # vector wide (each halving of the block's width costs GROWTH more per element) and for single
 # values (CSR, per padded row); fitted as the module docstring says
-COSTS = {"bsr": (0.1, 1.0), "csr": (0.2, 2.1)}
+COSTS = {"bsr": (0.1, 1.0), "csr": (0.17, 2.3)}
 GROWTH = 1.6
 AUTO_BELOW = 0.9  # a margin for the model's error: 1x8 at 50% sparsity estimates 0.9, runs 0.85
 
