@@ -3,10 +3,10 @@ of the heads), compiled by tvmopt for the host and run by ONNX Runtime.
 
 The encoder is tvmopt.benchmark.nets.bert's BertEncoder (hidden 384, 12 heads, FFN 1536, 6 layers by
 default), exported with static shapes (batch 1, `--seq` tokens), pruned by
-tvmopt.pruning.structured.prune_structured(ffn=0.5, heads=1/3): FFN 1536 -> 768 and 12 -> 8 heads per
-layer (and heads=0.5: 6 heads). Every model runs in both engines, all timed in one process,
-interleaved, medians of repeated rounds: compare the ratios, not the times. The weights are random:
-this measures speed, not accuracy (a pruned model is fine-tuned before use).
+tvmopt.pruning.structured.prune_structured(ffn=0.5, heads=1/3): FFN 1536 -> 768 and 12 -> 8
+heads per layer (and heads=0.5: 6 heads). Every model runs in both engines, all timed in one
+process, interleaved, medians of repeated rounds: compare the ratios, not the times.
+The weights are random: this measures speed, not accuracy (a pruned model is fine-tuned before use).
 
     python bench/structured_prune.py [--layers 6] [--seq 128] [--prune 0.5,1/3 0.5,0.5]
 

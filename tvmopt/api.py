@@ -52,6 +52,7 @@ def compile(  # noqa: A001 - the verb users expect
     winograd: bool = True,
     cuda_graph: bool = False,
     group_size: int | None = None,
+    sparse: str = "auto",
 ) -> CompiledModel:
     """Compile a model for `target`.
 
@@ -114,12 +115,18 @@ def compile(  # noqa: A001 - the verb users expect
     group_size : {32, 64, 128}, optional
         Weight-only quantization: rows of K per scale (and zero point). Default 32 for
         int4-weights, 128 for int8-weights; one that does not divide a weight's K is refused.
+    sparse : {"auto", "off", "force"}
+        CPU, -O3: matmuls whose constant weight has zeros run a sparse kernel (BSR in 1 x B
+        blocks, or CSR) where it is estimated faster (auto), wherever the weight has a zero
+        (force), or never (off). The library's "sparse" metadata says, per layer, the weight's
+        density and block structure and the kernel chosen (`tvmopt inspect`).
 
     Returns
     -------
     CompiledModel
     """
-    options = BuildOptions(precision=precision, winograd=winograd, cuda_graph=cuda_graph)
+    options = BuildOptions(precision=precision, winograd=winograd, cuda_graph=cuda_graph,
+                           sparse=sparse)  # fmt: skip
     backend = resolve(target, options)  # options checked before minutes of import or calibration
     database = None if db is None else open_database(db, backend.target)
     with instrumented(dump_ir, print_pass_times):

@@ -29,6 +29,7 @@ from .cpu_features import check_runs_here
 CPU_RECORD = "cpu"  # the metadata record of the CPU features a library's code needs
 
 PRECISIONS = ("fp32", "fp16")
+SPARSE_MODES = ("off", "auto", "force")  # BuildOptions.sparse (backends/llvm/sparse_choice.py)
 
 
 @dataclass(frozen=True)
@@ -38,10 +39,13 @@ class BuildOptions:
     precision: str = "fp32"  # fp16: convs and matmuls on float16 operands (CUDA)
     winograd: bool = True  # 3x3 convs by Winograd where it pays (CPU)
     cuda_graph: bool = False  # kernels captured into CUDA graphs (CUDA)
+    sparse: str = "auto"  # matmuls with sparse constant weights on sparse kernels (CPU, -O3)
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
             raise OptionError(f"precision must be 'fp32' or 'fp16', got {self.precision!r}")
+        if self.sparse not in SPARSE_MODES:
+            raise OptionError(f"sparse must be 'off', 'auto' or 'force', got {self.sparse!r}")
 
 
 class Backend:

@@ -10,6 +10,7 @@ from tvm.s_tir.analysis import estimate_tir_flops
 from .._tvm import tvm
 from .kernel_nodes import KernelNodes
 
+FLOPS_ATTR = "tvmopt.flops"  # a hand-scheduled kernel's own count (sparse_weights.py)
 RULE_KEY = "tvmopt.rule"  # the root block's annotation a CPU rule leaves (schedule_util.py)
 KERNELS_RECORD = "kernels"  # the metadata record's key
 
@@ -53,6 +54,8 @@ def _kernels(mod):
 
 
 def _flops(func) -> float | None:
+    if func.attrs is not None and FLOPS_ATTR in func.attrs:
+        return float(func.attrs[FLOPS_ATTR])
     try:
         return float(estimate_tir_flops(tvm.IRModule({"main": func})))
     except Exception:  # noqa: BLE001 - the estimator gives up on some loop nests: no figure

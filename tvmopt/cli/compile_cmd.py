@@ -1,6 +1,6 @@
 """tvmopt compile MODEL.onnx -o OUT.so [--target T [--arch SM] [--precision fp16] [--cuda-graph]]
 [--input-shape NAME=DIMS] [--dim NAME=LO..HI] [-O N]
-[--db DIR] [--emit-header FILE.h]
+[--db DIR] [--emit-header FILE.h] [--sparse off|auto|force]
 [--quantize int8 --calib DATA [--calib-method M] [--skip NODE...]]
 [--quantize int4-weights|int8-weights [--group-size 32|64|128]]"""
 
@@ -38,6 +38,13 @@ def register(subparsers) -> None:
     add_dims(parser)
     add_opt_level(parser)
     add_winograd(parser)
+    parser.add_argument(
+        "--sparse",
+        choices=["off", "auto", "force"],
+        default="auto",
+        help="CPU, -O3: matmuls whose constant weight has zeros run a sparse kernel where it is "
+        "estimated faster (auto, the default), wherever the weight has a zero (force), or never",
+    )
     parser.add_argument("--dump-ir", metavar="DIR", help="write the IR after every pass into DIR")
     parser.add_argument("--print-pass-times", action="store_true", help="time every pass")
     parser.add_argument(
@@ -65,6 +72,8 @@ def run(args) -> int:
     from ..artifact import check_writable
     from ..backends import target_argument
     from ..backends.cuda.graph import describe_capture
+    from ..backends.llvm.sparse_weights import SPARSE_RECORD
+    from ..backends.llvm.sparse_weights import describe as describe_layer
     from ..deploy.header import header_for, write_header
 
     output = check_writable(args.output or Path(args.model).with_suffix(".so").name)
@@ -84,6 +93,7 @@ def run(args) -> int:
         winograd=args.winograd,
         cuda_graph=args.cuda_graph,
         group_size=args.group_size,
+        sparse=args.sparse,
         **quantization,
     )
     header = header_for(compiled.metadata, args.emit_header) if args.emit_header else None
@@ -100,4 +110,6 @@ def run(args) -> int:
         print(describe_capture(compiled.metadata.extra["cuda_graph"]))
     if header is not None:
         print(f"wrote {args.emit_header}")
+    for layer in compiled.metadata.extra.get(SPARSE_RECORD, []):
+        print(f"sparse: {describe_layer(layer)}")
     return 0

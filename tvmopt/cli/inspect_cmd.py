@@ -87,7 +87,15 @@ def _summary(key: str, record) -> str:
     """A backend's record in one line: VTA's layer placement is a list per layer, the CPU record
     the features its code needs, the kernels' record a count per schedule rule."""
     from ..backends.kernel_record import KERNELS_RECORD
+    from ..backends.llvm.sparse_weights import SPARSE_RECORD
+    from ..backends.llvm.sparse_weights import describe as describe_layer
 
+    if key == SPARSE_RECORD:  # one line per matmul with a constant weight
+        kernels = Counter(str(layer["kernel"]) for layer in record)
+        counts = ", ".join(f"{kernel} {count}" for kernel, count in kernels.most_common())
+        return f"{len(record)} constant weights ({counts})" + "".join(
+            f"\n  {describe_layer(layer)}" for layer in record
+        )
     if key == KERNELS_RECORD:
         rules = Counter(str(kernel["rule"]) for kernel in record.values())
         counts = ", ".join(f"{rule} {count}" for rule, count in rules.most_common())

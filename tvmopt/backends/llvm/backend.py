@@ -18,6 +18,7 @@ from .cpu import cpu_of
 from .kernel_int8_depthwise import int8_depthwise_conv2d, pack_depthwise
 from .kernel_int8_gemm import int8_conv2d, int8_matmul, pack_weight
 from .rule_matmul import matmul_row_block
+from .sparse_weights import SPARSE_RECORD, SparseWeights, with_sparse_weights
 from .target import EXAMPLE, complete, host_target, host_triple, is_host_arch
 
 FLEET_LEVELS = ("x86-64-v2", "x86-64-v3", "x86-64-v4")
@@ -59,6 +60,7 @@ class LLVMBackend(Backend):
         super().__init__(target, options)
         self.cpu = cpu_of(target)  # what the kernels and weight layouts are sized from
         self.kernels = KernelRecord()  # the last build's kernels, for `tvmopt run --profile`
+        self.sparse_layers = []  # the last build's matmuls with constant weights (sparse_weights)
 
     @classmethod
     def named_target(cls, name: str) -> tvm.target.Target:
@@ -97,24 +99,32 @@ class LLVMBackend(Backend):
 
     def graph_passes(self, opt_level: int) -> list:
         cpu = self.cpu
-        return pipeline.graph_passes(opt_level, self.options.winograd, cpu.lanes(),
-                                     matmul_row_block(cpu), cpu.accumulators)  # fmt: skip
+        graph = pipeline.graph_passes(opt_level, self.options.winograd, cpu.lanes(),
+                                      matmul_row_block(cpu), cpu.accumulators)  # fmt: skip
+        return with_sparse_weights(graph, self._sparse_weights)
 
     def graph_after_quantize(self) -> list:
         cpu = self.cpu
-        return pipeline.after_quantize(self.options.winograd, cpu.lanes(),
-                                       matmul_row_block(cpu), cpu.accumulators)  # fmt: skip
+        graph = pipeline.after_quantize(self.options.winograd, cpu.lanes(),
+                                        matmul_row_block(cpu), cpu.accumulators)  # fmt: skip
+        return with_sparse_weights(graph, self._sparse_weights)
+
+    def _sparse_weights(self):
+        """The pass, recording into this build's list (made when the pipeline is)."""
+        return SparseWeights(self.options.sparse, self.cpu, self.sparse_layers)
 
     def lowering_passes(self, opt_level: int, database=None) -> list:
         return pipeline.lowering_passes(opt_level, self.target, database, self.kernels)
 
     def build(self, mod, graph, opt_level, database=None):
         self.kernels = KernelRecord()
+        self.sparse_layers = []
         graph = pipeline.with_node_spans(graph, self.kernels)
         return super().build(mod, graph, opt_level, database)
 
     def record(self) -> dict:
-        return {CPU_RECORD: self.cpu.record(), **self.kernels.record()}
+        sparse = {SPARSE_RECORD: self.sparse_layers} if self.sparse_layers else {}
+        return {CPU_RECORD: self.cpu.record(), **self.kernels.record(), **sparse}
 
     def linker(self):
         """The system's compiler for the host's architecture, a cross g++ for another."""

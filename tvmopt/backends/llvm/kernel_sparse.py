@@ -1,0 +1,158 @@
+"""float32 matmuls with a sparse constant weight, as scheduled TIR (TVM 0.27 has no sparse ops):
+
+    y[M, N] = x[M, K] @ W[K, N] + bias[N]    (zeros where the layer has no bias)
+
+Both kernels first copy x transposed (xt[K, M]), so that the rows of x one weight element meets
+are contiguous, then keep a register tile of accumulators over the weight's stored elements:
+
+    bsr_matmul  W in blocks of 1 x B along N (B = 4, 8, 16): a row k of block column j is stored
+                when any of its B values is not zero. A task owns block column j and R rows of
+                x; each stored block is one vector load, and each of the R rows broadcasts
+                xt[k, m] against it (the dense matmul's step, over the stored rows only).
+    csr_matmul  W unstructured, column by column (CSC): a task owns column n and V vectors of
+                rows of x; each stored value is broadcast against V vectors of xt[k, :].
+
+R and V come from the target's register budget (cpu.py), the vector width from its lanes. The
+weights are packed in numpy (pack_bsr, pack_csr) and become constants of the module; the
+kernels are scheduled by hand (tirx.is_scheduled), so the CPU rules leave them alone.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from tvm.script import tirx as T
+
+from ..kernel_record import RULE_KEY
+from .schedule_util import largest_divisor
+
+# CSR's rows per register tile: at 90% sparsity, 128 tokens, one thread, 32 rows ran fastest on
+# every BERT-base layer on AVX2 (V 4 of 1-8; 768 -> 3072: 3.1 ms against 3.4 for 64 rows) and on
+# the two large ones on AVX-512 (V 2: 2.7 ms against 3.0 for 128 rows; 768 -> 768: 0.55 / 0.53)
+TILE_ROWS = 32
+
+
+def pack_bsr(weight: np.ndarray, width: int):
+    """(data [blocks, width], indices [blocks], indptr [N / width + 1]) of W [K, N] in blocks of
+    1 x width: block column j's stored rows k are indices[indptr[j]:indptr[j + 1]]."""
+    k, n = weight.shape
+    blocks = weight.reshape(k, n // width, width).transpose(1, 0, 2)  # [N / width, K, width]
+    stored = np.any(blocks != 0, axis=2)
+    rows = np.nonzero(stored)  # (block column, row), block column major
+    indptr = np.concatenate([[0], np.cumsum(stored.sum(axis=1))])
+    data, indices = blocks[rows], rows[1]
+    if not len(indices):  # an all-zero weight: one block no column reads, as buffers are not empty
+        data, indices = np.zeros((1, width)), np.zeros(1)
+    return data.astype("float32"), indices.astype("int32"), indptr.astype("int32")
+
+
+def pack_csr(weight: np.ndarray):
+    """(data, indices, indptr) of W [K, N] column by column (CSC): column n's values are
+    data[indptr[n]:indptr[n + 1]], at rows indices[...]."""
+    data, indices, indptr = pack_bsr(weight, 1)
+    return data.reshape(-1), indices, indptr
+
+
+def bsr_matmul(m: int, k: int, n: int, width: int, stored: int, rows: int):
+    """The 1 x `width` block kernel, `rows` (R) rows of x per register tile (R divides m)."""
+    columns, tiles = n // width, m // rows
+
+    @T.prim_func(private=True, s_tir=True)
+    def kernel(
+        x: T.Buffer((m, k), "float32"),
+        data: T.Buffer((stored, width), "float32"),
+        indices: T.Buffer((stored,), "int32"),
+        indptr: T.Buffer((columns + 1,), "int32"),
+        bias: T.Buffer((n,), "float32"),
+        y: T.Buffer((m, n), "float32"),
+    ):
+        T.func_attr({"tirx.is_scheduled": True, "tirx.noalias": True})
+        with T.sblock("root"):
+            T.sblock_attr({RULE_KEY: "SparseBSR"})
+            xt = T.alloc_buffer((tiles, k, rows), "float32")
+            _panels(x, xt, k, tiles, rows)
+            for task in T.parallel(tiles * columns):
+                acc = T.decl_buffer((rows * width,), "float32")
+                t = task // columns
+                j = task % columns
+                for r in T.unroll(rows):
+                    for v in T.vectorized(width):
+                        acc[r * width + v] = bias[j * width + v]
+                for p in T.serial(indptr[j + 1] - indptr[j]):
+                    for r in T.unroll(rows):
+                        for v in T.vectorized(width):
+                            acc[r * width + v] = (
+                                acc[r * width + v]
+                                + xt[t, indices[indptr[j] + p], r] * data[indptr[j] + p, v]
+                            )
+                for r in T.unroll(rows):
+                    for v in T.vectorized(width):
+                        y[t * rows + r, j * width + v] = acc[r * width + v]
+
+    return kernel
+
+
+def csr_matmul(m: int, k: int, n: int, stored: int, lanes: int, vectors: int):
+    """The unstructured kernel: `vectors` (V) vectors of `lanes` rows of x per register tile
+    (V x lanes divides m: the Relax pass pads x's rows to whole vectors). A predicate on the
+    tile's rows would scalarize the accumulators. Each tile is stored as a row of yt [N, M],
+    then yt is transposed into y in blocks of `width` columns: stored straight into y's
+    column, each task wrote V x lanes floats 4N bytes apart, a page each for N = 3072, and
+    768 -> 3072 spent 2.1 of its 3.4 ms (no stored values: 2.1 ms) writing them."""
+    tile = lanes * vectors
+    tiles = m // tile
+    width = largest_divisor(n, lanes)
+
+    @T.prim_func(private=True, s_tir=True)
+    def kernel(
+        x: T.Buffer((m, k), "float32"),
+        data: T.Buffer((stored,), "float32"),
+        indices: T.Buffer((stored,), "int32"),
+        indptr: T.Buffer((n + 1,), "int32"),
+        bias: T.Buffer((n,), "float32"),
+        y: T.Buffer((m, n), "float32"),
+    ):
+        T.func_attr({"tirx.is_scheduled": True, "tirx.noalias": True})
+        with T.sblock("root"):
+            T.sblock_attr({RULE_KEY: "SparseCSR"})
+            xt = T.alloc_buffer((tiles, k, tile), "float32")
+            yt = T.alloc_buffer((n, m), "float32")
+            _panels(x, xt, k, tiles, tile)
+            for task in T.parallel(tiles * n):
+                acc = T.decl_buffer((tile,), "float32")
+                t = task // n
+                col = task % n
+                for v in T.vectorized(tile):
+                    acc[v] = bias[col]
+                for p in T.serial(indptr[col + 1] - indptr[col]):
+                    for v in T.vectorized(tile):
+                        acc[v] = acc[v] + xt[t, indices[indptr[col] + p], v] * data[indptr[col] + p]
+                for v in T.vectorized(tile):  # a vector store: acc stays whole vectors
+                    yt[col, t * tile + v] = acc[v]
+            for block in T.parallel(n // width):  # `width` rows of yt stay in L1 while read
+                for r in T.serial(m):
+                    for c in T.vectorized(width):
+                        y[r, block * width + c] = yt[block * width + c, r]
+
+    return kernel
+
+
+@T.macro(hygienic=False)
+def _panels(x, xt, k, tiles, tile):
+    """xt[t, k, r] = x[t * tile + r, k]: each tile of rows of x transposed into a contiguous
+    panel."""
+    for tk in T.parallel(tiles * k):
+        for r in T.serial(tile):
+            xt[tk // k, tk % k, r] = x[tk // k * tile + r, tk % k]
+
+
+def tile_rows(m: int, budget: int, vectors_per_row: int) -> int:
+    """R of bsr_matmul: the most rows of x, dividing m, whose accumulators fit the budget."""
+    return largest_divisor(m, max(budget // vectors_per_row, 1))
+
+
+def tile_vectors(m: int, k: int, lanes: int, budget: int, l2_bytes: int) -> int:
+    """V of csr_matmul (m whole vectors): vectors of rows per tile, dividing m, within the
+    register budget, about TILE_ROWS rows, and few enough that a panel of xt (K x V vectors)
+    takes at most half the L2: every stored value reads a random row of it."""
+    fits = l2_bytes // 2 // (k * lanes * 4)
+    return largest_divisor(m // lanes, max(min(budget, fits, TILE_ROWS // lanes), 1))

@@ -1,0 +1,97 @@
+"""Which kernel a matmul with a constant weight runs: dense (the panel GEMM), BSR in 1 x B blocks
+along N, or CSR (kernel_sparse.py), from the weight's zeros and the --sparse mode.
+
+The structure of W [K, N] is the fraction of its blocks that hold a nonzero, for blocks of
+1 x 16, 1 x 8, 1 x 4 and 1 x 1 (CSR): a kernel reads and multiplies whole stored blocks, so its
+work is that fraction of the dense work. Each kernel's time against the dense kernel's is
+modelled as a fixed part (copying x into panels, writing y) plus that fraction times its cost
+per stored element (COSTS), fitted to the fastest runs of bench/sparse_layers.py on BERT-base's
+layers (znver4, one thread; bench/results/sparse/layers-avx512-vnni*.md):
+
+    BSR 1x8 on AVX-512 (half vectors)  0.42 at 20% stored, 0.26 at 10%, 0.2 at 5%: 0.1 + 1.6 s
+    BSR 1x16 (whole vectors)           1.07 with every block stored:               0.1 + 1.0 s
+    CSR (BERT-base's three layers)     0.59-0.69 at 20%, 0.38-0.41 at 10%,
+                                       0.29-0.31 at 5%:                            0.17 + 2.3 s
+
+    auto   the cheapest estimate, where it is at most AUTO_BELOW of the dense time
+    force  the cheapest sparse kernel wherever W has a zero
+    off    dense
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+BLOCK_WIDTHS = (16, 8, 4, 1)  # 1 x B blocks along N; 1: unstructured (CSR)
+# (fixed part, per stored element) of the time against the dense kernel's, for blocks a whole
+# vector wide (each halving of the block's width costs GROWTH more per element) and for single
+# values (CSR, per padded row); fitted as the module docstring says
+COSTS = {"bsr": (0.1, 1.0), "csr": (0.17, 2.3)}
+GROWTH = 1.6
+AUTO_BELOW = 0.9  # a margin for the model's error: 1x8 at 50% sparsity estimates 0.9, runs 0.85
+
+
+@dataclass(frozen=True)
+class Structure:
+    """W's zeros: its nonzero fraction, and per block width B the fraction of 1 x B blocks
+    with a nonzero (what a kernel in such blocks stores)."""
+
+    density: float
+    stored: dict
+
+    def describe(self) -> str:
+        blocks = ", ".join(f"1x{width} {fraction:.1%}" for width, fraction in self.stored.items())
+        return f"density {self.density:.1%}; blocks stored: {blocks}"
+
+
+def structure(weight: np.ndarray) -> Structure:
+    k, n = weight.shape
+    nonzero = weight != 0
+    stored = {width: float(nonzero.reshape(k, n // width, width).any(axis=2).mean())
+              for width in BLOCK_WIDTHS if n % width == 0}  # fmt: skip
+    return Structure(float(nonzero.mean()), stored)
+
+
+@dataclass(frozen=True)
+class Choice:
+    kernel: str  # "dense", "bsr" or "csr"
+    width: int  # B of bsr's 1 x B blocks; 1 for csr; 0 for dense
+    estimate: float  # modelled time against the dense kernel's
+    reason: str
+
+    @property
+    def block(self) -> str:
+        return {"dense": "-", "csr": "1x1"}.get(self.kernel, f"1x{self.width}")
+
+
+def choose(weight: Structure, rows: int, mode: str, lanes: int) -> Choice:
+    """The kernel for W of `weight`'s structure times `rows` rows of activations, on vectors of
+    `lanes` float32."""
+    if mode == "off":
+        return Choice("dense", 0, 1.0, "--sparse off")
+    if weight.density == 1.0:
+        return Choice("dense", 0, 1.0, "no zeros")
+    best = min(_candidates(weight, rows, lanes), key=lambda choice: choice.estimate)
+    if mode == "force":
+        return Choice(best.kernel, best.width, best.estimate, "--sparse force")
+    if best.estimate <= AUTO_BELOW:
+        return Choice(best.kernel, best.width, best.estimate,
+                      f"estimated {best.estimate:.2f}x the dense time")  # fmt: skip
+    return Choice("dense", 0, 1.0, f"best sparse kernel estimated {best.estimate:.2f}x dense")
+
+
+def _candidates(weight: Structure, rows: int, lanes: int) -> list[Choice]:
+    return [_candidate(width, stored, rows, lanes) for width, stored in weight.stored.items()]
+
+
+def _candidate(width: int, stored: float, rows: int, lanes: int) -> Choice:
+    if width == 1:
+        fixed, per_element = COSTS["csr"]
+        padded = -(-rows // lanes) * lanes  # the kernel's vectors run over rows
+        return Choice("csr", 1, fixed + stored * per_element * padded / rows, "")
+    fixed, per_element = COSTS["bsr"]
+    narrower = math.log2(max(lanes / width, 1))  # a block narrower than a vector uses part of it
+    return Choice("bsr", width, fixed + stored * per_element * GROWTH**narrower, "")
