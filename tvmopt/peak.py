@@ -40,9 +40,21 @@ def measured_peak(march: str, threads: int) -> float | None:
         peak = _measure(march, threads)
         if peak is None:
             return None
-        known[key] = peak
-        _write(cache, known)
+        if not _busy():
+            known[key] = peak
+            _write(cache, known)
+        return peak
     return known[key]
+
+
+def _busy() -> bool:
+    """Whether other work holds the cores: a peak measured beside it is too low to keep (on
+    a 2-core host at load 8 one measured 45 of its 231 GFLOP/s, and every later profile read
+    that kernels ran at 180% of the peak)."""
+    try:
+        return os.getloadavg()[0] > (os.cpu_count() or 1)
+    except OSError:
+        return False
 
 
 def _measure(march: str, threads: int) -> float | None:
