@@ -48,6 +48,18 @@ def positive_int(text: str) -> int:
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600}
 
 
+def float_where(text: str, holds, expected: str) -> float:
+    """`text` as a float for which `holds(value)`; else argparse's one-line error, "expected
+    {expected}, got 'text'"."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not holds(value):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return value
+
+
 def duration(text: str) -> float:
     """Seconds from 90s, 30m, 1.5h or a plain number of seconds."""
     number, unit = (text[:-1], text[-1]) if text[-1:] in DURATION_UNITS else (text, "s")

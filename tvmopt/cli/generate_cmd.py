@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from .arguments import positive_int
+from .arguments import float_where, positive_int
 
 
 def token_ids(text: str) -> list[int]:
@@ -20,23 +20,11 @@ def token_ids(text: str) -> list[int]:
 
 
 def probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a probability in (0, 1], got {text!r}")
-    return value
+    return float_where(text, lambda p: 0 < p <= 1, "a probability in (0, 1]")
 
 
 def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return value
+    return float_where(text, lambda value: value > 0, "a number > 0")
 
 
 def register(subparsers) -> None:

@@ -10,16 +10,11 @@ import argparse
 
 from ..errors import OptionError
 from ..pruning.spec import NM, Block, parse_block, parse_nm
+from .arguments import float_where
 
 
 def sparsity(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a sparsity in [0, 1) such as 0.5, got {text!r}")
-    return value
+    return float_where(text, lambda value: 0 <= value < 1, "a sparsity in [0, 1) such as 0.5")
 
 
 def _argument(parse, text: str):
@@ -90,10 +85,7 @@ MAGNITUDE_ONLY = ("sparsity", "block", "nm", "include", "inputs", "measure")
 
 
 def fraction(text: str) -> float:
-    try:
-        return sparsity(text)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}") from None
+    return float_where(text, lambda value: 0 <= value < 1, "a fraction in [0, 1)")
 
 
 def run(args) -> int:
