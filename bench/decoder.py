@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import time
 
 import numpy as np
@@ -53,17 +52,6 @@ def tvmopt_step(compiled, feeds: dict):
     return lambda: _last_row(compiled.run_tensors(tensors)[0])
 
 
-def median_ms(runs: dict, rounds: int, calls: int = 3) -> dict[str, float]:
-    times = {name: [] for name in runs}
-    for _ in range(rounds):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            for _ in range(calls):
-                run()
-            times[name].append((time.perf_counter() - start) / calls * 1e3)
-    return {name: statistics.median(values) for name, values in times.items()}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layers", type=int, default=12)
@@ -79,6 +67,7 @@ def main() -> None:
 
     import tvmopt
     from tvmopt.threads import physical_cores
+    from tvmopt.timing import interleaved_medians
 
     start = time.perf_counter()
     compiled = tvmopt.compile(model, dims={"batch": (1, 1), "seq": (1, 64), "past": (0, 1023)})
@@ -93,8 +82,8 @@ def main() -> None:
         feeds = step_feeds(config, past)
         step = tvmopt_step(compiled, feeds)
         error = float(np.abs(step() - session.run(["logits"], feeds)[0][0, -1]).max())
-        medians = median_ms({"tvmopt": step, "ort": lambda f=feeds: session.run(None, f)},
-                            args.rounds)  # fmt: skip
+        runs = {"tvmopt": step, "ort": lambda f=feeds: session.run(None, f)}
+        medians = {name: s * 1e3 for name, s in interleaved_medians(runs, args.rounds, 3).items()}
         ratio = medians["tvmopt"] / medians["ort"]
         print(f"{past:>5} {medians['tvmopt']:>10.2f} {medians['ort']:>8.2f} {ratio:>10.2f}  "
               f"{error:.2e}")  # fmt: skip

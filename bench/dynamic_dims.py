@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import statistics
-import time
 
 import numpy as np
 import onnx
@@ -35,17 +33,6 @@ def export(layers: int) -> onnx.ModelProto:
     return onnx.load_model_from_string(buffer.getvalue())
 
 
-def median_seconds(runs: dict, rounds: int, calls: int = 5) -> dict[str, float]:
-    times = {name: [] for name in runs}
-    for _ in range(rounds):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            for _ in range(calls):
-                run()
-            times[name].append((time.perf_counter() - start) / calls)
-    return {name: statistics.median(values) for name, values in times.items()}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layers", type=int, default=6)
@@ -58,6 +45,7 @@ def main() -> None:
 
     import tvmopt
     from tvmopt.threads import physical_cores
+    from tvmopt.timing import interleaved_medians
 
     dynamic = tvmopt.compile(model, dims={"batch": (1, 8), "sequence": (1, 512)})
     static = tvmopt.compile(model, input_shapes={"input_ids": (1, args.seq)})
@@ -70,7 +58,7 @@ def main() -> None:
     for name, compiled in (("dynamic", dynamic), ("static", static)):
         error = float(np.abs(compiled.run(feeds)["hidden"] - reference).max())
         print(f"{name}: max abs error vs ONNX Runtime {error:.2e}")
-    medians = median_seconds({
+    medians = interleaved_medians({
         "tvmopt dynamic (1..512)": lambda: dynamic.run(feeds),
         f"tvmopt static (1, {args.seq})": lambda: static.run(feeds),
         "onnxruntime": lambda: session.run(None, feeds),

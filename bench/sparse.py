@@ -17,11 +17,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import onnx
 import onnxruntime
@@ -32,6 +30,7 @@ import tvmopt
 from tvmopt.backends import resolve
 from tvmopt.backends.llvm.cpu import cpu_of
 from tvmopt.benchmark.models import to_onnx_bytes
+from tvmopt.peak import cpu_model
 from tvmopt.reference import max_relative_error
 
 SPARSITIES = (0.5, 0.8, 0.9, 0.95)
@@ -145,7 +144,7 @@ def _write(args, cpu, threads: int, rows: list) -> None:
     lines = [
         f"# BERT-base ({args.layers} of 12 encoder layers), pruned MatMul weights", "",
         f"`TVM_NUM_THREADS={os.environ.get('TVM_NUM_THREADS', '')} {command}`", "",
-        f"Target {cpu.mcpu} ({cpu.isa.name}); {_cpu_name()}, {os.cpu_count()} CPUs shared "
+        f"Target {cpu.mcpu} ({cpu.isa.name}); {cpu_model()}, {os.cpu_count()} CPUs shared "
         f"with other jobs; {threads} thread(s) for tvmopt and ONNX Runtime "
         f"{onnxruntime.__version__}; 1 x 128 tokens; median ms of {args.rounds} interleaved "
         "rounds. Both tvmopt builds matched ONNX Runtime's output first (largest relative "
@@ -159,13 +158,6 @@ def _write(args, cpu, threads: int, rows: list) -> None:
     out = RESULTS / f"bert-{args.layers}layers-{cpu.isa.name}.md"
     out.write_text("\n".join(lines) + "\n")
     print(f"wrote {out}")
-
-
-def _cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.machine()
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ import tvmopt
 from tvmopt.backends import resolve
 from tvmopt.backends.llvm import sparse_choice
 from tvmopt.backends.llvm.cpu import cpu_of
+from tvmopt.peak import cpu_model
 
 RESULTS = Path(__file__).parent / "results" / "sparse"
 SHAPES = [(768, 768), (768, 3072), (3072, 768)]
@@ -133,7 +134,7 @@ def main() -> None:
     lines = [f"# Sparse kernels on BERT-base's layers ({cpu.mcpu}, {cpu.isa.name})", "",
              f"`TVM_NUM_THREADS={os.environ.get('TVM_NUM_THREADS', '')} "
              f"python {' '.join(sys.argv)}`; "
-             f"{platform.processor() or platform.machine()}, {_cpu_name()}; 128 tokens; median "
+             f"{platform.processor() or platform.machine()}, {cpu_model()}; 128 tokens; median "
              "ms of interleaved rounds (x: dense / kernel, of the medians; min: of the fastest "
              "runs, what the kernel costs when no other process preempts it).", "",
              "| layer | pruned | sparsity | dense ms | " +
@@ -159,13 +160,6 @@ def main() -> None:
     out = RESULTS / f"layers-{cpu.isa.name}{suffix}.md"
     out.write_text("\n".join(lines) + "\n")
     print(f"wrote {out}")
-
-
-def _cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.machine()
 
 
 if __name__ == "__main__":

@@ -45,8 +45,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 from fractions import Fraction
 
 import numpy as np
@@ -63,18 +61,6 @@ def export(layers: int, seq: int) -> onnx.ModelProto:
     module = BertEncoder(vocab=30522, hidden=384, layers=layers, heads=12, ffn=1536).eval()
     ids = torch.randint(1, 30522, (1, seq))
     return onnx.load_model_from_string(to_onnx_bytes(module, (ids,)))
-
-
-def median_seconds(runs: dict, rounds: int, calls: int = 5) -> dict[str, float]:
-    """Each round times every contender once, in turn, so that drifts in load hit all alike."""
-    times = {name: [] for name in runs}
-    for _ in range(rounds):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            for _ in range(calls):
-                run()
-            times[name].append((time.perf_counter() - start) / calls)
-    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def ort_session(model: onnx.ModelProto, threads: int):
@@ -107,6 +93,7 @@ def main() -> None:
     import tvmopt
     from tvmopt.pruning.structured import prune_structured
     from tvmopt.threads import physical_cores
+    from tvmopt.timing import interleaved_medians
 
     dense = export(args.layers, args.seq)
     models = {"dense": dense}
@@ -124,7 +111,7 @@ def main() -> None:
         print(f"{name}: target {compiled.metadata.target}, max abs error vs ORT {error:.2e}")
         runs[("tvmopt", name)] = lambda c=compiled: c.run(feeds)
         runs[("onnxruntime", name)] = lambda s=session: s.run(None, feeds)
-    medians = median_seconds(runs, args.rounds)
+    medians = interleaved_medians(runs, args.rounds)
     for (engine, name), seconds in medians.items():
         speedup = medians[(engine, "dense")] / seconds
         print(f"{engine:12} {name:22} {seconds * 1e3:8.2f} ms   x{speedup:.2f} of its dense speed")

@@ -33,7 +33,7 @@ def isa_peak(isa: str, threads: int) -> float | None:
 
 def measured_peak(march: str, threads: int) -> float | None:
     """GFLOP/s of float32 FMAs on `threads` threads in code built with -march=`march`."""
-    key = f"{_cpu_model()}|{march}|{threads}"
+    key = f"{cpu_model()}|{march}|{threads}"
     cache = cache_dir() / "peak.json"
     known = _read(cache)
     if key not in known:
@@ -73,7 +73,8 @@ def _measure(march: str, threads: int) -> float | None:
         return max(rates) if rates else None
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), or the platform's word for it."""
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:

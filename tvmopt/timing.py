@@ -44,3 +44,17 @@ def time_callable(fn, repeat: int = 20, warmup: int = 2) -> Latency:
         fn()
         samples.append((time.perf_counter() - start) * 1e3)
     return Latency(tuple(samples))
+
+
+def interleaved_medians(runs: dict, rounds: int, calls: int = 5) -> dict[str, float]:
+    """Seconds per call of each of `runs` (name -> callable): each round times every one in
+    turn, `calls` calls apiece, so that drifts in the machine's load fall on all alike; the
+    median over the rounds."""
+    times = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            for _ in range(calls):
+                run()
+            times[name].append((time.perf_counter() - start) / calls)
+    return {name: statistics.median(values) for name, values in times.items()}

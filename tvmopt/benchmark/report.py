@@ -11,6 +11,7 @@ import statistics
 import subprocess
 from pathlib import Path
 
+from ..peak import cpu_model
 from .harness import Result
 
 COLUMNS = ["model", "contender", "status", "median_ms", "iqr_ms", "speedup_vs_ort",
@@ -70,7 +71,7 @@ def machine() -> dict:
     """What the numbers were measured on: the CPU by name, by LLVM's name and by its ISA (a
     speed holds for that ISA only)."""
     return {
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         **_isa(),
         "cores_available": len(os.sched_getaffinity(0)),
         "gpu": _gpus(),
@@ -78,16 +79,6 @@ def machine() -> dict:
         "python": platform.python_version(),
         "versions": _versions(),
     }
-
-
-def _cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 VECTOR_FEATURES = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8",
