@@ -64,7 +64,9 @@ def _groups_fill_panels(call, lanes: int) -> bool:
     if groups == 1 or _depthwise(call):
         return True
     weight = call.args[1]
-    return is_constant(weight) and kernel_group_conv_nhwc.pays(groups, value(weight).shape, lanes)
+    if not is_constant(weight):
+        return False
+    return kernel_group_conv_nhwc.panel_lanes(groups, value(weight).shape, lanes) is not None
 
 
 def _depthwise(call) -> bool:
@@ -152,7 +154,8 @@ def _kernel(weight: np.ndarray, geometry, channels_last: bool, algorithm: str, l
     if algorithm == "grouped":
         kernel = partial(kernel_group_conv_nhwc.group_conv2d_nhwc, geometry=geometry, groups=groups,
                          channels=len(weight), channels_last=channels_last)  # fmt: skip
-        return kernel, kernel_group_conv_nhwc.pack_group_weight(weight, groups, lanes)
+        width = kernel_group_conv_nhwc.panel_lanes(groups, weight.shape, lanes)
+        return kernel, kernel_group_conv_nhwc.pack_group_weight(weight, groups, width)
     if algorithm == "winograd":
         tile = kernel_winograd.DEFAULT_TILE
         kernel = partial(kernel_winograd.conv2d_winograd, geometry=geometry,
