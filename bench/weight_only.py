@@ -32,6 +32,7 @@ from onnx import TensorProto, helper, numpy_helper
 import tvmopt
 from tvmopt._tvm import tvm
 from tvmopt.backends import resolve_target
+from tvmopt.timing import time_callable
 
 RESULTS = Path(__file__).parent / "results" / "weight_only"
 SHAPES = {"768x3072": [(768, 3072)], "3072x768": [(3072, 768)], "768x2304": [(768, 2304)],
@@ -97,12 +98,7 @@ def median_ms(fn, repeat: int) -> float:
     warm_until = time.perf_counter() + 0.02
     while time.perf_counter() < warm_until:
         fn()
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1e3)
-    return float(np.median(samples))
+    return time_callable(fn, repeat, warmup=0).median_ms
 
 
 def contenders(layers, threads: int, feeds) -> dict:
