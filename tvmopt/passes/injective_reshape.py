@@ -6,7 +6,7 @@ TVM's AnnotateTIROpPattern finds no simple index where a reshape divides by a sy
 (`lv[(j // 1152 + i) % (batch * sequence), j % 1152]`) and calls it opaque, so FuseOps kept
 every symbolic reshape a kernel of its own, and with it each transpose and bias add around it:
 a symbolic MiniLM layer ran its packed matmuls' output transposes, their bias adds and the
-QKV split as nine kernels where the static layer runs three (fused_transpose_reshape_add...).
+QKV split as nine kernel calls where the static layer makes four (fused_transpose_reshape_add...).
 A reshape reads one input element for each output element whatever its extents: injective.
 Runs between AnnotateTIROpPattern and FuseOps.
 """
