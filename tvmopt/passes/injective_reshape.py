@@ -33,5 +33,8 @@ def _opaque_reshape(func) -> bool:
     if func.attrs is None or int(func.attrs.get("op_pattern", -1)) != OPAQUE:
         return False
     sch = s_tir.Schedule(func)
-    blocks = sch.get_child_blocks(sch.get_sblock("root"))
+    try:
+        blocks = sch.get_child_blocks(sch.get_sblock("root"))
+    except s_tir.ScheduleError:  # hand-written IR (a scan, a sort) has no root block
+        return False
     return len(blocks) == 1 and sch.get(blocks[0]).name_hint == RESHAPE_BLOCK
