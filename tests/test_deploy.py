@@ -441,6 +441,20 @@ def test_runner_runs_symbolic_dims_inside_their_range(symbolic_library, runner, 
     assert np.array_equal(np.load(tmp_path / "out" / "sum.npy"), feeds["x"] + feeds["y"])
 
 
+def test_runner_takes_a_bucket_or_main_as_python_does(runner, workdir, tmp_path):
+    """A bucketed library (buckets.py): the runner loads every bucket's function and runs a
+    bucket's shape and any other shape in range alike."""
+    library = workdir / "bucketed.so"
+    tvmopt.compile(symbolic_model(), dims={"seq": "1..8"}, buckets={"seq": [4]}).export(library)
+    rng = np.random.default_rng(0)
+    for shape in [(1, 4), (3, 4), (1, 7)]:
+        feeds = {n: rng.standard_normal(shape).astype(np.float32) for n in ("x", "y")}
+        result = run(runner, library, "--inputs", save_inputs(tmp_path / "in", feeds),
+                     "--output", tmp_path / "out", "--repeat", 1)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert np.array_equal(np.load(tmp_path / "out" / "sum.npy"), feeds["x"] + feeds["y"])
+
+
 @pytest.mark.parametrize(
     "shapes, fragment",
     [

@@ -9,6 +9,7 @@ from ._tvm import tvm
 from .artifact import Metadata, read_metadata, verify_checksum
 from .autotune.database import open_database
 from .backends import BuildOptions, recorded_backend, resolve, target_record
+from .buckets import BUCKETS_RECORD, resolve_buckets
 from .dims import resolve as dim_ranges
 from .dims import with_dim_bounds
 from .errors import (
@@ -53,6 +54,7 @@ def compile(  # noqa: A001 - the verb users expect
     cuda_graph: bool = False,
     group_size: int | None = None,
     sparse: str = "auto",
+    buckets=None,
 ) -> CompiledModel:
     """Compile a model for `target`.
 
@@ -74,6 +76,10 @@ def compile(  # noqa: A001 - the verb users expect
         {"sequence": (1, 512), "batch": (1, 8)} (or "1..512"; hi None: no limit). The model
         compiles once for every size in range; a dim not named takes any size from 1. Runs
         outside the ranges are refused (InputError).
+    buckets : dict of str to list of int, optional
+        Sizes of symbolic dims to compile static variants for, beside the symbolic code, such
+        as {"sequence": [16, 64, 128]}: a run of exactly such a size takes that variant's
+        static kernels, any other size the symbolic ones (buckets.py). CPU targets, float.
     dump_ir : str or os.PathLike, optional
         Write the IR after every pass into this directory.
     print_pass_times : bool
@@ -145,6 +151,7 @@ def compile(  # noqa: A001 - the verb users expect
             log,
             dims,
             group_size,
+            buckets=buckets,
         )
         executable = _build(prepared, database)
     compiled = CompiledModel(executable, prepared.metadata, backend=backend)  # after _build
@@ -164,6 +171,7 @@ class Prepared:
     backend: object
     opt_level: int
     report: object = None
+    variants: dict = dataclasses.field(default_factory=dict)  # buckets: function -> module
 
     @property
     def target(self):
@@ -173,7 +181,7 @@ class Prepared:
 def prepare(  # noqa: PLR0913 - compile's arguments, less the output options
     model, target=None, input_shapes=None, example_inputs=None, opt_level=DEFAULT_OPT_LEVEL,
     quantize=None, calib=None, calib_method="minmax", skip=(), max_accuracy_drop=None,
-    quantize_config=None, log=None, dims=None, group_size=None,
+    quantize_config=None, log=None, dims=None, group_size=None, buckets=None,
 ) -> Prepared:  # fmt: skip
     """Import `model` for `target` (a Backend, or anything `backends.resolve` takes) and
     quantize it when asked (compile's arguments)."""
@@ -184,9 +192,12 @@ def prepare(  # noqa: PLR0913 - compile's arguments, less the output options
                               max_accuracy_drop=max_accuracy_drop)  # fmt: skip
     config = weight_only_options(quantize, group_size, backend, opt_level) or config
     recipe = backend.recipe(quantize)  # before the import: a refused recipe costs nothing
-    onnx_model = onnx_frontend.prepare(_to_onnx(model, example_inputs), input_shapes)
+    raw_model = _to_onnx(model, example_inputs)
+    onnx_model = onnx_frontend.prepare(raw_model, input_shapes)
     inputs, _ = onnx_frontend.signature(onnx_model)
     ranges = dim_ranges(inputs, dims)  # before the import: a misspelt name costs nothing
+    chosen = resolve_buckets(buckets, ranges)
+    _check_bucketable(chosen, backend, quantize)
     mod = with_dim_bounds(onnx_frontend.import_model(onnx_model), ranges)
     quantized = quantize_for(backend, recipe, mod, onnx_model, inputs, config, calib, log,
                              opt_level)  # fmt: skip
@@ -200,11 +211,27 @@ def prepare(  # noqa: PLR0913 - compile's arguments, less the output options
         precision=backend.options.precision,
         quantization="none" if quantized is None else quantized.mode,
         dims={name: dim.to_list() for name, dim in ranges.items()},
+        extra={BUCKETS_RECORD: [b.to_dict() for b in chosen]} if chosen else {},
     )
     if quantized is None:
-        return Prepared(mod, backend.graph_passes(opt_level), metadata, backend, opt_level)
+        return Prepared(mod, backend.graph_passes(opt_level), metadata, backend, opt_level,
+                        variants=_import_variants(raw_model, inputs, chosen))  # fmt: skip
     return Prepared(quantized.module, quantized.graph, metadata, backend, opt_level,
                     quantized.report)  # fmt: skip
+
+
+def _check_bucketable(buckets, backend, quantize) -> None:
+    if buckets and not backend.buckets:
+        raise OptionError(f"buckets are built for CPU targets (llvm), not {backend.name}")
+    if buckets and quantize is not None:
+        raise OptionError("buckets are built for float models; leave out quantize")
+
+
+def _import_variants(raw_model, inputs, buckets) -> dict:
+    """Each bucket's model, every input pinned to its sizes, imported: function -> module."""
+    return {bucket.function: onnx_frontend.import_model(
+                onnx_frontend.prepare(raw_model, bucket.input_shapes(inputs)))
+            for bucket in buckets}  # fmt: skip
 
 
 def weight_only_options(quantize, group_size, backend, opt_level):
@@ -254,8 +281,7 @@ def _build(prepared: Prepared, database=None):
     """The backend's build; what it records (VTA's layer placement, CUDA graphs' launches) goes
     into the library's metadata."""
     try:
-        executable = prepared.backend.build(prepared.module, prepared.graph, prepared.opt_level,
-                                            database)  # fmt: skip
+        executable = _build_executable(prepared, database)
     except Exception as err:  # noqa: BLE001 - TVM's lowering raises any type
         raise CompileError(
             f"TVM failed to compile the model: {type(err).__name__}: {first_diagnostic(err)}"
@@ -263,6 +289,14 @@ def _build(prepared: Prepared, database=None):
     extra = {**prepared.metadata.extra, **prepared.backend.record()}
     prepared.metadata = dataclasses.replace(prepared.metadata, extra=extra)
     return executable
+
+
+def _build_executable(prepared: Prepared, database):
+    backend = prepared.backend
+    if prepared.variants:
+        return backend.build_with_variants(prepared.module, prepared.variants, prepared.graph,
+                                           prepared.opt_level, database)  # fmt: skip
+    return backend.build(prepared.module, prepared.graph, prepared.opt_level, database)
 
 
 def load(path) -> CompiledModel:

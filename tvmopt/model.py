@@ -12,6 +12,7 @@ from .backends import recorded_backend
 from .backends.base import CPU_RECORD
 from .backends.cpu_features import check_runs_here
 from .backends.kernel_record import KERNELS_RECORD
+from .buckets import BUCKETS_RECORD, function_by_shapes
 from .dims import DimRange
 from .frontend.signature import TensorSpec
 from .inputs import check_inputs, check_tensors, random_inputs
@@ -69,6 +70,26 @@ class CompiledModel:
         return self._machine["main"]  # looked up once: 2 us a run
 
     @cached_property
+    def _buckets(self) -> dict:
+        """{(each input's shape, ...): the VM function of that bucket} (buckets.py)."""
+        return function_by_shapes(self.inputs, self.metadata.extra.get(BUCKETS_RECORD, []))
+
+    @cached_property
+    def _bucket_functions(self) -> dict:
+        return {name: self._machine[name] for name in self._buckets.values()}
+
+    def function_for(self, shapes) -> str:
+        """The VM function a run on inputs of `shapes` (in signature order) takes: a bucket's
+        static one where the shapes are a bucket's, else `main`."""
+        return self._buckets.get(tuple(tuple(shape) for shape in shapes), "main")
+
+    def _entry(self, shapes):
+        if not self._buckets:
+            return self._main
+        name = self._buckets.get(tuple(shapes))
+        return self._main if name is None else self._bucket_functions[name]
+
+    @cached_property
     def _output_names(self) -> tuple[str, ...]:
         return tuple(spec.name for spec in self.outputs)
 
@@ -80,7 +101,8 @@ class CompiledModel:
     def run(self, inputs) -> dict[str, np.ndarray]:
         """Run once. `inputs` maps input names to arrays (or lists them in signature order)."""
         arrays = check_inputs(self.inputs, inputs, self._dim_ranges)
-        result = self._main(*self._staged(arrays))
+        entry = self._entry([a.shape for a in arrays])
+        result = entry(*self._staged(arrays))
         return dict(zip(self._output_names, leaves(result), strict=True))
 
     def run_tensors(self, tensors) -> list:
@@ -88,7 +110,8 @@ class CompiledModel:
         return the outputs as tvm tensors. Nothing is copied either way: a decoder's KV cache
         stays in the tensors one step returned and the next step takes (tvmopt.generate)."""
         check_tensors(self.inputs, tensors, self._dim_ranges)
-        return tensor_leaves(self._main(*tensors))
+        entry = self._entry([tuple(t.shape) for t in tensors]) if self._buckets else self._main
+        return tensor_leaves(entry(*tensors))
 
     def tensor(self, array: np.ndarray):
         """`array` copied into a tvm tensor on the model's device, for run_tensors."""
@@ -137,7 +160,7 @@ class CompiledModel:
     def benchmark(self, inputs=None, repeat: int = 20, warmup: int = 2) -> Latency:
         """Time `repeat` runs (random inputs when none are given), VM calls only."""
         tensors = self._device_tensors(inputs)
-        main, device = self._machine["main"], self._device
+        main, device = self._entry([tuple(t.shape) for t in tensors]), self._device
 
         def call():
             main(*tensors)
@@ -151,8 +174,10 @@ class CompiledModel:
         the ONNX nodes it covers (Profile.table())."""
         self._machine  # noqa: B018 - readies the runtime (VTA's packed function) as a run does
         records = self.metadata.extra.get(KERNELS_RECORD, {})
-        return profile_vm(self._module, self._device, self._device_tensors(inputs), repeat,
-                          records, isa_peak(self.metadata, self._device))  # fmt: skip
+        tensors = self._device_tensors(inputs)
+        function = self.function_for(tuple(t.shape) for t in tensors)
+        return profile_vm(self._module, self._device, tensors, repeat, records,
+                          isa_peak(self.metadata, self._device), function)  # fmt: skip
 
     def _device_tensors(self, inputs) -> list:
         if inputs is None:

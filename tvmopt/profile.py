@@ -106,9 +106,11 @@ class Profile:
         return {"traceEvents": events, "displayTimeUnit": "ms"}
 
 
-def profile_vm(module, device, tensors, repeat: int, records: dict, peak=None) -> Profile:  # noqa: PLR0913
-    """`repeat` runs of `main` on `tensors` (made on `device`), after one that warms up, each
-    call timed; `records` is the library's record of its kernels, `peak` its ISA's."""
+def profile_vm(module, device, tensors, repeat: int, records: dict, peak=None,  # noqa: PLR0913
+               function: str = "main") -> Profile:  # fmt: skip
+    """`repeat` runs of `function` (a bucket's, or `main`) on `tensors` (made on `device`),
+    after one that warms up, each call timed; `records` is the library's record of its kernels,
+    `peak` its ISA's."""
     vm = tvm.relax.VirtualMachine(module, device)
     starts, events = [], []
 
@@ -122,7 +124,7 @@ def profile_vm(module, device, tensors, repeat: int, records: dict, peak=None) -
         return NO_OP
 
     vm.set_instrument(instrument)
-    main, runs = vm["main"], []
+    main, runs = vm[function], []
     for _ in range(repeat + 1):
         events = []
         main(*tensors)

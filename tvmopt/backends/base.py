@@ -94,6 +94,7 @@ class Backend:
                               "save)")  # fmt: skip
 
     weight_only = False  # runs weight-only quantized matmuls (quantize='int4-weights')
+    buckets = False  # builds static variants beside a symbolic main (buckets.py)
 
     # --- quantization --------------------------------------------------------------------------
     def recipe(self, quantize: str | None) -> str | None:
@@ -150,6 +151,23 @@ class Backend:
         """A VM executable of `mod`, through `graph` and lowering."""
         pipeline = self.pipeline(graph, opt_level, database)
         return tvm.compile(mod, target=self.target, relax_pipeline=pipeline)
+
+    def build_with_variants(self, mod, variants: dict, graph: list, opt_level: int,
+                            database=None):  # fmt: skip
+        """One VM executable of `mod` and of `variants` (function name -> module, each with
+        its own `main`): each through `graph` on its own, then merged (merge_variants.py) and
+        lowered together, so that their kernels share one library and their weights one copy."""
+        from .merge_variants import merged
+
+        def optimized(module):
+            passes = instantiate(graph) + self.precision_passes()
+            return sequential("tvmopt.graph", passes, self.target)(module)
+
+        functions = {name: optimized(module) for name, module in variants.items()}
+        lowering = sequential(f"tvmopt.O{opt_level}.lowering",
+                              self.lowering_passes(opt_level, database), self.target)  # fmt: skip
+        return tvm.compile(merged(optimized(mod), functions), target=self.target,
+                           relax_pipeline=lowering)  # fmt: skip
 
     def record(self) -> dict:
         """What the last build adds to the artifact's metadata (VTA's layer placement, the CPU

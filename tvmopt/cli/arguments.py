@@ -136,6 +136,30 @@ def add_dims(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def bucket_sizes(text: str):
+    """NAME=S1,S2,... as in `--bucket sequence=16,64,128`."""
+    from ..buckets import parse_bucket
+    from ..errors import OptionError
+
+    try:
+        return parse_bucket(text)
+    except OptionError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def add_buckets(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--bucket",
+        dest="buckets",
+        type=bucket_sizes,
+        action="append",
+        default=[],
+        metavar="NAME=S1,S2,...",
+        help="also compile static kernels for these sizes of a symbolic dim, inside the same "
+        "library: a run of exactly such a size takes them, any other size the symbolic ones",
+    )
+
+
 def add_opt_level(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-O",

@@ -1,5 +1,5 @@
 """tvmopt compile MODEL.onnx -o OUT.so [--target T [--arch SM] [--precision fp16] [--cuda-graph]]
-[--input-shape NAME=DIMS] [--dim NAME=LO..HI] [-O N]
+[--input-shape NAME=DIMS] [--dim NAME=LO..HI] [--bucket NAME=S1,S2,...] [-O N]
 [--db DIR] [--emit-header FILE.h] [--sparse off|auto|force]
 [--quantize int8 --calib DATA [--calib-method M] [--skip NODE...]]
 [--quantize int4-weights|int8-weights [--group-size 32|64|128]]"""
@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from .arguments import (
+    add_buckets,
     add_cuda_options,
     add_dims,
     add_input_shapes,
@@ -36,6 +37,7 @@ def register(subparsers) -> None:
     )
     add_input_shapes(parser)
     add_dims(parser)
+    add_buckets(parser)
     add_opt_level(parser)
     add_winograd(parser)
     parser.add_argument(
@@ -85,6 +87,7 @@ def run(args) -> int:
         precision=args.precision,
         input_shapes=dict(args.input_shapes),
         dims=dict(args.dims),
+        buckets=dict(args.buckets) or None,
         opt_level=args.opt_level,
         dump_ir=args.dump_ir,
         print_pass_times=args.print_pass_times,

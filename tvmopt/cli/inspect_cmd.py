@@ -64,6 +64,7 @@ def print_library(path) -> None:
     """What the library records, read without loading it: a library for another CPU, or
     another machine, is described as well."""
     from ..artifact import read_metadata
+    from ..buckets import BUCKETS_RECORD
     from ..dims import DimRange
 
     metadata = read_metadata(path)
@@ -79,8 +80,12 @@ def print_library(path) -> None:
         print(f"output {spec.describe()}")
     for name, (lo, hi) in metadata.dims.items():
         print(f"dim    {name}: {DimRange(lo, hi).describe()}" + ("" if hi else " (no limit)"))
+    for bucket in metadata.extra.get(BUCKETS_RECORD, []):
+        sizes = ", ".join(f"{name}={size}" for name, size in bucket["dims"].items())
+        print(f"bucket {sizes}: static kernels ({bucket['function']})")
     for key, record in metadata.extra.items():
-        print(f"{key}: {_summary(key, record)}")
+        if key != BUCKETS_RECORD:
+            print(f"{key}: {_summary(key, record)}")
 
 
 def _summary(key: str, record) -> str:

@@ -17,7 +17,7 @@ from tvm import relax, tirx
 
 from .._tvm import tvm
 from .consts import static_shape
-from .uses import bindings
+from .uses import bindings, relax_functions
 
 ELEMWISE, BROADCAST, INJECTIVE, OUT_ELEMWISE_FUSABLE = 0, 1, 2, 4  # TVM's OpPatternKind
 CALL_TIR = "relax.call_tir"
@@ -25,8 +25,10 @@ CALL_TIR = "relax.call_tir"
 
 @tvm.transform.module_pass(opt_level=0, name="tvmopt.KeepGatesApart")
 def keep_gates_apart(mod: tvm.IRModule, ctx) -> tvm.IRModule:
-    calls = bindings(mod["main"])
-    gates = {call.args[0] for call in calls.values() if _gates(mod, call, calls)}
+    gates = set()
+    for _, func in relax_functions(mod):  # main, and a bucketed library's static variants
+        calls = bindings(func)
+        gates |= {call.args[0] for call in calls.values() if _gates(mod, call, calls)}
     for gvar in gates:
         mod[gvar] = mod[gvar].with_attr("op_pattern", INJECTIVE)
     return mod

@@ -55,6 +55,7 @@ class LLVMBackend(Backend):
     aliases = ("llvm", "cpu", "host", *FLEET_LEVELS)
     example = EXAMPLE
     weight_only = True  # fuse_weight_only.py, rule_weight_only.py
+    buckets = True
 
     def __init__(self, target, options=None):
         super().__init__(target, options)
@@ -121,6 +122,12 @@ class LLVMBackend(Backend):
         self.sparse_layers = []
         graph = pipeline.with_node_spans(graph, self.kernels)
         return super().build(mod, graph, opt_level, database)
+
+    def build_with_variants(self, mod, variants, graph, opt_level, database=None):
+        self.kernels = KernelRecord()
+        self.sparse_layers = []
+        graph = pipeline.with_node_spans(graph, self.kernels)
+        return super().build_with_variants(mod, variants, graph, opt_level, database)
 
     def record(self) -> dict:
         sparse = {SPARSE_RECORD: self.sparse_layers} if self.sparse_layers else {}

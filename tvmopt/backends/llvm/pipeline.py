@@ -12,6 +12,7 @@ from ...passes.fast_math import FAST_LEGALIZATIONS
 from ...passes.fuse_epilogue import FuseEpilogue
 from ...passes.half_accumulate import HalfAccumulate
 from ...passes.infinite_extrema import INFINITE_EXTREMA
+from ...passes.injective_reshape import injective_reshape
 from ...passes.keep_gates_apart import keep_gates_apart
 from ...passes.pipeline import GRAPH_PASSES, apply_database, named
 from ...passes.safe_indexing import SafeIndexing
@@ -81,6 +82,7 @@ def lowering_passes(opt_level: int, target, database=None, record=None) -> list:
         ("record_node_spans_2", record.nodes.spans_pass()),  # legalization drops the calls' spans
         ("legalize", T.LegalizeOps(customize_legalize_map=legalizations)),
         ("annotate_patterns", T.AnnotateTIROpPattern()),
+        ("injective_reshape", injective_reshape),  # symbolic reshapes fuse as static ones do
         ("keep_gates_apart", keep_gates_apart),  # x * sigmoid(conv(..)): the conv keeps its rule
     ]
     if opt_level >= 2:

@@ -60,6 +60,13 @@ struct DimRange {
   }
 };
 
+// A static variant compiled beside the symbolic `main` (tvmopt/buckets.py): the VM function
+// that runs inputs whose symbolic dims have exactly these sizes.
+struct Bucket {
+  std::string function;
+  std::map<std::string, int64_t> dims;
+};
+
 struct Metadata {
   std::vector<TensorInfo> inputs;
   std::vector<TensorInfo> outputs;
@@ -70,6 +77,7 @@ struct Metadata {
   std::string json;
   std::optional<CpuRecord> cpu;          // absent in libraries written before the record
   std::map<std::string, DimRange> dims;  // the ranges compiled for; a dim not here: 1..
+  std::vector<Bucket> buckets;           // --bucket's static variants; none: main only
 
   // The range `dim` was compiled for (1.. when the model declared none).
   DimRange RangeOf(const std::string& dim) const {
@@ -159,6 +167,21 @@ inline std::map<std::string, DimRange> DimRangesFromJson(const json::Object& rec
   return ranges;
 }
 
+// [{"function": "main__seq16", "dims": {"seq": 16}}]: what tvmopt/buckets.py records.
+inline std::vector<Bucket> BucketsFromJson(const json::Object& record) {
+  std::vector<Bucket> buckets;
+  if (!record.count("buckets")) return buckets;
+  for (const tvm::ffi::Any& item : record.at("buckets").cast<json::Array>()) {
+    auto entry = item.cast<json::Object>();
+    Bucket bucket{StringField(entry, "function"), {}};
+    for (const auto& [name, size] : entry.at("dims").cast<json::Object>()) {
+      bucket.dims[std::string(name.cast<tvm::ffi::String>())] = size.cast<int64_t>();
+    }
+    buckets.push_back(bucket);
+  }
+  return buckets;
+}
+
 }  // namespace detail
 
 inline Metadata Metadata::FromJson(const std::string& text) {
@@ -180,7 +203,8 @@ inline Metadata Metadata::FromJson(const std::string& text) {
                     detail::StringField(record, "tvm_version"),
                     text,
                     detail::CpuRecordFromJson(record),
-                    detail::DimRangesFromJson(record)};
+                    detail::DimRangesFromJson(record),
+                    detail::BucketsFromJson(record)};
   } catch (const tvm::ffi::Error& err) {
     throw Error("malformed metadata record: " + err.message());
   }

@@ -182,13 +182,15 @@ class Model {
     }
     staged_.clear();
     for (const HostArray& array : inputs) staged_.push_back(ToDevice(array));
+    entry_ = BucketFor(bound);
   }
 
   // Run the model on the inputs set last and wait for the device to finish.
   void Invoke() {
     std::vector<tvm::ffi::AnyView> args(staged_.begin(), staged_.end());
     try {
-      main_.CallPacked(args.data(), static_cast<int32_t>(args.size()), &result_);
+      const tvm::ffi::Function& entry = entry_ < 0 ? main_ : bucket_functions_[entry_];
+      entry.CallPacked(args.data(), static_cast<int32_t>(args.size()), &result_);
       if (device_.device_type != kDLCPU) sync_(device_, int64_t{0});  // 0: the default stream
     } catch (const tvm::ffi::Error& err) {
       throw Error("the model failed: " + err.kind() + ": " + FirstLine(err.message()));
@@ -230,6 +232,9 @@ class Model {
            static_cast<int>(kDLCPU), 0, detail::kPooledAllocator);
     }
     main_ = (*vm_)->GetFunction("main").value();
+    for (const Bucket& bucket : metadata_.buckets) {
+      bucket_functions_.push_back((*vm_)->GetFunction(bucket.function).value());
+    }
     alloc_ = tvm::ffi::Function::GetGlobalRequired("runtime.TVMTensorAllocWithScope");
     copy_in_ = tvm::ffi::Function::GetGlobalRequired("runtime.TVMTensorCopyFromBytes");
     copy_out_ = tvm::ffi::Function::GetGlobalRequired("runtime.TVMTensorCopyToBytes");
@@ -255,6 +260,20 @@ class Model {
     return array;
   }
 
+  // The bucket whose sizes the inputs' dims have (`bound`), or -1 for main: static kernels
+  // where a bucket was compiled for the run's shape, as the Python API chooses.
+  int BucketFor(const detail::BoundDims& bound) const {
+    for (size_t i = 0; i < metadata_.buckets.size(); ++i) {
+      bool matches = true;
+      for (const auto& [dim, size] : metadata_.buckets[i].dims) {
+        auto found = bound.find(dim);
+        matches = matches && found != bound.end() && found->second.first == size;
+      }
+      if (matches) return static_cast<int>(i);
+    }
+    return -1;
+  }
+
   static std::string FirstLine(const std::string& text) { return text.substr(0, text.find('\n')); }
 
   Metadata metadata_;
@@ -262,6 +281,8 @@ class Model {
   std::optional<tvm::ffi::Module> library_;
   std::optional<tvm::ffi::Module> vm_;
   tvm::ffi::Function main_, alloc_, copy_in_, copy_out_, sync_;
+  std::vector<tvm::ffi::Function> bucket_functions_;  // metadata_.buckets' VM functions
+  int entry_ = -1;  // what Invoke calls: a bucket's function (its index), or main (-1)
   std::vector<tvm::ffi::Tensor> staged_;
   tvm::ffi::Any result_;
 };
