@@ -93,10 +93,25 @@ class TvmoptDense(TvmoptLLVM):
         return {**super().options(case), "sparse": "off"}
 
 
-def _deepsparse():
-    from .deepsparse_peer import DeepSparseContender
+class DeepSparseContender(Contender):
+    """DeepSparse on the case's ONNX file, in its own Python (deepsparse_peer.py)."""
 
-    return DeepSparseContender()
+    name, kind = "deepsparse", "peer"
+
+    def unavailable(self, case):
+        from .deepsparse_peer import unavailable
+
+        return unavailable()
+
+    def prepare(self, case, threads):
+        import onnx
+
+        from .deepsparse_peer import DeepSparse
+
+        start = time.perf_counter()
+        batch = next(iter(case.feeds.values())).shape[0]
+        engine = DeepSparse(onnx.load(case.onnx_path), batch=batch, cores=threads)
+        return Prepared(lambda: engine.run(case.feeds), time.perf_counter() - start)
 
 
 def _cannot_run(level: str) -> str | None:
@@ -366,7 +381,7 @@ CONTENDERS: dict[str, Callable[[], Contender]] = {
     ),
     "onnxruntime": OnnxRuntime,
     "onnxruntime-int8": OnnxRuntimeInt8,
-    "deepsparse": _deepsparse,
+    "deepsparse": DeepSparseContender,
     "torch": TorchEager,
     "torch-cuda": TorchEagerCUDA,
     "torch-cuda-fp16": lambda: TorchEagerCUDA("fp16"),

@@ -17,13 +17,10 @@ import json
 import os
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import onnx
-
-from .contenders import Contender, Prepared
 
 WORKER = Path(__file__).with_name("deepsparse_worker.py")
 PYTHON_VARIABLE = "TVMOPT_DEEPSPARSE_PYTHON"
@@ -97,17 +94,3 @@ class DeepSparse:
         self.process.wait()
         self.folder.cleanup()
 
-
-class DeepSparseContender(Contender):
-    """DeepSparse on the case's ONNX file, in its own Python (TVMOPT_DEEPSPARSE_PYTHON)."""
-
-    name, kind = "deepsparse", "peer"
-
-    def unavailable(self, case):
-        return unavailable()
-
-    def prepare(self, case, threads):
-        start = time.perf_counter()
-        batch = next(iter(case.feeds.values())).shape[0]
-        engine = DeepSparse(onnx.load(case.onnx_path), batch=batch, cores=threads)
-        return Prepared(lambda: engine.run(case.feeds), time.perf_counter() - start)

@@ -41,7 +41,7 @@ class RowReduction(CPURule):
         infos = normalize_prim_func(sch)
         lanes = vector_lanes(target)
         reductions = [info.block_rv for info in infos if not info.is_injective()]
-        partials = [_vector_partials(sch, block, rows, lanes) for block in reductions]
+        partials = [_vector_partials(sch, block, lanes) for block in reductions]
         row = _parallel_rows(sch, infos[-1].block_rv, rows)
         for block in reversed(root_blocks(sch)[:-1]):
             sch.compute_at(block, row, preserve_unit_loops=True)
@@ -84,16 +84,17 @@ def _costly(block) -> bool:
     return any(name in value for name in COSTLY) or value.count("T.") > MAX_CHEAP_CALLS
 
 
-def _vector_partials(sch, block, rows: int, lanes: int):
+def _vector_partials(sch, block, lanes: int):
     """Split the reduction's row loop by the largest divisor up to `lanes` and rfactor it:
-    the new block sums the row into a vector of partial results, the old one adds those up."""
+    the new block sums the row into a vector of partial results, the old one adds those up.
+    The vector is the innermost axis of the partials' buffer: contiguous, not a gather."""
     loop = sch.get_loops(block)[-1]
     (extent,) = extents(sch, [loop])
     width = 0 if extent is None else largest_divisor(extent, lanes)
     if width < MIN_LANES:
         raise Decline(f"a row of {extent} has no vector-wide divisor")
     _, inner = sch.split(loop, [None, width])
-    return sch.rfactor(inner, factor_axis=rows)
+    return sch.rfactor(inner, factor_axis=len(sch.get(block).writes[0].source.shape))
 
 
 def _parallel_rows(sch, block, rows: int):
