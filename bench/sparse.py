@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -29,6 +30,7 @@ from sparse_layers import RESULTS, prune
 import tvmopt
 from tvmopt.backends import resolve
 from tvmopt.backends.llvm.cpu import cpu_of
+from tvmopt.benchmark.deepsparse_peer import DeepSparse, unavailable
 from tvmopt.benchmark.models import to_onnx_bytes
 from tvmopt.peak import cpu_model
 from tvmopt.reference import max_relative_error
@@ -70,17 +72,20 @@ def contenders(model, target, threads: int) -> dict:
                                            providers=["CPUExecutionProvider"])  # fmt: skip
     dense = tvmopt.compile(model, target=target, sparse="off")
     sparse = tvmopt.compile(model, target=target, sparse="auto")
-    return {
+    runs = {
         "onnxruntime": lambda feeds: session.run(None, feeds)[0],
         "tvmopt dense": lambda feeds: next(iter(dense.run(feeds).values())),
         "tvmopt sparse": lambda feeds: next(iter(sparse.run(feeds).values())),
-    }, sparse
+    }
+    if unavailable() is None:
+        runs["deepsparse"] = DeepSparse(model, batch=1, cores=threads)
+    return runs, sparse
 
 
 def checked(runs: dict, feeds: dict) -> dict:
     """Each tvmopt build's largest relative error against ONNX Runtime; exits past TOLERANCE."""
     expected = runs["onnxruntime"](feeds)
-    errors = {name: max_relative_error(run(feeds), expected)
+    errors = {name: max_relative_error(_output(run, feeds), expected)
               for name, run in runs.items() if name != "onnxruntime"}  # fmt: skip
     for name, error in errors.items():
         if error > TOLERANCE:
@@ -88,15 +93,26 @@ def checked(runs: dict, feeds: dict) -> dict:
     return errors
 
 
+def _output(run, feeds: dict):
+    return run.run(feeds)[0] if isinstance(run, DeepSparse) else run(feeds)
+
+
+def _time_ms(run, feeds: dict) -> float:
+    """One run's ms; DeepSparse's is measured in its worker process, without the pipe."""
+    if isinstance(run, DeepSparse):
+        return run.time_ms(feeds)
+    start = time.perf_counter()
+    run(feeds)
+    return (time.perf_counter() - start) * 1e3
+
+
 def medians(runs: dict, feeds: dict, rounds: int) -> dict:
     times = {name: [] for name in runs}
     for run in runs.values():
-        run(feeds)  # warm
+        _time_ms(run, feeds)  # warm
     for _ in range(rounds):
         for name, run in runs.items():
-            start = time.perf_counter()
-            run(feeds)
-            times[name].append((time.perf_counter() - start) * 1e3)
+            times[name].append(_time_ms(run, feeds))
     return {name: statistics.median(values) for name, values in times.items()}
 
 
@@ -126,6 +142,8 @@ def main() -> None:
             runs, sparse = contenders(model, target, threads)
             errors = checked(runs, feeds)
             times = medians(runs, feeds, args.rounds)
+            if "deepsparse" in runs:
+                runs["deepsparse"].close()
             row = _row(pattern, sparsity, times, errors, kernels_chosen(sparse))
             print(row, flush=True)
             rows.append(row)
@@ -134,9 +152,12 @@ def main() -> None:
 
 def _row(pattern, sparsity, times, errors, kernels) -> str:
     ort, dense, sparse = (times[name] for name in ("onnxruntime", "tvmopt dense", "tvmopt sparse"))
+    deepsparse = times.get("deepsparse")
+    peer = f"{deepsparse:.1f} | {deepsparse / sparse:.2f}" if deepsparse else "- | -"
     error = max(errors.values())
     return (f"| {pattern} | {sparsity:.0%} | {ort:.1f} | {dense:.1f} | {sparse:.1f} | "
-            f"{dense / sparse:.2f} | {ort / sparse:.2f} | {error:.1e} | {kernels} |")  # fmt: skip
+            f"{dense / sparse:.2f} | {ort / sparse:.2f} | {peer} | {error:.1e} | "
+            f"{kernels} |")  # fmt: skip
 
 
 def _write(args, cpu, threads: int, rows: list) -> None:
@@ -147,17 +168,28 @@ def _write(args, cpu, threads: int, rows: list) -> None:
         f"Target {cpu.mcpu} ({cpu.isa.name}); {cpu_model()}, {os.cpu_count()} CPUs shared "
         f"with other jobs; {threads} thread(s) for tvmopt and ONNX Runtime "
         f"{onnxruntime.__version__}; 1 x 128 tokens; median ms of {args.rounds} interleaved "
-        "rounds. Both tvmopt builds matched ONNX Runtime's output first (largest relative "
-        "error of the two).", "",
+        "rounds. Every contender matched ONNX Runtime's output first (largest relative "
+        f"error). {_deepsparse_line()}", "",
         "| pruning | sparsity | ONNX Runtime ms | tvmopt dense ms | tvmopt sparse ms | "
-        "dense / sparse | ORT / sparse | error | kernels (auto) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "dense / sparse | ORT / sparse | DeepSparse ms | DeepSparse / sparse | error | "
+        "kernels (auto) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
         *rows,
     ]  # fmt: skip
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"bert-{args.layers}layers-{cpu.isa.name}.md"
     out.write_text("\n".join(lines) + "\n")
     print(f"wrote {out}")
+
+
+def _deepsparse_line() -> str:
+    reason = unavailable()
+    if reason:
+        return reason + "."
+    python = os.environ["TVMOPT_DEEPSPARSE_PYTHON"]
+    version = subprocess.run([python, "-c", "import deepsparse; print(deepsparse.__version__)"],
+                             capture_output=True, text=True).stdout.strip()  # fmt: skip
+    return f"DeepSparse {version} in its own process (benchmark/deepsparse_peer.py), same weights."
 
 
 if __name__ == "__main__":

@@ -82,6 +82,38 @@ class TvmoptLLVM(Contender):
         return {"opt_level": self.opt_level, "target": self.target}
 
 
+class TvmoptDense(TvmoptLLVM):
+    """tvmopt -O3 with the sparse kernels off (--sparse off): what pruning gains is read
+    against it (`llvm` picks sparse kernels for pruned weights on its own)."""
+
+    def __init__(self):
+        super().__init__("llvm-dense")
+
+    def options(self, case) -> dict:
+        return {**super().options(case), "sparse": "off"}
+
+
+class DeepSparseContender(Contender):
+    """DeepSparse on the case's ONNX file, in its own Python (deepsparse_peer.py)."""
+
+    name, kind = "deepsparse", "peer"
+
+    def unavailable(self, case):
+        from .deepsparse_peer import unavailable
+
+        return unavailable()
+
+    def prepare(self, case, threads):
+        import onnx
+
+        from .deepsparse_peer import DeepSparse
+
+        start = time.perf_counter()
+        batch = next(iter(case.feeds.values())).shape[0]
+        engine = DeepSparse(onnx.load(case.onnx_path), batch=batch, cores=threads)
+        return Prepared(lambda: engine.run(case.feeds), time.perf_counter() - start)
+
+
 def _cannot_run(level: str) -> str | None:
     """Why this CPU cannot run code for the x86-64 `level`, or None."""
     from ..backends.cpu_features import X86_LEVELS, host_arch, host_features
@@ -331,6 +363,7 @@ def _no_gpu() -> str | None:
 CONTENDERS: dict[str, Callable[[], Contender]] = {
     "llvm": TvmoptLLVM,
     "llvm-O0": lambda: TvmoptLLVM("llvm-O0", opt_level=0),
+    "llvm-dense": TvmoptDense,
     "llvm-int8": TvmoptInt8,
     "llvm-avx2": lambda: TvmoptLLVM("llvm-avx2", target="x86-64-v3"),
     "llvm-int8-avx2": lambda: TvmoptInt8("llvm-int8-avx2", target="x86-64-v3"),
@@ -348,6 +381,7 @@ CONTENDERS: dict[str, Callable[[], Contender]] = {
     ),
     "onnxruntime": OnnxRuntime,
     "onnxruntime-int8": OnnxRuntimeInt8,
+    "deepsparse": DeepSparseContender,
     "torch": TorchEager,
     "torch-cuda": TorchEagerCUDA,
     "torch-cuda-fp16": lambda: TorchEagerCUDA("fp16"),

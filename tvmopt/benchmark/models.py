@@ -11,12 +11,15 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from .sparse_suite import sparse_models
+
 
 @dataclass(frozen=True)
 class SuiteModel:
     name: str
     build: object  # () -> (torch.nn.Module, tuple of example tensors)
     description: str
+    transform: object = None  # onnx.ModelProto -> onnx.ModelProto after export (pruning)
 
 
 def _torch():
@@ -74,7 +77,12 @@ def export(model: SuiteModel, cache_dir: Path) -> Path:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         module, inputs = model.build()
-        path.write_bytes(to_onnx_bytes(module, inputs))
+        exported = to_onnx_bytes(module, inputs)
+        if model.transform is not None:
+            import onnx
+
+            exported = model.transform(onnx.load_from_string(exported)).SerializeToString()
+        path.write_bytes(exported)
     return path
 
 
@@ -200,6 +208,10 @@ SUITE = {
         *EXTENDED_MODELS,
     ]
 }
+SPARSE_MODELS = sparse_models(SUITE, SuiteModel)
+SUITE.update({model.name: model for model in SPARSE_MODELS})
 DEFAULT_SUITE = ["resnet18", "resnet50", "mobilenet_v2", "bert_base", "mlp"]
 EXTENDED_SUITE = [model.name for model in EXTENDED_MODELS]
-SUITES = {"default": DEFAULT_SUITE, "extended": EXTENDED_SUITE}
+# the dense models first: each pruned one's speed-up is read against them
+SPARSE_SUITE = ["bert_base", "resnet50", *(model.name for model in SPARSE_MODELS)]
+SUITES = {"default": DEFAULT_SUITE, "extended": EXTENDED_SUITE, "sparse": SPARSE_SUITE}

@@ -18,6 +18,7 @@ from .rule_int8_gemm import Int8Gemm
 from .rule_matmul import Matmul
 from .rule_pool import Pool2dNHWC
 from .rule_reduce_outer import ReduceOuterAxes
+from .rule_row_reduce import RowReduction
 from .rule_weight_only import WeightOnlyMatmul
 from .rule_winograd import Conv2dWinograd
 
@@ -36,6 +37,7 @@ def default_rules() -> list:
         Matmul(),  # (batch) matmul, register-blocked over rows x columns
         Pool2dNHWC(),  # channels-last pools: window steps vectorized over channels
         ReduceOuterAxes(),  # channels-last global pools: sums vectorized over channels
+        RowReduction(),  # softmax, LayerNorm: one pass per row, reductions vectorized
         Fallback(),  # everything else: parallel + vectorized
     ]
 

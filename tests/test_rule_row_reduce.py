@@ -1,0 +1,78 @@
+"""Row-wise normalizations (backends/llvm/rule_row_reduce.py): softmax and LayerNorm computed
+right against ONNX Runtime on AVX-512 and AVX2 code, scheduled by the rule where a row has a
+vector-wide divisor, and left to the fallback where it has none."""
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+
+import tvmopt
+
+from .helpers import assert_matches_ort, make_model
+
+RNG = np.random.default_rng(0)
+AVX2 = {"kind": "llvm", "mcpu": "x86-64-v3"}
+TARGETS = pytest.mark.parametrize("target", [None, AVX2], ids=["host", "x86-64-v3"])
+
+
+def rules_of(compiled) -> set[str]:
+    return {record["rule"] for record in compiled.metadata.extra["kernels"].values()}
+
+
+def masked_softmax(shape):
+    """Softmax over attention scores plus a mask that is 0 or -10000, as BERT's."""
+    mask = np.where(RNG.random((1, 1, 1, shape[-1])) < 0.2, -10000.0, 0.0).astype(np.float32)
+    nodes = [helper.make_node("Add", ["x", "mask"], ["scores"]),
+             helper.make_node("Softmax", ["scores"], ["y"], axis=-1)]  # fmt: skip
+    return make_model(nodes, [("x", TensorProto.FLOAT, list(shape))],
+                      [("y", TensorProto.FLOAT, list(shape))], {"mask": mask})  # fmt: skip
+
+
+def residual_layer_norm(shape):
+    width = shape[-1]
+    weights = {"scale": RNG.standard_normal(width).astype(np.float32),
+               "bias": RNG.standard_normal(width).astype(np.float32)}  # fmt: skip
+    nodes = [helper.make_node("Add", ["x", "residual"], ["sum"]),
+             helper.make_node("LayerNormalization", ["sum", "scale", "bias"], ["y"], axis=-1,
+                              epsilon=1e-5)]  # fmt: skip
+    inputs = [("x", TensorProto.FLOAT, list(shape)), ("residual", TensorProto.FLOAT, list(shape))]
+    return make_model(nodes, inputs, [("y", TensorProto.FLOAT, list(shape))], weights, opset=17)
+
+
+def log_softmax(shape):
+    nodes = [helper.make_node("LogSoftmax", ["x"], ["y"], axis=-1)]
+    return make_model(nodes, [("x", TensorProto.FLOAT, list(shape))],
+                      [("y", TensorProto.FLOAT, list(shape))])  # fmt: skip
+
+
+def feeds_for(model) -> dict:
+    return {
+        value.name: 3 * RNG.standard_normal([d.dim_value for d in value.type.tensor_type.shape.dim])
+        .astype(np.float32)
+        for value in model.graph.input
+    }
+
+
+@TARGETS
+@pytest.mark.parametrize(
+    "build, shape",
+    [
+        (masked_softmax, (1, 4, 32, 64)),  # attention scores: heads x tokens x tokens
+        (masked_softmax, (2, 3, 24)),  # a row of 24: split by 12 on AVX-512, 8 on AVX2
+        (residual_layer_norm, (2, 16, 96)),
+        (residual_layer_norm, (1, 8, 768)),  # BERT-base's hidden width
+        (log_softmax, (3, 40)),
+    ],
+)
+def test_row_normalizations_match_onnx_runtime_and_vectorize_their_rows(build, shape, target):
+    model = build(shape)
+    compiled = tvmopt.compile(model, target=target)
+    assert "RowReduction" in rules_of(compiled)
+    assert_matches_ort(model, compiled, feeds_for(model))
+
+
+def test_a_row_without_a_vector_wide_divisor_is_left_to_the_fallback():
+    model = masked_softmax((1, 2, 8, 197))  # ViT's 197 tokens: a prime
+    compiled = tvmopt.compile(model)
+    assert "RowReduction" not in rules_of(compiled)
+    assert_matches_ort(model, compiled, feeds_for(model))

@@ -1,0 +1,124 @@
+"""Row-wise normalizations (softmax, LayerNorm, RMSNorm): every reduction vectorized along its row.
+
+A transformer's softmax and LayerNorm reduce along the innermost axis (a row of 128 scores, of 768
+features) and then rewrite that row. The fallback parallelizes rows but leaves each reduction a
+chain of scalar adds (float addition is not associative, so LLVM keeps the order) and leaves the
+element-wise blocks between the reductions in separate passes: BERT-base's softmax over 12 x 128
+x 128 took 1.8 ms a call on one Zen 4 core. Here, as TVM's dlight CPU Reduction rule does, all
+blocks go under one parallel loop over rows; unlike it, each reduction is first split into a
+vector of partial results (rfactor, the row summed lane by lane), which is then reduced once per
+row. The sums come out in another order than a sequential loop's, as ONNX Runtime's vectorized
+kernels' do.
+"""
+
+from __future__ import annotations
+
+from tvm.s_tir.dlight.analysis import normalize_prim_func
+
+from .schedule_util import (
+    CPURule,
+    Decline,
+    extents,
+    largest_divisor,
+    root_blocks,
+    vector_lanes,
+)
+
+# element-wise work worth storing once rather than recomputing in each block that reads it
+COSTLY = ("T.exp(", "T.exp2(", "T.log(", "T.tanh(", "T.erf(", "T.sigmoid(", "T.sqrt(", "T.rsqrt(",
+          "T.pow(")  # fmt: skip
+MAX_CHEAP_CALLS = 2
+MIN_LANES = 4  # a row whose length has no divisor this large stays with the fallback
+
+
+class RowReduction(CPURule):
+    def schedule(self, sch, target) -> bool:
+        infos = normalize_prim_func(sch)
+        if not _is_row_normalization(infos):
+            return False
+        rows = _leading_spatial(infos)
+        _inline_cheap_producers(sch, infos)
+        infos = normalize_prim_func(sch)
+        lanes = vector_lanes(target)
+        reductions = [info.block_rv for info in infos if not info.is_injective()]
+        partials = [_vector_partials(sch, block, lanes) for block in reductions]
+        row = _parallel_rows(sch, infos[-1].block_rv, rows)
+        for block in reversed(root_blocks(sch)[:-1]):
+            sch.compute_at(block, row, preserve_unit_loops=True)
+        for partial in partials:
+            _vectorize_partial(sch, partial)
+        for info in infos:
+            if info.is_injective():
+                _vectorize_row(sch, info.block_rv, lanes)
+        return True
+
+
+def _is_row_normalization(infos) -> bool:
+    """Reductions and element-wise blocks, the last element-wise, each reduction over one
+    innermost axis after its spatial ones."""
+    if infos is None or len(infos) < 2 or not infos[-1].is_injective():
+        return False
+    reductions = [info.dom_kind() for info in infos if not info.is_injective()]
+    return bool(reductions) and all(kind.rstrip("R") == kind[:-1] != "" for kind in reductions)
+
+
+def _leading_spatial(infos) -> int:
+    return min(len(kind) - len(kind.lstrip("S")) for kind in (i.dom_kind() for i in infos))
+
+
+def _inline_cheap_producers(sch, infos) -> None:
+    """Element-wise blocks before the last one (a residual add, the mask's add) computed where
+    they are read, unless they are costly (softmax's exp: computed once, stored in the row, read
+    twice) or the function returns what they write."""
+    for info in infos[:-1]:
+        if info.is_injective() and not _costly(sch.get(info.block_rv)):
+            try:
+                sch.compute_inline(info.block_rv)
+            except Exception:  # noqa: BLE001 - TVM's schedule errors: it stays a block
+                pass
+
+
+def _costly(block) -> bool:
+    """A transcendental function, or an expression of many calls (TOPI's fast_exp polynomial)."""
+    value = str(block.body.value) if hasattr(block.body, "value") else str(block.body)
+    return any(name in value for name in COSTLY) or value.count("T.") > MAX_CHEAP_CALLS
+
+
+def _vector_partials(sch, block, lanes: int):
+    """Split the reduction's row loop by the largest divisor up to `lanes` and rfactor it:
+    the new block sums the row into a vector of partial results, the old one adds those up.
+    The vector is the innermost axis of the partials' buffer: contiguous, not a gather."""
+    loop = sch.get_loops(block)[-1]
+    (extent,) = extents(sch, [loop])
+    width = 0 if extent is None else largest_divisor(extent, lanes)
+    if width < MIN_LANES:
+        raise Decline(f"a row of {extent} has no vector-wide divisor")
+    _, inner = sch.split(loop, [None, width])
+    return sch.rfactor(inner, factor_axis=len(sch.get(block).writes[0].source.shape))
+
+
+def _parallel_rows(sch, block, rows: int):
+    loops = sch.get_loops(block)[:rows]
+    row = sch.fuse(*loops) if len(loops) > 1 else loops[0]
+    sch.parallel(row)
+    return row
+
+
+def _vectorize_partial(sch, partial) -> None:
+    """The partial sums' loops under the row are (lanes, unit loops, steps): steps outside,
+    lanes inside and vectorized, the init split off and vectorized too."""
+    loops = sch.get_loops(partial)
+    lanes, steps = loops[-len(sch.get(partial).iter_vars)], loops[-1]
+    sch.reorder(steps, lanes)
+    sch.vectorize(lanes)
+    init = sch.decompose_reduction(partial, steps)
+    sch.vectorize(sch.get_loops(init)[-1])
+
+
+def _vectorize_row(sch, block, lanes: int) -> None:
+    loop = sch.get_loops(block)[-1]
+    (extent,) = extents(sch, [loop])
+    if extent is None or extent < 2:
+        return
+    _, inner = sch.split(loop, [None, largest_divisor(extent, lanes)])
+    sch.vectorize(inner)
