@@ -30,6 +30,16 @@ __all__ = [
     "UnsupportedOpError",
     "__version__",
     "compile",
+    "distill",
     "load",
     "prune",
 ]
+
+
+def __getattr__(name: str):
+    """`tvmopt.distill` imports torch: only when it is first used."""
+    if name == "distill":
+        from . import distill
+
+        return distill
+    raise AttributeError(f"module 'tvmopt' has no attribute {name!r}")
