@@ -35,6 +35,7 @@ class TrainConfig:
     checkpoint_every: int = 50
     seed: int = 0
     fake_quant: bool = False
+    time_limit: float | None = None  # seconds: stop early (evaluated and saved) when spent
     threads: int | None = None  # torch's intra-op threads; 1 on a loaded machine (spinning)
 
     def __post_init__(self):
@@ -132,16 +133,22 @@ class Trainer:
             self.step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.4g}")
-            if self.step % config.eval_every == 0 or self.step == config.steps:
+            last = self.step == config.steps or self._out_of_time(started)
+            if self.step % config.eval_every == 0 or last:
                 metrics = self.evaluate()
                 self.history.append({"step": self.step, "loss": loss, **metrics,
                                      "seconds": time.perf_counter() - started})  # fmt: skip
                 bar.write(_describe(self.step, loss, metrics))
-            if directory is not None and (self.step % config.checkpoint_every == 0
-                                          or self.step == config.steps):  # fmt: skip
+            if directory is not None and (self.step % config.checkpoint_every == 0 or last):
                 self.save(directory, key)
+            if last:
+                break
         bar.close()
         return self.history
+
+    def _out_of_time(self, started: float) -> bool:
+        limit = self.config.time_limit
+        return limit is not None and time.perf_counter() - started >= limit
 
     def evaluate(self) -> dict:
         """Student against teacher on the held-out inputs: mean cosine of the first output per
