@@ -38,8 +38,8 @@ __all__ = [
 
 def __getattr__(name: str):
     """`tvmopt.distill` imports torch: only when it is first used."""
-    if name == "distill":
-        from . import distill
+    if name == "distill":  # import_module, not `from . import`: that would call this again
+        import importlib
 
-        return distill
+        return importlib.import_module(".distill", __name__)
     raise AttributeError(f"module 'tvmopt' has no attribute {name!r}")
