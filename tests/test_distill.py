@@ -132,3 +132,13 @@ def test_fake_quant_student_keeps_agreement_in_int8(tmp_path):
             expected = teacher(x=torch.from_numpy(feeds["x"]))["out"].argmax(-1).item()
         agree.append(int(np.argmax(next(iter(compiled.run(feeds).values())))) == expected)
     assert np.mean(agree) >= 0.9
+
+
+def test_token_batches_pad_to_the_longest_with_zeros():
+    from tvmopt.distill.data import batches
+
+    short = {"ids": np.array([[5, 6]]), "mask": np.array([[1, 1]])}
+    long = {"ids": np.array([[7, 8, 9]]), "mask": np.array([[1, 1, 1]])}
+    (batch,) = batches([short, long], stack=True)
+    np.testing.assert_array_equal(batch["ids"], [[5, 6, 0], [7, 8, 9]])
+    np.testing.assert_array_equal(batch["mask"], [[1, 1, 0], [1, 1, 1]])

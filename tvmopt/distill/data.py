@@ -39,17 +39,17 @@ def load_samples(data, specs: Sequence[TensorSpec], tokenizer=None,
 
 
 def tokenize_file(path, tokenizer, specs: Sequence[TensorSpec], max_length: int) -> list[dict]:
-    """One input set per non-empty line of `path`, padded to one length: the model's sequence
-    dim where static, else the longest line (at most `max_length` tokens)."""
+    """One input set per non-empty line of `path`, at most `max_length` tokens: padded to the
+    model's sequence length where it is static; else left at its own length (batches pad)."""
     lines = _read_lines(path)
     encoder = load_tokenizer(tokenizer)
     length = _sequence_length(specs, max_length)
     encoder.enable_truncation(length or max_length)
-    encodings = encoder.encode_batch(lines)
-    longest = max(len(e.ids) for e in encodings)
-    encoder.enable_padding(length=length or longest)
-    encodings = encoder.encode_batch(lines)
-    return [_token_inputs(specs, e) for e in encodings]
+    if length:
+        encoder.enable_padding(length=length)
+    else:
+        encoder.no_padding()
+    return [_token_inputs(specs, e) for e in encoder.encode_batch(lines)]
 
 
 def load_tokenizer(source):
@@ -120,8 +120,19 @@ def batchable(specs: Sequence[TensorSpec]) -> bool:
 
 
 def batches(samples: Sequence[Mapping], stack: bool) -> Iterable[dict[str, np.ndarray]]:
-    """`samples` concatenated along the batch dim (`stack`) or one at a time."""
+    """`samples` concatenated along the batch dim (`stack`) or one at a time. Token inputs of
+    different lengths (a symbolic sequence dim) are right-padded with zeros to the longest:
+    token id 0 is BERT's [PAD], and mask 0 keeps the padding out of attention and pooling."""
     if not stack:
         yield from samples
         return
-    yield {name: np.concatenate([s[name] for s in samples]) for name in samples[0]}
+    yield {name: np.concatenate(_padded([s[name] for s in samples])) for name in samples[0]}
+
+
+def _padded(arrays: list[np.ndarray]) -> list[np.ndarray]:
+    shapes = {a.shape[1:] for a in arrays}
+    if len(shapes) == 1:
+        return arrays
+    longest = [max(sizes) for sizes in zip(*shapes, strict=True)]
+    return [np.pad(a, [(0, 0)] + [(0, n - d) for n, d in zip(longest, a.shape[1:], strict=True)])
+            for a in arrays]  # fmt: skip

@@ -111,11 +111,11 @@ def sentence_encoder() -> MiniLM:
     return model.eval()
 
 
-def export(seq: int, dynamic_batch: bool = True) -> onnx.ModelProto:
-    """The encoder as ONNX for `seq` tokens (static), its batch dynamic or 1."""
+def export(seq: int, dynamic: bool = True) -> onnx.ModelProto:
+    """The encoder as ONNX; `dynamic`: batch and sequence symbolic, else (1, `seq`)."""
     module = sentence_encoder()
     example = (torch.ones(1, seq, dtype=torch.int64), torch.ones(1, seq, dtype=torch.int64))
-    axes = {name: {0: "batch"} for name in INPUTS} if dynamic_batch else None
+    axes = {name: {0: "batch", 1: "sequence"} for name in INPUTS} if dynamic else None
     buffer = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
