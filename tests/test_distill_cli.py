@@ -40,8 +40,9 @@ def _args(files, *extra) -> list[str]:
 
 
 def test_cli_writes_a_student(files, capsys):
-    assert main(_args(files, "--steps", "4", "--batch-size", "8")) == 0
-    assert "top1_agreement" in capsys.readouterr().out
+    assert main(_args(files, "--steps", "4", "--batch-size", "8", "--measure")) == 0
+    out = capsys.readouterr().out
+    assert "top1_agreement" in out and "tvmopt (" in out and "student" in out
     onnx.checker.check_model(onnx.load(files["out"]))
 
 

@@ -35,6 +35,8 @@ def register(subparsers) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="go on from the checkpoint of a killed run with the same options")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--measure", action="store_true",
+                        help="then compile teacher and student with tvmopt and time them")
     parser.set_defaults(handler=run)  # fmt: skip
 
 
@@ -77,7 +79,8 @@ def run(args) -> int:
         args.teacher, args.student, args.data, args.output, tokenizer=args.tokenizer,
         max_length=args.max_length, held_out=args.held_out,
         checkpoint_dir=args.checkpoint_dir or f"{args.output}.ckpt", resume=args.resume,
-        progress=not args.quiet, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+        progress=not args.quiet, measure=args.measure, steps=args.steps,
+        batch_size=args.batch_size, lr=args.lr,
         warmup=args.warmup, clip=args.clip, eval_every=args.eval_every,
         checkpoint_every=args.checkpoint_every, seed=args.seed, threads=args.threads,
         fake_quant=args.fake_quant, output_loss=args.loss, temperature=args.temperature,

@@ -33,7 +33,7 @@ ATTENTION_OPS = ("Softmax",)
 def distill(teacher, student, data, output=None, *, tokenizer=None,
             max_length: int = DEFAULT_MAX_LENGTH, held_out: float = 0.1,
             checkpoint_dir=None, resume: bool = False, progress: bool = True,
-            **options) -> DistillResult:  # fmt: skip
+            measure: bool = False, **options) -> DistillResult:  # fmt: skip
     """Distill `teacher` into `student` on unlabeled `data`.
 
     Parameters
@@ -52,6 +52,8 @@ def distill(teacher, student, data, output=None, *, tokenizer=None,
         The share of input sets kept out of training to evaluate agreement.
     checkpoint_dir : path, optional
         Where checkpoints go; with `resume`, training continues from the one there.
+    measure : bool
+        Also compile teacher and trained student for this host and time them (ONNX only).
     **options
         Fields of TrainConfig (steps, batch_size, lr, warmup, clip, eval_every, seed,
         fake_quant...) and LossConfig (output, temperature, hidden, attention and weights).
@@ -89,7 +91,12 @@ def distill(teacher, student, data, output=None, *, tokenizer=None,
     started = time.perf_counter()
     history = trainer.run(directory, key, progress)
     seconds = time.perf_counter() - started
-    return _finish(output, s_model, student_m, samples[0], before, history, seconds)
+    result = _finish(output, s_model, student_m, samples[0], before, history, seconds)
+    if measure and t_model is not None and result.model is not None:
+        from .measure import measure as measure_compiled
+
+        result.measured = measure_compiled(t_model, result.model, evaluation)
+    return result
 
 
 def _configs(options: dict) -> tuple[TrainConfig, LossConfig]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import onnx
 from torch import nn
@@ -19,6 +19,7 @@ class DistillResult:
     after: dict
     history: list
     seconds: float
+    measured: dict = field(default_factory=dict)  # measure.py's figures, with measure=True
 
     def describe(self) -> str:
         lines = [f"{'metric':<16}{'before':>10}{'after':>10}"]
@@ -27,4 +28,8 @@ class DistillResult:
             lines.append(f"{name:<16}{before:>10.4f}{after:>10.4f}")
         steps = self.history[-1]["step"] if self.history else 0
         lines.append(f"{steps} steps in {self.seconds:.1f} s")
+        if self.measured:
+            from .measure import describe
+
+            lines.append(describe(self.measured))
         return "\n".join(lines)
