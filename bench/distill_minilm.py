@@ -76,6 +76,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--hidden-weight", type=float, default=1.0,
+                        help="MSE on the 13 LayerNorm outputs (0: the embedding's cosine only)")
+    parser.add_argument("--no-latency", action="store_true", help="distillation figures only")
     parser.add_argument("--seq", type=int, default=64)
     parser.add_argument("--train", type=int, default=6000, help="training sentences at most")
     parser.add_argument("--held-out", type=int, default=300)
@@ -112,7 +115,7 @@ def main() -> None:
     result = tvmopt.distill(
         teacher, pruned.model, corpus, work / "student.onnx", tokenizer=model_folder(),
         max_length=args.seq, held_out=len(held) / (len(train) + len(held)),
-        output_loss="cosine", hidden_weight=1.0, steps=args.steps,
+        output_loss="cosine", hidden_weight=args.hidden_weight, steps=args.steps,
         batch_size=args.batch_size, lr=args.lr, warmup=0.05, eval_every=50,
         checkpoint_every=50, time_limit=args.minutes * 60, threads=args.threads,
         checkpoint_dir=work / "ckpt",
@@ -120,6 +123,8 @@ def main() -> None:
     print(result.describe())
     print(f"distillation wall time {time.perf_counter() - started:.0f} s")
     student = result.model
+    if args.no_latency:
+        return
 
     tokenizer = Tokenizer.from_file(str(model_folder() / "tokenizer.json"))
     feeds = feeds_of(tokenizer, held[:100], args.seq)

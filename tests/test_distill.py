@@ -142,3 +142,21 @@ def test_token_batches_pad_to_the_longest_with_zeros():
     (batch,) = batches([short, long], stack=True)
     np.testing.assert_array_equal(batch["ids"], [[5, 6, 0], [7, 8, 9]])
     np.testing.assert_array_equal(batch["mask"], [[1, 1, 0], [1, 1, 1]])
+
+
+def test_hidden_states_of_other_widths_go_through_a_learned_projection(monkeypatch):
+    from tvmopt.distill import trainer
+
+    relu = next(n.output[0] for n in mlp_student().graph.node if n.op_type == "Relu")
+    made, original = [], trainer.Projections
+
+    def recorded(widths):
+        made.append(widths)
+        return original(widths)
+
+    monkeypatch.setattr(trainer, "Projections", recorded)
+    result = tvmopt.distill(mlp_teacher(), mlp_student(), digit_samples(200), steps=40,
+                            batch_size=32, lr=3e-3, hidden={relu: relu}, hidden_weight=0.1,
+                            **FAST)  # fmt: skip
+    assert made == [{relu: (32, 128)}]  # the student keeps 32 of the teacher's 128 neurons
+    assert result.after["top1_agreement"] > result.before["top1_agreement"]
