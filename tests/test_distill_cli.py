@@ -104,3 +104,8 @@ def test_killed_run_resumes_to_the_uninterrupted_student(files, tmp_path):
     written = onnx.load(files["out"])
     for a, b in zip(written.graph.initializer, straight.model.graph.initializer, strict=True):
         np.testing.assert_array_equal(onnx.numpy_helper.to_array(a), onnx.numpy_helper.to_array(b))
+
+
+def test_missing_teacher_is_named(files, capsys, tmp_path):
+    files["teacher"] = tmp_path / "nowhere.onnx"
+    assert "teacher" in _fails(files, capsys)

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ..artifact import atomic_output, check_writable
-from ..errors import InputError, OptionError, first_line
+from ..errors import InputError, ModelLoadError, OptionError, first_line
 from ..frontend.onnx import load_model
 from ..frontend.signature import graph_inputs
 from . import checkpoint
@@ -116,10 +116,8 @@ def _load(source, role: str) -> tuple[onnx.ModelProto | None, nn.Module]:
         return None, source
     try:
         model = load_model(source)
-    except InputError:
-        raise
-    except Exception as err:
-        raise type(err)(f"{role}: {first_line(err)}") from None
+    except ModelLoadError as err:
+        raise ModelLoadError(f"{role}: {err}") from None
     check_supported(model)
     return model, OnnxModule(model)
 
