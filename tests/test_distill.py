@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import tvmopt
-from tvmopt.distill.converter import OnnxModule, write_back
+from tvmopt.distillation.converter import OnnxModule, write_back
 
 from .distill_models import (
     bert_student,
@@ -98,7 +98,7 @@ def test_same_seed_same_student_other_seed_another():
 
 
 def test_resume_after_an_interruption_gives_the_uninterrupted_student(tmp_path, monkeypatch):
-    from tvmopt.distill.trainer import Trainer
+    from tvmopt.distillation.trainer import Trainer
 
     options = dict(steps=12, batch_size=8, lr=1e-3, checkpoint_every=4, eval_every=6, **FAST)
     straight = tvmopt.distill(mlp_teacher(), mlp_student(), digit_samples(64), **options)
@@ -135,7 +135,7 @@ def test_fake_quant_student_keeps_agreement_in_int8(tmp_path):
 
 
 def test_token_batches_pad_to_the_longest_with_zeros():
-    from tvmopt.distill.data import batches
+    from tvmopt.distillation.data import batches
 
     short = {"ids": np.array([[5, 6]]), "mask": np.array([[1, 1]])}
     long = {"ids": np.array([[7, 8, 9]]), "mask": np.array([[1, 1, 1]])}
@@ -145,7 +145,7 @@ def test_token_batches_pad_to_the_longest_with_zeros():
 
 
 def test_hidden_states_of_other_widths_go_through_a_learned_projection(monkeypatch):
-    from tvmopt.distill import trainer
+    from tvmopt.distillation import trainer
 
     relu = next(n.output[0] for n in mlp_student().graph.node if n.op_type == "Relu")
     made, original = [], trainer.Projections

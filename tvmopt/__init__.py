@@ -36,10 +36,9 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    """`tvmopt.distill` imports torch: only when it is first used."""
-    if name == "distill":  # import_module, not `from . import`: that would call this again
-        import importlib
+def distill(teacher, student, data, output=None, **options):
+    """Train `student` to answer as `teacher` does on `data` (tvmopt.distillation.api.distill,
+    which documents every option); PyTorch is imported on the first call, not with tvmopt."""
+    from .distillation import distill as run
 
-        return importlib.import_module(".distill", __name__)
-    raise AttributeError(f"module 'tvmopt' has no attribute {name!r}")
+    return run(teacher, student, data, output, **options)

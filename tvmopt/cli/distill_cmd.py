@@ -72,8 +72,8 @@ def _losses(parser) -> None:
 
 
 def run(args) -> int:
-    from ..distill import distill
-    from ..distill.compatible import parse_map
+    from ..distillation import distill
+    from ..distillation.compatible import parse_map
 
     result = distill(
         args.teacher, args.student, args.data, args.output, tokenizer=args.tokenizer,
