@@ -30,6 +30,15 @@ __all__ = [
     "UnsupportedOpError",
     "__version__",
     "compile",
+    "distill",
     "load",
     "prune",
 ]
+
+
+def distill(teacher, student, data, output=None, **options):
+    """Train `student` to answer as `teacher` does on `data` (tvmopt.distillation.api.distill,
+    which documents every option); PyTorch is imported on the first call, not with tvmopt."""
+    from .distillation import distill as run
+
+    return run(teacher, student, data, output, **options)

@@ -16,6 +16,7 @@ from . import (
     config_cmd,
     db_cmd,
     demo_cmd,
+    distill_cmd,
     generate_cmd,
     inspect_cmd,
     package_cmd,
@@ -29,7 +30,7 @@ from . import (
 
 COMMANDS = (compile_cmd, run_cmd, inspect_cmd, quantize_report_cmd, tune_cmd, db_cmd, rpc_cmd,
             package_cmd, config_cmd, vta_report_cmd, bench_cmd, demo_cmd, prune_cmd,
-            generate_cmd)  # fmt: skip
+            generate_cmd, distill_cmd)  # fmt: skip
 
 
 class OneLineParser(argparse.ArgumentParser):

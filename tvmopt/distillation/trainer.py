@@ -1,0 +1,192 @@
+"""The distillation loop: AdamW, warm-up + cosine, gradient clipping, a tqdm bar with the loss,
+held-out evaluation every K steps, checkpoints, and resumption that reproduces the run.
+
+Batches are a function of (seed, step): epoch e visits the training set in the order of a
+permutation seeded by (seed, e), so a resumed run sees exactly the batches the killed one would
+have, and the same seed gives the same student."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import OptionError
+from . import checkpoint
+from .data import batches
+from .losses import LossConfig, Projections, attention_loss, hidden_loss, output_loss
+from .schedule import warmup_cosine
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How long and how fast the student learns."""
+
+    steps: int = 200
+    batch_size: int = 8
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    warmup: float = 0.1  # the share of steps spent warming up
+    clip: float = 1.0  # the largest gradient norm
+    eval_every: int = 50
+    checkpoint_every: int = 50
+    seed: int = 0
+    fake_quant: bool = False
+    time_limit: float | None = None  # seconds: stop early (evaluated and saved) when spent
+    threads: int | None = None  # torch's intra-op threads; 1 on a loaded machine (spinning)
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "eval_every", "checkpoint_every"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise OptionError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if not self.lr > 0 or self.weight_decay < 0 or not 0 <= self.warmup < 1 or self.clip <= 0:
+            raise OptionError("lr and clip must be positive, weight_decay >= 0, warmup in [0, 1)")
+
+
+@dataclass
+class Pairs:
+    """Which student tensors learn from which teacher tensors, beyond the outputs."""
+
+    hidden: dict
+    attention: dict
+
+
+class Trainer:
+    def __init__(self, teacher, student, pairs: Pairs, widths: dict, losses: LossConfig,
+                 config: TrainConfig, train: list, held_out: list, stack: bool):  # fmt: skip
+        self.teacher, self.student, self.pairs = teacher, student, pairs
+        self.losses, self.config, self.stack = losses, config, stack
+        self.train_set, self.held_out = train, held_out
+        torch.manual_seed(config.seed)
+        if config.threads is not None:
+            torch.set_num_threads(config.threads)
+        self.projections = Projections(widths)
+        params = [*student.parameters(), *self.projections.parameters()]
+        self.optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+        factor = warmup_cosine(round(config.warmup * config.steps), config.steps)
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
+        self.step, self.history = 0, []
+
+    # -- one step -----------------------------------------------------------------------------
+
+    def batch_indices(self, step: int) -> list[int]:
+        size, count = self.config.batch_size, len(self.train_set)
+        positions = range(step * size, (step + 1) * size)
+        return [self._order(p // count)[p % count] for p in positions]
+
+    def _order(self, epoch: int) -> np.ndarray:
+        if getattr(self, "_epoch", None) != epoch:
+            self._epoch = epoch
+            self._permutation = np.random.default_rng([self.config.seed, epoch]).permutation(
+                len(self.train_set))
+        return self._permutation
+
+    def loss(self, inputs: dict) -> torch.Tensor:
+        feeds = {name: torch.from_numpy(value) for name, value in inputs.items()}
+        with torch.no_grad():
+            teacher = self.teacher(**feeds)
+        student = self.student(**feeds)
+        return self.combine(student, teacher)
+
+    def combine(self, student: dict, teacher: dict) -> torch.Tensor:
+        weights, total = self.losses, 0.0
+        for name in self.student.output_names:
+            total = total + weights.output_weight * output_loss(weights, student[name],
+                                                                teacher[name])  # fmt: skip
+        if self.pairs.hidden and weights.hidden_weight > 0:
+            hidden = hidden_loss(self.pairs.hidden, self.projections, student, teacher)
+            total = total + weights.hidden_weight * hidden
+        if self.pairs.attention and weights.attention_weight > 0:
+            total = total + weights.attention_weight * attention_loss(self.pairs.attention,
+                                                                      student, teacher)  # fmt: skip
+        return total
+
+    def train_step(self, step: int) -> float:
+        samples = [self.train_set[i] for i in self.batch_indices(step)]
+        groups = list(batches(samples, self.stack))
+        total = 0.0
+        for group in groups:  # one group when stacked, else gradients accumulate per sample
+            loss = self.loss(group) / len(groups)
+            loss.backward()
+            total += loss.item()
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        torch.nn.utils.clip_grad_norm_(params, self.config.clip)
+        self.optimizer.step()
+        self.schedule.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return total
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def run(self, directory: Path | None, key: str, progress: bool = True) -> list[dict]:
+        from tqdm import tqdm
+
+        config = self.config
+        bar = tqdm(total=config.steps, initial=self.step, disable=not progress,
+                   desc="distill", unit="step", dynamic_ncols=True)  # fmt: skip
+        started = time.perf_counter()
+        while self.step < config.steps:
+            loss = self.train_step(self.step)
+            self.step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.4g}")
+            last = self.step == config.steps or self._out_of_time(started)
+            if self.step % config.eval_every == 0 or last:
+                metrics = self.evaluate()
+                self.history.append({"step": self.step, "loss": loss, **metrics,
+                                     "seconds": time.perf_counter() - started})  # fmt: skip
+                bar.write(_describe(self.step, loss, metrics))
+            if directory is not None and (self.step % config.checkpoint_every == 0 or last):
+                self.save(directory, key)
+            if last:
+                break
+        bar.close()
+        return self.history
+
+    def _out_of_time(self, started: float) -> bool:
+        limit = self.config.time_limit
+        return limit is not None and time.perf_counter() - started >= limit
+
+    def evaluate(self) -> dict:
+        """Student against teacher on the held-out inputs: mean cosine of the first output per
+        sample, and top-1 agreement where the output is logits (KL loss)."""
+        cosines, agree = [], []
+        name = self.student.output_names[0]
+        with torch.no_grad():
+            for inputs in batches(self.held_out, self.stack):
+                feeds = {k: torch.from_numpy(v) for k, v in inputs.items()}
+                s, t = self.student(**feeds)[name], self.teacher(**feeds)[name]
+                s, t = s.reshape(s.shape[0], -1), t.reshape(t.shape[0], -1)
+                cosines += torch.nn.functional.cosine_similarity(s, t, dim=-1).tolist()
+                if self.losses.output_loss == "kl":
+                    agree += (s.argmax(-1) == t.argmax(-1)).tolist()
+        metrics = {"cosine": float(np.mean(cosines))}
+        if agree:
+            metrics["top1_agreement"] = float(np.mean(agree))
+        return metrics
+
+    # -- checkpoints ----------------------------------------------------------------------------
+
+    def modules(self) -> dict:
+        return {"student": self.student, "projections": self.projections,
+                "optimizer": self.optimizer, "schedule": self.schedule}  # fmt: skip
+
+    def save(self, directory: Path, key: str) -> None:
+        checkpoint.save(directory, self.step, key, self.modules(), {"history": self.history})
+
+    def restore(self, state: dict) -> None:
+        for name, module in self.modules().items():
+            module.load_state_dict(state[name])
+        self.step, self.history = state["step"], state["history"]
+
+    def describe_config(self) -> dict:
+        return {"train": asdict(self.config), "losses": asdict(self.losses),
+                "pairs": asdict(self.pairs)}  # fmt: skip
+
+
+def _describe(step: int, loss: float, metrics: dict) -> str:
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+    return f"step {step}: loss {loss:.4g}, held-out {shown}"
