@@ -64,5 +64,6 @@ def test_cli_compiles_gpt2_with_its_cache(capsys, tmp_path):
     assert status == 0, err
     compiled = tvmopt.load(library)
     assert compiled.metadata.dims["past"] == [0, 64]
+    model = onnx.load(path)
     for batch, seq, past in DECODER_RUNS[:2]:
-        assert_matches_ort(onnx.load(path), compiled, hf_models.feeds("gpt2_past", batch, seq, past))
+        assert_matches_ort(model, compiled, hf_models.feeds("gpt2_past", batch, seq, past))
