@@ -178,9 +178,13 @@ def _dynamic_shapes(name: str) -> tuple:
     return (ids, {0: batch, 1: total}, tuple([{0: batch, 2: past}] * (2 * LAYERS)))
 
 
-def export(name: str, dynamo: bool, opset: int = 18) -> onnx.ModelProto:
-    """`name` exported with dynamic batch and sequence (and past) dims by either exporter."""
+def export(name: str, dynamo: bool, opset: int = 18, attention: str | None = None):
+    """`name` exported with dynamic batch and sequence (and past) dims by either exporter, its
+    attention implementation `attention` if given ("eager": the matmul-softmax-matmul that ONNX
+    Runtime's optimizer fuses into Attention; transformers 5's default, sdpa, it does not)."""
     module, args = MODELS[name](), example_args(name)
+    if attention is not None:
+        next(iter(module.children())).set_attn_implementation(attention)
     inputs, outputs = _names(name)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -134,23 +134,29 @@ def test_an_unsupported_attribute_is_one_line(capsys, tmp_path, op, attrs, fragm
 
 
 # ONNX Runtime's optimizer on tiny Hugging Face exports: SkipLayerNormalization, BiasGelu or
-# FastGelu and LayerNormalization replace the exported subgraphs
-OPTIMIZED = [("bert", "bert", {"SkipLayerNormalization", "BiasGelu"}),
-             ("gpt2_past", "gpt2", {"SkipLayerNormalization", "FastGelu"})]  # fmt: skip
+# FastGelu and LayerNormalization replace the exported subgraphs; with eager attention (the
+# optimizer does not recognize sdpa's), Attention and EmbedLayerNormalization too
+NORMS = {"SkipLayerNormalization"}
+OPTIMIZED = [
+    pytest.param("bert", "bert", "eager", NORMS | {"BiasGelu", "Attention",
+                 "EmbedLayerNormalization"}, id="bert-eager"),
+    pytest.param("bert", "bert", None, NORMS | {"BiasGelu"}, id="bert", marks=pytest.mark.slow),
+    pytest.param("gpt2_past", "gpt2", None, NORMS | {"FastGelu"}, id="gpt2",
+                 marks=pytest.mark.slow),
+]  # fmt: skip
 
 
-@pytest.mark.parametrize("name, model_type, expected_ops", [
-    pytest.param(*OPTIMIZED[0], id="bert"),
-    pytest.param(*OPTIMIZED[1], id="gpt2", marks=pytest.mark.slow),
-])  # fmt: skip
-def test_onnxruntime_optimized_exports_match_onnxruntime(tmp_path, name, model_type, expected_ops):
+@pytest.mark.parametrize("name, model_type, attention, expected_ops", OPTIMIZED)
+def test_onnxruntime_optimized_exports_match_onnxruntime(
+    tmp_path, name, model_type, attention, expected_ops
+):
     pytest.importorskip("transformers")
     from onnxruntime.transformers.optimizer import optimize_model
 
     from . import hf_models
 
     path = tmp_path / "exported.onnx"
-    onnx.save(hf_models.export(name, dynamo=False), path)
+    onnx.save(hf_models.export(name, dynamo=False, attention=attention), path)
     optimized = optimize_model(str(path), model_type=model_type, num_heads=hf_models.HEADS,
                                hidden_size=hf_models.HIDDEN).model  # fmt: skip
     assert expected_ops <= {n.op_type for n in optimized.graph.node if n.domain == MS}
@@ -158,6 +164,6 @@ def test_onnxruntime_optimized_exports_match_onnxruntime(tmp_path, name, model_t
     if name == "gpt2_past":
         dims |= {"past": "0..64", "total": "1..128"}
     compiled = tvmopt.compile(optimized, dims=dims)
-    runs = [(1, 1, 0), (2, 7, 0)] + ([(2, 3, 5)] if name == "gpt2_past" else [])
+    runs = [(1, 1, 0), (2, 7, 0), (3, 20, 0)] + ([(2, 3, 5)] if name == "gpt2_past" else [])
     for batch, seq, past in runs:
         assert_matches_ort(optimized, compiled, hf_models.feeds(name, batch, seq, past))

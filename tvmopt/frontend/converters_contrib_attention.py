@@ -12,15 +12,17 @@
 
 Every dim may be symbolic (TVM's own Attention converter reads them as numbers, and misplaces a
 [B, T] mask). A masked position adds `mask_filter_value` (-10000 by default) to its score, as
-ONNX Runtime does. Masks are raw 0/1 tensors, [B, T] or [B, S, T]; other mask_index forms
-(end positions), Attention's `past` (ORT's packed [2, B, H, P, d] cache), rotary embedding,
-packed QKV and the other attributes below are refused with one line naming them.
+ONNX Runtime does. Masks are raw 0/1 tensors, [B, T] or [B, S, T], or each row's end [B] (the
+optimizer's EmbedLayerNormalization -> Attention); other mask_index forms (start and end
+positions [2B], [B, 1, M, M]), Attention's `past` (ORT's packed [2, B, H, P, d] cache),
+rotary embedding, packed QKV and the attributes below are refused with one line naming them.
 """
 
 from __future__ import annotations
 
 import math
 
+import tvm_ffi
 from tvm import relax
 from tvm.relax.frontend.onnx.onnx_frontend import OnnxOpConverter
 
@@ -57,17 +59,31 @@ def merge_heads(bb, x):
     return bb.normalize(op.reshape(merged, [batch, seq, heads * width]))
 
 
-def padding_bias(bb, mask, filter_value: float, dtype: str, total):
+def padding_bias(bb, mask, filter_value: float, dtype: str, total, batch):
     """A raw 0/1 mask, [B, T] or [B, S, T] -> (1 - mask) * filter_value, [B, 1, (1|S), T], its T
     the keys' own (a mask's dim of another name would not broadcast against the scores)."""
     dims = _dims(mask)
+    if len(dims) == 1 and tvm_ffi.structural_equal(dims[0], batch):
+        return end_positions_bias(bb, mask, filter_value, dtype, total)
     if len(dims) not in (2, 3):
-        raise ValueError(f"attention masks of rank {len(dims)} are not supported (only raw "
-                         "[batch, total] or [batch, seq, total] 0/1 masks)")  # fmt: skip
+        raise ValueError(
+            f"attention mask_index of shape {dims} is not supported (only "
+            "0/1 masks [batch, total] or [batch, seq, total], ends [batch])"
+        )
     masked = op.subtract(relax.const(1.0, dtype), op.astype(mask, dtype))
     bias = bb.normalize(op.multiply(masked, relax.const(filter_value, dtype)))
     shape = [dims[0], 1, 1, total] if len(dims) == 2 else [dims[0], 1, dims[1], total]
     return bb.normalize(op.reshape(bias, shape))
+
+
+def end_positions_bias(bb, ends, filter_value: float, dtype: str, total):
+    """mask_index [B], each row's end (EmbedLayerNormalization's count of unmasked tokens) ->
+    filter_value at keys from the end on, [B, 1, 1, T]."""
+    batch = _dims(ends)[0]
+    keys = op.reshape(op.arange(0, total, 1, "int64"), [1, total])
+    past_end = op.greater_equal(keys, op.reshape(op.astype(ends, "int64"), [batch, 1]))
+    bias = op.where(past_end, relax.const(filter_value, dtype), relax.const(0.0, dtype))
+    return bb.normalize(op.reshape(bias, [batch, 1, 1, total]))
 
 
 def causal_bias(bb, seq, total, filter_value: float, dtype: str):
@@ -98,7 +114,8 @@ def _masks(bb, attr, q, k, padding_mask, attention_bias):
     dtype, filter_value = str(q.ty.dtype), float(attr.get("mask_filter_value", -10000.0))
     biases = [] if attention_bias is None else [attention_bias]
     if padding_mask is not None:
-        biases.append(padding_bias(bb, padding_mask, filter_value, dtype, _dims(k)[2]))
+        total, batch = _dims(k)[2], _dims(q)[0]
+        biases.append(padding_bias(bb, padding_mask, filter_value, dtype, total, batch))
     if attr.get("unidirectional", 0):
         biases.append(causal_bias(bb, _dims(q)[2], _dims(k)[2], filter_value, dtype))
     return biases
