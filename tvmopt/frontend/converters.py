@@ -16,7 +16,8 @@ speed. The pairwise adds, TVM's own form for inputs of unknown shape, say the sa
 Ops TVM's importer lacks have converters of ours too (converters_missing.py,
 converters_recurrent.py, converters_sequences.py, converters_image.py, converters_indexing.py,
 converters_deform_conv.py, converters_max_pool.py, converters_linalg.py, converters_onehot.py;
-converters_ml.py for the ai.onnx.ml domain), and so do ops whose results it got wrong
+converters_ml.py for the ai.onnx.ml domain; converters_contrib_*.py for ONNX Runtime's
+com.microsoft ops), and so do ops whose results it got wrong
 (converters_corrected.py, converters_batch_norm.py, converters_resize.py, converters_nms.py,
 converters_output_types.py, converters_arithmetic.py, converters_conv_transpose.py), and one
 keeps symbolic dims symbolic where TVM's import loses them (converters_symbolic.py). TVM's importer
@@ -36,6 +37,8 @@ from .._tvm import tvm
 from . import (
     converters_arithmetic,
     converters_batch_norm,
+    converters_contrib_attention,
+    converters_contrib_norm,
     converters_conv_transpose,
     converters_corrected,
     converters_deform_conv,
@@ -114,6 +117,8 @@ OURS = {
     **converters_batch_norm.OPS,
     **converters_symbolic.OPS,
     **converters_weight_blocks.OPS,
+    **converters_contrib_attention.OPS,
+    **converters_contrib_norm.OPS,
 }
 
 

@@ -12,7 +12,13 @@ from ..errors import UnsupportedOpError
 _BUILTIN_OPS = frozenset({"Constant", "If"})
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 _ML_DOMAIN = "ai.onnx.ml"  # admitted op by op: those converters_ml.py converts
-_MS_DOMAIN = "com.microsoft"  # ONNX Runtime's: MatMulNBits only (converters_weight_blocks.py)
+_MS_DOMAIN = "com.microsoft"  # ONNX Runtime's: those its transformer optimizer writes, MatMulNBits
+# converters_contrib_*.py and converters_weight_blocks.py; LayerNormalization and Gelu are
+# ai.onnx's converters (the same op), FastGelu and BiasGelu TVM's
+CONTRIB_OPS = frozenset({
+    "MatMulNBits", "Attention", "MultiHeadAttention", "SkipLayerNormalization",
+    "EmbedLayerNormalization", "LayerNormalization", "Gelu", "FastGelu", "BiasGelu",
+})  # fmt: skip
 
 
 def supported_ops() -> frozenset[str]:
@@ -33,7 +39,7 @@ def _is_supported(node: onnx.NodeProto, supported: frozenset[str]) -> bool:
     if node.domain == _ML_DOMAIN:
         return node.op_type in ml_ops()
     if node.domain == _MS_DOMAIN:
-        return node.op_type == "MatMulNBits"
+        return node.op_type in CONTRIB_OPS
     return node.domain in _DEFAULT_DOMAINS and node.op_type in supported
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from tvm import relax
 
+from ...passes.dim_params_as_shapes import dim_params_as_shapes
 from ...passes.fast_math import FAST_LEGALIZATIONS
 from ...passes.infinite_extrema import INFINITE_EXTREMA
 from ...passes.pipeline import GRAPH_PASSES, apply_database, named
@@ -34,6 +35,7 @@ def lowering_passes(opt_level, target, database=None, capture=None) -> list:
         ("legalize", T.LegalizeOps(customize_legalize_map=legalizations)),
         ("annotate_patterns", T.AnnotateTIROpPattern()),
         ("fuse_ops", T.FuseOps()),  # on a GPU, one kernel per op costs a launch and a round trip
+        ("dim_params_as_shapes", dim_params_as_shapes),  # FuseTIR defines each dim once
         ("fuse_tir", T.FuseTIR()),
     ]
     if database is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from tvm import relax
 
 from ...passes.channel_shuffle import FoldChannelShuffle
+from ...passes.dim_params_as_shapes import dim_params_as_shapes
 from ...passes.fast_math import FAST_LEGALIZATIONS
 from ...passes.fuse_epilogue import FuseEpilogue
 from ...passes.half_accumulate import HalfAccumulate
@@ -87,6 +88,7 @@ def lowering_passes(opt_level: int, target, database=None, record=None) -> list:
     ]
     if opt_level >= 2:
         passes.append(("fuse_elementwise", T.FuseOps()))
+        passes.append(("dim_params_as_shapes", dim_params_as_shapes))  # FuseTIR defines dims once
     passes.append(("map_kernel_nodes", record.nodes.nodes_pass()))  # while fused bodies are Relax
     if opt_level >= 2:
         passes.append(("fuse_tir", T.FuseTIR()))
