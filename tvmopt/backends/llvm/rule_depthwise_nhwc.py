@@ -5,11 +5,11 @@ The padded input is materialized first (the taps read each value up to 9 times),
 is larger than the target's L2, padded by each task for its block of output rows (cache-resident,
 no extra pass over the map): EfficientNet-B0 0.93x / 0.93x its time with materialized padding
 on AVX-512 / AVX2 (Zen 4, 1 thread, one interleaved run, bench/results/extended/zen4-effnet.md).
-Then each
-task takes an output row; a register tile is a few positions x L channels of accumulators,
-the taps unrolled around it, so that each tap's L weights are loaded once for the tile's
-positions; the epilogue (bias, activation, residual) is applied as the tile is written out,
-channels last. An NCHW output is written by its own loop over the accumulators instead.
+Each task takes an output row (or that block of rows); a register tile is a few positions x L
+channels of accumulators, the taps unrolled around it, so that each tap's L weights are loaded
+once for the tile's positions; the epilogue (bias, activation, residual) is applied as the tile
+is written out, channels last. An NCHW output is written by its own loop over the accumulators
+instead.
 """
 
 from __future__ import annotations
