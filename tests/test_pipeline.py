@@ -105,6 +105,26 @@ def test_fast_math_stays_within_tolerance_of_onnxruntime():
     assert "fast" not in "".join(gv.name_hint for gv in _lowered(model, 2).functions)
 
 
+def test_fast_sigmoid_and_silu_match_onnxruntime_out_to_saturation():
+    """-O3 computes sigmoid and SiLU with fast_exp (fast_math.py), which vectorizes where the
+    exp intrinsic is a libm call per element; saturated inputs (|x| up to 100) go to 0 and 1."""
+    import numpy as np
+    from onnx import TensorProto, helper
+
+    from .helpers import make_model
+
+    node = helper.make_node
+    model = make_model(
+        [node("Sigmoid", ["x"], ["s"]), node("Mul", ["x", "s"], ["y"])],
+        [("x", TensorProto.FLOAT, [8, 200])],
+        [("s", TensorProto.FLOAT, [8, 200]), ("y", TensorProto.FLOAT, [8, 200])],
+    )  # fmt: skip
+    x = np.linspace(-100, 100, 1600, dtype=np.float32).reshape(8, 200)
+    assert_matches_ort(model, tvmopt.compile(model), feeds={"x": x})
+    assert "T.sigmoid" not in _lowered(model, 3).script()
+    assert "T.sigmoid" in _lowered(model, 2).script()
+
+
 def _lowered(model, opt_level):
     from tvmopt.frontend.onnx import import_model, prepare
 

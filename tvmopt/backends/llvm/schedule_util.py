@@ -121,17 +121,19 @@ def materialize_padding(sch: s_tir.Schedule, lanes: int) -> None:
             sch.vectorize(inner)
 
 
-def padded_anchor(sch: s_tir.Schedule, name: str, target):
+def padded_anchor(sch: s_tir.Schedule, name: str, target, materialize: bool = True):
     """A channels-last float kernel's anchor block `name` (None if absent), after what comes
-    before its padded input ("pad_temp", materialized) is inlined, and its epilogue: (anchor,
-    the last block, into which every element-wise block after the anchor is inlined)."""
+    before its padded input ("pad_temp", materialized unless not `materialize`) is inlined, and
+    its epilogue: (anchor, the last block, into which every element-wise block after the anchor
+    is inlined)."""
     anchor = block_named(sch, (name,))
     if anchor is None:
         return None
     # FuseOps may have put element-wise producers ahead (the network input's transpose)
     pad = block_named(sch, ("pad_temp",))
     inline_prologue(sch, anchor if pad is None else pad)
-    materialize_padding(sch, vector_lanes(target))
+    if materialize:
+        materialize_padding(sch, vector_lanes(target))
     return anchor, inline_epilogue(sch, anchor)
 
 
