@@ -119,6 +119,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
     train, held = stdlib_sentences()
     random.Random(0).shuffle(train)
     random.Random(1).shuffle(held)
