@@ -69,6 +69,7 @@ def unpadded_feeds(folder, sentences: list[str], seq: int) -> list[dict]:
 
     tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
     tokenizer.enable_truncation(seq)
+    tokenizer.no_padding()  # tokenizer.json may pad: padding would count in the activations
     return [{"input_ids": np.asarray([e.ids], np.int64),
              "attention_mask": np.asarray([e.attention_mask], np.int64)}
             for e in tokenizer.encode_batch(sentences)]  # fmt: skip
