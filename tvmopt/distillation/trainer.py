@@ -37,9 +37,12 @@ class TrainConfig:
     fake_quant: bool = False
     time_limit: float | None = None  # seconds: stop early (evaluated and saved) when spent
     threads: int | None = None  # torch's intra-op threads; 1 on a loaded machine (spinning)
+    # batches drawn from windows of this many batches sorted by sample size: less padding
+    # where sequences differ in length (a batch pads to its longest); 1: plain shuffling
+    length_window: int = 1
 
     def __post_init__(self):
-        for name in ("steps", "batch_size", "eval_every", "checkpoint_every"):
+        for name in ("steps", "batch_size", "eval_every", "checkpoint_every", "length_window"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise OptionError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if not self.lr > 0 or self.weight_decay < 0 or not 0 <= self.warmup < 1 or self.clip <= 0:
@@ -80,9 +83,24 @@ class Trainer:
     def _order(self, epoch: int) -> np.ndarray:
         if getattr(self, "_epoch", None) != epoch:
             self._epoch = epoch
-            self._permutation = np.random.default_rng([self.config.seed, epoch]).permutation(
-                len(self.train_set))
+            rng = np.random.default_rng([self.config.seed, epoch])
+            self._permutation = self._grouped(rng.permutation(len(self.train_set)), rng)
         return self._permutation
+
+    def _grouped(self, order: np.ndarray, rng) -> np.ndarray:
+        """`order` cut into windows of `length_window` batches, each sorted by sample size
+        into batches of similar length whose order is then shuffled (still a function of the
+        seed and the epoch, so resumption sees the same batches)."""
+        size, window = self.config.batch_size, self.config.batch_size * self.config.length_window
+        if self.config.length_window == 1:
+            return order
+        out = []
+        for start in range(0, len(order), window):
+            chunk = order[start : start + window]
+            chunk = chunk[np.argsort([_size(self.train_set[i]) for i in chunk], kind="stable")]
+            groups = [chunk[i : i + size] for i in range(0, len(chunk), size)]
+            out += [groups[i] for i in rng.permutation(len(groups))]
+        return np.concatenate(out)
 
     def loss(self, inputs: dict) -> torch.Tensor:
         feeds = {name: torch.from_numpy(value) for name, value in inputs.items()}
@@ -158,7 +176,7 @@ class Trainer:
         with torch.no_grad():
             for inputs in batches(self.held_out, self.stack):
                 feeds = {k: torch.from_numpy(v) for k, v in inputs.items()}
-                s, t = self.student(**feeds)[name], self.teacher(**feeds)[name]
+                s, t = self.student(**feeds)[name], self._held_out_teacher(inputs, feeds)
                 s, t = s.reshape(s.shape[0], -1), t.reshape(t.shape[0], -1)
                 cosines += torch.nn.functional.cosine_similarity(s, t, dim=-1).tolist()
                 if self.losses.output_loss == "kl":
@@ -167,6 +185,14 @@ class Trainer:
         if agree:
             metrics["top1_agreement"] = float(np.mean(agree))
         return metrics
+
+    def _held_out_teacher(self, inputs: dict, feeds: dict) -> torch.Tensor:
+        """The frozen teacher's first output on a held-out batch, computed once."""
+        cache = self.__dict__.setdefault("_teacher_cache", {})
+        key = tuple(np.ascontiguousarray(v).tobytes() for v in inputs.values())
+        if key not in cache:
+            cache[key] = self.teacher(**feeds)[self.student.output_names[0]]
+        return cache[key]
 
     # -- checkpoints ----------------------------------------------------------------------------
 
@@ -185,6 +211,10 @@ class Trainer:
     def describe_config(self) -> dict:
         return {"train": asdict(self.config), "losses": asdict(self.losses),
                 "pairs": asdict(self.pairs)}  # fmt: skip
+
+
+def _size(sample: dict) -> int:
+    return max(np.asarray(value).size for value in sample.values())
 
 
 def _describe(step: int, loss: float, metrics: dict) -> str:

@@ -10,9 +10,9 @@ from collections.abc import Sequence
 import onnx
 
 from ...errors import InputError
+from . import activations, importance
 from . import ffn as ffn_groups
 from . import heads as head_groups
-from . import importance
 from .channels import Channels
 from .graph import Graph
 from .result import StructuredResult
@@ -32,6 +32,8 @@ def prune_structured(
     channels: float = 0.0,
     criterion: str = "l2",
     exclude: Sequence[str] = (),
+    samples=None,
+    reconstruct: bool = False,
 ) -> StructuredResult:
     """Structured pruning of an ONNX model.
 
@@ -42,10 +44,19 @@ def prune_structured(
     ffn, heads, channels : float
         The fraction in [0, 1) of FFN intermediate neurons, attention heads (per layer) and conv
         output channels (per dependency group) to remove, those with the smallest norm first.
-    criterion : {"l2", "l1"}
-        The norm that scores each neuron, head or channel.
+    criterion : {"l2", "l1", "activation"}
+        The norm of its weights that scores each neuron, head or channel; "activation" (FFN
+        neurons and heads only) scores each by the mean norm of its contribution to the next
+        projection's output on `samples`, run through the unpruned model with ONNX Runtime.
     exclude : sequence of str
         fnmatch globs over node names; a group with a matching node is left alone.
+    samples : iterable of dict, optional
+        Input dicts {input name: array} for criterion "activation" (a few hundred sentences
+        for a transformer; unpadded, so that padding tokens do not count).
+    reconstruct : bool
+        Refit each pruned FFN's second projection and each attention output projection by least
+        squares on `samples`, so that the kept units reproduce the unpruned layer's output as
+        well as they can (it needs `samples`; any criterion).
 
     Returns
     -------
@@ -54,22 +65,26 @@ def prune_structured(
         per pruned group.
     """
     fractions = {"ffn": ffn, "heads": heads, "channels": channels}
-    _check(model, fractions, criterion)
+    _check(model, fractions, criterion, reconstruct)
     exclude = [exclude] if isinstance(exclude, str) else list(exclude)
     g = Graph(model)
     _check_patterns(g, exclude)
     found = {kind: _find(g, kind) for kind, fraction in fractions.items() if fraction > 0}
+    found = {kind: [group for group in groups if not _excluded(_nodes(kind, group), exclude)]
+             for kind, groups in found.items()}  # fmt: skip
+    measured = None
+    if criterion == "activation" or reconstruct:
+        measured = _activations(model, found, samples)
     rows = []
     for kind, groups in found.items():
-        kept = [group for group in groups if not _excluded(_nodes(kind, group), exclude)]
-        rows += _prune(g, kind, kept, fractions[kind], criterion)
+        rows += _prune(g, kind, groups, fractions[kind], criterion, measured, reconstruct)
     pruned = g.finish()
     if pruned.ByteSize() < onnx.checker.MAXIMUM_PROTOBUF:  # the checker takes no larger proto
         onnx.checker.check_model(pruned)
     return StructuredResult(pruned, rows)
 
 
-def _check(model, fractions: dict, criterion: str) -> None:
+def _check(model, fractions: dict, criterion: str, reconstruct: bool) -> None:
     if not isinstance(model, onnx.ModelProto):
         raise InputError(f"model must be an onnx.ModelProto, got {type(model).__name__}")
     for kind, fraction in fractions.items():
@@ -77,6 +92,9 @@ def _check(model, fractions: dict, criterion: str) -> None:
         if not is_number or not 0 <= fraction < 1:
             raise InputError(f"{kind} must be a fraction in [0, 1), got {fraction!r}")
     importance.check_criterion(criterion)
+    if (criterion == "activation" or reconstruct) and fractions["channels"] > 0:
+        raise InputError('criterion "activation" and reconstruct cover FFN neurons and heads, '
+                         "not channels")  # fmt: skip
 
 
 def _check_patterns(g: Graph, exclude: list) -> None:
@@ -107,7 +125,15 @@ def _excluded(nodes, exclude: list) -> bool:
     return any(fnmatch.fnmatchcase(node.name, p) for node in nodes for p in exclude)
 
 
-def _prune(g: Graph, kind: str, groups: list, fraction: float, criterion: str) -> list[dict]:
+def _activations(model, found: dict, samples) -> dict:
+    """The tensors the "activation" criterion measures, on the unpruned model."""
+    tensors = [ffn_groups.activation_tensor(group) for group in found.get("ffn", [])]
+    tensors += [head_groups.activation_tensor(group) for group in found.get("heads", [])]
+    return activations.collect(model, tensors, samples)
+
+
+def _prune(g: Graph, kind: str, groups: list, fraction: float, criterion: str,
+           measured: dict | None, reconstruct: bool) -> list[dict]:  # fmt: skip
     if kind == "channels":
         if not groups:
             return []
@@ -117,7 +143,7 @@ def _prune(g: Graph, kind: str, groups: list, fraction: float, criterion: str) -
     module = ffn_groups if kind == "ffn" else head_groups
     rows = []
     for group in groups:
-        before, after = module.prune(g, group, fraction, criterion)
+        before, after = module.prune(g, group, fraction, criterion, measured, reconstruct)
         rows.append(_row(_name(kind, group), kind, before, after))
     return rows
 

@@ -14,6 +14,7 @@ import numpy as np
 import onnx
 
 from . import importance
+from .activations import contribution, refit
 from .graph import Graph, attribute
 
 ELEMENTWISE = {
@@ -41,13 +42,29 @@ def find(g: Graph) -> list[Ffn]:
     return [ffn for ffn in found if ffn is not None]
 
 
-def prune(g: Graph, ffn: Ffn, fraction: float, criterion: str) -> tuple[int, int]:
+def activation_tensor(ffn: Ffn) -> str:
+    """The intermediate (after the activation) that the "activation" criterion measures."""
+    return ffn.second.input[0]
+
+
+def prune(g: Graph, ffn: Ffn, fraction: float, criterion: str,
+          activations: dict | None = None,
+          reconstruct: bool = False) -> tuple[int, int]:  # fmt: skip
     first_axis, second_axis = _neuron_axis(ffn.first, 1), _neuron_axis(ffn.second, 0)
     w1, w2 = g.const(ffn.first.input[1]), g.const(ffn.second.input[1])
     parts = [np.moveaxis(w1, first_axis, 0), np.moveaxis(w2, second_axis, 0)]
-    kept = importance.keep(importance.scores(criterion, parts), fraction)
+    if criterion == "activation":
+        x = activations[activation_tensor(ffn)]
+        unit_scores = contribution(x, parts[1], parts[1].shape[0])
+    else:
+        unit_scores = importance.scores(criterion, parts)
+    kept = importance.keep(unit_scores, fraction)
     g.take(ffn.first, 1, kept, axis=first_axis)
-    g.take(ffn.second, 1, kept, axis=second_axis)
+    if reconstruct:
+        weights = refit(activations[activation_tensor(ffn)], parts[1], kept)
+        g.set_input(ffn.second, 1, np.moveaxis(weights, 0, second_axis).astype(w2.dtype))
+    else:
+        g.take(ffn.second, 1, kept, axis=second_axis)
     bias = [(ffn.bias, _const_index(g, ffn.bias))] if ffn.bias else []
     for node, index in ffn.per_neuron + bias:
         g.take(node, index, kept, axis=-1)

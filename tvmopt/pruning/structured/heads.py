@@ -19,6 +19,7 @@ import onnx
 
 from ...errors import InputError
 from . import importance
+from .activations import contribution, refit
 from .graph import Graph
 
 HEAD_WISE = {
@@ -63,12 +64,21 @@ def find(g: Graph) -> list[Attention]:
     return [block for block in blocks.values() if _complete(g, block)]
 
 
-def prune(g: Graph, block: Attention, fraction: float, criterion: str) -> tuple[int, int]:
+def activation_tensor(block: Attention) -> str:
+    """The merged heads' context (the output projection's input) that "activation" measures."""
+    return block.output.input[0]
+
+
+def prune(g: Graph, block: Attention, fraction: float, criterion: str,
+          activations: dict | None = None,
+          reconstruct: bool = False) -> tuple[int, int]:  # fmt: skip
     heads, head_dim = block.splits[0].heads, block.splits[0].head_dim
     w_o = g.const(block.output.input[1])
-    kept = importance.keep(
-        importance.scores(criterion, [w_o.reshape(heads, head_dim, -1)]), fraction
-    )
+    if criterion == "activation":
+        unit_scores = contribution(activations[activation_tensor(block)], w_o, heads)
+    else:
+        unit_scores = importance.scores(criterion, [w_o.reshape(heads, head_dim, -1)])
+    kept = importance.keep(unit_scores, fraction)
     rows = (kept[:, None] * head_dim + np.arange(head_dim)).reshape(-1)
     for split in block.splits:
         columns = np.concatenate([part * heads * head_dim + rows for part in range(split.parts)])
@@ -77,7 +87,11 @@ def prune(g: Graph, block: Attention, fraction: float, criterion: str) -> tuple[
             g.take(split.bias, _const_index(g, split.bias), columns, axis=0)
         _rewrite_shape(g, split.reshape, -2, heads, len(kept))
     _rewrite_shape(g, block.merge, -1, heads * head_dim, len(kept) * head_dim)
-    g.take(block.output, 1, rows, axis=0)
+    if reconstruct:
+        weights = refit(activations[activation_tensor(block)], w_o, rows)
+        g.set_input(block.output, 1, weights.astype(w_o.dtype))
+    else:
+        g.take(block.output, 1, rows, axis=0)
     return heads, len(kept)
 
 

@@ -1,4 +1,5 @@
-"""Which units (neurons, heads, channels) to keep: score each by the norm of its weights, drop the
+"""Which units (neurons, heads, channels) to keep: score each by the norm of its weights (or, with
+the "activation" criterion, of its contribution on sample inputs: activations.py), drop the
 lowest-scoring fraction."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import numpy as np
 
 from ...errors import InputError
 
-CRITERIA = ("l1", "l2")
+CRITERIA = ("l1", "l2", "activation")
 
 
 def check_criterion(criterion: str) -> None:
