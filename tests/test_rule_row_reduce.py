@@ -76,3 +76,12 @@ def test_a_row_without_a_vector_wide_divisor_is_left_to_the_fallback():
     compiled = tvmopt.compile(model)
     assert "RowReduction" not in rules_of(compiled)
     assert_matches_ort(model, compiled, feeds_for(model))
+
+
+def test_a_row_normalization_of_a_whole_vector_is_left_to_the_fallback():
+    """LayerNorm over a 1-D tensor: its mean is a scalar block with no row loop to share
+    (found by the differential fuzzer, seed 42: the rule failed on the missing loop)."""
+    model = residual_layer_norm((420,))
+    compiled = tvmopt.compile(model, opt_level=0)
+    assert "RowReduction" not in rules_of(compiled)
+    assert_matches_ort(model, compiled, feeds_for(model))

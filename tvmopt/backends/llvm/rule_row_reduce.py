@@ -37,6 +37,8 @@ class RowReduction(CPURule):
         if not _is_row_normalization(infos):
             return False
         rows = _leading_spatial(infos)
+        if rows == 0:  # a block with no row axis: a scalar mean of a 1-D LayerNorm
+            return False
         _inline_cheap_producers(sch, infos)
         infos = normalize_prim_func(sch)
         lanes = vector_lanes(target)
