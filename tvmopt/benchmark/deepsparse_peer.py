@@ -51,7 +51,7 @@ class DeepSparse:
         self._ask({"compile": self._saved(model), "batch": batch, "cores": cores})
         initializers = {tensor.name for tensor in model.graph.initializer}
         self.input_names = [v.name for v in model.graph.input if v.name not in initializers]
-        self.feeds_id = None
+        self.sent_feeds = None  # held, so that `is` below never matches a recycled id
 
     def _saved(self, model: onnx.ModelProto) -> str:
         copy = onnx.ModelProto()
@@ -70,11 +70,11 @@ class DeepSparse:
         return answer
 
     def _send_feeds(self, feeds: dict) -> None:
-        if self.feeds_id != id(feeds):
+        if self.sent_feeds is not feeds:
             path = Path(self.folder.name) / "feeds.npz"
             np.savez(path, **{name: feeds[name] for name in self.input_names})  # in order
             self._ask({"feeds": str(path)})
-            self.feeds_id = id(feeds)
+            self.sent_feeds = feeds
 
     def run(self, feeds: dict) -> list[np.ndarray]:
         """The outputs, in the model's order."""

@@ -22,6 +22,7 @@ from .schedule_util import (
     largest_divisor,
     root_blocks,
     vector_lanes,
+    vector_split,
 )
 
 # element-wise work worth storing once rather than recomputing in each block that reads it
@@ -120,7 +121,5 @@ def _vectorize_partial(sch, partial) -> None:
 def _vectorize_row(sch, block, lanes: int) -> None:
     loop = sch.get_loops(block)[-1]
     (extent,) = extents(sch, [loop])
-    if extent is None or extent < 2:
-        return
-    _, inner = sch.split(loop, [None, largest_divisor(extent, lanes)])
-    sch.vectorize(inner)
+    if extent is not None and extent >= 2:
+        sch.vectorize(vector_split(sch, loop, lanes)[1])
