@@ -324,6 +324,11 @@ def source(tmp_path):
         (["--ffn", "1"], "expected a fraction in [0, 1)"),
         (["--heads", "0.5", "--sparsity", "0.5"], "--sparsity apply to magnitude pruning"),
         (["--heads", "0.5"], "no attention"),
+        (["--reconstruct"], "--reconstruct apply to structured pruning"),
+        (["--samples", "{w}/wrong.npz"], "--samples apply to structured pruning"),
+        (["--norm", "activation"], "--norm activation scores structured units"),
+        (["--ffn", "0.5", "--norm", "activation"], "criterion \"activation\" needs samples"),
+        (["--ffn", "0.5", "--reconstruct", "--samples", "{w}/missing"], "not found"),
         (["--channels", "0.5", "OUT={w}/no/such/dir/out.onnx"], "output directory does not"),
     ],
 )

@@ -103,3 +103,36 @@ def test_bad_activation_options_get_one_line(options, message):
     with pytest.raises(InputError) as error:
         prune_structured(bert(), **options)
     assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_cli_activation_and_reconstruct_prune_as_the_api_does(tmp_path, capfd):
+    from tvmopt.cli import main
+
+    model = ffn_model(silent=True)
+    source, output, folder = tmp_path / "ffn.onnx", tmp_path / "small.onnx", tmp_path / "samples"
+    onnx.save(model, source)
+    folder.mkdir()
+    samples = _samples_for(model, 8, 0)
+    for index, sample in enumerate(samples):
+        np.savez(folder / f"{index:02d}.npz", **sample)
+    args = ["prune", source, "-o", output, "--ffn", "0.5", "--norm", "activation",
+            "--reconstruct", "--samples", folder]  # fmt: skip
+    assert main([str(a) for a in args]) == 0, capfd.readouterr().err
+    expected = prune_structured(model, ffn=0.5, criterion="activation", samples=samples,
+                                reconstruct=True).model  # fmt: skip
+    assert onnx.load(output).graph.initializer == expected.graph.initializer
+
+
+def test_cli_samples_that_do_not_fit_the_inputs_are_one_line(tmp_path, capfd):
+    from tvmopt.cli import main
+
+    source, folder = tmp_path / "ffn.onnx", tmp_path / "samples"
+    onnx.save(ffn_model(silent=False), source)
+    folder.mkdir()
+    np.savez(folder / "a.npz", other=np.zeros((1, SEQ, WIDTH), np.float32))
+    args = ["prune", source, "-o", tmp_path / "out.onnx", "--ffn", "0.5", "--norm", "activation",
+            "--samples", folder]  # fmt: skip
+    status = main([str(a) for a in args])
+    err = capfd.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and "a.npz: unknown input 'other'" in err[0], err
+    assert not (tmp_path / "out.onnx").exists()

@@ -1,8 +1,9 @@
 """tvmopt prune MODEL.onnx -o OUT.onnx [--sparsity S] [--block RxC | --nm N:M]
 [--scope layer|global] [--norm l2|l1] [--include GLOB...] [--exclude GLOB...]
 [--inputs FILE.npz] [--measure]
-tvmopt prune MODEL.onnx -o OUT.onnx [--ffn F] [--heads F] [--channels F]  (structured: tensors
-shrink; docs/pruning-structured.md)"""
+tvmopt prune MODEL.onnx -o OUT.onnx [--ffn F] [--heads F] [--channels F] [--norm l2|l1|activation]
+[--samples DIR|FILE.npz] [--reconstruct]
+(structured: tensors shrink; docs/pruning-structured.md)"""
 
 from __future__ import annotations
 
@@ -57,8 +58,10 @@ def register(subparsers) -> None:
         help="layer: each weight to the sparsity (default); global: one threshold over all",
     )  # fmt: skip
     parser.add_argument(
-        "--norm", choices=["l2", "l1"], default="l2", help="how blocks are scored (default l2)"
-    )
+        "--norm", choices=["l2", "l1", "activation"], default="l2",
+        help="how blocks, neurons and heads are scored: the l2 or l1 norm of their weights "
+        "(default l2), or (structured --ffn/--heads only) their output on --samples",
+    )  # fmt: skip
     for kind, verb in (("include", "prune only"), ("exclude", "leave alone")):
         parser.add_argument(
             f"--{kind}", action="append", default=[], metavar="GLOB",
@@ -76,12 +79,23 @@ def register(subparsers) -> None:
             f"--{kind}", type=fraction, metavar="F",
             help=f"structured: remove this fraction of {what} (smallest --norm first)",
         )  # fmt: skip
+    parser.add_argument(
+        "--samples", metavar="DIR|FILE.npz",
+        help="structured: input sets (the calibration format) that --norm activation and "
+        "--reconstruct run the model on; a few hundred sentences for a transformer, unpadded",
+    )  # fmt: skip
+    parser.add_argument(
+        "--reconstruct", action="store_true",
+        help="structured: refit each pruned FFN's and attention's output projection by least "
+        "squares on --samples",
+    )  # fmt: skip
     parser.set_defaults(handler=run)
 
 
 STRUCTURED = {"ffn": "FFN neurons", "heads": "attention heads per layer",
               "channels": "conv output channels per dependency group"}  # fmt: skip
 MAGNITUDE_ONLY = ("sparsity", "block", "nm", "include", "inputs", "measure")
+STRUCTURED_ONLY = ("samples", "reconstruct")
 
 
 def fraction(text: str) -> float:
@@ -91,6 +105,10 @@ def fraction(text: str) -> float:
 def run(args) -> int:
     if any(getattr(args, kind) is not None for kind in STRUCTURED):
         return run_structured(args)
+    _refuse(args, STRUCTURED_ONLY, "structured pruning (--ffn/--heads/--channels)")
+    if args.norm == "activation":
+        raise OptionError("--norm activation scores structured units (--ffn/--heads); magnitude "
+                          "pruning scores weights by l2 or l1")  # fmt: skip
     from ..pruning import prune
 
     result = prune(
@@ -111,16 +129,34 @@ def run_structured(args) -> int:
     from ..frontend.onnx import load_model
     from ..pruning.structured import prune_structured
 
-    given = [f"--{name}" for name in MAGNITUDE_ONLY if getattr(args, name) not in (None, [], False)]
-    if given:
-        raise OptionError(f"{', '.join(given)} apply to magnitude pruning, not to "
-                          "--ffn/--heads/--channels (structured pruning)")  # fmt: skip
+    _refuse(args, MAGNITUDE_ONLY, "magnitude pruning, not to --ffn/--heads/--channels "
+            "(structured pruning)")  # fmt: skip
     check_writable(args.output)
+    model = load_model(args.model)
     fractions = {kind: getattr(args, kind) or 0.0 for kind in STRUCTURED}
-    result = prune_structured(load_model(args.model), **fractions, criterion=args.norm,
-                              exclude=args.exclude)  # fmt: skip
+    result = prune_structured(model, **fractions, criterion=args.norm, exclude=args.exclude,
+                              samples=_samples(args.samples, model),
+                              reconstruct=args.reconstruct)  # fmt: skip
     with atomic_output(args.output) as tmp:
         onnx.save(result.model, tmp)
     print(result.describe())
     print(f"wrote {args.output}")
     return 0
+
+
+def _refuse(args, names: tuple, mode: str) -> None:
+    """One line naming the given options that belong to the other kind of pruning."""
+    given = [f"--{name}" for name in names if getattr(args, name) not in (None, [], False)]
+    if given:
+        raise OptionError(f"{', '.join(given)} apply to {mode}")
+
+
+def _samples(path, model) -> list | None:
+    """--samples as input dicts, each checked against the model's inputs (one line if not)."""
+    if path is None:
+        return None
+    from ..frontend.signature import graph_inputs
+    from ..passes.quantize.data import check_source, sample_dicts
+
+    check_source(path)
+    return sample_dicts(path, graph_inputs(model.graph))

@@ -27,6 +27,12 @@ def calibration_samples(data, specs: Sequence[TensorSpec]) -> Iterator[list[np.n
         raise InputError(f"calibration data {_describe(data)} holds no samples")
 
 
+def sample_dicts(data, specs: Sequence[TensorSpec]) -> list[dict[str, np.ndarray]]:
+    """Every sample as {input name: array}, checked as calibration_samples checks them."""
+    names = [spec.name for spec in specs]
+    return [dict(zip(names, arrays, strict=True)) for arrays in calibration_samples(data, specs)]
+
+
 def check_source(data) -> None:
     """Fail early on a calibration path that does not exist."""
     if isinstance(data, (str, Path)) and not Path(data).exists():
