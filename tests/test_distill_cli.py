@@ -20,7 +20,7 @@ import tvmopt
 from tvmopt.cli import main
 
 from .distill_models import bert_teacher, digit_samples, mlp_student, mlp_teacher, save_samples
-from .helpers import make_model
+from .helpers import assert_matches_ort, make_model
 
 
 @pytest.fixture()
@@ -109,3 +109,28 @@ def test_killed_run_resumes_to_the_uninterrupted_student(files, tmp_path):
 def test_missing_teacher_is_named(files, capsys, tmp_path):
     files["teacher"] = tmp_path / "nowhere.onnx"
     assert "teacher" in _fails(files, capsys)
+
+
+def test_drop_layers_makes_the_student_from_the_teacher(tmp_path, capsys):
+    from tvmopt.pruning.structured import find_layers
+
+    from .distill_models import sentences, word_tokenizer
+
+    teacher, text, out = tmp_path / "t.onnx", tmp_path / "corpus.txt", tmp_path / "s.onnx"
+    onnx.save(bert_teacher(), teacher)
+    text.write_text("\n".join(sentences(60)))
+    args = ["distill", "--teacher", teacher, "--drop-layers", "1", "--data", text, "--tokenizer",
+            word_tokenizer(tmp_path / "tok"), "-o", out, "--loss", "mse", "--steps", "4",
+            "--batch-size", "4", "--eval-every", "4", "--quiet", "--threads", "1"]  # fmt: skip
+    assert main([str(a) for a in args]) == 0, capsys.readouterr().err
+    student = onnx.load(out)
+    assert list(find_layers(student.graph)) == [0]
+    feeds = {"input_ids": np.array([[3, 4, 5, 6, 7, 8, 9, 0, 0, 0, 0, 0]], dtype=np.int64)}
+    assert_matches_ort(student, tvmopt.compile(student), feeds)
+
+
+def test_student_and_drop_layers_exclude_each_other(files, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(_args(files, "--drop-layers", "1"))
+    assert exit_info.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err

@@ -513,3 +513,14 @@ def test_cli_structured_writes_the_smaller_model(tmp_path, capfd):
     assert sum(numpy_helper.to_array(t).size for t in pruned.graph.initializer) < sum(
         numpy_helper.to_array(t).size for t in bert().graph.initializer
     )
+
+
+def test_cli_drop_layers_writes_the_shallower_model(tmp_path, capfd):
+    from tvmopt.cli import main
+    from tvmopt.pruning.structured import drop_layers
+
+    source, output = tmp_path / "bert.onnx", tmp_path / "shallow.onnx"
+    onnx.save(bert(), source)
+    assert main(["prune", str(source), "-o", str(output), "--drop-layers", "0"]) == 0
+    assert "dropped layers 0 of 0, 1" in capfd.readouterr().out
+    assert onnx.load(output).graph.initializer == drop_layers(bert(), [0]).graph.initializer

@@ -45,6 +45,14 @@ def positive_int(text: str) -> int:
     return value
 
 
+def layer_list(text: str) -> list[int]:
+    """"1,3,5": layer numbers, 0-based, as the model's node names number them."""
+    parts = text.split(",")
+    if not all(part.strip().isdigit() for part in parts):
+        raise argparse.ArgumentTypeError(f"expected layer numbers such as 1,3,5, got {text!r}")
+    return sorted({int(part) for part in parts})
+
+
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600}
 
 

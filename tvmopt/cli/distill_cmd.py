@@ -1,11 +1,12 @@
-"""tvmopt distill --teacher T.onnx --student S.onnx --data DIR -o OUT.onnx [--tokenizer DIR]
+"""tvmopt distill --teacher T.onnx (--student S.onnx | --drop-layers I,J) --data DIR -o OUT.onnx
+[--tokenizer DIR]
 [--steps N] [--batch-size B] [--lr LR] [--loss kl|mse|cosine] [--temperature T]
 [--hidden NAME|S=T ...] [--attention-weight W] [--fake-quant] [--checkpoint-dir DIR] [--resume]
 (docs/distillation.md)"""
 
 from __future__ import annotations
 
-from .arguments import float_where, positive_int
+from .arguments import float_where, layer_list, positive_int
 
 
 def positive(text: str) -> float:
@@ -21,7 +22,11 @@ def register(subparsers) -> None:
         "distill", help="train a pruned or shallower student to match its teacher (unlabeled)"
     )
     parser.add_argument("--teacher", required=True, help="the teacher ONNX model")
-    parser.add_argument("--student", required=True, help="the student ONNX model (same I/O)")
+    student = parser.add_mutually_exclusive_group(required=True)
+    student.add_argument("--student", help="the student ONNX model (same I/O)")
+    student.add_argument("--drop-layers", type=layer_list, metavar="I,J,...",
+                         help="the student is the teacher without these layers (0-based, as "
+                         "its node names number them), e.g. every other one")  # fmt: skip
     parser.add_argument("--data", required=True,
                         help="a folder of .npz input sets, or a text file with --tokenizer")
     parser.add_argument("-o", "--output", required=True, help="the trained student to write")
@@ -76,7 +81,7 @@ def run(args) -> int:
     from ..distillation.compatible import parse_map
 
     result = distill(
-        args.teacher, args.student, args.data, args.output, tokenizer=args.tokenizer,
+        args.teacher, _student(args), args.data, args.output, tokenizer=args.tokenizer,
         max_length=args.max_length, held_out=args.held_out,
         checkpoint_dir=args.checkpoint_dir or f"{args.output}.ckpt", resume=args.resume,
         progress=not args.quiet, measure=args.measure, steps=args.steps,
@@ -91,3 +96,13 @@ def run(args) -> int:
     print(result.describe())
     print(f"wrote {args.output}")
     return 0
+
+
+def _student(args):
+    """--student as given, or the teacher without --drop-layers (ONNX, in memory)."""
+    if args.student is not None:
+        return args.student
+    from ..frontend.onnx import load_model
+    from ..pruning.structured import drop_layers
+
+    return drop_layers(load_model(args.teacher), args.drop_layers)

@@ -11,7 +11,7 @@ import argparse
 
 from ..errors import OptionError
 from ..pruning.spec import NM, Block, parse_block, parse_nm
-from .arguments import float_where
+from .arguments import float_where, layer_list
 
 
 def sparsity(text: str) -> float:
@@ -85,6 +85,11 @@ def register(subparsers) -> None:
         "--reconstruct run the model on; a few hundred sentences for a transformer, unpadded",
     )  # fmt: skip
     parser.add_argument(
+        "--drop-layers", type=layer_list, metavar="I,J,...",
+        help="structured: remove these whole transformer layers (0-based, as the node names "
+        "number them: layer.3, h.3), e.g. every other one for a shallower student",
+    )  # fmt: skip
+    parser.add_argument(
         "--reconstruct", action="store_true",
         help="structured: refit each pruned FFN's and attention's output projection by least "
         "squares on --samples",
@@ -95,7 +100,7 @@ def register(subparsers) -> None:
 STRUCTURED = {"ffn": "FFN neurons", "heads": "attention heads per layer",
               "channels": "conv output channels per dependency group"}  # fmt: skip
 MAGNITUDE_ONLY = ("sparsity", "block", "nm", "include", "inputs", "measure")
-STRUCTURED_ONLY = ("samples", "reconstruct")
+STRUCTURED_ONLY = ("samples", "reconstruct", "drop_layers")
 
 
 def fraction(text: str) -> float:
@@ -103,9 +108,9 @@ def fraction(text: str) -> float:
 
 
 def run(args) -> int:
-    if any(getattr(args, kind) is not None for kind in STRUCTURED):
+    if args.drop_layers or any(getattr(args, kind) is not None for kind in STRUCTURED):
         return run_structured(args)
-    _refuse(args, STRUCTURED_ONLY, "structured pruning (--ffn/--heads/--channels)")
+    _refuse(args, STRUCTURED_ONLY, "structured pruning (--ffn/--heads/--channels/--drop-layers)")
     if args.norm == "activation":
         raise OptionError("--norm activation scores structured units (--ffn/--heads); magnitude "
                           "pruning scores weights by l2 or l1")  # fmt: skip
@@ -122,26 +127,36 @@ def run(args) -> int:
 
 
 def run_structured(args) -> int:
-    """--ffn/--heads/--channels: whole neurons, heads and channels removed (no zeros left)."""
+    """--ffn/--heads/--channels: whole neurons, heads and channels removed (no zeros left);
+    --drop-layers: whole layers, before the rest."""
     import onnx
 
     from ..artifact import atomic_output, check_writable
     from ..frontend.onnx import load_model
-    from ..pruning.structured import prune_structured
+    from ..pruning.structured import drop_layers, find_layers, prune_structured
 
-    _refuse(args, MAGNITUDE_ONLY, "magnitude pruning, not to --ffn/--heads/--channels "
-            "(structured pruning)")  # fmt: skip
+    _refuse(args, MAGNITUDE_ONLY, "magnitude pruning, not to --ffn/--heads/--channels/"
+            "--drop-layers (structured pruning)")  # fmt: skip
     check_writable(args.output)
     model = load_model(args.model)
+    if args.drop_layers:
+        layers = list(find_layers(model.graph))
+        model = drop_layers(model, args.drop_layers)
+        print(f"dropped layers {_numbers(args.drop_layers)} of {_numbers(layers)}")
     fractions = {kind: getattr(args, kind) or 0.0 for kind in STRUCTURED}
     result = prune_structured(model, **fractions, criterion=args.norm, exclude=args.exclude,
                               samples=_samples(args.samples, model),
                               reconstruct=args.reconstruct)  # fmt: skip
     with atomic_output(args.output) as tmp:
         onnx.save(result.model, tmp)
-    print(result.describe())
+    if result.rows:
+        print(result.describe())
     print(f"wrote {args.output}")
     return 0
+
+
+def _numbers(indices: list[int]) -> str:
+    return ", ".join(map(str, indices))
 
 
 def _refuse(args, names: tuple, mode: str) -> None:

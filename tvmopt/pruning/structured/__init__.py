@@ -2,6 +2,7 @@
 so every tensor they touch shrinks and the model runs faster on any target."""
 
 from .api import prune_structured
+from .layers import drop_layers, find_layers
 from .result import StructuredResult
 
-__all__ = ["StructuredResult", "prune_structured"]
+__all__ = ["StructuredResult", "drop_layers", "find_layers", "prune_structured"]
