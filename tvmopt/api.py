@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from . import bucket_padding as padding
 from ._tvm import tvm
 from .artifact import Metadata, read_metadata, verify_checksum
 from .autotune.database import open_database
@@ -55,6 +56,7 @@ def compile(  # noqa: A001 - the verb users expect
     group_size: int | None = None,
     sparse: str = "auto",
     buckets=None,
+    bucket_padding: str | None = None,
 ) -> CompiledModel:
     """Compile a model for `target`.
 
@@ -80,6 +82,11 @@ def compile(  # noqa: A001 - the verb users expect
         Sizes of symbolic dims to compile static variants for, beside the symbolic code, such
         as {"sequence": [16, 64, 128]}: a run of exactly such a size takes that variant's
         static kernels, any other size the symbolic ones (buckets.py). CPU targets, float.
+    bucket_padding : str, optional
+        The name of the model's attention-mask input: a run that is no bucket's size then pads
+        (zeros) up to the smallest bucket holding at most 1.25x its elements and cuts the
+        outputs back (bucket_padding.py). The compile checks that padding leaves the outputs
+        as they were (the model masks the padded positions), and refuses it otherwise.
     dump_ir : str or os.PathLike, optional
         Write the IR after every pass into this directory.
     print_pass_times : bool
@@ -152,9 +159,12 @@ def compile(  # noqa: A001 - the verb users expect
             dims,
             group_size,
             buckets=buckets,
+            bucket_padding=bucket_padding,
         )
         executable = _build(prepared, database)
     compiled = CompiledModel(executable, prepared.metadata, backend=backend)  # after _build
+    if bucket_padding is not None:
+        padding.check(compiled, bucket_padding)
     compiled.quantize_report = prepared.report
     compiled.tuned_kernels = 0 if database is None else database.applied
     return compiled
@@ -182,6 +192,7 @@ def prepare(  # noqa: PLR0913 - compile's arguments, less the output options
     model, target=None, input_shapes=None, example_inputs=None, opt_level=DEFAULT_OPT_LEVEL,
     quantize=None, calib=None, calib_method="minmax", skip=(), max_accuracy_drop=None,
     quantize_config=None, log=None, dims=None, group_size=None, buckets=None,
+    bucket_padding=None,
 ) -> Prepared:  # fmt: skip
     """Import `model` for `target` (a Backend, or anything `backends.resolve` takes) and
     quantize it when asked (compile's arguments)."""
@@ -198,6 +209,7 @@ def prepare(  # noqa: PLR0913 - compile's arguments, less the output options
     ranges = dim_ranges(inputs, dims)  # before the import: a misspelt name costs nothing
     chosen = resolve_buckets(buckets, ranges)
     _check_bucketable(chosen, backend, quantize)
+    padding.check_mask(bucket_padding, inputs, chosen)
     mod = with_dim_bounds(onnx_frontend.import_model(onnx_model), ranges)
     quantized = quantize_for(backend, recipe, mod, onnx_model, inputs, config, calib, log,
                              opt_level)  # fmt: skip
@@ -211,13 +223,20 @@ def prepare(  # noqa: PLR0913 - compile's arguments, less the output options
         precision=backend.options.precision,
         quantization="none" if quantized is None else quantized.mode,
         dims={name: dim.to_list() for name, dim in ranges.items()},
-        extra={BUCKETS_RECORD: [b.to_dict() for b in chosen]} if chosen else {},
+        extra=_bucket_records(chosen, bucket_padding),
     )
     if quantized is None:
         return Prepared(mod, backend.graph_passes(opt_level), metadata, backend, opt_level,
                         variants=_import_variants(raw_model, inputs, chosen))  # fmt: skip
     return Prepared(quantized.module, quantized.graph, metadata, backend, opt_level,
                     quantized.report)  # fmt: skip
+
+
+def _bucket_records(buckets, mask) -> dict:
+    records = {BUCKETS_RECORD: [bucket.to_dict() for bucket in buckets]} if buckets else {}
+    if mask is not None:
+        records[padding.PADDING_RECORD] = {"mask": mask, "limit": padding.PAD_LIMIT}
+    return records
 
 
 def _check_bucketable(buckets, backend, quantize) -> None:

@@ -10,8 +10,9 @@ symbolic `main` (as the C++ runner always does). Listed dims combine (every batc
 every length); a symbolic dim a bucket does not list is pinned to the lower end of its range,
 or 1 where the range starts at 0. The buckets go into the library's metadata (`tvmopt inspect`).
 
-Sizes are matched exactly: padding a run up to the next bucket changes a model's outputs unless
-the model masks the padded positions, which tvmopt cannot tell from the graph.
+Sizes are matched exactly unless the compile names the model's mask input (`bucket_padding`):
+padding a run up to the next bucket changes a model's outputs unless the model masks the padded
+positions, which tvmopt cannot tell from the graph, so it checks it (bucket_padding.py).
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ from functools import cached_property
 
 import numpy as np
 
+from . import bucket_padding
 from ._tvm import tvm
 from .artifact import Metadata, copy_library, write_library
 from .backends import recorded_backend
@@ -80,7 +81,10 @@ class CompiledModel:
 
     def function_for(self, shapes) -> str:
         """The VM function a run on inputs of `shapes` (in signature order) takes: a bucket's
-        static one where the shapes are a bucket's, else `main`."""
+        static one where the shapes are a bucket's (or pad up to one), else `main`."""
+        padded = self._padded_run(shapes) if self._padding else None
+        if padded is not None:
+            return padded.function
         return self._buckets.get(tuple(tuple(shape) for shape in shapes), "main")
 
     def _entry(self, shapes):
@@ -101,9 +105,37 @@ class CompiledModel:
     def run(self, inputs) -> dict[str, np.ndarray]:
         """Run once. `inputs` maps input names to arrays (or lists them in signature order)."""
         arrays = check_inputs(self.inputs, inputs, self._dim_ranges)
-        entry = self._entry([a.shape for a in arrays])
-        result = entry(*self._staged(arrays))
+        shapes = [a.shape for a in arrays]
+        padded = self._padded_run(shapes) if self._padding else None
+        if padded is not None:
+            return self._run_padded(arrays, padded)
+        result = self._entry(shapes)(*self._staged(arrays))
         return dict(zip(self._output_names, leaves(result), strict=True))
+
+    @cached_property
+    def _padding(self) -> dict | None:
+        """The metadata's bucket padding (bucket_padding.py), or None."""
+        return self.metadata.extra.get(bucket_padding.PADDING_RECORD)
+
+    def _padded_run(self, shapes) -> bucket_padding.PaddedRun | None:
+        """The bucket a run of `shapes` pads up to, where it is no bucket's own size."""
+        if tuple(tuple(shape) for shape in shapes) in self._buckets:
+            return None
+        dims = bucket_padding.run_dims(self.inputs, shapes)
+        records = self.metadata.extra[BUCKETS_RECORD]
+        return bucket_padding.choose(records, dims, self._padding["limit"])
+
+    def _run_padded(self, arrays, run: bucket_padding.PaddedRun) -> dict[str, np.ndarray]:
+        padded = bucket_padding.pad(arrays, self.inputs, run)
+        result = self._bucket_functions[run.function](*self._staged(padded))
+        outputs = bucket_padding.unpad(leaves(result), self.outputs, run)
+        return {name: np.ascontiguousarray(out)
+                for name, out in zip(self._output_names, outputs, strict=True)}  # fmt: skip
+
+    def run_symbolic(self, inputs) -> dict[str, np.ndarray]:
+        """Run once through the symbolic `main`, whatever the buckets (bucket padding's check)."""
+        arrays = check_inputs(self.inputs, inputs, self._dim_ranges)
+        return dict(zip(self._output_names, leaves(self._main(*self._staged(arrays))), strict=True))
 
     def run_tensors(self, tensors) -> list:
         """Run once on tvm tensors on the model's device (`tensor`), in signature order, and

@@ -166,6 +166,11 @@ def add_buckets(parser: argparse.ArgumentParser) -> None:
         help="also compile static kernels for these sizes of a symbolic dim, inside the same "
         "library: a run of exactly such a size takes them, any other size the symbolic ones",
     )
+    parser.add_argument(
+        "--bucket-padding", metavar="MASK_INPUT",
+        help="runs between buckets pad up to the next bucket (at most 1.25x the elements), "
+        "masked by this input (e.g. attention_mask); the compile checks the outputs hold",
+    )  # fmt: skip
 
 
 def add_opt_level(parser: argparse.ArgumentParser) -> None:

@@ -88,6 +88,7 @@ def run(args) -> int:
         input_shapes=dict(args.input_shapes),
         dims=dict(args.dims),
         buckets=dict(args.buckets) or None,
+        bucket_padding=args.bucket_padding,
         opt_level=args.opt_level,
         dump_ir=args.dump_ir,
         print_pass_times=args.print_pass_times,

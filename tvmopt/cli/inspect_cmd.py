@@ -101,6 +101,9 @@ def _summary(key: str, record) -> str:
         return f"{len(record)} constant weights ({counts})" + "".join(
             f"\n  {describe_layer(layer)}" for layer in record
         )
+    if key == "bucket_padding":
+        return (f"runs between buckets pad up to one holding at most {record['limit']}x their "
+                f"elements, masked by input '{record['mask']}'")  # fmt: skip
     if key == KERNELS_RECORD:
         rules = Counter(str(kernel["rule"]) for kernel in record.values())
         counts = ", ".join(f"{rule} {count}" for rule, count in rules.most_common())
