@@ -14,8 +14,10 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import sys
 import warnings
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -25,6 +27,9 @@ BUCKETS = [16, 32, 64, 128, 256, 512]
 
 def export() -> onnx.ModelProto:
     import torch
+
+    # bench/kernels.py would shadow the `kernels` package transformers imports
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent]
     import transformers
 
     config = transformers.BertConfig(vocab_size=30522, hidden_size=384, num_hidden_layers=6,
@@ -33,8 +38,12 @@ def export() -> onnx.ModelProto:
     model = transformers.BertModel(config).eval()
 
     class Hidden(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bert = model
+
         def forward(self, input_ids, attention_mask):
-            return model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            return self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
     ids = torch.randint(1, 30522, (1, 16))
     buffer = io.BytesIO()
