@@ -247,6 +247,7 @@ def import_model(model: onnx.ModelProto):
 
     from .import_errors import NodeImportError, naming_failed_nodes, native_stderr_silenced
     from .node_spans import spanning_nodes
+    from .shape_outputs import shape_outputs_as_tensors
 
     failure = None
     with native_stderr_silenced():
@@ -265,7 +266,7 @@ def import_model(model: onnx.ModelProto):
             failure = f"TVM's ONNX importer failed: {type(err).__name__}: {last_line(err)}"
     if failure is not None:
         raise CompileError(failure)
-    mod["main"] = with_identifier_params(mod["main"])
+    mod["main"] = shape_outputs_as_tensors(with_identifier_params(mod["main"]))
     return mod
 
 
