@@ -28,10 +28,20 @@ def masked_softmax(shape):
                       [("y", TensorProto.FLOAT, list(shape))], {"mask": mask})  # fmt: skip
 
 
+def masked_softmax_symbolic(shape):
+    """masked_softmax with the mask's row as long as the scores' (symbolic where they are)."""
+    nodes = [helper.make_node("Add", ["x", "mask"], ["scores"]),
+             helper.make_node("Softmax", ["scores"], ["y"], axis=-1)]  # fmt: skip
+    mask = [1, 1, 1, shape[-1]]
+    inputs = [("x", TensorProto.FLOAT, list(shape)), ("mask", TensorProto.FLOAT, mask)]
+    return make_model(nodes, inputs, [("y", TensorProto.FLOAT, list(shape))])
+
+
 def residual_layer_norm(shape):
     width = shape[-1]
-    weights = {"scale": RNG.standard_normal(width).astype(np.float32),
-               "bias": RNG.standard_normal(width).astype(np.float32)}  # fmt: skip
+    rng = np.random.default_rng(width)  # the same weights for a symbolic model and its fixed twin
+    weights = {"scale": rng.standard_normal(width).astype(np.float32),
+               "bias": rng.standard_normal(width).astype(np.float32)}  # fmt: skip
     nodes = [helper.make_node("Add", ["x", "residual"], ["sum"]),
              helper.make_node("LayerNormalization", ["sum", "scale", "bias"], ["y"], axis=-1,
                               epsilon=1e-5)]  # fmt: skip
@@ -85,3 +95,24 @@ def test_a_row_normalization_of_a_whole_vector_is_left_to_the_fallback():
     compiled = tvmopt.compile(model, opt_level=0)
     assert "RowReduction" not in rules_of(compiled)
     assert_matches_ort(model, compiled, feeds_for(model))
+
+
+def symbolic(build, shape, length: int):
+    """`build`'s model with every "n" in `shape` a symbolic dim, and the feeds at `length`."""
+    model = build(shape)
+    fixed = build([length if d == "n" else d for d in shape])
+    return model, feeds_for(fixed)
+
+
+@TARGETS
+@pytest.mark.parametrize("length", [128, 77, 5])  # whole vectors, a remainder, less than one
+@pytest.mark.parametrize("build, shape", [(log_softmax, [3, "n"]),
+                                          (residual_layer_norm, [1, "n", 96]),
+                                          (masked_softmax_symbolic, [1, 2, "n", "n"])])  # fmt: skip
+def test_a_row_of_symbolic_length_is_vectorized_with_a_remainder(build, shape, length, target):
+    """Softmax over a symbolic sequence length: element-wise blocks in whole vectors plus the
+    last partial one, reductions sequential; right at every length, on AVX-512 and AVX2."""
+    model, feeds = symbolic(build, shape, length)
+    compiled = tvmopt.compile(model, target=target, dims={"n": (1, 512)})
+    assert "RowReduction" in rules_of(compiled)
+    assert_matches_ort(model, compiled, feeds)

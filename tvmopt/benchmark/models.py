@@ -11,6 +11,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from .llm_suite import LLM_SUITE
 from .sparse_suite import sparse_models
 
 
@@ -214,4 +215,6 @@ DEFAULT_SUITE = ["resnet18", "resnet50", "mobilenet_v2", "bert_base", "mlp"]
 EXTENDED_SUITE = [model.name for model in EXTENDED_MODELS]
 # the dense models first: each pruned one's speed-up is read against them
 SPARSE_SUITE = ["bert_base", "resnet50", *(model.name for model in SPARSE_MODELS)]
-SUITES = {"default": DEFAULT_SUITE, "extended": EXTENDED_SUITE, "sparse": SPARSE_SUITE}
+# the llm suite's encoders are its own (llm_suite.py): dynamic axes, benched per sequence length
+SUITES = {"default": DEFAULT_SUITE, "extended": EXTENDED_SUITE, "sparse": SPARSE_SUITE,
+          "llm": LLM_SUITE}  # fmt: skip

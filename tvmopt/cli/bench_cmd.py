@@ -23,6 +23,7 @@ def names_from(allowed: list[str]):
 
 def register(subparsers) -> None:
     from ..benchmark.contenders import PEERS, TARGETS, default_threads
+    from ..benchmark.llm_suite import LENGTHS
     from ..benchmark.models import SUITES
 
     parser = subparsers.add_parser("bench", help="compare targets and peers side by side")
@@ -56,6 +57,13 @@ def register(subparsers) -> None:
         default=default_threads(),
         help="threads for every contender (default: all available cores)",
     )
+    parser.add_argument(
+        "--seq",
+        type=positive_int,
+        nargs="+",
+        default=list(LENGTHS),
+        help="--suite llm: the sequence lengths (default: %(default)s)",
+    )
     parser.add_argument("--output-dir", default="bench/results", help="(default bench/results)")
     parser.set_defaults(handler=run)  # fmt: skip
 
@@ -71,9 +79,23 @@ def run(args) -> int:
     from ..benchmark.runner import run_bench
 
     command = "tvmopt " + shlex.join(sys.argv[1:])
+    if args.suite == "llm":
+        return run_llm(args, command)
     contenders = args.targets + args.peers
     report = run_bench(chosen_models(args), contenders, args.threads, args.repeat, args.warmup,
                        args.output_dir, command)  # fmt: skip
     print(report.read_text())
     print(f"wrote {report.parent}/results.md, results.csv, latency.png, speedup.png, machine.json")
+    return 0
+
+
+def run_llm(args, command: str) -> int:
+    """--suite llm: its own contenders (dynamic, static, onnxruntime), per sequence length;
+    --targets and --peers do not apply."""
+    from ..benchmark.llm_suite import run_llm_suite
+
+    report = run_llm_suite(chosen_models(args), args.seq, args.threads, args.repeat,
+                           args.output_dir, command)  # fmt: skip
+    print(report.read_text())
+    print(f"wrote {report.parent}/results.md, results.csv")
     return 0

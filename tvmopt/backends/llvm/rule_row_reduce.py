@@ -9,6 +9,16 @@ blocks go under one parallel loop over rows; unlike it, each reduction is first 
 vector of partial results (rfactor, the row summed lane by lane), which is then reduced once per
 row. The sums come out in another order than a sequential loop's, as ONNX Runtime's vectorized
 kernels' do.
+
+A row of symbolic length (softmax over a sequence of n tokens) has no exact split: TVM's rfactor
+refuses the split's predicate, and a predicated vector loop is scalarized. There, the element-wise
+blocks are split into whole vectors plus a remainder (LoopPartition, asked by a hint on the vector
+loop's parent, peels the last partial vector off, so the body is unpredicated vector code) and the
+reductions stay sequential. A masked softmax over 12 heads x n x n, symbolic n, one interleaved
+run on a loaded Zen 4, 1 thread: 0.75x the fallback's time at n = 128 (2.3 ms) and 0.73x at 384;
+a static row of 128 still runs the same softmax in about 0.09 ms (profiled), so most of the gap
+is left: the per-row cost of the sequential max and sum chains and what else the profile of
+this kernel has not yet located (docs/language-models.md).
 """
 
 from __future__ import annotations
@@ -29,6 +39,9 @@ from .schedule_util import (
 COSTLY = ("T.exp(", "T.exp2(", "T.log(", "T.tanh(", "T.erf(", "T.sigmoid(", "T.sqrt(", "T.rsqrt(",
           "T.pow(")  # fmt: skip
 MAX_CHEAP_CALLS = 2
+# tells TVM's LoopPartition to split this loop where a condition in it changes (the vector that
+# runs past a symbolic row's end): whole vectors without the predicate, then the last one
+PARTITION_HINT = "pragma_loop_partition_hint"
 MIN_LANES = 4  # a row whose length has no divisor this large stays with the fallback
 
 
@@ -49,7 +62,8 @@ class RowReduction(CPURule):
         for block in reversed(root_blocks(sch)[:-1]):
             sch.compute_at(block, row, preserve_unit_loops=True)
         for partial in partials:
-            _vectorize_partial(sch, partial)
+            if partial is not None:
+                _vectorize_partial(sch, partial)
         for info in infos:
             if info.is_injective():
                 _vectorize_row(sch, info.block_rv, lanes)
@@ -90,10 +104,13 @@ def _costly(block) -> bool:
 def _vector_partials(sch, block, lanes: int):
     """Split the reduction's row loop by the largest divisor up to `lanes` and rfactor it:
     the new block sums the row into a vector of partial results, the old one adds those up.
-    The vector is the innermost axis of the partials' buffer: contiguous, not a gather."""
+    The vector is the innermost axis of the partials' buffer: contiguous, not a gather. None for
+    a row of symbolic length: it stays a sequential sum."""
     loop = sch.get_loops(block)[-1]
     (extent,) = extents(sch, [loop])
-    width = 0 if extent is None else largest_divisor(extent, lanes)
+    if extent is None:
+        return None
+    width = largest_divisor(extent, lanes)
     if width < MIN_LANES:
         raise Decline(f"a row of {extent} has no vector-wide divisor")
     _, inner = sch.split(loop, [None, width])
@@ -121,5 +138,9 @@ def _vectorize_partial(sch, partial) -> None:
 def _vectorize_row(sch, block, lanes: int) -> None:
     loop = sch.get_loops(block)[-1]
     (extent,) = extents(sch, [loop])
-    if extent is not None and extent >= 2:
+    if extent is None:
+        vectors, vector = sch.split(loop, [None, lanes])  # predicated: lane < n
+        sch.annotate(vectors, PARTITION_HINT, 1)
+        sch.vectorize(vector)
+    elif extent >= 2:
         sch.vectorize(vector_split(sch, loop, lanes)[1])
