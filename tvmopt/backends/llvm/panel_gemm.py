@@ -6,8 +6,8 @@ compute acc[n, i, j, no, ni] over a packed weight [no, kh, kw, c..., ni]: positi
 the target's: cpu.py). Each task owns `rows` positions x `chunks` panels; their accumulators
 stay in registers over the whole reduction, each step broadcasting one input value per position
 against one vector per panel, as many as the target's register budget holds (7 x 2 on AVX-512,
-6 x 2 on AVX2). The int8 reduction ends in a step of 4 channels (VNNI's vpdpbusd); the float32
-one does not.
+6 x 2 on AVX2). The int8 reduction ends in a step of 4 channels (VNNI's vpdpbusd), or 8 in two
+parts (vpmaddubsw's depth-8 step); the float32 one does not.
 """
 
 from __future__ import annotations
@@ -59,14 +59,15 @@ def schedule_panel_gemm(  # noqa: PLR0913 - the blocks, then how to tile them
     if panels_outer is None:
         panels_outer = channels_first or _weight_bytes(sch, gemm) > cpu.l2_bytes
     b, i, j, no, ni, *reduction = sch.get_loops(gemm)
-    *outer, steps = reduction if len(reduction) == 4 else (*reduction, None)
+    # the int8 reduction ends in its step's axes (ki, or kp and ki in parts: kernel_int8_gemm.py)
+    outer, steps = reduction[:3], reduction[3:]
     positions, panels, lanes = extents(sch, [j, no, ni])
     vectors = max(lanes // cpu.lanes(32), 1)  # per panel: 2 where a panel is two registers wide
     rows, chunks = register_tile(positions, panels, tiles, cpu.accumulators // vectors)
     j_o, j_i = split_tile(sch, j, rows, max_inner=16, sample=sample)
     no_o, no_i = split_tile(sch, no, chunks, max_inner=4, sample=sample)
     # the L channels are the vector: innermost, unless an int8 step's (L x D) block is
-    vector = [ni, steps] if intrinsic else [s for s in (steps, ni) if s is not None]
+    vector = [ni, *steps] if intrinsic else [*steps, ni]
     tile = [no_o, b, i, j_o] if panels_outer else [b, i, j_o, no_o]
     sch.reorder(*tile, *outer, j_i, no_i, *vector)
     accumulator = register_accumulator(sch, gemm)
@@ -87,8 +88,8 @@ def schedule_panel_gemm(  # noqa: PLR0913 - the blocks, then how to tile them
     sch.unroll(j_i)
     sch.unroll(no_i)
     if not intrinsic:  # before decomposing: a reduction block without its init cannot vectorize
-        if steps is not None:
-            sch.unroll(steps)
+        for step in steps:
+            sch.unroll(step)
         sch.vectorize(ni)
     vectorized_tail(sch, gemm, outer[0], [])
     if intrinsic:
