@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .cpu import cpu_of
+from .cpu import INT8_STEPS, cpu_of
 from .schedule_util import (
     extents,
     largest_divisor,
@@ -63,7 +63,8 @@ def schedule_panel_gemm(  # noqa: PLR0913 - the blocks, then how to tile them
     outer, steps = reduction[:3], reduction[3:]
     positions, panels, lanes = extents(sch, [j, no, ni])
     vectors = max(lanes // cpu.lanes(32), 1)  # per panel: 2 where a panel is two registers wide
-    rows, chunks = register_tile(positions, panels, tiles, cpu.accumulators // vectors)
+    budget = _accumulator_budget(cpu, intrinsic, cpu.accumulators // vectors)
+    rows, chunks = register_tile(positions, panels, tiles, budget)
     j_o, j_i = split_tile(sch, j, rows, max_inner=16, sample=sample)
     no_o, no_i = split_tile(sch, no, chunks, max_inner=4, sample=sample)
     # the L channels are the vector: innermost, unless an int8 step's (L x D) block is
@@ -96,8 +97,21 @@ def schedule_panel_gemm(  # noqa: PLR0913 - the blocks, then how to tile them
         sch.tensorize(ni, intrinsic)
 
 
-def register_tile(positions: int, panels: int, tiles: PanelTiles, budget: int):
-    """(rows, chunks): the most accumulators (rows x chunks) within `budget` with rows dividing
+def _accumulator_budget(cpu, intrinsic: str | None, accumulators: int):
+    """The accumulators a tile may hold, or a function of its panels (chunks) giving them: a
+    step in parts (the depth-8 vpmaddubsw) holds `parts` weight vectors per panel, `parts`
+    broadcasts, the ones of its vpmaddwd and two int16 partial sums, which AVX2's 16 registers
+    hold only beside fewer accumulators (4 x 2 spilled one; 8 x 1 does not)."""
+    step = next((s for s in INT8_STEPS.values() if s.name == intrinsic), None)
+    if step is None or step.parts == 1:
+        return accumulators
+    free = cpu.isa.vector_registers - step.parts - 3
+    return lambda chunks: min(accumulators, free - step.parts * chunks)
+
+
+def register_tile(positions: int, panels: int, tiles: PanelTiles, budget):
+    """(rows, chunks): the most accumulators (rows x chunks) within `budget` (a number, or a
+    function of chunks: _accumulator_budget) with rows dividing
     `positions` and chunks `panels` (splits stay exact); of equals, the fewest loads per
     multiply-add (rows + chunks per rows x chunks). A 7x7 map's 49 positions take 7 x 1 on
     AVX2 (a budget of 12), where rows of at most 6 beside 2 panels left 1 x 2: ResNet-50's
@@ -105,7 +119,8 @@ def register_tile(positions: int, panels: int, tiles: PanelTiles, budget: int):
     candidates = []
     for chunks in range(1, tiles.chunks + 1):
         if panels % chunks == 0:
-            rows = largest_divisor(positions, min(tiles.rows, max(budget // chunks, 1)))
+            most = budget(chunks) if callable(budget) else budget
+            rows = largest_divisor(positions, min(tiles.rows, max(most // chunks, 1)))
             candidates.append((rows * chunks, -(rows + chunks) / (rows * chunks), rows, chunks))
     _, _, rows, chunks = max(candidates)
     return rows, chunks
