@@ -132,6 +132,32 @@ def test_every_layer_is_int8_on_avx2_with_7_bit_weights_by_default(digits, weigh
     assert int8 >= _ort_accuracy(model, test_x, test_y) - 1.0
 
 
+def test_avx2_depth_8_step_matches_the_depth_4_step_bit_for_bit(digits, monkeypatch):
+    """The layers whose input channels come in eights run on the depth-8 vpmaddubsw step, their
+    7-bit weights fitted to its bound (backends/llvm/int8_quads.py); with that step taken away
+    the same weights run on the depth-4 one: both are exact, so the outputs are the same bits,
+    and close to ONNX Runtime's float32."""
+    from tvmopt.backends.llvm import backend, cpu
+
+    model, calib, test_x, _ = digits
+    parts = []
+    pack = backend.pack_weight
+    monkeypatch.setattr(backend, "pack_weight", lambda *a: parts.append(a[-1]) or pack(*a))
+    outputs = []
+    for depth_8 in (True, False):
+        if not depth_8:
+            monkeypatch.setattr(cpu, "int8_quads_fit", lambda quantized: False)
+        compiled = tvmopt.compile(model, quantize="int8", calib=calib[:8], target="x86-64-v3")
+        outputs.append(compiled.run({"image": test_x[0]})["logits"])
+    assert 2 in parts[: len(parts) // 2] and 2 not in parts[len(parts) // 2 :]
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+    expected = onnxruntime.InferenceSession(model.SerializeToString()).run(
+        None, {"image": test_x[0]}
+    )[0]
+    cosine = float(expected.ravel() @ outputs[0].ravel())
+    assert cosine / (np.linalg.norm(expected) * np.linalg.norm(outputs[0])) > 0.999
+
+
 def test_weights_stay_8_bit_where_the_cpu_has_vnni(digits):
     """Compiled for a CPU this one need not be: calibration and the report's measurements run
     on this CPU's kernels (they ran the target's code, and died with SIGILL on a Zen 3)."""

@@ -48,9 +48,9 @@ def _build(prim_func, target, packed, signed=False):
 
 def _step_of(packed, target):
     """The step of `target` whose blocks the packed weight has."""
-    block = (packed.shape[4], packed.shape[5], str(packed.dtype))
+    block = (*kernels.packed_block(packed), str(packed.dtype))
     steps = cpu_of(target).int8_steps
-    return next((s for s in steps if (s.lanes, s.depth, s.weight) == block), None)
+    return next((s for s in steps if (s.lanes, s.depth, s.parts, s.weight) == block), None)
 
 
 def _run(lib, arrays, out_shape):

@@ -7,6 +7,7 @@ assembly for AVX-512, AVX2, SSE4 and NEON), and requantization that rounds in ve
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -111,8 +112,13 @@ BRANCH = {"x86_64": re.compile(r"^\s*j\w+\s+(\.L\w+)"),
 
 
 def _inner_loop_spills(asm: str, arch: str) -> int:
-    """Vector spills and reloads in the kernel's innermost loop: the shortest span from a label
-    to a branch back to it with the kernel's arithmetic inside."""
+    """Vector spills and reloads in the kernel's innermost loop."""
+    return sum(1 for line in _inner_loop(asm, arch) if SPILLS[arch].match(line))
+
+
+def _inner_loop(asm: str, arch: str) -> list[str]:
+    """The kernel's innermost loop: the shortest span from a label to a branch back to it with
+    the kernel's arithmetic inside."""
     lines, labels, loops = asm.splitlines(), {}, []
     for index, line in enumerate(lines):
         label = re.match(r"^(\.L\w+):", line)
@@ -124,7 +130,7 @@ def _inner_loop_spills(asm: str, arch: str) -> int:
     hot = [(a, b) for a, b in loops if any(ARITHMETIC[arch].match(x) for x in lines[a:b])]
     assert hot, "no loop with the kernel's arithmetic"
     first, last = min(hot, key=lambda loop: loop[1] - loop[0])
-    return sum(1 for line in lines[first:last] if SPILLS[arch].match(line))
+    return lines[first:last]
 
 
 @pytest.mark.parametrize("kernel", [_int8_pointwise, _float_pointwise, _matmul])
@@ -199,21 +205,59 @@ def test_round_legalized_for_vectors_still_rounds_halves_to_even():
      ("x86_64", "x86-64-v4", "vpmaddubsw-512", "vpmaddubsw\t%zmm"),
      ("x86_64", "x86-64-v3", "vpmaddwd-256", "vpmaddwd\t%ymm"),
      ("x86_64", "x86-64-v3", "vpmaddubsw-256", "vpmaddubsw\t%ymm"),
+     ("x86_64", "x86-64-v3", "vpmaddubsw8-256", "vpmaddubsw\t%ymm"),
+     ("x86_64", "skylake-avx512", "vpmaddubsw8-512", "vpmaddubsw\t%zmm"),
      ("aarch64", "neoverse-n1", "sdot-128", "sdot\tv")],
 )  # fmt: skip
 def test_int8_tiles_fit_the_registers_on_each_int8_step(triple, mcpu, step, instruction):
     """The int8 GEMM on each ISA's dot products (cpu.py's INT8_STEPS), no spill in its loop."""
     target = resolve_target({"kind": "llvm", "mtriple": f"{triple}-linux-gnu", "mcpu": mcpu})
     assert INT8_STEPS[step] in cpu_of(target).int8_steps
-    lanes, depth, dtype = INT8_STEPS[step].lanes, INT8_STEPS[step].depth, INT8_STEPS[step].weight
-    activation = INT8_STEPS[step].activation
-    x = te.placeholder((1, 28, 28, 256), activation)  # a loop over the reduction
-    w = te.placeholder((128 // lanes, 1, 1, 256 // depth, lanes, depth), dtype)
+    asm = _int8_step_assembly(INT8_STEPS[step], target)
+    assert instruction in asm and _inner_loop_spills(asm, triple) == 0
+
+
+def _int8_step_assembly(step, target) -> str:
+    """A 256 -> 128 channel pointwise int8 conv over 28x28 on `step`, its weight packed for it
+    (kernel_int8_gemm.pack_weight's layout: the depth-8 step's blocks in 2 halves)."""
+    lanes, depth, parts = step.lanes, step.depth, step.parts
+    block = (parts, lanes, depth // parts) if parts > 1 else (lanes, depth)
+    x = te.placeholder((1, 28, 28, 256), step.activation)  # a loop over the reduction
+    w = te.placeholder((128 // lanes, 1, 1, 256 // depth, *block), step.weight)
     correction, scale = te.placeholder((128,), "int32"), te.placeholder((128,), "float32")
     y = int8_conv2d(x, w, correction, scale, geometry=POINTWISE, channels=128, inv_scale=1.0,
-                    zero_point=0, signed=activation == "int8")  # fmt: skip
-    asm = _assembly(Int8Gemm(), [x, w, correction, scale, y], target=target)
-    assert instruction in asm and _inner_loop_spills(asm, triple) == 0
+                    zero_point=0, signed=step.activation == "int8")  # fmt: skip
+    return _assembly(Int8Gemm(), [x, w, correction, scale, y], target=target)
+
+
+def _mnemonics(lines: list[str]) -> Counter:
+    return Counter(line.split()[0] for line in lines if re.match(r"^\s+v?p", line))
+
+
+@pytest.mark.parametrize("mcpu, depth_4, depth_8", [
+    ("x86-64-v3", "vpmaddubsw-256", "vpmaddubsw8-256"),
+    ("skylake-avx512", "vpmaddubsw-512", "vpmaddubsw8-512"),
+])  # fmt: skip
+def test_depth_8_step_takes_3_multiplies_per_8_channels_where_depth_4_takes_4(
+    mcpu, depth_4, depth_8
+):
+    """Per accumulator and 8 input channels: 2 vpmaddubsw, 1 vpaddw, 1 vpmaddwd, 1 vpaddd on
+    the depth-8 step; 2 vpmaddubsw, 2 vpmaddwd, 2 vpaddd on the depth-4 one: 12 instead of 16
+    multiply-port instructions per 256 MACs (of ymm's 8 lanes; zmm's 16 do 512), counted in the
+    inner loop, no spill in either."""
+    target = resolve_target({"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": mcpu})
+    rates = []
+    for name in (depth_4, depth_8):
+        step = INT8_STEPS[name]
+        loop = _inner_loop(_int8_step_assembly(step, target), "x86_64")
+        counts = _mnemonics(loop)
+        updates = counts["vpaddd"]  # one per accumulator and step
+        assert not any(SPILLS["x86_64"].match(line) for line in loop)
+        assert counts["vpmaddwd"] == updates and counts["vpmaddubsw"] == step.parts * updates
+        assert counts["vpaddw"] == (updates if step.parts > 1 else 0)
+        ymm_macs = updates * 8 * step.depth  # per 8 lanes: a zmm does twice a ymm's MACs
+        rates.append((counts["vpmaddubsw"] + counts["vpmaddwd"]) * 256 / ymm_macs)
+    assert rates == [16, 12]
 
 
 def test_register_tile_takes_the_most_accumulators_that_divide_the_map():

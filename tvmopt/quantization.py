@@ -140,7 +140,7 @@ def prequantized(mod, model_proto, backend) -> Quantized:
     qparams = {name: q for name, (_, q) in found.items()}
     sources = {name: source for name, (source, _) in found.items()}
     # the model's own int8 weights, as they are: full range (a step they do not fit is not used)
-    kernels = replace(backend.int8_kernels(), weight_bits=8)
+    kernels = replace(backend.int8_kernels(), weight_bits=8, fit_weight=None)  # as ORT has them
     converted = convert(mod, layers, qparams, kernels, sources)
     return Quantized(converted, backend.graph_after_quantize(), "int8-qdq")
 

@@ -15,6 +15,7 @@ from ..cpu_features import runs_here
 from ..kernel_record import KernelRecord
 from . import pipeline, tuning
 from .cpu import cpu_of
+from .int8_quads import fit_quads
 from .kernel_int8_depthwise import int8_depthwise_conv2d, pack_depthwise
 from .kernel_int8_gemm import int8_conv2d, int8_matmul, pack_weight
 from .rule_matmul import matmul_row_block
@@ -29,8 +30,9 @@ def int8_kernels(block=(16, 4, "int8"), signed: bool = False) -> Int8Kernels:
     weights in blocks of L output channels x D input channels of a dtype (`block`, cpu.py's
     int8_block: 16 x 4 int8 for AVX-512 VNNI, 8 x 2 int16 for AVX2), depthwise ones in vectors
     of L; `signed` GEMMs read int8 activations, as CUDA's dp4a does."""
-    lanes, depth, dtype = block
-    return Int8Kernels(int8_conv2d, partial(pack_weight, lanes=lanes, depth=depth, dtype=dtype),
+    lanes, depth, dtype, *parts = block  # parts: the depth-8 step's (cpu.py's int8_block)
+    pack = partial(pack_weight, lanes=lanes, depth=depth, dtype=dtype, parts=(*parts, 1)[0])
+    return Int8Kernels(int8_conv2d, pack,
                        int8_depthwise_conv2d, partial(pack_depthwise, lanes=lanes), int8_matmul,
                        signed)  # fmt: skip
 
@@ -41,12 +43,13 @@ def cpu_int8_kernels(cpu) -> Int8Kernels:
     step = cpu.int8_step  # sdot multiplies int8 by int8: the activations are shifted
     kernels = int8_kernels(cpu.int8_block(), signed=bool(step) and step.activation == "int8")
     return replace(kernels, pack_conv2d=partial(_pack_for, cpu),
-                   weight_bits=7 if cpu.narrow_weights else 8)  # fmt: skip
+                   weight_bits=7 if cpu.narrow_weights else 8,
+                   fit_weight=fit_quads if cpu.quad_weights else None)  # fmt: skip
 
 
 def _pack_for(cpu, quantized):
-    lanes, depth, dtype = cpu.int8_block(quantized)
-    return pack_weight(quantized, lanes, depth, dtype)
+    lanes, depth, dtype, parts = cpu.int8_block(quantized)
+    return pack_weight(quantized, lanes, depth, dtype, parts)
 
 
 class LLVMBackend(Backend):

@@ -40,10 +40,20 @@ class Int8Step:
     # vpmaddubsw's: the instruction that adds its int16 pair sums into int32 lanes (vpmaddwd by
     # ones). Its pairs saturate unless |w0| + |w1| <= PAIR_LIMIT for adjacent input channels.
     pair_sum: str | None = None
+    # the L x D block as `parts` blocks of L x D/parts, whose int16 pair sums add (vpaddw) before
+    # the one pair_sum: each int16 lane then sums 2 x parts products (int8_quads_fit)
+    parts: int = 1
 
     def admits(self, quantized) -> bool:
-        """Whether this step is exact on the int8 weight [O, C, ...] (int8_pairs_fit)."""
-        return self.pair_sum is None or int8_pairs_fit(quantized)
+        """Whether this step is exact on the int8 weight [O, C, ...] (int8_pairs_fit,
+        int8_quads_fit), with no more channel padding than a depth-4 block's."""
+        if self.pair_sum is None:
+            return True
+        if self.parts == 1:
+            return int8_pairs_fit(quantized)
+        channels = np.shape(quantized)[1]
+        padding_as_depth_4 = -(-channels // self.depth) * self.depth == -(-channels // 4) * 4
+        return padding_as_depth_4 and int8_quads_fit(quantized)
 
 
 # a uint8 activation (<= 255) times two weights with |w0| + |w1| <= 128 stays within int16
@@ -60,6 +70,34 @@ def int8_pairs_fit(quantized) -> bool:
     return bool((magnitude[:, 0::2] + magnitude[:, 1::2]).max(initial=0) <= PAIR_LIMIT)
 
 
+# an int16 lane of the depth-8 step sums a uint8 activation (<= 255) times the weights of input
+# channels {0, 1, 4, 5} (or {2, 3, 6, 7}) of each 8: exact while the positive weights of such a
+# quad sum to at most QUAD_LIMIT, and the negative ones too (255 x 128 = 32640 <= 32767)
+QUAD_LIMIT = 128
+QUAD_ACTIVATION_MAX = 255
+
+
+def int8_quads(quantized) -> tuple[np.ndarray, np.ndarray]:
+    """(positive, negative) weight sums per int16 lane of the depth-8 step: [O, quads] each, the
+    quads as the packed blocks hold them (input channels in eights from 0, zero-padded); of
+    float weights too (int8_quads.py)."""
+    weight = np.asarray(quantized, np.float64)
+    out, channels = weight.shape[:2]
+    padded = np.zeros((out, -(-channels // 8) * 8, *weight.shape[2:]))
+    padded[:, :channels] = weight
+    # [O, C/8, half, slot, pair element, ...]: a lane sums over the halves and the pair
+    blocks = padded.reshape(out, -1, 2, 2, 2, *weight.shape[2:])
+    positive = np.maximum(blocks, 0).sum(axis=(2, 4)).reshape(out, -1)
+    negative = np.maximum(-blocks, 0).sum(axis=(2, 4)).reshape(out, -1)
+    return positive, negative
+
+
+def int8_quads_fit(quantized) -> bool:
+    """Whether every int16 lane of the depth-8 step stays within int16 for any uint8 input."""
+    positive, negative = int8_quads(quantized)
+    return bool(max(positive.max(initial=0), negative.max(initial=0)) <= QUAD_LIMIT)
+
+
 INT8_STEPS = {
     "vpdpbusd-512": Int8Step("tvmopt_vnni_16x4", 16, 4, "uint8", "int8", "int8", 8,
                              "llvm.x86.avx512.vpdpbusd.512", True),
@@ -67,6 +105,13 @@ INT8_STEPS = {
                              "llvm.x86.avx512.vpdpbusd.256", True),
     # no VNNI: uint8 x int8 in int16 pairs, then summed into int32, where the weights' pairs fit
     # (7-bit weights: Int8Step.admits); else widened to int16, exact for any int8 weight
+    # two vpmaddubsw added in int16, one vpmaddwd: 3 multiply-port instructions per 4L x 8 MACs
+    # where vpmaddubsw-512/256 take 4, on weights whose quads fit (int8_quads_fit)
+    "vpmaddubsw8-512": Int8Step("tvmopt_pmaddubsw_16x8", 16, 8, "uint8", "int8", "int8", 8,
+                                "llvm.x86.avx512.pmaddubs.w.512", False,
+                                "llvm.x86.avx512.pmaddw.d.512", 2),
+    "vpmaddubsw8-256": Int8Step("tvmopt_pmaddubsw_8x8", 8, 8, "uint8", "int8", "int8", 8,
+                                "llvm.x86.avx2.pmadd.ub.sw", False, "llvm.x86.avx2.pmadd.wd", 2),
     "vpmaddubsw-512": Int8Step("tvmopt_pmaddubsw_16x4", 16, 4, "uint8", "int8", "int8", 8,
                                "llvm.x86.avx512.pmaddubs.w.512", False,
                                "llvm.x86.avx512.pmaddw.d.512"),
@@ -91,8 +136,9 @@ class ISA:
     vector_registers: int
     accumulators: int  # vectors a register tile may hold: the rest carry operands
     int8_step: str | None  # its int8 dot product (INT8_STEPS); None: vectorized loops
-    # a faster step exact only on weights it admits (vpmaddubsw on 7-bit weights), tried first
-    int8_narrow_step: str | None = None
+    # faster steps exact only on weights they admit (vpmaddubsw on 7-bit weights, its depth-8
+    # form on weights whose quads fit), tried first, in order
+    int8_narrow_steps: tuple[str, ...] = ()
 
     @property
     def vector_bytes(self) -> int:
@@ -104,9 +150,15 @@ class ISA:
 # AVX2: 12 of 16, as MLAS's 6x16 SGEMM kernel)
 ISAS = (
     (("avx512f", "avx512bw", "avx512vnni"), ISA("avx512-vnni", 512, 32, 15, "vpdpbusd-512")),
-    (("avx512f", "avx512bw"), ISA("avx512", 512, 32, 15, "vpmaddwd-512", "vpmaddubsw-512")),
+    (
+        ("avx512f", "avx512bw"),
+        ISA("avx512", 512, 32, 15, "vpmaddwd-512", ("vpmaddubsw8-512", "vpmaddubsw-512")),
+    ),
     (("avx2", "fma", "avxvnni"), ISA("avx2-vnni", 256, 16, 12, "vpdpbusd-256")),
-    (("avx2", "fma"), ISA("avx2", 256, 16, 12, "vpmaddwd-256", "vpmaddubsw-256")),
+    (
+        ("avx2", "fma"),
+        ISA("avx2", 256, 16, 12, "vpmaddwd-256", ("vpmaddubsw8-256", "vpmaddubsw-256")),
+    ),
     (("sse4.2",), ISA("sse4", 128, 16, 12, None)),
     (("neon", "dotprod"), ISA("neon-dotprod", 128, 32, 24, "sdot-128")),
     (("neon",), ISA("neon", 128, 32, 24, None)),
@@ -146,22 +198,29 @@ class CPU:
 
     @property
     def int8_steps(self) -> tuple[Int8Step, ...]:
-        """The int8 steps its GEMMs may run on: the narrow one first, where the ISA has one."""
-        names = (self.isa.int8_narrow_step, self.isa.int8_step)
+        """The int8 steps its GEMMs may run on: the narrow ones first, where the ISA has them."""
+        names = (*self.isa.int8_narrow_steps, self.isa.int8_step)
         return tuple(INT8_STEPS[name] for name in names if name)
 
     @property
     def narrow_weights(self) -> bool:
-        """Whether its fast int8 step wants 7-bit weights (Int8Step.admits)."""
-        return self.isa.int8_narrow_step is not None
+        """Whether its fast int8 steps want 7-bit weights (Int8Step.admits)."""
+        return bool(self.isa.int8_narrow_steps)
 
-    def int8_block(self, quantized=None) -> tuple[int, int, str]:
-        """(L, D, weight dtype) of the int8 GEMM's packed weight blocks for the int8 weight
-        `quantized` (any weight when None): the first step that is exact on it, or L x 4 int8
-        for the vectorized loops."""
+    @property
+    def quad_weights(self) -> bool:
+        """Whether its fastest int8 step wants weights whose quads fit (int8_quads_fit)."""
+        return any(INT8_STEPS[name].parts > 1 for name in self.isa.int8_narrow_steps)
+
+    def int8_block(self, quantized=None) -> tuple[int, int, str, int]:
+        """(L, D, weight dtype, parts) of the int8 GEMM's packed weight blocks for the int8
+        weight `quantized` (any weight when None): the first step that is exact on it, or L x 4
+        int8 for the vectorized loops."""
         steps = [s for s in self.int8_steps if quantized is not None and s.admits(quantized)]
         step = steps[0] if steps else self.int8_step
-        return (step.lanes, step.depth, step.weight) if step else (self.lanes(32), 4, "int8")
+        if step is None:
+            return self.lanes(32), 4, "int8", 1
+        return step.lanes, step.depth, step.weight, step.parts
 
     def has(self, *features: str) -> bool:
         return all(feature in self.features for feature in features)

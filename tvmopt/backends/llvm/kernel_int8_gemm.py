@@ -38,14 +38,29 @@ STORAGE = {"uint8": ("uint8", 0, 0.0, 255.0), "int8": ("int8", SIGNED_SHIFT, -12
            "int16": ("int16", 0, 0.0, 255.0)}  # fmt: skip
 
 
-def pack_weight(quantized: np.ndarray, lanes: int, depth: int = DEPTH, dtype="int8"):
+def pack_weight(quantized: np.ndarray, lanes: int, depth: int = DEPTH, dtype="int8", parts=1):  # noqa: PLR0913
     """[O, C, KH, KW] int8 -> [O/L, KH, KW, C/D, L, D] of `dtype` for blocks of L = `lanes`
-    output channels by D = `depth` input channels (cpu.py's int8 block), zero-padded."""
+    output channels by D = `depth` input channels (cpu.py's int8 block), zero-padded; a block
+    in `parts` (the depth-8 vpmaddubsw step's 2): [O/L, KH, KW, C/D, parts, L, D/parts]."""
     out, channels, kh, kw = quantized.shape
     padded = np.zeros((-(-out // lanes) * lanes, -(-channels // depth) * depth, kh, kw), dtype)
     padded[:out, :channels] = quantized
-    blocks = padded.reshape(-1, lanes, padded.shape[1] // depth, depth, kh, kw)
-    return np.ascontiguousarray(blocks.transpose(0, 4, 5, 2, 1, 3))
+    part = depth // parts
+    blocks = padded.reshape(-1, lanes, padded.shape[1] // depth, parts, part, kh, kw)
+    packed = blocks.transpose(0, 5, 6, 2, 3, 1, 4)
+    return np.ascontiguousarray(packed if parts > 1 else packed[:, :, :, :, 0])
+
+
+def packed_block(packed) -> tuple[int, int, int]:
+    """(L, D, parts) of a packed weight's blocks (pack_weight)."""
+    block = [int(d) for d in packed.shape[4:]]
+    parts, lanes, part = block if len(block) == 3 else (1, *block)
+    return lanes, parts * part, parts
+
+
+def packed_channels(packed) -> int:
+    """The input channels a packed weight covers, padding included."""
+    return int(packed.shape[3]) * packed_block(packed)[1]
 
 
 def storage_for(packed, signed: bool) -> str:
@@ -125,36 +140,36 @@ def quantize_rows(x, channels: int, inv_scale: float, zero_point: int, storage: 
 
 
 def gemm(xq, packed, geometry: ConvGeometry, over_positions: bool = False):
-    """int32 accumulators [N, OH, OW, N/L, L] of the packed weight [N/L, KH, KW, C/D, L, D];
-    [N, 1, OH*OW, N/L, L] `over_positions` of a pointwise conv (p reads xq's p // W, p % W)."""
-    if over_positions:
-        return _pointwise_gemm(xq, packed)
-    blocks, kh, kw, steps, lanes, depth = (int(d) for d in packed.shape)
+    """int32 accumulators [N, OH, OW, N/L, L] of the packed weight [N/L, KH, KW, C/D, L, D]
+    (or [..., C/D, parts, L, D/parts]); [N, 1, OH*OW, N/L, L] `over_positions` of a pointwise
+    conv (p reads xq's p // W, p % W)."""
+    blocks, kh, kw, steps = (int(d) for d in packed.shape[:4])
+    lanes, depth, parts = packed_block(packed)
     (sh, sw), (dh, dw), (oh, ow) = geometry.strides, geometry.dilation, geometry.out_hw
+    if over_positions:
+        kh = kw = 1  # the unit window axes keep the loop nest the schedule rule expects
+        width = int(xq.shape[2])
+        oh, ow = 1, int(xq.shape[1]) * width
     rh, rw = te.reduce_axis((0, kh), name="rh"), te.reduce_axis((0, kw), name="rw")
-    ko, ki = te.reduce_axis((0, steps), name="ko"), te.reduce_axis((0, depth), name="ki")
+    ko = te.reduce_axis((0, steps), name="ko")
+    # the block's parts (depth 8: two L x 4 halves) are a reduction axis of their own
+    parts_axis = [te.reduce_axis((0, parts), name="kp")] if parts > 1 else []
+    ki = te.reduce_axis((0, depth // parts), name="ki")
+    axes = [rh, rw, ko, *parts_axis, ki]
 
     def value(b, i, j, no, ni):
-        pixel = xq[b, i * sh + rh * dh, j * sw + rw * dw, ko * depth + ki]
-        weight = packed[no, rh, rw, ko, ni, ki]
-        return te.sum(pixel.astype("int32") * weight.astype("int32"), axis=[rh, rw, ko, ki])
+        if over_positions:
+            row, col = j // width + rh, j % width + rw
+        else:
+            row, col = i * sh + rh * dh, j * sw + rw * dw
+        channel = ko * depth + ki
+        if parts_axis:
+            channel = ko * depth + parts_axis[0] * (depth // parts) + ki
+        pixel = xq[b, row, col, channel]
+        weight = packed[(no, rh, rw, ko, *parts_axis, ni, ki)]
+        return te.sum(pixel.astype("int32") * weight.astype("int32"), axis=axes)
 
     return te.compute((int(xq.shape[0]), oh, ow, blocks, lanes), value, name=GEMM)
-
-
-def _pointwise_gemm(xq, packed):
-    n, h, w = (int(d) for d in xq.shape[:3])
-    blocks, _, _, steps, lanes, depth = (int(d) for d in packed.shape)
-    # the unit window axes keep the loop nest the schedule rule expects
-    rh, rw = te.reduce_axis((0, 1), name="rh"), te.reduce_axis((0, 1), name="rw")
-    ko, ki = te.reduce_axis((0, steps), name="ko"), te.reduce_axis((0, depth), name="ki")
-
-    def value(b, i, p, no, ni):
-        pixel = xq[b, p // w + rh, p % w + rw, ko * depth + ki]
-        weight = packed[no, rh, rw, ko, ni, ki]
-        return te.sum(pixel.astype("int32") * weight.astype("int32"), axis=[rh, rw, ko, ki])
-
-    return te.compute((n, 1, h * w, blocks, lanes), value, name=GEMM)
 
 
 def _dequantize(acc, correction, scale, position, channel):
@@ -180,7 +195,7 @@ def int8_conv2d(  # noqa: PLR0913 - the layer's tensors, then its compile-time f
     NCHW instead (`layouts`: input, output), next to a float layer that wants it. A pointwise conv
     runs as one GEMM over its H*W positions, so its register tiles span rows of the map (a 7x7
     map tiles as 49 positions, not as 7 rows of 7)."""
-    depth, qparams = int(packed.shape[3]) * int(packed.shape[5]), (inv_scale, zero_point)
+    depth, qparams = packed_channels(packed), (inv_scale, zero_point)
     n, (oh, ow) = int(x.shape[0]), geometry.out_hw
     storage = storage_for(packed, signed)
     xq = quantized_input(x, geometry, depth, *qparams, layouts[0] == "NHWC", storage)
@@ -208,7 +223,7 @@ def int8_matmul(  # noqa: PLR0913 - the layer's tensors, then its compile-time f
     x, packed, correction, scale, *, columns, inv_scale, zero_point, signed=False
 ):
     """[M, K] float input -> [M, columns] float output, through int8."""
-    rows, depth = int(x.shape[0]), int(packed.shape[3]) * int(packed.shape[5])
+    rows, depth = int(x.shape[0]), packed_channels(packed)
     geometry = ConvGeometry(out_hw=(1, rows))
     xq = quantize_rows(x, depth, inv_scale, zero_point, storage_for(packed, signed))
     acc = gemm(xq, packed, geometry)

@@ -6,8 +6,8 @@ compute acc[n, i, j, no, ni] over a packed weight [no, kh, kw, c..., ni]: positi
 the target's: cpu.py). Each task owns `rows` positions x `chunks` panels; their accumulators
 stay in registers over the whole reduction, each step broadcasting one input value per position
 against one vector per panel, as many as the target's register budget holds (7 x 2 on AVX-512,
-6 x 2 on AVX2). The int8 reduction ends in a step of 4 channels (VNNI's vpdpbusd); the float32
-one does not.
+6 x 2 on AVX2). The int8 reduction ends in a step of 4 channels (VNNI's vpdpbusd), or 8 in two
+parts (vpmaddubsw's depth-8 step); the float32 one does not.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .cpu import cpu_of
+from .cpu import INT8_STEPS, cpu_of
 from .schedule_util import (
     extents,
     largest_divisor,
@@ -59,14 +59,16 @@ def schedule_panel_gemm(  # noqa: PLR0913 - the blocks, then how to tile them
     if panels_outer is None:
         panels_outer = channels_first or _weight_bytes(sch, gemm) > cpu.l2_bytes
     b, i, j, no, ni, *reduction = sch.get_loops(gemm)
-    *outer, steps = reduction if len(reduction) == 4 else (*reduction, None)
+    # the int8 reduction ends in its step's axes (ki, or kp and ki in parts: kernel_int8_gemm.py)
+    outer, steps = reduction[:3], reduction[3:]
     positions, panels, lanes = extents(sch, [j, no, ni])
     vectors = max(lanes // cpu.lanes(32), 1)  # per panel: 2 where a panel is two registers wide
-    rows, chunks = register_tile(positions, panels, tiles, cpu.accumulators // vectors)
+    budget = _accumulator_budget(cpu, intrinsic, cpu.accumulators // vectors)
+    rows, chunks = register_tile(positions, panels, tiles, budget)
     j_o, j_i = split_tile(sch, j, rows, max_inner=16, sample=sample)
     no_o, no_i = split_tile(sch, no, chunks, max_inner=4, sample=sample)
     # the L channels are the vector: innermost, unless an int8 step's (L x D) block is
-    vector = [ni, steps] if intrinsic else [s for s in (steps, ni) if s is not None]
+    vector = [ni, *steps] if intrinsic else [*steps, ni]
     tile = [no_o, b, i, j_o] if panels_outer else [b, i, j_o, no_o]
     sch.reorder(*tile, *outer, j_i, no_i, *vector)
     accumulator = register_accumulator(sch, gemm)
@@ -87,16 +89,29 @@ def schedule_panel_gemm(  # noqa: PLR0913 - the blocks, then how to tile them
     sch.unroll(j_i)
     sch.unroll(no_i)
     if not intrinsic:  # before decomposing: a reduction block without its init cannot vectorize
-        if steps is not None:
-            sch.unroll(steps)
+        for step in steps:
+            sch.unroll(step)
         sch.vectorize(ni)
     vectorized_tail(sch, gemm, outer[0], [])
     if intrinsic:
         sch.tensorize(ni, intrinsic)
 
 
-def register_tile(positions: int, panels: int, tiles: PanelTiles, budget: int):
-    """(rows, chunks): the most accumulators (rows x chunks) within `budget` with rows dividing
+def _accumulator_budget(cpu, intrinsic: str | None, accumulators: int):
+    """The accumulators a tile may hold, or a function of its panels (chunks) giving them: a
+    step in parts (the depth-8 vpmaddubsw) holds `parts` weight vectors per panel, `parts`
+    broadcasts, the ones of its vpmaddwd and two int16 partial sums, which AVX2's 16 registers
+    hold only beside fewer accumulators (4 x 2 spilled one; 8 x 1 does not)."""
+    step = next((s for s in INT8_STEPS.values() if s.name == intrinsic), None)
+    if step is None or step.parts == 1:
+        return accumulators
+    free = cpu.isa.vector_registers - step.parts - 3
+    return lambda chunks: min(accumulators, free - step.parts * chunks)
+
+
+def register_tile(positions: int, panels: int, tiles: PanelTiles, budget):
+    """(rows, chunks): the most accumulators (rows x chunks) within `budget` (a number, or a
+    function of chunks: _accumulator_budget) with rows dividing
     `positions` and chunks `panels` (splits stay exact); of equals, the fewest loads per
     multiply-add (rows + chunks per rows x chunks). A 7x7 map's 49 positions take 7 x 1 on
     AVX2 (a budget of 12), where rows of at most 6 beside 2 panels left 1 x 2: ResNet-50's
@@ -104,7 +119,8 @@ def register_tile(positions: int, panels: int, tiles: PanelTiles, budget: int):
     candidates = []
     for chunks in range(1, tiles.chunks + 1):
         if panels % chunks == 0:
-            rows = largest_divisor(positions, min(tiles.rows, max(budget // chunks, 1)))
+            most = budget(chunks) if callable(budget) else budget
+            rows = largest_divisor(positions, min(tiles.rows, max(most // chunks, 1)))
             candidates.append((rows * chunks, -(rows + chunks) / (rows * chunks), rows, chunks))
     _, _, rows, chunks = max(candidates)
     return rows, chunks

@@ -11,6 +11,8 @@ correct, but slower than float32, so calibrated quantization leaves those layers
 
 from __future__ import annotations
 
+import math
+
 from . import intrin_int8  # noqa: F401 - registers the int8 steps
 from .cpu import cpu_of
 from .kernel_int8_gemm import DEQUANTIZE, DEQUANTIZE_NCHW, GEMM, QUANTIZE
@@ -30,11 +32,17 @@ def int8_step(sch, gemm, target):
     weights of its dtype, activations of its dtype; else None (vectorized loops). The weight's
     packing chose it (cpu.py's int8_block)."""
     block = sch.get(gemm)
-    lanes, depth = (int(iv.dom.extent) for iv in (block.iter_vars[4], block.iter_vars[-1]))
-    shape = (lanes, depth, _operand_dtype(sch, gemm, 6), _operand_dtype(sch, gemm, 4))
+    # iter vars: n, i, j, no, ni, rh, rw, ko, then the step's: ki, or kp and ki in parts
+    iters = [int(iv.dom.extent) for iv in block.iter_vars]
+    lanes, step_axes = iters[4], iters[8:]
+    parts = step_axes[0] if len(step_axes) == 2 else 1
+    shape = (lanes, math.prod(step_axes), parts, _operand_dtype(sch, gemm, "weight"),
+             _operand_dtype(sch, gemm, "activation"))  # fmt: skip
     steps = cpu_of(target).int8_steps
-    return next((s.name for s in steps if (s.lanes, s.depth, s.weight, s.activation) == shape),
-                None)  # fmt: skip
+    return next(
+        (s.name for s in steps if (s.lanes, s.depth, s.parts, s.weight, s.activation) == shape),
+        None,
+    )
 
 
 class Int8Gemm(CPURule):
@@ -60,11 +68,13 @@ class Int8Gemm(CPURule):
         return True
 
 
-def _operand_dtype(sch, gemm, rank: int) -> str:
-    """The dtype of the GEMM's operand of `rank` dims: the NHWC activation (4; int8 in a kernel
-    built for CUDA's dp4a, which runs here on the vectorized loops: how its numerics are tested
-    without a GPU), or the packed weight (6)."""
+def _operand_dtype(sch, gemm, operand: str) -> str:
+    """The dtype of the GEMM's "activation" (NHWC, 4 dims; int8 in a kernel built for CUDA's
+    dp4a, which runs here on the vectorized loops: how its numerics are tested without a GPU)
+    or packed "weight" (6 dims, 7 in parts)."""
     reads = [r.source for r in sch.get(gemm).reads]
+    ranks = {len(b.shape) for b in reads}
+    rank = 4 if operand == "activation" else max(ranks)
     return str(next(b.dtype for b in reads if len(b.shape) == rank))
 
 

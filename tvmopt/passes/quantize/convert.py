@@ -63,6 +63,9 @@ class Int8Kernels:
     # the bits of a GEMM's (conv2d, matmul) weight: 7 where the fast int8 step wants them (AVX2
     # without VNNI: cpu.py's int8_pairs_fit); depthwise weights keep 8
     weight_bits: int = 8
+    # (float weight, Wq, scale) -> (Wq, scale) the fast step is exact on, for a GEMM's weight
+    # (backends/llvm/int8_quads.py: the depth-8 vpmaddubsw step's quads); None: Wq as it is
+    fit_weight: Callable | None = None
 
     def conv(self, kind: str) -> tuple[Callable, Callable]:
         """(kernel, weight packing) of a conv layer kind (annotate.py)."""
@@ -80,12 +83,20 @@ def quantize_weight(weight_oihw: np.ndarray, levels: int = FULL_LEVELS):
 
 
 def kernel_constants(  # noqa: PLR0913 - the weight, then how it is quantized
-    weight_oihw: np.ndarray, qparams: QParams, bias, pack, signed=False, levels=FULL_LEVELS
+    weight_oihw: np.ndarray,
+    qparams: QParams,
+    bias,
+    pack,
+    signed=False,
+    levels=FULL_LEVELS,
+    fit=None,
 ):
     """The packed weight, the int32 correction (-zp * sum Wq, plus the bias quantized at
     act_scale * w_scale) and the float scale per channel; a `signed` kernel's zero point is
-    zp - SIGNED_SHIFT."""
+    zp - SIGNED_SHIFT. `fit` (Int8Kernels.fit_weight) may requantize channels."""
     quantized, w_scale = quantize_weight(weight_oihw, levels)
+    if fit is not None:
+        quantized, w_scale = fit(weight_oihw, quantized, w_scale)
     sums = quantized.reshape(len(quantized), -1).astype(np.int64).sum(axis=1)
     scale = qparams.scale * w_scale.astype(np.float64)
     correction = -(qparams.zero_point - SIGNED_SHIFT * signed) * sums
@@ -152,9 +163,11 @@ def _int8_conv2d(builder, call, x, plan, layouts, kernels: Int8Kernels):  # noqa
     te_kernel, pack = kernels.conv(layer.kind)
     # a depthwise kernel has no reduction over channels for dp4a: it stays uint8
     options = {"signed": True} if kernels.signed and layer.kind == "conv2d" else {}
-    levels = weight_levels(kernels.weight_bits) if layer.kind == "conv2d" else FULL_LEVELS
-    packed, correction, scale = kernel_constants(weight, qparams, bias, pack, bool(options),
-                                                 levels)  # fmt: skip
+    gemm = layer.kind == "conv2d"
+    levels = weight_levels(kernels.weight_bits) if gemm else FULL_LEVELS
+    packed, correction, scale = kernel_constants(
+        weight, qparams, bias, pack, bool(options), levels, kernels.fit_weight if gemm else None
+    )
     kernel = partial(  # TE arguments must be tensors or numbers: the rest is bound here
         te_kernel, geometry=conv_geometry(call), channels=int(weight.shape[0]),
         inv_scale=1.0 / qparams.scale, zero_point=qparams.zero_point, layouts=layouts,
@@ -175,8 +188,13 @@ def _int8_matmul(builder, call, x, qparams, bias, kernels: Int8Kernels):  # noqa
     depth, columns = weight.shape
     signed = kernels.signed
     packed, correction, scale = kernel_constants(
-        weight.T[:, :, None, None], qparams, bias, kernels.pack_conv2d, signed,
+        weight.T[:, :, None, None],
+        qparams,
+        bias,
+        kernels.pack_conv2d,
+        signed,
         weight_levels(kernels.weight_bits),
+        kernels.fit_weight,
     )
     shape = static_shape(call.args[0])
     rows = int(np.prod(shape[:-1]))
