@@ -73,7 +73,7 @@ def test_stage_4_conv_packs_sixteen_panels_on_avx512_only():
 
 
 @TARGETS
-@pytest.mark.parametrize("channels", [116, 232])
+@pytest.mark.parametrize("channels", [58, 116, 232])
 def test_concat_of_rows_lanes_do_not_divide_copies_whole_vectors(target, channels):
     shapes = [(1, 6, 5, channels), (1, 6, 5, channels)]
     inputs = [te.placeholder(shape) for shape in shapes]
