@@ -118,7 +118,8 @@ class _ChannelsLast(PyExprMutator):
         geometry = conv_geometry(call)
         algorithm = self._algorithm(call, geometry)
         groups = int(call.attrs.groups)
-        kernel, packed = _kernel(weight, geometry, channels_last, algorithm, self.lanes, groups)
+        kernel, packed = _kernel(weight, geometry, channels_last, algorithm, self.lanes, groups,
+                                 self.accumulators)
         if algorithm == "direct":
             kernel = partial(kernel, accumulators=self.accumulators)
         if channels_last:
@@ -142,11 +143,11 @@ class _ChannelsLast(PyExprMutator):
 
 
 def _kernel(weight: np.ndarray, geometry, channels_last: bool, algorithm: str, lanes: int,  # noqa: PLR0913
-            groups: int = 1):  # fmt: skip
+            groups: int = 1, accumulators: int = 0):  # fmt: skip
     """The TE kernel for this conv, and its weight packed for it in panels of `lanes` channels:
     `algorithm` is "winograd" (kernel_winograd.py), "depthwise" (kernel_depthwise_nhwc.py),
     "grouped" (a GEMM per group of `groups`, kernel_group_conv_nhwc.py) or
-    "direct" (the GEMM, kernel_conv_nhwc.py)."""
+    "direct" (the GEMM, kernel_conv_nhwc.py), its panels sized for `accumulators` (cpu.py)."""
     if algorithm == "depthwise":
         kernel = partial(kernel_depthwise_nhwc.depthwise_conv2d_nhwc, geometry=geometry,
                          channels=len(weight), channels_last=channels_last)  # fmt: skip
@@ -163,7 +164,8 @@ def _kernel(weight: np.ndarray, geometry, channels_last: bool, algorithm: str, l
         return kernel, kernel_winograd.transform_weight(weight, tile, lanes)
     kernel = partial(kernel_conv_nhwc.conv2d_nhwc, geometry=geometry,
                      channels=len(weight), channels_last=channels_last)  # fmt: skip
-    return kernel, kernel_conv_nhwc.pack_weight(weight, lanes)
+    panels = kernel_conv_nhwc.weight_panels(geometry, len(weight), lanes, accumulators)
+    return kernel, kernel_conv_nhwc.pack_weight(weight, lanes, panels)
 
 
 def to_channels_last(mod: tvm.IRModule, winograd: bool = True, lanes: int = 16,

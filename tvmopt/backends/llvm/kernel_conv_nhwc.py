@@ -21,16 +21,17 @@ import numpy as np
 from tvm import te, tirx
 
 from ...passes.conv_geometry import ConvGeometry, nchw_as_nhwc
-from .padded_positions import padded_positions
+from .padded_positions import padded_panels, padded_positions
 
 PAD, GEMM, OUTPUT = "pad_temp", "nhwc_gemm", "nhwc_bias"
 
 
-def pack_weight(weight_oihw: np.ndarray, lanes: int) -> np.ndarray:
+def pack_weight(weight_oihw: np.ndarray, lanes: int, panels: int | None = None) -> np.ndarray:
     """[O, C, KH, KW] -> [O/L, KH, KW, C, L] for panels of L = `lanes` output channels, the output
-    channels zero-padded to whole panels."""
+    channels zero-padded to whole panels (to `panels` of them, when given)."""
     out, channels, kh, kw = weight_oihw.shape
-    padded = np.zeros((-(-out // lanes) * lanes, channels, kh, kw), np.float32)
+    panels = -(-out // lanes) if panels is None else panels
+    padded = np.zeros((panels * lanes, channels, kh, kw), np.float32)
     padded[:out] = weight_oihw
     panels = padded.reshape(-1, lanes, channels, kh, kw)
     return np.ascontiguousarray(panels.transpose(0, 3, 4, 2, 1))
@@ -90,6 +91,17 @@ def _gemm(padded, packed, geometry: ConvGeometry, positions: int | None):
         return te.sum(pixel(b, i, j, rc) * packed[no, rh, rw, rc, ni], axis=[rh, rw, rc])
 
     return te.compute((*shape, panels, lanes), value, name=GEMM)
+
+
+def weight_panels(geometry: ConvGeometry, channels: int, lanes: int, accumulators: int) -> int:
+    """Panels of `lanes` output channels the packed weight holds: whole panels for `channels`,
+    made even where that tiles the GEMM's positions better (padded_positions.padded_panels);
+    `accumulators`: the register budget (cpu.py), 0 for never padded."""
+    panels = -(-channels // lanes)
+    if not accumulators:
+        return panels
+    (oh, ow) = geometry.out_hw
+    return padded_panels(oh * ow if geometry.pointwise() else ow, panels, accumulators)
 
 
 def gemm_positions(geometry: ConvGeometry, panels: int, accumulators: int) -> int | None:
