@@ -58,25 +58,29 @@ def test_symbolic_scores_match_onnxruntime_at_several_lengths():
         assert_matches_ort(model, compiled, feeds)
 
 
-def decoder_scores(seq, past):
+def decoder_scores(seq, past, dim=DIM):
     """A decoder step's Q K^T over its cache: [1, heads, seq, dim] x [1, heads, past, dim]^T."""
     nodes = [helper.make_node("Transpose", ["k"], ["kt"], perm=[0, 1, 3, 2], name="k_transpose"),
              helper.make_node("MatMul", ["q", "kt"], ["scores"])]  # fmt: skip
-    inputs = [("q", FLOAT, [1, HEADS, seq, DIM]), ("k", FLOAT, [1, HEADS, past, DIM])]
+    inputs = [("q", FLOAT, [1, HEADS, seq, dim]), ("k", FLOAT, [1, HEADS, past, dim])]
     return make_model(nodes, inputs, [("scores", FLOAT, [1, HEADS, seq, past])])
 
 
-@pytest.mark.parametrize("seq, past", [(1, 45), ("seq", "past")])
-def test_decoder_step_scores_are_dot_products_that_match_onnxruntime(seq, past):
-    model = decoder_scores(seq, past)
+# dim 24: no whole number of vectors, so the per-tile copy instead of dot products
+CASES = [(1, 45, DIM), ("seq", "past", DIM), ("seq", "past", 24)]
+
+
+@pytest.mark.parametrize("seq, past, dim", CASES)
+def test_decoder_step_scores_match_onnxruntime(seq, past, dim):
+    model = decoder_scores(seq, past, dim)
     dims = {"seq": (1, 8), "past": (1, 200)} if seq == "seq" else None
     compiled = tvmopt.compile(model, dims=dims)
     kernels = compiled.metadata.extra["kernels"]
     assert [kernel["rule"] for kernel in kernels.values()] == ["Matmul"], kernels
     for rows, columns in ((1, 45),) if seq == 1 else ((1, 1), (1, 200), (3, 77), (8, 16)):
         rng = np.random.default_rng(columns)
-        feeds = {"q": rng.standard_normal((1, HEADS, rows, DIM), np.float32),
-                 "k": rng.standard_normal((1, HEADS, columns, DIM), np.float32)}  # fmt: skip
+        feeds = {"q": rng.standard_normal((1, HEADS, rows, dim), np.float32),
+                 "k": rng.standard_normal((1, HEADS, columns, dim), np.float32)}  # fmt: skip
         assert_matches_ort(model, compiled, feeds)
 
 

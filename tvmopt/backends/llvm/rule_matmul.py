@@ -27,7 +27,14 @@ from .schedule_util import (
     vectorized_tail,
 )
 from .symbolic_matmul import copy_rows, epilogue_apart, inline_or_copy_padding
-from .transposed_b import copy_per_tile, dot_per_column, few_rows, keep_block, stage_transposed
+from .transposed_b import (
+    copy_per_tile,
+    depth_in_vectors,
+    dot_per_column,
+    few_rows,
+    keep_block,
+    stage_transposed,
+)
 from .transposed_matmul import KERNEL as NT_KERNEL
 
 
@@ -56,12 +63,13 @@ class Matmul(CPURule):
         if matmul is None or iter_kinds(sch, matmul) not in ("SSR", "SSSR", "SSSSR"):
             return False
         transposed = sch.get(matmul).name_hint == NT_KERNEL
-        if transposed and few_rows(sch, matmul):  # a decoder step: dot products along K's rows
-            return dot_per_column(sch, matmul, inline_epilogue(sch, matmul), vector_lanes(target))
+        lanes = vector_lanes(target)
+        if transposed and few_rows(sch, matmul) and depth_in_vectors(sch, matmul, lanes):
+            # a decoder step: dot products along K's rows
+            return dot_per_column(sch, matmul, inline_epilogue(sch, matmul), lanes)
         if transposed:
             stage_transposed(sch, matmul)  # B read as [.., k, j] from a copy, made per tile
         rows, cols = extents(sch, sch.get_loops(matmul)[-3:-1])
-        lanes = vector_lanes(target)
         # rows x vectors accumulators must fit in registers (cpu.py): 7 x 2 on AVX-512, 6 x 2 on
         # AVX2; the most rows up to that which divide the extent: 49 rows (7x7) take 7, not 1
         row_block = matmul_row_block(cpu_of(target), self.tiles)

@@ -63,15 +63,17 @@ def few_rows(sch, matmul) -> bool:
     return not structural_equal(rows, cols)
 
 
+def depth_in_vectors(sch, matmul, lanes: int) -> bool:
+    """Whether the reduction (the head dim) is a constant multiple of `lanes`."""
+    depth = sch.get(sch.get_loops(matmul)[-1]).extent
+    return isinstance(depth, tirx.IntImm) and int(depth) % lanes == 0
+
+
 def dot_per_column(sch, matmul, epilogue, lanes: int) -> bool:
     """Each output a dot product along K's contiguous rows: `lanes` partial sums in a vector
     (rfactor), then added up, the epilogue applied per output. No copy of K and no padding:
-    with one row there is no reuse for a register tile to exploit. Declines (False) where the
-    depth is not a constant multiple of `lanes`."""
+    with one row there is no reuse for a register tile to exploit (depth_in_vectors holds)."""
     *batch, i, j, k = sch.get_loops(matmul)
-    depth = sch.get(k).extent
-    if not isinstance(depth, tirx.IntImm) or int(depth) % lanes:
-        return False
     _, k_i = sch.split(k, [None, lanes])
     partial = sch.rfactor(k_i, factor_axis=len(batch) + 2)
     sch.compute_at(partial, sch.get_loops(matmul)[-2], preserve_unit_loops=True)
