@@ -26,6 +26,7 @@ from .conv_channels_last import ConvChannelsLast
 from .fuse_weight_only import FuseWeightOnly
 from .pack_matmul_weights import PackMatmulWeights
 from .rules import deinterleave_pass, schedule_pass
+from .transposed_matmul import transpose_into_matmul
 
 T = relax.transform
 
@@ -80,6 +81,7 @@ def lowering_passes(opt_level: int, target, database=None, record=None) -> list:
     passes = [
         ("safe_indexing", SafeIndexing),  # run-time gather indices clamp, never read out of bounds
         ("half_accumulate", HalfAccumulate),  # float16 matmul and softmax computed in float32
+        *([("transpose_into_matmul", transpose_into_matmul)] if opt_level >= 2 else []),  # K^T
         ("record_node_spans_2", record.nodes.spans_pass()),  # legalization drops the calls' spans
         ("legalize", T.LegalizeOps(customize_legalize_map=legalizations)),
         ("annotate_patterns", T.AnnotateTIROpPattern()),

@@ -11,6 +11,7 @@ to whole tiles; constant weights come padded already (pack_matmul_weights.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 from .cpu import cpu_of
 from .pack_matmul_weights import padded_rows
@@ -26,6 +27,15 @@ from .schedule_util import (
     vectorized_tail,
 )
 from .symbolic_matmul import copy_rows, epilogue_apart, inline_or_copy_padding
+from .transposed_b import (
+    copy_per_tile,
+    depth_in_vectors,
+    dot_per_column,
+    few_rows,
+    keep_block,
+    stage_transposed,
+)
+from .transposed_matmul import KERNEL as NT_KERNEL
 
 
 @dataclass(frozen=True)
@@ -49,32 +59,45 @@ class Matmul(CPURule):
         self.sample = sample
 
     def schedule(self, sch, target) -> bool:
-        matmul = block_named(sch, ("matmul", "T_matmul_NN", "T_batch_matmul_NN"))
+        matmul = block_named(sch, ("matmul", "T_matmul_NN", "T_batch_matmul_NN", NT_KERNEL))
         if matmul is None or iter_kinds(sch, matmul) not in ("SSR", "SSSR", "SSSSR"):
             return False
-        rows, cols = extents(sch, sch.get_loops(matmul)[-3:-1])
+        transposed = sch.get(matmul).name_hint == NT_KERNEL
         lanes = vector_lanes(target)
+        if transposed and few_rows(sch, matmul) and depth_in_vectors(sch, matmul, lanes):
+            # a decoder step: dot products along K's rows
+            return dot_per_column(sch, matmul, inline_epilogue(sch, matmul), lanes)
+        if transposed:
+            stage_transposed(sch, matmul)  # B read as [.., k, j] from a copy, made per tile
+        rows, cols = extents(sch, sch.get_loops(matmul)[-3:-1])
         # rows x vectors accumulators must fit in registers (cpu.py): 7 x 2 on AVX-512, 6 x 2 on
         # AVX2; the most rows up to that which divide the extent: 49 rows (7x7) take 7, not 1
         row_block = matmul_row_block(cpu_of(target), self.tiles)
         columns = lanes * self.tiles.vectors
+        b_copy = keep_block if transposed else None
         if rows is None or cols is None:
             _pad_symbolic(sch, matmul, row_block if rows is None else 1,
                           columns if cols is None else 1)  # fmt: skip
-            inline_or_copy_padding(sch, matmul, copy_rows(sch, lanes) if cols is None else None)
+            copy = b_copy or (copy_rows(sch, lanes) if cols is None else None)
+            inline_or_copy_padding(sch, matmul, copy)
         else:
             width = padded_columns(cols, lanes, self.tiles.vectors)
-            _pad_to_blocks(sch, matmul, padded_rows(rows, row_block) - rows, width - cols, lanes)
+            extra = (padded_rows(rows, row_block) - rows, width - cols)
+            _pad_to_blocks(sch, matmul, *extra, b_copy or partial(_copy_in_parallel, sch, lanes))
         epilogue = inline_epilogue(sch, matmul)
         *batch, i, j, k = sch.get_loops(matmul)
         i_o, i_i = self._split(sch, i, rows, row_block, max_inner=16)
         j_o, j_i = self._split(sch, j, cols, columns, max_inner=4 * lanes)
-        sch.reorder(*batch, i_o, j_o, k, i_i, j_i)
+        # transposed: each column tile's copy of B serves every row tile, so columns go outside
+        tile_loops = (j_o, i_o) if transposed else (i_o, j_o)
+        sch.reorder(*batch, *tile_loops, k, i_i, j_i)
         at_tile = epilogue if cols is not None else None
-        self._vectorize_and_accumulate(sch, matmul, at_tile, j_o, j_i, i_i)
+        self._vectorize_and_accumulate(sch, matmul, at_tile, tile_loops[1], j_i, i_i)
         if epilogue is not None and at_tile is None:
             epilogue_apart(sch, epilogue, lanes)
-        sch.parallel(sch.fuse(*batch, i_o, j_o))
+        if transposed:
+            copy_per_tile(sch, matmul, j_o)
+        sch.parallel(sch.fuse(*batch, *tile_loops[: 1 if transposed else 2]))
         vectorized_tail(sch, matmul, k, [])
         return True
 
@@ -104,7 +127,7 @@ def padded_columns(cols: int, lanes: int, vectors: int) -> int:
     return -(-cols // width) * width
 
 
-def _pad_to_blocks(sch, matmul, extra_rows: int, extra_cols: int, lanes: int) -> None:
+def _pad_to_blocks(sch, matmul, extra_rows: int, extra_cols: int, copy_b) -> None:
     """Rows and columns padded by pad_einsum to whole register blocks; the padded outputs are
     never written out. The padded elements of A read as zeros where the block broadcasts them
     (the padding inlined: a scalar select). B's padded copy is made once, before the tiles:
@@ -115,10 +138,10 @@ def _pad_to_blocks(sch, matmul, extra_rows: int, extra_cols: int, lanes: int) ->
     loops = sch.get_loops(matmul)
     rows, cols = extents(sch, loops[-3:-1])
     sch.pad_einsum(matmul, [1] * (len(loops) - 3) + [rows + extra_rows, cols + extra_cols, 1])
-    inline_or_copy_padding(sch, matmul, lambda block: _copy_in_parallel(sch, block, lanes))
+    inline_or_copy_padding(sch, matmul, copy_b)
 
 
-def _copy_in_parallel(sch, block, lanes: int) -> None:
+def _copy_in_parallel(sch, lanes: int, block) -> None:
     *outer, inner = sch.get_loops(block)
     sch.parallel(sch.fuse(*outer) if len(outer) > 1 else outer[0])
     sch.vectorize(sch.split(inner, [None, lanes])[1])
