@@ -20,15 +20,16 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
 from distill_minilm import feeds_of, stdlib_sentences
 
 AVX2 = {"kind": "llvm", "mcpu": "x86-64-v3"}
 VARIANTS = {  # name -> QuantizeConfig options
     "default": {},
-    "no-smooth": {"smooth": None},
+    "no-smooth": {"smooth": False},
+    "no-per-token": {"per_token": False},
     "no-fallback": {"fallback_sqnr_db": None},
-    "plain": {"smooth": None, "fallback_sqnr_db": None},  # int8 as it was before smoothing
+    "smooth-only": {"per_token": False, "fallback_sqnr_db": None},
+    "plain": {"smooth": False, "per_token": False, "fallback_sqnr_db": None},  # as before
 }
 
 
