@@ -119,12 +119,12 @@ def main() -> None:
 
 
 def speed(tvmopt, model, shapes, calib, fp32, int8, feed, args, interleaved_medians) -> None:  # noqa: PLR0913
-    """int8 (the first variant) over float32 on the host build and the AVX2 build, one run."""
-    name = next(iter(int8))
-    runs = {"host fp32": fp32, f"host int8 {name}": int8[name],
-            "avx2 fp32": tvmopt.compile(model, target=AVX2, input_shapes=shapes),
-            f"avx2 int8 {name}": compile_variant(tvmopt, model, shapes, AVX2, calib,
-                                                 VARIANTS[name])}  # fmt: skip
+    """Every int8 variant over float32 on the host build and the AVX2 build, in one run."""
+    runs = {"host fp32": fp32, **{f"host int8 {name}": m for name, m in int8.items()},
+            "avx2 fp32": tvmopt.compile(model, target=AVX2, input_shapes=shapes)}  # fmt: skip
+    for name in int8:
+        runs[f"avx2 int8 {name}"] = compile_variant(tvmopt, model, shapes, AVX2, calib,
+                                                    VARIANTS[name])  # fmt: skip
     medians = interleaved_medians({k: (lambda m=m: m.run(feed)) for k, m in runs.items()},
                                   args.rounds)  # fmt: skip
     for key, seconds in medians.items():

@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from tvm import relax
+from tvm import relax, te, tirx
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
 from ..consts import const, value
@@ -122,6 +122,16 @@ def migrated_rows(rows: np.ndarray, how: Migration | None) -> np.ndarray:
     return scaled
 
 
+def row_scale(x):
+    """TE: r = max(max(|x|, axis=-1), TINY), keeping the axis: a reduction along the row, then
+    an element-wise block (a row normalization's shape, which rule_row_reduce.py vectorizes)."""
+    *rows, width = (int(d) for d in x.shape)
+    k = te.reduce_axis((0, width), name="k")
+    peak = te.compute(rows, lambda *i: te.max(tirx.abs(x[(*i, k)]), axis=k), name="row_peak")
+    tiny = tirx.const(TINY, "float32")
+    return te.compute((*rows, 1), lambda *i: tirx.max(peak[i[:-1]], tiny), name="row_scale")
+
+
 @mutator
 class _Migrator(PyExprMutator):
     def __init__(self, mod, plans: dict):
@@ -150,8 +160,9 @@ class _Migrator(PyExprMutator):
             x = emit(relax.op.multiply(x, const((1.0 / how.scale).astype(np.float32))))
         if not how.per_token:
             return x, None
-        peak = emit(relax.op.max(emit(relax.op.abs(x)), axis=-1, keepdims=True))
-        r = emit(relax.op.maximum(peak, const(np.float32(TINY))))
+        # one TE function, so that the CPU's row reduction rule vectorizes it (a relax max over
+        # abs took the fallback's scalar loop: 0.2 ms for MiniLM's 64 x 1536 on one Zen 4 core)
+        r = emit(self.builder_.call_te(row_scale, x, primfunc_name_hint="row_scale"))
         return emit(relax.op.divide(x, r)), r
 
 
