@@ -41,6 +41,10 @@ from .observers import make_observer
 
 ALPHAS = (None, 0.25, 0.5, 0.75)  # None: x as it is
 PER_TOKEN_GAIN = 0.5  # per-token scales where they at most halve the best static error
+# smoothing where it at most halves the emulated error: a smaller gain on the calibration rows
+# did not carry over to other inputs (the bench's seeded BERT-base: output cosine 0.99993 plain,
+# 0.99971 with every group smoothed)
+SMOOTH_GAIN = 0.5
 TINY = 1e-12  # r of a row of zeros: x / r stays 0
 
 
@@ -91,6 +95,8 @@ def _best(rows, weights, peak, config, levels) -> Migration:
     static = [(group_error(rows, weights, Migration(s, False), config, levels), Migration(s, False))
               for s in scales]  # fmt: skip
     best = min(static, key=lambda pair: pair[0])
+    if best[0] > SMOOTH_GAIN * static[0][0]:
+        best = static[0]  # not smoothed
     if not config.per_token:
         return best[1]
     dynamic = [(group_error(rows, weights, Migration(s, True), config, levels), Migration(s, True))
