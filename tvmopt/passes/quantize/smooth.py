@@ -20,10 +20,10 @@ input) needs it most: its range is set by a few tokens, and most tokens keep a f
 
 Per group of matmuls, alpha is chosen from (off, 0.25, 0.5, 0.75), with and without per-token
 scales, by the int8 error each choice gives them, emulated in numpy on sample rows of x
-(emulate.py); per-token scales, which cost a row reduction, only where they at least halve the
-error. A group without outliers stays as it is. Runs after the float32 graph passes and before
-annotate (quantization.py); the multiply by 1 / s and the division by r fuse into x's
-producer, where the layers' uint8 quantization goes too (requantize.py).
+(emulate.py); smoothing, and per-token scales (which cost a row reduction), only where each at
+least halves the error. A group without outliers stays as it is. Runs after the float32
+graph passes and before annotate (quantization.py); the multiply by 1 / s and the division by
+r fuse into x's producer, where the layers' uint8 quantization goes too (requantize.py).
 """
 
 from __future__ import annotations
