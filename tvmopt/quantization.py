@@ -13,6 +13,7 @@ calibration CPU; the int8 layers run on the backend's kernels (Backend.int8_kern
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from itertools import chain, islice
 
 import numpy as np
 
@@ -21,11 +22,13 @@ from .backends import Backend, vta
 from .errors import OptionError
 from .passes.pipeline import O3, instantiate
 from .passes.quantize.annotate import find_layers, onnx_layer_names
-from .passes.quantize.calibrate import TappedModel, add_taps, calibrate
-from .passes.quantize.convert import convert
+from .passes.quantize.calibrate import TappedModel, add_taps, calibrate, input_rows
+from .passes.quantize.convert import convert, weight_levels
 from .passes.quantize.data import calibration_samples, check_source
+from .passes.quantize.fallback import alone_sqnr_db, sensitive_layers
 from .passes.quantize.qdq import prequantized_layers
 from .passes.quantize.report import QuantizeReport, cosine, layer_report, top1_disagreement
+from .passes.quantize.smooth import migrate, migrations
 from .passes.quantize.spec import QuantizeConfig
 
 HELD_SAMPLES = 32  # calibration samples kept in memory to measure int8 against float32
@@ -56,20 +59,50 @@ def quantize(mod, model_proto, specs, backend, config: QuantizeConfig, calib, lo
     mod = _float32_graph_passes(mod, backend.target)
     host = backend.calibration_backend()
     names = onnx_layer_names(model_proto)
-    layers = find_layers(mod["main"], names)
-    _check_skip(config.skip, layers)
-    tapped_mod, tapped_layers = add_taps(mod, names)
-    float_model = TappedModel(_build(tapped_mod, host), len(layers))
-    held: list = []
-    samples = _holding(calibration_samples(calib, specs), held)
-    qparams = calibrate(float_model, tapped_layers, _progress(samples, log), config)
-    why_float = _left_float(layers, config.skip, backend, log)
-    chosen = {n: q for n, q in qparams.items() if n not in why_float}
+    _check_skip(config.skip, find_layers(mod["main"], names))
     kernels = backend.int8_kernels()
     bits = config.weight_bits_for(kernels.weight_bits)
     if bits < 8:
         _log(log, f"{bits}-bit weights for conv and matmul layers")
+    samples = calibration_samples(calib, specs)
+    held = list(islice(samples, HELD_SAMPLES))  # kept to measure int8 against float32
+    plans = {}
+    if config.smooth or config.per_token:
+        mod, plans = _migrated(mod, names, host, held, config, weight_levels(bits), log)
+    layers = find_layers(mod["main"], names)
+    tapped_mod, tapped_layers = add_taps(mod, names)
+    float_model = TappedModel(_build(tapped_mod, host), len(layers))
+    qparams = calibrate(float_model, tapped_layers, _progress(chain(held, samples), log), config)
+    rows, _ = input_rows(float_model, tapped_layers, held)
+    alone = alone_sqnr_db(layers, rows, qparams, weight_levels(bits))
+    why_float = {**_sensitive(alone, config, log), **_left_float(layers, config.skip, backend, log)}
+    chosen = {n: q for n, q in qparams.items() if n not in why_float}
     probe = _Probe(tapped_mod, tapped_layers, host, float_model, held, bits)
+    report = _within_budget(probe, chosen, qparams, why_float, config, log)
+    converted = convert(mod, layers, chosen, replace(kernels, weight_bits=bits))
+    report = report.explained(why_float).annotated(alone, plans)
+    return Quantized(converted, backend.graph_after_quantize(), "int8", report)
+
+
+def _migrated(mod, names, host, held, config, levels, log):  # noqa: PLR0913
+    """`mod` with SmoothQuant's migration and per-token scales where they lower the emulated
+    int8 error (smooth.py), and {layer name: its Migration}; the input rows are measured on the
+    held samples, through a tapped float32 build."""
+    tapped_mod, tapped_layers = add_taps(mod, names)
+    tapped = TappedModel(_build(tapped_mod, host), len(tapped_layers))
+    rows, peaks = input_rows(tapped, tapped_layers, held)
+    layers = find_layers(mod["main"], names)
+    plans = migrations(layers, rows, peaks, config, levels)
+    smoothed = sum(how.scale is not None for how in plans.values())
+    per_token = sum(how.per_token for how in plans.values())
+    _log(log, f"of {len(rows)} matmul layers, {smoothed} smoothed (SmoothQuant), "
+              f"{per_token} with per-token scales")  # fmt: skip
+    return migrate(mod, layers, plans), plans
+
+
+def _within_budget(probe, chosen: dict, qparams, why_float: dict, config, log):  # noqa: PLR0913
+    """The report of the int8 model after the worst layers fell back to float32 (popped from
+    `chosen`, added to `why_float`) while the top-1 budget is exceeded."""
     report = probe.measure(chosen, qparams)
     while _over_budget(report, config) and chosen:
         worst = min((r for r in report.layers if r.quantized), key=lambda r: r.sqnr_db)
@@ -77,8 +110,14 @@ def quantize(mod, model_proto, specs, backend, config: QuantizeConfig, calib, lo
         chosen.pop(worst.name)
         why_float[worst.name] = "over the accuracy budget (max_accuracy_drop)"
         report = probe.measure(chosen, qparams)
-    converted = convert(mod, layers, chosen, replace(kernels, weight_bits=bits))
-    return Quantized(converted, backend.graph_after_quantize(), "int8", report.explained(why_float))
+    return report
+
+
+def _sensitive(alone: dict, config: QuantizeConfig, log) -> dict[str, str]:
+    sensitive = sensitive_layers(alone, config.fallback_sqnr_db)
+    if sensitive:
+        _log(log, f"{len(sensitive)} layers stay float32: {next(iter(sensitive.values()))}")
+    return sensitive
 
 
 def _left_float(layers, skip, backend: Backend, log) -> dict[str, str]:
@@ -157,13 +196,6 @@ def _check_skip(skip, layers) -> None:
             listed += f" and {len(known) - LISTED_LAYERS} more; see tvmopt quantize-report"
         raise OptionError(f"cannot skip '{unknown[0]}': no quantizable layer has that name "
                           f"(the layers are: {listed})")  # fmt: skip
-
-
-def _holding(samples, held: list):
-    for arrays in samples:
-        if len(held) < HELD_SAMPLES:
-            held.append(arrays)
-        yield arrays
 
 
 def _progress(samples, log):

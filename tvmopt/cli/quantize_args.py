@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..passes.quantize.spec import METHODS
+from ..passes.quantize.spec import FALLBACK_SQNR_DB, METHODS
 
 
 def add_calibration(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +23,14 @@ def add_calibration(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weight-bits", type=int, choices=(7, 8),
                         help="conv and matmul weight bits (default: 7 on x86 CPUs without VNNI, "
                              "whose fast int8 step needs them, else 8)")  # fmt: skip
+    parser.add_argument("--no-smooth", action="store_true",
+                        help="no SmoothQuant-style migration of matmul input channels")  # fmt: skip
+    parser.add_argument("--no-per-token", action="store_true",
+                        help="no per-token activation scales for matmuls")  # fmt: skip
+    parser.add_argument("--fallback-sqnr", type=_decibels, default=FALLBACK_SQNR_DB,
+                        metavar="DB", help="matmuls whose int8 error alone is under DB dB of "
+                        f"signal-to-noise stay float32 (default {FALLBACK_SQNR_DB:g}; 'off': "
+                        "none)")  # fmt: skip
 
 
 def add_group_size(parser: argparse.ArgumentParser) -> None:
@@ -41,6 +49,15 @@ def _share(text: str) -> float:
     return share
 
 
+def _decibels(text: str) -> float | None:
+    if text == "off":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected decibels or 'off', got {text!r}") from None
+
+
 def quantize_options(args) -> dict:
     """compile() keyword arguments for the parsed quantization options."""
     from ..passes.quantize.quantize_weights import SCHEMES
@@ -54,6 +71,9 @@ def quantize_options(args) -> dict:
         skip=tuple(args.skip),
         max_accuracy_drop=args.max_accuracy_drop,
         weight_bits=args.weight_bits,
+        smooth=not args.no_smooth,
+        per_token=not args.no_per_token,
+        fallback_sqnr_db=args.fallback_sqnr,
     )
     scheme = getattr(args, "quantize", None) or "int8"
     return {"quantize": scheme, "calib": args.calib, "quantize_config": config}

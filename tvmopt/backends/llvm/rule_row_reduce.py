@@ -65,8 +65,8 @@ class RowReduction(CPURule):
             if partial is not None:
                 _vectorize_partial(sch, partial)
         for info in infos:
-            if info.is_injective():
-                _vectorize_row(sch, info.block_rv, lanes)
+            if info.is_injective() and len(sch.get_loops(info.block_rv)) > 1:
+                _vectorize_row(sch, info.block_rv, lanes)  # not the row loop itself
         return True
 
 

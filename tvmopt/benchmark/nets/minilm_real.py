@@ -74,8 +74,9 @@ class Layer(nn.Module):
 class MiniLM(nn.Module):
     """(input_ids, attention_mask) -> the attention-masked mean of the last hidden states."""
 
-    def __init__(self, config: dict):
+    def __init__(self, config: dict, hidden_states: bool = False):
         super().__init__()
+        self.hidden_states = hidden_states  # also return the last hidden state, per token
         hidden, eps = config["hidden_size"], config["layer_norm_eps"]
         self.embeddings = _Named(
             word_embeddings=nn.Embedding(config["vocab_size"], hidden),
@@ -97,29 +98,35 @@ class MiniLM(nn.Module):
         for layer in self.encoder.layer:
             x = layer(x, mask_bias)
         weights = mask.unsqueeze(-1)
-        return (x * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+        pooled = (x * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+        return (pooled, x) if self.hidden_states else pooled
 
 
-def sentence_encoder() -> MiniLM:
+def sentence_encoder(hidden_states: bool = False) -> MiniLM:
     from safetensors.torch import load_file
 
     folder = model_folder()
-    model = MiniLM(json.loads((folder / "config.json").read_text()))
+    model = MiniLM(json.loads((folder / "config.json").read_text()), hidden_states)
     state = load_file(str(folder / "model.safetensors"))
     unused = {k for k in state if k.startswith("pooler.") or k.endswith("position_ids")}
     model.load_state_dict({k: v for k, v in state.items() if k not in unused})
     return model.eval()
 
 
-def export(seq: int, dynamic: bool = True) -> onnx.ModelProto:
-    """The encoder as ONNX; `dynamic`: batch and sequence symbolic, else (1, `seq`)."""
-    module = sentence_encoder()
+def export(seq: int, dynamic: bool = True, hidden_states: bool = False) -> onnx.ModelProto:
+    """The encoder as ONNX; `dynamic`: batch and sequence symbolic, else (1, `seq`);
+    `hidden_states`: a second output, "last_hidden_state" (batch, sequence, 384), for token-level
+    comparisons."""
+    module = sentence_encoder(hidden_states)
     example = (torch.ones(1, seq, dtype=torch.int64), torch.ones(1, seq, dtype=torch.int64))
+    outputs = ["embedding", "last_hidden_state"] if hidden_states else ["embedding"]
     axes = {name: {0: "batch", 1: "sequence"} for name in INPUTS} if dynamic else None
+    if dynamic and hidden_states:
+        axes["last_hidden_state"] = {0: "batch", 1: "sequence"}
     buffer = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(module, example, buffer, input_names=list(INPUTS),
-                          output_names=["embedding"], dynamic_axes=axes, opset_version=17,
+                          output_names=outputs, dynamic_axes=axes, opset_version=17,
                           dynamo=False)  # fmt: skip
     return onnx.load_from_string(buffer.getvalue())

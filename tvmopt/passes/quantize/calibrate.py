@@ -62,3 +62,22 @@ def calibrate(
             observers[layer.name].observe(activation)
     symmetric = config.symmetric_activations
     return {name: obs.qparams(symmetric) for name, obs in observers.items()}
+
+
+def input_rows(tapped: TappedModel, layers: list[Layer], samples, max_rows: int = 4096):
+    """({matmul layer name: sample rows of its input, [n, K]}, {name: per-channel max |x|}),
+    over `samples` (a list): every row's peak, and at most about `max_rows` rows, evenly
+    strided, for numpy to emulate the layer on (emulate.py)."""
+    names = [layer.name for layer in layers]
+    picked = {layer.name: [] for layer in layers if layer.kind == "matmul"}
+    peaks = {}
+    for arrays in samples:
+        _, inputs, _ = tapped.run(arrays)
+        for name, x in zip(names, inputs, strict=True):
+            if name in picked:
+                flat = x.reshape(-1, x.shape[-1])
+                stride = max(1, -(-len(flat) * len(samples) // max_rows))
+                picked[name].append(flat[::stride])
+                peak = np.abs(flat).max(axis=0)
+                peaks[name] = np.maximum(peaks.get(name, peak), peak)
+    return {name: np.concatenate(rows) for name, rows in picked.items()}, peaks

@@ -22,6 +22,8 @@ class LayerReport:
     low: float  # the activation range the qparams represent
     high: float
     why_float: str = ""  # why a float32 layer is not int8: skipped, over budget, slower
+    alone_db: float | None = None  # SQNR of the layer alone, on float32 inputs (fallback.py)
+    migration: str = ""  # "s": reads x / s, its weight s * W; "t": per-token scales (smooth.py)
 
 
 @dataclass(frozen=True)
@@ -38,13 +40,14 @@ class QuantizeReport:
             f"({self.weight_bits}-bit weights); "
             f"over {self.samples} samples: top-1 differs from float32 on "
             f"{100 * self.top1_disagreement:.1f}%, output cosine {self.output_cosine:.5f}",
-            f"{'layer':<32} {'kind':<9} {'dtype':<6} {'SQNR dB':>8} {'cosine':>9} "
+            f"{'layer':<32} {'kind':<9} {'dtype':<7} {'SQNR dB':>8} {'alone':>6} {'cosine':>9} "
             f"{'scale':>10} {'zp':>4} {'range':>21}  why float32",
         ]
         for r in self.layers:
             lines.append(
-                f"{r.name[:32]:<32} {r.kind:<9} {'int8' if r.quantized else 'fp32':<6} "
-                f"{r.sqnr_db:>8.2f} {r.cosine:>9.5f} {r.scale:>10.4g} {r.zero_point:>4} "
+                f"{r.name[:32]:<32} {r.kind:<9} {_dtype(r):<7} "
+                f"{r.sqnr_db:>8.2f} {_alone(r):>6} {r.cosine:>9.5f} {r.scale:>10.4g} "
+                f"{r.zero_point:>4} "
                 f"{f'[{r.low:.3g}, {r.high:.3g}]':>21}  {r.why_float}".rstrip()
             )
         return "\n".join(lines)
@@ -54,6 +57,27 @@ class QuantizeReport:
         layers = tuple(replace(r, why_float="" if r.quantized else why_float.get(r.name, ""))
                        for r in self.layers)  # fmt: skip
         return replace(self, layers=layers)
+
+    def annotated(self, alone_db: dict[str, float], migrations: dict) -> QuantizeReport:
+        """This report with each layer's SQNR alone and its migration (smooth.py)."""
+        layers = tuple(replace(r, alone_db=alone_db.get(r.name),
+                               migration=_migration_code(migrations.get(r.name)))
+                       for r in self.layers)  # fmt: skip
+        return replace(self, layers=layers)
+
+
+def _migration_code(how) -> str:
+    if how is None:
+        return ""
+    return ("s" if how.scale is not None else "") + ("t" if how.per_token else "")
+
+
+def _dtype(r: LayerReport) -> str:
+    return ("int8" if r.quantized else "fp32") + (f"+{r.migration}" if r.migration else "")
+
+
+def _alone(r: LayerReport) -> str:
+    return "" if r.alone_db is None else f"{r.alone_db:.1f}"
 
 
 def sqnr_db(reference: np.ndarray, approx: np.ndarray) -> float:

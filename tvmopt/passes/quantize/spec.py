@@ -82,6 +82,9 @@ def method_config(method) -> MinMax | Percentile | Entropy | Mse:
     return METHODS[method]()
 
 
+FALLBACK_SQNR_DB = 20.0  # about 1% of the output's power: such a layer costs a 0.99 cosine alone
+
+
 @dataclass(frozen=True)
 class QuantizeConfig:
     """How `tvmopt.compile(..., quantize="int8")` quantizes.
@@ -102,6 +105,15 @@ class QuantizeConfig:
         target runs fastest: 7 on x86 CPUs without VNNI (AVX2), whose fast int8 instruction
         (vpmaddubsw) is exact only on such weights, else 8. 8 there runs exact on a slower
         int16 path.
+    smooth : bool
+        SmoothQuant-style migration (smooth.py): matmul inputs divided per channel by a scale
+        that their weights take, where that lowers the emulated int8 error.
+    per_token : bool
+        Per-token activation scales (smooth.py): matmul inputs divided per row by their max |x|
+        at run time and the outputs multiplied back, where that halves the emulated error.
+    fallback_sqnr_db : float, optional
+        Matmul layers whose int8 error alone (fallback.py) is under this many dB of
+        signal-to-noise stay float32; None keeps every layer int8.
     """
 
     method: object = "minmax"
@@ -109,6 +121,9 @@ class QuantizeConfig:
     skip: tuple[str, ...] = field(default_factory=tuple)
     max_accuracy_drop: float | None = None
     weight_bits: int | None = None
+    smooth: bool = True
+    per_token: bool = True
+    fallback_sqnr_db: float | None = FALLBACK_SQNR_DB
 
     def __post_init__(self):
         object.__setattr__(self, "method", method_config(self.method))
