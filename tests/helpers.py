@@ -259,3 +259,26 @@ def save_inputs(directory: Path, feeds: dict) -> Path:
 def read_outputs(directory: Path, names) -> dict[str, np.ndarray]:
     """The .npy files tvmopt-run wrote for the outputs `names`."""
     return {name: np.load(directory / npy_file_name(name)) for name in names}
+
+
+def check_nhwc_conv(shape, target, panels=None) -> None:
+    """The channels-last conv kernel of `shape` ((N, C, H, W, OC, kernel, stride, pad,
+    dilation)), its weight packed in `panels` panels (default: as many as the channels need),
+    scheduled for `target`, against torch."""
+    from tvm import te
+
+    from tvmopt.backends.llvm import kernel_conv_nhwc as conv_nhwc
+    from tvmopt.backends.llvm.cpu import cpu_of
+    from tvmopt.backends.llvm.rule_conv_nhwc import Conv2dNHWC
+
+    x, weight, geometry = conv_case(shape)
+    oc, cpu = shape[4], cpu_of(target)
+    bias = np.random.default_rng(1).standard_normal(oc).astype(np.float32)
+    arrays = [np.ascontiguousarray(x.transpose(0, 2, 3, 1)),
+              conv_nhwc.pack_weight(weight, cpu.lanes(), panels), bias]  # fmt: skip
+    placeholders = [te.placeholder(a.shape, "float32") for a in arrays]
+    y = conv_nhwc.conv2d_nhwc(*placeholders, geometry=geometry, channels=oc,
+                              accumulators=cpu.accumulators)  # fmt: skip
+    out = run_scheduled(Conv2dNHWC(), placeholders, y, arrays, target)
+    expected = torch_conv2d(x, weight, geometry, bias)
+    np.testing.assert_allclose(out.transpose(0, 3, 1, 2), expected, rtol=1e-4, atol=1e-4)

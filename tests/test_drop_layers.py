@@ -37,7 +37,7 @@ SLOW = pytest.mark.slow  # 8-13 s per dynamo export
     [
         ("bert", False), ("distilbert", False), ("gpt2", False),
         # GPT-2's dynamo export leaves the fused QKV's Split without a layer path
-        ("gpt2", True),
+        pytest.param("gpt2", True, marks=SLOW),
         pytest.param("bert", True, marks=SLOW), pytest.param("distilbert", True, marks=SLOW),
     ],
 )  # fmt: skip

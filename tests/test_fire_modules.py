@@ -17,13 +17,17 @@ from tvmopt._tvm import tvm
 from tvmopt.backends import resolve_target
 from tvmopt.backends.llvm import kernel_conv_nhwc as conv_nhwc
 from tvmopt.backends.llvm.concat_in_chunks import concat_in_chunks
-from tvmopt.backends.llvm.cpu import cpu_of
 from tvmopt.backends.llvm.padded_positions import padded_positions
-from tvmopt.backends.llvm.rule_conv_nhwc import Conv2dNHWC
 from tvmopt.backends.llvm.rule_fallback import Fallback
 from tvmopt.backends.llvm.rule_reduce_outer import ReduceOuterAxes
 
-from .helpers import assert_matches_ort, conv_case, make_model, run_scheduled, torch_conv2d
+from .helpers import (
+    assert_matches_ort,
+    check_nhwc_conv,
+    conv_case,
+    make_model,
+    run_scheduled,
+)
 
 HOST = resolve_target(None)
 AVX2 = resolve_target({"kind": "llvm", "mcpu": "haswell"})
@@ -49,17 +53,7 @@ CONVS = [  # (N, C, H, W, OC, kernel, stride, pad, dilation): 13x13 maps, as Squ
 @pytest.mark.parametrize("target", [HOST, AVX2], ids=["host", "avx2"])
 @pytest.mark.parametrize("shape", CONVS)
 def test_padded_conv_matches_torch(target, shape):
-    x, weight, geometry = conv_case(shape)
-    oc, cpu = shape[4], cpu_of(target)
-    bias = np.random.default_rng(1).standard_normal(oc).astype(np.float32)
-    arrays = [np.ascontiguousarray(x.transpose(0, 2, 3, 1)),
-              conv_nhwc.pack_weight(weight, cpu.lanes()), bias]  # fmt: skip
-    placeholders = [te.placeholder(a.shape, "float32") for a in arrays]
-    y = conv_nhwc.conv2d_nhwc(*placeholders, geometry=geometry, channels=oc,
-                              accumulators=cpu.accumulators)  # fmt: skip
-    out = run_scheduled(Conv2dNHWC(), placeholders, y, arrays, target)
-    expected = torch_conv2d(x, weight, geometry, bias)
-    np.testing.assert_allclose(out.transpose(0, 3, 1, 2), expected, rtol=1e-4, atol=1e-4)
+    check_nhwc_conv(shape, target)
 
 
 def test_13x13_conv_gemm_runs_over_padded_positions():

@@ -19,10 +19,9 @@ from tvmopt.backends.llvm import kernel_conv_nhwc as conv_nhwc
 from tvmopt.backends.llvm.concat_in_chunks import concat_in_chunks
 from tvmopt.backends.llvm.cpu import cpu_of
 from tvmopt.backends.llvm.padded_positions import padded_panels
-from tvmopt.backends.llvm.rule_conv_nhwc import Conv2dNHWC
 from tvmopt.backends.llvm.rule_fallback import Fallback
 
-from .helpers import assert_matches_ort, conv_case, make_model, run_scheduled, torch_conv2d
+from .helpers import assert_matches_ort, check_nhwc_conv, conv_case, make_model, run_scheduled
 
 AVX512 = resolve_target({"kind": "llvm", "mcpu": "x86-64-v4"})
 AVX2 = resolve_target({"kind": "llvm", "mcpu": "x86-64-v3"})
@@ -51,18 +50,9 @@ CONVS = [  # (N, C, H, W, OC, kernel, stride, pad, dilation)
 @TARGETS
 @pytest.mark.parametrize("shape", CONVS)
 def test_conv_over_even_panels_matches_torch(target, shape):
-    x, weight, geometry = conv_case(shape)
-    oc, cpu = shape[4], cpu_of(target)
-    panels = conv_nhwc.weight_panels(geometry, oc, cpu.lanes(), cpu.accumulators)
-    bias = np.random.default_rng(1).standard_normal(oc).astype(np.float32)
-    arrays = [np.ascontiguousarray(x.transpose(0, 2, 3, 1)),
-              conv_nhwc.pack_weight(weight, cpu.lanes(), panels), bias]  # fmt: skip
-    placeholders = [te.placeholder(a.shape, "float32") for a in arrays]
-    y = conv_nhwc.conv2d_nhwc(*placeholders, geometry=geometry, channels=oc,
-                              accumulators=cpu.accumulators)  # fmt: skip
-    out = run_scheduled(Conv2dNHWC(), placeholders, y, arrays, target)
-    expected = torch_conv2d(x, weight, geometry, bias)
-    np.testing.assert_allclose(out.transpose(0, 3, 1, 2), expected, rtol=1e-4, atol=1e-4)
+    geometry, cpu = conv_case(shape)[2], cpu_of(target)
+    check_nhwc_conv(shape, target, conv_nhwc.weight_panels(geometry, shape[4], cpu.lanes(),
+                                                           cpu.accumulators))  # fmt: skip
 
 
 def test_stage_4_conv_packs_sixteen_panels_on_avx512_only():

@@ -66,12 +66,14 @@ def quantize(mod, model_proto, specs, backend, config: QuantizeConfig, calib, lo
         _log(log, f"{bits}-bit weights for conv and matmul layers")
     samples = calibration_samples(calib, specs)
     held = list(islice(samples, HELD_SAMPLES))  # kept to measure int8 against float32
-    plans = {}
-    if config.smooth or config.per_token:
-        mod, plans = _migrated(mod, names, host, held, config, weight_levels(bits), log)
+    plans, float_model = {}, None
+    if (config.smooth or config.per_token) and _has_matmuls(mod, names):
+        mod, plans, float_model = _migrated(mod, names, host, held, config, weight_levels(bits),
+                                            log)  # fmt: skip
     layers = find_layers(mod["main"], names)
     tapped_mod, tapped_layers = add_taps(mod, names)
-    float_model = TappedModel(_build(tapped_mod, host), len(layers))
+    if plans or float_model is None:  # a migrated graph is another one: built again
+        float_model = TappedModel(_build(tapped_mod, host), len(layers))
     qparams = calibrate(float_model, tapped_layers, _progress(chain(held, samples), log), config)
     rows, _ = input_rows(float_model, tapped_layers, held)
     alone = alone_sqnr_db(layers, rows, qparams, weight_levels(bits))
@@ -86,8 +88,8 @@ def quantize(mod, model_proto, specs, backend, config: QuantizeConfig, calib, lo
 
 def _migrated(mod, names, host, held, config, levels, log):  # noqa: PLR0913
     """`mod` with SmoothQuant's migration and per-token scales where they lower the emulated
-    int8 error (smooth.py), and {layer name: its Migration}; the input rows are measured on the
-    held samples, through a tapped float32 build."""
+    int8 error (smooth.py), {layer name: its Migration} and the tapped float32 build the input
+    rows were measured on (the held samples): calibration reuses it where nothing migrated."""
     tapped_mod, tapped_layers = add_taps(mod, names)
     tapped = TappedModel(_build(tapped_mod, host), len(tapped_layers))
     rows, peaks = input_rows(tapped, tapped_layers, held)
@@ -97,7 +99,13 @@ def _migrated(mod, names, host, held, config, levels, log):  # noqa: PLR0913
     per_token = sum(how.per_token for how in plans.values())
     _log(log, f"of {len(rows)} matmul layers, {smoothed} smoothed (SmoothQuant), "
               f"{per_token} with per-token scales")  # fmt: skip
-    return migrate(mod, layers, plans), plans
+    return (migrate(mod, layers, plans) if plans else mod), plans, tapped
+
+
+def _has_matmuls(mod, names) -> bool:
+    """Whether any int8 layer is a matmul: the only layers smoothing and per-token scales
+    apply to (a CNN skips their float32 build)."""
+    return any(layer.kind == "matmul" for layer in find_layers(mod["main"], names))
 
 
 def _within_budget(probe, chosen: dict, qparams, why_float: dict, config, log):  # noqa: PLR0913

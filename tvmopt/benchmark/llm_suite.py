@@ -58,7 +58,6 @@ ENCODERS = {
         ),  # fmt: skip
     ]
 }
-LLM_SUITE = ["minilm", "bert_base"]
 
 
 def check_encoders(names) -> None:
