@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .buckets import BUCKETS_RECORD
 from .errors import OptionError
 from .frontend.signature import TensorSpec
 
@@ -98,7 +99,7 @@ def check(compiled, mask: str) -> None:
     dims larger than 1, `mask` all ones, padded, against the symbolic function's outputs."""
     from .inputs import random_inputs
 
-    dims = _probe(compiled.metadata.extra["buckets"], compiled.metadata.dims,
+    dims = _probe(compiled.metadata.extra[BUCKETS_RECORD], compiled.metadata.dims,
                   compiled.metadata.extra[PADDING_RECORD]["limit"])  # fmt: skip
     if dims is None:  # no run pads
         return

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from itertools import chain, islice
+from typing import NamedTuple
 
 import numpy as np
 
@@ -59,23 +60,30 @@ def quantize(mod, model_proto, specs, backend, config: QuantizeConfig, calib, lo
     mod = _float32_graph_passes(mod, backend.target)
     host = backend.calibration_backend()
     names = onnx_layer_names(model_proto)
-    _check_skip(config.skip, find_layers(mod["main"], names))
+    layers = find_layers(mod["main"], names)
+    _check_skip(config.skip, layers)
     kernels = backend.int8_kernels()
     bits = config.weight_bits_for(kernels.weight_bits)
     if bits < 8:
         _log(log, f"{bits}-bit weights for conv and matmul layers")
     samples = calibration_samples(calib, specs)
     held = list(islice(samples, HELD_SAMPLES))  # kept to measure int8 against float32
-    plans, float_model = {}, None
-    if (config.smooth or config.per_token) and _has_matmuls(mod, names):
-        mod, plans, float_model = _migrated(mod, names, host, held, config, weight_levels(bits),
-                                            log)  # fmt: skip
-    layers = find_layers(mod["main"], names)
+    # smoothing, per-token scales and the layers' own errors concern matmul layers only: a
+    # model without them (a CNN) skips their float32 build and runs
+    has_matmuls = any(layer.kind == "matmul" for layer in layers)
+    plans, measured = {}, None
+    if (config.smooth or config.per_token) and has_matmuls:
+        mod, plans, measured = _migrated(mod, layers, names, host, held, config,
+                                         weight_levels(bits), log)  # fmt: skip
+    if plans:  # a migrated graph is another one: found, built and measured again
+        layers, measured = find_layers(mod["main"], names), None
     tapped_mod, tapped_layers = add_taps(mod, names)
-    if plans or float_model is None:  # a migrated graph is another one: built again
-        float_model = TappedModel(_build(tapped_mod, host), len(layers))
+    float_model = measured.model if measured else TappedModel(_build(tapped_mod, host),
+                                                              len(layers))  # fmt: skip
     qparams = calibrate(float_model, tapped_layers, _progress(chain(held, samples), log), config)
-    rows, _ = input_rows(float_model, tapped_layers, held)
+    rows = measured.rows if measured else {}
+    if has_matmuls and measured is None:
+        rows, _ = input_rows(float_model, tapped_layers, held)
     alone = alone_sqnr_db(layers, rows, qparams, weight_levels(bits))
     why_float = {**_sensitive(alone, config, log), **_left_float(layers, config.skip, backend, log)}
     chosen = {n: q for n, q in qparams.items() if n not in why_float}
@@ -86,26 +94,27 @@ def quantize(mod, model_proto, specs, backend, config: QuantizeConfig, calib, lo
     return Quantized(converted, backend.graph_after_quantize(), "int8", report)
 
 
-def _migrated(mod, names, host, held, config, levels, log):  # noqa: PLR0913
+class _Measured(NamedTuple):
+    """A tapped float32 build of the unmigrated graph and its matmul layers' input rows on the
+    held samples (calibrate.input_rows): what calibration reuses where nothing migrated."""
+
+    model: TappedModel
+    rows: dict
+
+
+def _migrated(mod, layers, names, host, held, config, levels, log):  # noqa: PLR0913
     """`mod` with SmoothQuant's migration and per-token scales where they lower the emulated
-    int8 error (smooth.py), {layer name: its Migration} and the tapped float32 build the input
-    rows were measured on (the held samples): calibration reuses it where nothing migrated."""
+    int8 error (smooth.py), {layer name: its Migration} and the _Measured float32 build the
+    input rows of `layers` (mod's) were measured on."""
     tapped_mod, tapped_layers = add_taps(mod, names)
     tapped = TappedModel(_build(tapped_mod, host), len(tapped_layers))
     rows, peaks = input_rows(tapped, tapped_layers, held)
-    layers = find_layers(mod["main"], names)
     plans = migrations(layers, rows, peaks, config, levels)
     smoothed = sum(how.scale is not None for how in plans.values())
     per_token = sum(how.per_token for how in plans.values())
     _log(log, f"of {len(rows)} matmul layers, {smoothed} smoothed (SmoothQuant), "
               f"{per_token} with per-token scales")  # fmt: skip
-    return (migrate(mod, layers, plans) if plans else mod), plans, tapped
-
-
-def _has_matmuls(mod, names) -> bool:
-    """Whether any int8 layer is a matmul: the only layers smoothing and per-token scales
-    apply to (a CNN skips their float32 build)."""
-    return any(layer.kind == "matmul" for layer in find_layers(mod["main"], names))
+    return (migrate(mod, layers, plans) if plans else mod), plans, _Measured(tapped, rows)
 
 
 def _within_budget(probe, chosen: dict, qparams, why_float: dict, config, log):  # noqa: PLR0913

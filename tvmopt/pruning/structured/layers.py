@@ -87,8 +87,8 @@ def drop_layers(model: onnx.ModelProto, drop: Sequence[int]) -> onnx.ModelProto:
     number them); inputs and outputs stay as they were."""
     layers = find_layers(model.graph)
     _check(layers, drop)
-    hidden = _hidden_states(model)
-    spans = [_span(model.graph, layers, index, hidden) for index in sorted(set(drop))]
+    hidden, constant = _hidden_states(model), _constants(model.graph)
+    spans = [_span(model.graph, layers, index, hidden, constant) for index in sorted(set(drop))]
     pruned = copy.deepcopy(model)
     graph = pruned.graph
     # a bridge takes the place of the node that wrote its layer's output: what read that
@@ -143,18 +143,20 @@ FLOATING = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.B
             onnx.TensorProto.DOUBLE}  # fmt: skip
 
 
-def _span(graph: onnx.GraphProto, layers: dict, index: int, hidden: set | None) -> LayerSpan:
+def _span(graph: onnx.GraphProto, layers: dict, index: int, hidden: set | None,
+          constant: set[str]) -> LayerSpan:  # fmt: skip
     nodes = layers[index]
     writes = _external_writes(graph, nodes)
     writes = [name for name in writes if hidden is None or name in hidden]
     if len(writes) != 1:
-        raise InputError(f"layer {index} hands {len(writes)} hidden states to the rest of the "
-                         f"model ({', '.join(writes) or 'none'}), not one: cannot drop it")
-    reads = _external_reads(graph, nodes)
+        raise InputError(f"layer {index} hands {len(writes)} hidden states to the rest of "
+                         f"the model ({', '.join(writes) or 'none'}), not one: cannot drop "
+                         "it")  # fmt: skip
+    reads = _external_reads(nodes, constant)
     reads = [name for name in reads if hidden is None or name in hidden]
     if len(reads) > 1:  # others that every layer reads (the mask) are not the hidden state
         neighbour = index + 1 if index + 1 in layers else max(i for i in layers if i < index)
-        shared = set(_external_reads(graph, layers[neighbour]))
+        shared = set(_external_reads(layers[neighbour], constant))
         reads = [name for name in reads if name not in shared]
     if len(reads) != 1:
         raise InputError(f"layer {index}: cannot tell its hidden state input among "
@@ -162,10 +164,9 @@ def _span(graph: onnx.GraphProto, layers: dict, index: int, hidden: set | None) 
     return LayerSpan(index, tuple(nodes), reads[0], writes[0])
 
 
-def _external_reads(graph: onnx.GraphProto, nodes: list) -> list[str]:
-    """Tensors the nodes read that come from outside them and are not constants."""
+def _external_reads(nodes: list, constant: set[str]) -> list[str]:
+    """Tensors the nodes read that come from outside them and are not `constant`."""
     inside = {out for node in nodes for out in node.output}
-    constant = _constants(graph)
     names = [name for node in nodes for name in node.input if name]
     return list(dict.fromkeys(n for n in names if n not in inside and n not in constant))
 
