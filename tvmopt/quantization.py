@@ -112,7 +112,7 @@ def _migrated(mod, layers, names, host, held, config, levels, log):  # noqa: PLR
     plans = migrations(layers, rows, peaks, config, levels)
     smoothed = sum(how.scale is not None for how in plans.values())
     per_token = sum(how.per_token for how in plans.values())
-    _log(log, f"of {len(rows)} matmul layers, {smoothed} smoothed (SmoothQuant), "
+    _log(log, f"matmul layers: {smoothed} of {len(rows)} smoothed (SmoothQuant), "
               f"{per_token} with per-token scales")  # fmt: skip
     return (migrate(mod, layers, plans) if plans else mod), plans, _Measured(tapped, rows)
 
