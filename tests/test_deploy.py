@@ -455,6 +455,30 @@ def test_runner_takes_a_bucket_or_main_as_python_does(runner, workdir, tmp_path)
         assert np.array_equal(np.load(tmp_path / "out" / "sum.npy"), feeds["x"] + feeds["y"])
 
 
+def test_runner_pads_up_to_a_bucket_as_python_does(runner, workdir, tmp_path):
+    """--bucket-padding: a run between buckets takes the bucket's static function, its inputs
+    padded in the middle dim and its outputs cut back, the function Python picks; a run too far
+    below any bucket (4 / 3 > 1.25), or with a batch no bucket has, takes main."""
+    spec = ["batch", "seq", 3]
+    inputs = [(name, TensorProto.FLOAT, spec) for name in ("x", "y")]
+    model = make_model([helper.make_node("Add", ["x", "y"], ["sum"])], inputs,
+                       [("sum", TensorProto.FLOAT, spec)])  # fmt: skip
+    library = workdir / "padded.so"
+    compiled = tvmopt.compile(model, dims={"seq": "1..8"}, buckets={"seq": [4, 8]},
+                              bucket_padding="y")  # fmt: skip
+    compiled.export(library)
+    rng = np.random.default_rng(1)
+    for shape in [(1, 7, 3), (1, 3, 3), (2, 7, 3), (1, 4, 3)]:
+        feeds = {n: rng.standard_normal(shape).astype(np.float32) for n in ("x", "y")}
+        result = run(runner, library, "--inputs", save_inputs(tmp_path / "in", feeds),
+                     "--output", tmp_path / "out", "--repeat", 1)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        function = compiled.function_for([shape, shape])
+        assert f"function {function}\n" in result.stdout, result.stdout
+        assert np.array_equal(np.load(tmp_path / "out" / "sum.npy"), feeds["x"] + feeds["y"])
+    assert compiled.function_for([(1, 7, 3)] * 2) == "main__batch1_seq8"
+
+
 @pytest.mark.parametrize(
     "shapes, fragment",
     [

@@ -206,7 +206,10 @@ int Run(const Options& options) {
     if (options.inputs.empty()) inputs.push_back(Generate(info, &rng));
     std::cout << "input " << info.Describe() << (options.inputs.empty() ? ": generated\n" : "\n");
   }
-  std::vector<tvmopt::HostArray> outputs = model.Run(inputs);
+  model.SetInputs(inputs);
+  if (!metadata.buckets.empty()) std::cout << "function " << model.EntryName() << "\n";
+  model.Invoke();
+  std::vector<tvmopt::HostArray> outputs = model.Outputs();
   for (size_t i = 0; i < outputs.size(); ++i) {
     std::cout << "output " << metadata.outputs[i].Describe() << MeanText(outputs[i]) << "\n";
   }

@@ -78,6 +78,7 @@ struct Metadata {
   std::optional<CpuRecord> cpu;          // absent in libraries written before the record
   std::map<std::string, DimRange> dims;  // the ranges compiled for; a dim not here: 1..
   std::vector<Bucket> buckets;           // --bucket's static variants; none: main only
+  std::optional<double> pad_limit;       // --bucket-padding: runs pad up to a bucket (padding.h)
 
   // The range `dim` was compiled for (1.. when the model declared none).
   DimRange RangeOf(const std::string& dim) const {
@@ -182,6 +183,12 @@ inline std::vector<Bucket> BucketsFromJson(const json::Object& record) {
   return buckets;
 }
 
+// {"mask": "attention_mask", "limit": 1.25}: what tvmopt/bucket_padding.py records.
+inline std::optional<double> PadLimitFromJson(const json::Object& record) {
+  if (!record.count("bucket_padding")) return std::nullopt;
+  return record.at("bucket_padding").cast<json::Object>().at("limit").cast<double>();
+}
+
 }  // namespace detail
 
 inline Metadata Metadata::FromJson(const std::string& text) {
@@ -204,7 +211,8 @@ inline Metadata Metadata::FromJson(const std::string& text) {
                     text,
                     detail::CpuRecordFromJson(record),
                     detail::DimRangesFromJson(record),
-                    detail::BucketsFromJson(record)};
+                    detail::BucketsFromJson(record),
+                    detail::PadLimitFromJson(record)};
   } catch (const tvm::ffi::Error& err) {
     throw Error("malformed metadata record: " + err.message());
   }

@@ -19,6 +19,7 @@
 #include <tvmopt/error.h>
 #include <tvmopt/metadata.h>
 #include <tvmopt/npy.h>
+#include <tvmopt/padding.h>
 #include <tvmopt/threads.h>
 
 #include <algorithm>
@@ -180,9 +181,22 @@ class Model {
     for (size_t i = 0; i < inputs.size(); ++i) {
       detail::CheckInput(metadata_, metadata_.inputs[i], inputs[i], &bound);
     }
-    staged_.clear();
-    for (const HostArray& array : inputs) staged_.push_back(ToDevice(array));
     entry_ = BucketFor(bound);
+    padded_ = entry_ < 0 ? PaddingFor(bound) : std::nullopt;
+    if (padded_) entry_ = padded_->bucket;
+    staged_.clear();
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      staged_.push_back(ToDevice(padded_ ? PadToBucket(inputs[i], metadata_.inputs[i],
+                                                       metadata_.buckets[entry_])
+                                         : inputs[i]));
+    }
+  }
+
+  // The VM function the next Invoke calls: "main", or a bucket's static function (where the
+  // inputs have its sizes, or pad up to them).
+  const std::string& EntryName() const {
+    static const std::string kMain = "main";
+    return entry_ < 0 ? kMain : metadata_.buckets[entry_].function;
   }
 
   // Run the model on the inputs set last and wait for the device to finish.
@@ -203,6 +217,11 @@ class Model {
     detail::FlattenTensors(result_, &tensors);
     std::vector<HostArray> arrays;
     for (const tvm::ffi::Tensor& tensor : tensors) arrays.push_back(ToHost(tensor));
+    if (padded_) {
+      for (size_t i = 0; i < arrays.size(); ++i) {
+        arrays[i] = CutToRun(arrays[i], metadata_.outputs[i], *padded_);
+      }
+    }
     return arrays;
   }
 
@@ -274,6 +293,14 @@ class Model {
     return -1;
   }
 
+  // The bucket a run pads up to where the library pads (--bucket-padding), else nullopt.
+  std::optional<PaddedRun> PaddingFor(const detail::BoundDims& bound) const {
+    if (!metadata_.pad_limit) return std::nullopt;
+    std::map<std::string, int64_t> run;
+    for (const auto& [dim, size_and_input] : bound) run[dim] = size_and_input.first;
+    return ChoosePadding(metadata_.buckets, run, *metadata_.pad_limit);
+  }
+
   static std::string FirstLine(const std::string& text) { return text.substr(0, text.find('\n')); }
 
   Metadata metadata_;
@@ -283,6 +310,7 @@ class Model {
   tvm::ffi::Function main_, alloc_, copy_in_, copy_out_, sync_;
   std::vector<tvm::ffi::Function> bucket_functions_;  // metadata_.buckets' VM functions
   int entry_ = -1;  // what Invoke calls: a bucket's function (its index), or main (-1)
+  std::optional<PaddedRun> padded_;  // the run's sizes where its inputs were padded to entry_
   std::vector<tvm::ffi::Tensor> staged_;
   tvm::ffi::Any result_;
 };
