@@ -455,6 +455,38 @@ def test_runner_takes_a_bucket_or_main_as_python_does(runner, workdir, tmp_path)
         assert np.array_equal(np.load(tmp_path / "out" / "sum.npy"), feeds["x"] + feeds["y"])
 
 
+def test_runner_runs_the_isa_variant_python_loads(runner, workdir, tmp_path):
+    """A library with x86-64-v3 code and this CPU's (isa_variants.py): the runner takes this
+    CPU's, or the baseline under TVMOPT_MAX_CPU_ISA=x86-64-v2, as tvmopt.load does; a cap
+    that is no level is one line."""
+    from tvmopt.backends.cpu_features import host_features
+
+    if "avx2" not in (host_features() or ()):
+        pytest.skip("the baseline is x86-64-v3 code")
+    library = workdir / "fat.so"
+    tvmopt.compile(build_demo_model(), target="x86-64-v3", isa_variants=["llvm"]).export(library)
+    feeds = {INPUT_NAME: np.random.default_rng(2).random(INPUT_SHAPE, dtype=np.float32)}
+    inputs = save_inputs(tmp_path / "in", feeds)
+    for cap in ("", "x86-64-v2"):
+        env = {**os.environ, "TVMOPT_MAX_CPU_ISA": cap}
+        result = run(runner, library, "--inputs", inputs, "--output", tmp_path / "out",
+                     "--repeat", 1, env=env)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        os.environ["TVMOPT_MAX_CPU_ISA"] = cap
+        try:
+            loaded = tvmopt.load(library)
+            python = loaded.run(feeds)
+        finally:
+            del os.environ["TVMOPT_MAX_CPU_ISA"]
+        cpu = loaded.metadata.extra["cpu"]
+        assert f"code for {cpu['mcpu']} ({cpu['isa']})" in result.stdout, result.stdout
+        assert (cpu["mcpu"] == "x86-64-v3") == (cap != "")
+        for name, output in read_outputs(tmp_path / "out", python).items():
+            assert np.array_equal(output, python[name]), name
+    env = {**os.environ, "TVMOPT_MAX_CPU_ISA": "avx9"}
+    assert_one_line_error(run(runner, library, env=env), "TVMOPT_MAX_CPU_ISA=avx9 is not one of")
+
+
 def test_runner_pads_up_to_a_bucket_as_python_does(runner, workdir, tmp_path):
     """--bucket-padding: a run between buckets takes the bucket's static function, its inputs
     padded in the middle dim and its outputs cut back, the function Python picks; a run too far

@@ -23,6 +23,7 @@ from .errors import (
 )
 from .frontend import onnx as onnx_frontend
 from .frontend.relax_signature import output_specs
+from .isa_variants import Fleet, check_targets, loadable, private_directory, remove
 from .model import CompiledModel
 from .passes import DEFAULT_OPT_LEVEL, OPT_LEVELS
 from .passes.instruments import instrumented
@@ -57,6 +58,7 @@ def compile(  # noqa: A001 - the verb users expect
     sparse: str = "auto",
     buckets=None,
     bucket_padding: str | None = None,
+    isa_variants=(),
 ) -> CompiledModel:
     """Compile a model for `target`.
 
@@ -87,6 +89,11 @@ def compile(  # noqa: A001 - the verb users expect
         (zeros) up to the smallest bucket holding at most 1.25x its elements and cuts the
         outputs back (bucket_padding.py). The compile checks that padding leaves the outputs
         as they were (the model masks the padded positions), and refuses it otherwise.
+    isa_variants : sequence of str or dict, optional
+        More CPU targets to compile the model for, such as ["x86-64-v4"] beside the target
+        "x86-64-v3": the exported library holds each (isa_variants.py), and `tvmopt.load` or
+        the C++ runner runs the one with the most features this CPU has, else `target`'s code.
+        The model returned is that same choice. Each variant's weights add to the file.
     dump_ir : str or os.PathLike, optional
         Write the IR after every pass into this directory.
     print_pass_times : bool
@@ -138,9 +145,13 @@ def compile(  # noqa: A001 - the verb users expect
     -------
     CompiledModel
     """
+    arguments = dict(locals())  # compiled again for each ISA variant
     options = BuildOptions(precision=precision, winograd=winograd, cuda_graph=cuda_graph,
                            sparse=sparse)  # fmt: skip
     backend = resolve(target, options)  # options checked before minutes of import or calibration
+    check_targets(backend, [resolve(variant, options) for variant in isa_variants])
+    if isa_variants and calib is not None and iter(calib) is calib:
+        calib = arguments["calib"] = list(calib)  # an iterator calibrates once only
     database = None if db is None else open_database(db, backend.target)
     with instrumented(dump_ir, print_pass_times):
         prepared = prepare(
@@ -167,7 +178,18 @@ def compile(  # noqa: A001 - the verb users expect
         padding.check(compiled, bucket_padding)
     compiled.quantize_report = prepared.report
     compiled.tuned_kernels = 0 if database is None else database.applied
-    return compiled
+    return _with_isa_variants(compiled, arguments) if isa_variants else compiled
+
+
+def _with_isa_variants(baseline: CompiledModel, arguments: dict) -> CompiledModel:
+    """The model compiled for each of `arguments`' ISA variants too: the one this CPU runs best
+    (each exports the library holding all of them)."""
+    variants = []
+    for variant in arguments["isa_variants"]:
+        if arguments["log"] is not None:
+            arguments["log"](f"ISA variant {variant}")
+        variants.append(compile(**{**arguments, "target": variant, "isa_variants": ()}))
+    return Fleet(baseline, variants).best_here()
 
 
 @dataclasses.dataclass
@@ -325,13 +347,18 @@ def load(path) -> CompiledModel:
         raise ArtifactError(f"compiled model not found: {path}")
     verify_checksum(path)  # first: a changed byte in the metadata record is corruption too
     metadata = read_metadata(path)
+    workdir = private_directory()  # where an ISA variant is copied out to be loaded
     try:
-        backend = recorded_backend(metadata)
-    except TargetError as err:
-        raise ArtifactError(f"cannot load {path}: {err}") from None
-    backend.before_load(metadata, path)  # a library for another CPU is refused here
-    try:
-        module = tvm.runtime.load_module(str(path))
-    except Exception as err:  # noqa: BLE001 - dlopen failures surface as several types
-        raise ArtifactError(f"cannot load {path}: {last_line(err)}") from None
+        library, metadata = loadable(path, metadata, workdir)
+        try:
+            backend = recorded_backend(metadata)
+        except TargetError as err:
+            raise ArtifactError(f"cannot load {path}: {err}") from None
+        backend.before_load(metadata, path)  # a library for another CPU is refused here
+        try:
+            module = tvm.runtime.load_module(str(library))
+        except Exception as err:  # noqa: BLE001 - dlopen failures surface as several types
+            raise ArtifactError(f"cannot load {path}: {last_line(err)}") from None
+    finally:
+        remove(workdir)  # dlopen keeps what it mapped
     return CompiledModel(module, metadata, library_path=path)

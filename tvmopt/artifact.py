@@ -167,8 +167,9 @@ def _replace(tmp: str, path: Path) -> None:
         raise ArtifactError(f"cannot write {path}: {err.strerror}") from None
 
 
-def write_library(executable, metadata: Metadata, path, linker=None) -> None:
-    """Link `executable` and the metadata record into the shared library at `path`, atomically."""
+def write_library(executable, metadata: Metadata, path, linker=None, addons=()) -> None:
+    """Link `executable`, the metadata record and `addons` (more sources, isa_variants.py) into
+    the shared library at `path`, atomically."""
     with (
         tempfile.TemporaryDirectory(prefix="tvmopt-") as workdir,
         atomic_output(path, mode=0o777) as tmp,
@@ -176,7 +177,8 @@ def write_library(executable, metadata: Metadata, path, linker=None) -> None:
         source = Path(workdir) / "tvmopt_metadata.cc"
         source.write_text(metadata_source(metadata))
         options = {"fcompile": linker} if linker is not None else {}
-        executable.export_library(tmp, addons=[str(source)], workspace_dir=workdir, **options)
+        sources = [str(source), *map(str, addons)]
+        executable.export_library(tmp, addons=sources, workspace_dir=workdir, **options)
         append_checksum(tmp)
 
 

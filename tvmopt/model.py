@@ -47,6 +47,7 @@ class CompiledModel:
         self._staging = None  # one input tensor per input, reused by every run
         self._views = None  # numpy views of those tensors, where they are host memory
         self.quantize_report = None  # a QuantizeReport when compiled with quantize="int8"
+        self.fleet = None  # compiled with ISA variants: all of them (isa_variants.Fleet)
 
     @property
     def inputs(self) -> tuple[TensorSpec, ...]:
@@ -217,9 +218,12 @@ class CompiledModel:
         arrays = check_inputs(self.inputs, inputs, self._dim_ranges)
         return [tvm.runtime.tensor(a, self._device) for a in arrays]
 
-    def export(self, path) -> None:
-        """Write the deployable shared library to `path`, atomically."""
-        if self._library_path is not None:
+    def export(self, path, alone: bool = False) -> None:
+        """Write the deployable shared library to `path`, atomically: with the ISA variants
+        compiled beside this code, unless `alone`."""
+        if self.fleet is not None and not alone:
+            self.fleet.export(path)
+        elif self._library_path is not None:
             copy_library(self._library_path, path)
         else:
             write_library(self._module, self.metadata, path, linker=self._backend.linker())

@@ -28,6 +28,14 @@ def register(subparsers) -> None:
     parser.add_argument("model", help="the ONNX model file")
     parser.add_argument("-o", "--output", help="the library to write (default: MODEL with .so)")
     add_target(parser)
+    parser.add_argument(
+        "--isa-variant",
+        metavar="TARGET",
+        action="append",
+        default=[],
+        help="also compile for this CPU target (repeatable), e.g. --target x86-64-v3 "
+        "--isa-variant x86-64-v4: the library holds both and runs the best the CPU has",
+    )
     add_cuda_options(parser)
     parser.add_argument(
         "--cuda-graph",
@@ -98,6 +106,7 @@ def run(args) -> int:
         cuda_graph=args.cuda_graph,
         group_size=args.group_size,
         sparse=args.sparse,
+        isa_variants=[target_argument(variant, None) for variant in args.isa_variant],
         **quantization,
     )
     header = header_for(compiled.metadata, args.emit_header) if args.emit_header else None

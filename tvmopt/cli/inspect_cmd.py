@@ -94,6 +94,7 @@ def _summary(key: str, record) -> str:
     from ..backends.kernel_record import KERNELS_RECORD
     from ..backends.llvm.sparse_weights import SPARSE_RECORD
     from ..backends.llvm.sparse_weights import describe as describe_layer
+    from ..isa_variants import VARIANTS_RECORD
 
     if key == SPARSE_RECORD:  # one line per matmul with a constant weight
         kernels = Counter(str(layer["kernel"]) for layer in record)
@@ -104,6 +105,10 @@ def _summary(key: str, record) -> str:
     if key == "bucket_padding":
         return (f"runs between buckets pad up to one holding at most {record['limit']}x their "
                 f"elements, masked by input '{record['mask']}'")  # fmt: skip
+    if key == VARIANTS_RECORD:
+        lines = [f"\n  {_summary('cpu', variant['cpu'])} (section {variant['section']})"
+                 for variant in record]  # fmt: skip
+        return "".join(lines) + "\n  (loading runs the first this CPU has, else cpu's code)"
     if key == KERNELS_RECORD:
         rules = Counter(str(kernel["rule"]) for kernel in record.values())
         counts = ", ".join(f"{rule} {count}" for rule, count in rules.most_common())

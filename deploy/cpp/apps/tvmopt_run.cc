@@ -198,7 +198,9 @@ int Run(const Options& options) {
   tvmopt::Model model(options.model);
   const tvmopt::Metadata& metadata = model.metadata();
   std::cout << "model " << options.model << ": target " << metadata.target_kind << ", tvmopt "
-            << metadata.tvmopt_version << ", TVM " << metadata.tvm_version << "\n";
+            << metadata.tvmopt_version << ", TVM " << metadata.tvm_version;
+  if (metadata.cpu) std::cout << ", code for " << metadata.cpu->mcpu << " (" << metadata.cpu->isa << ")";
+  std::cout << "\n";
   std::mt19937 rng(0);
   std::vector<tvmopt::HostArray> inputs;
   if (!options.inputs.empty()) inputs = ReadInputs(metadata, options.inputs);

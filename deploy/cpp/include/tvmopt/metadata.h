@@ -49,6 +49,12 @@ struct CpuRecord {
   std::vector<std::string> features;
 };
 
+// A whole library for a newer CPU, in an ELF section of this one (isa_variants.h).
+struct IsaVariant {
+  std::string section;
+  CpuRecord cpu;
+};
+
 // The sizes one symbolic dim may take, lo..hi inclusive; hi < 0: no upper limit.
 struct DimRange {
   int64_t lo = 1;
@@ -79,6 +85,7 @@ struct Metadata {
   std::map<std::string, DimRange> dims;  // the ranges compiled for; a dim not here: 1..
   std::vector<Bucket> buckets;           // --bucket's static variants; none: main only
   std::optional<double> pad_limit;       // --bucket-padding: runs pad up to a bucket (padding.h)
+  std::vector<IsaVariant> isa_variants;  // --isa-variant: code for newer CPUs, best first
 
   // The range `dim` was compiled for (1.. when the model declared none).
   DimRange RangeOf(const std::string& dim) const {
@@ -148,11 +155,25 @@ inline std::vector<std::string> Strings(const json::Object& record, const char* 
   return values;
 }
 
-inline std::optional<CpuRecord> CpuRecordFromJson(const json::Object& record) {
-  if (!record.count("cpu")) return std::nullopt;
-  auto cpu = record.at("cpu").cast<json::Object>();
+inline CpuRecord CpuFromJson(const json::Object& cpu) {
   return CpuRecord{StringField(cpu, "arch"), StringField(cpu, "mcpu"), StringField(cpu, "isa"),
                    Strings(cpu, "features")};
+}
+
+inline std::optional<CpuRecord> CpuRecordFromJson(const json::Object& record) {
+  if (!record.count("cpu")) return std::nullopt;
+  return CpuFromJson(record.at("cpu").cast<json::Object>());
+}
+
+// [{"section": ".tvmopt.isa.0", "cpu": {...}}]: what tvmopt/isa_variants.py records.
+inline std::vector<IsaVariant> IsaVariantsFromJson(const json::Object& record) {
+  std::vector<IsaVariant> variants;
+  if (!record.count("isa_variants")) return variants;
+  for (const tvm::ffi::Any& item : record.at("isa_variants").cast<json::Array>()) {
+    auto entry = item.cast<json::Object>();
+    variants.push_back({StringField(entry, "section"), CpuFromJson(entry.at("cpu").cast<json::Object>())});
+  }
+  return variants;
 }
 
 // {"seq": [1, 128], "batch": [1, null]}: what tvmopt/artifact.py records of --dim.
@@ -212,7 +233,8 @@ inline Metadata Metadata::FromJson(const std::string& text) {
                     detail::CpuRecordFromJson(record),
                     detail::DimRangesFromJson(record),
                     detail::BucketsFromJson(record),
-                    detail::PadLimitFromJson(record)};
+                    detail::PadLimitFromJson(record),
+                    detail::IsaVariantsFromJson(record)};
   } catch (const tvm::ffi::Error& err) {
     throw Error("malformed metadata record: " + err.message());
   }

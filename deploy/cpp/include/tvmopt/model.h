@@ -17,12 +17,14 @@
 #include <tvmopt/cpu.h>
 #include <tvmopt/elf.h>
 #include <tvmopt/error.h>
+#include <tvmopt/isa_variants.h>
 #include <tvmopt/metadata.h>
 #include <tvmopt/npy.h>
 #include <tvmopt/padding.h>
 #include <tvmopt/threads.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -132,6 +134,21 @@ inline void CheckInput(const Metadata& metadata, const TensorInfo& info, const H
   }
 }
 
+// A file removed when this goes, also when a constructor throws after making it.
+struct TemporaryFile {
+  std::string path;
+  TemporaryFile() = default;
+  TemporaryFile(const TemporaryFile&) = delete;
+  TemporaryFile(TemporaryFile&& other) noexcept : path(std::exchange(other.path, {})) {}
+  TemporaryFile& operator=(TemporaryFile&& other) noexcept {
+    std::swap(path, other.path);
+    return *this;
+  }
+  ~TemporaryFile() {
+    if (!path.empty()) std::remove(path.c_str());
+  }
+};
+
 inline void FlattenTensors(const ffi::Any& value, std::vector<ffi::Tensor>* leaves) {
   if (auto tensor = value.try_cast<ffi::Tensor>()) {
     leaves->push_back(*tensor);
@@ -153,6 +170,13 @@ class Model {
     // the checksum first: a changed byte anywhere, the metadata record's included, says so
     VerifyChecksum(resolved, path);
     metadata_ = Metadata::FromJson(detail::ReadMetadataRecord(resolved, path));
+    std::string loaded = resolved;  // the library, or its ISA variant for this CPU
+    if (auto chosen = ChooseVariant(metadata_.isa_variants)) {
+      loaded = ExtractVariant(resolved, metadata_.isa_variants[*chosen], path);
+      private_copy_.path = loaded;
+      VerifyChecksum(loaded, path);
+      metadata_ = Metadata::FromJson(detail::ReadMetadataRecord(loaded, path));
+    }
     if (metadata_.cpu) CheckRunsHere(*metadata_.cpu, path);  // before its code runs
     const auto& keys = metadata_.target_keys;
     if (std::find(keys.begin(), keys.end(), "vta") != keys.end()) {
@@ -162,10 +186,11 @@ class Model {
     device_ = detail::DeviceFor(metadata_.target_kind);
     detail::DefaultToPhysicalCores();
     try {
-      Initialize(resolved);
+      Initialize(loaded);
     } catch (const tvm::ffi::Error& err) {
       throw Error("cannot start " + path + ": " + err.message());
     }
+    private_copy_ = {};  // loaded: dlopen keeps what it mapped
   }
 
   const Metadata& metadata() const { return metadata_; }
@@ -313,6 +338,7 @@ class Model {
   std::optional<PaddedRun> padded_;  // the run's sizes where its inputs were padded to entry_
   std::vector<tvm::ffi::Tensor> staged_;
   tvm::ffi::Any result_;
+  detail::TemporaryFile private_copy_;  // an ISA variant copied out to be loaded
 };
 
 }  // namespace tvmopt
