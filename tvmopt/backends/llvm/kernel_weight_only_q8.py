@@ -153,9 +153,9 @@ def _quantize_rows(x, q, xs, qsum, rows, groups, group):
         for r in T.serial(group):
             peak[0] = T.max(peak[0], T.fabs(x[m, g * group + r]))
         xs[m, g] = peak[0] / T.float32(QMAX)
-        for r in T.serial(group):
+        for r in T.serial(group):  # x times 1 / xs, as ONNX Runtime's MLAS rounds A
             q[m, g * group + r] = T.Cast("int8", T.nearbyint(
-                x[m, g * group + r] * T.if_then_else(peak[0] > 0, T.float32(QMAX) / peak[0],
+                x[m, g * group + r] * T.if_then_else(peak[0] > 0, T.float32(1) / xs[m, g],
                                                      T.float32(0))))  # fmt: skip
             total[0] = total[0] + T.Cast("int32", q[m, g * group + r])
         qsum[m, g] = T.Cast("float32", total[0])
