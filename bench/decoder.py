@@ -22,6 +22,7 @@ table: the longest past a GPT-2 step can take is 1023.
 
     python bench/decoder.py [--layers 12] [--past 128,512,1023] [--rounds 15] [--threads N]
                             [--group-size 32] [--new-tokens 32] [--tvmopt "tvmopt int4 a8,..."]
+                            [--target '{"kind": "llvm", "mcpu": "x86-64-v3"}']
 
 --threads sets both runtimes' threads (TVM_NUM_THREADS, ONNX Runtime's intra-op threads);
 the default is one per physical core, as tvmopt runs.
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import logging
 import os
 import time
@@ -84,7 +86,7 @@ def ort_sessions(model, group_size: int, threads: int) -> dict:
     return sessions
 
 
-def tvmopt_models(model, group_size: int, names) -> dict:
+def tvmopt_models(model, group_size: int, names, target=None) -> dict:
     import tvmopt
 
     dims = {"batch": (1, 1), "seq": (1, 64), "past": (0, 1023)}
@@ -92,7 +94,7 @@ def tvmopt_models(model, group_size: int, names) -> dict:
     for name in names:
         scheme = TVMOPT_WEIGHTS[name]
         start = time.perf_counter()
-        compiled[name] = tvmopt.compile(model, dims=dims, quantize=scheme,
+        compiled[name] = tvmopt.compile(model, target=target, dims=dims, quantize=scheme,
                                         group_size=group_size if scheme else None)  # fmt: skip
         print(f"{name}: compiled in {time.perf_counter() - start:.0f} s")
     return compiled
@@ -204,6 +206,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="0: one per physical core")
     parser.add_argument("--group-size", type=int, default=32)
     parser.add_argument("--new-tokens", type=int, default=32, help="0: no greedy check")
+    parser.add_argument("--target", type=json.loads, default=None,
+                        help='tvmopt\'s target as JSON, e.g. \'{"kind": "llvm", "mcpu": '
+                             '"x86-64-v3"}\' (the AVX2 build); default: the host')  # fmt: skip
     parser.add_argument("--tvmopt", default=",".join(TVMOPT_WEIGHTS),
                         help="tvmopt's contenders, of: " + ", ".join(TVMOPT_WEIGHTS))  # fmt: skip
     args = parser.parse_args()
@@ -215,7 +220,7 @@ def main() -> None:
 
     threads = args.threads or physical_cores()
     compiled = tvmopt_models(model, args.group_size, ["tvmopt fp32", *(
-        name for name in args.tvmopt.split(",") if name != "tvmopt fp32")])
+        name for name in args.tvmopt.split(",") if name != "tvmopt fp32")], args.target)
     sessions = ort_sessions(model, args.group_size, threads)
     del model  # 0.5 GB of float32 weights the runtimes hold already (an earlier run ran out)
     gc.collect()
