@@ -21,7 +21,8 @@ A past of 1024 would put the new token at position 1024, past GPT-2's 1024-entry
 table: the longest past a GPT-2 step can take is 1023.
 
     python bench/decoder.py [--layers 12] [--past 128,512,1023] [--rounds 15] [--threads N]
-                            [--group-size 32] [--new-tokens 32]
+                            [--group-size 32] [--new-tokens 32] [--tvmopt "tvmopt int4 a8,..."]
+                            [--target '{"kind": "llvm", "mcpu": "x86-64-v3"}']
 
 --threads sets both runtimes' threads (TVM_NUM_THREADS, ONNX Runtime's intra-op threads);
 the default is one per physical core, as tvmopt runs.
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import logging
 import os
 import time
@@ -39,7 +41,8 @@ import numpy as np
 
 PROMPT = [464, 2068, 318, 257, 1332, 286, 262, 3303]
 TVMOPT_WEIGHTS = {"tvmopt fp32": None, "tvmopt int8": "int8-weights",
-                  "tvmopt int4": "int4-weights"}  # fmt: skip
+                  "tvmopt int4": "int4-weights", "tvmopt int8 a8": "int8-weights-a8",
+                  "tvmopt int4 a8": "int4-weights-a8"}  # fmt: skip
 ORT_INT4_LEVELS = {"ORT int4": 0, "ORT int4 acc4": 4}
 
 
@@ -83,14 +86,15 @@ def ort_sessions(model, group_size: int, threads: int) -> dict:
     return sessions
 
 
-def tvmopt_models(model, group_size: int) -> dict:
+def tvmopt_models(model, group_size: int, names, target=None) -> dict:
     import tvmopt
 
     dims = {"batch": (1, 1), "seq": (1, 64), "past": (0, 1023)}
     compiled = {}
-    for name, scheme in TVMOPT_WEIGHTS.items():
+    for name in names:
+        scheme = TVMOPT_WEIGHTS[name]
         start = time.perf_counter()
-        compiled[name] = tvmopt.compile(model, dims=dims, quantize=scheme,
+        compiled[name] = tvmopt.compile(model, target=target, dims=dims, quantize=scheme,
                                         group_size=group_size if scheme else None)  # fmt: skip
         print(f"{name}: compiled in {time.perf_counter() - start:.0f} s")
     return compiled
@@ -128,9 +132,17 @@ def logit_errors(runs: dict) -> dict:
     """Each contender's largest logit difference from its reference: ONNX Runtime fp32 for the
     float32 and int8 rows, ONNX Runtime int4 (level 0) for the int4 rows."""
     outputs = {name: run() for name, run in runs.items()}
-    reference = {name: "ORT int4" if "int4" in name else "ORT fp32" for name in runs}
+    reference = {name: _reference(name) for name in runs}
     return {name: float(np.abs(out - outputs[reference[name]]).max())
             for name, out in outputs.items()}  # fmt: skip
+
+
+def _reference(name: str) -> str:
+    """Whom a contender's logits and tokens are compared with: ONNX Runtime int4 at the same
+    activations (level 4 for int8 ones) for the int4 rows, ONNX Runtime fp32 otherwise."""
+    if "int4" not in name:
+        return "ORT fp32"
+    return "ORT int4 acc4" if name.endswith(("a8", "acc4")) else "ORT int4"
 
 
 def ort_greedy(session, config, prompt, count: int) -> list[int]:
@@ -156,16 +168,19 @@ def agreement(ours: list[int], theirs: list[int]) -> str:
 
 def greedy_check(compiled: dict, sessions: dict, config, count: int) -> None:
     tokens = {name: list(model.generate(PROMPT, count).tokens) for name, model in compiled.items()}
-    theirs = {name: ort_greedy(sessions[name], config, PROMPT, count)
-              for name in ("ORT fp32", "ORT int4")}  # fmt: skip
+    theirs = {name: ort_greedy(session, config, PROMPT, count)
+              for name, session in sessions.items()}  # fmt: skip
     same = tokens["tvmopt fp32"] == theirs["ORT fp32"]
     print(f"greedy, prompt {PROMPT}, {count} new tokens:")
     fp32 = agreement(tokens["tvmopt fp32"], theirs["ORT fp32"])
     print(f"  tvmopt fp32 vs ORT fp32: {'identical' if same else 'DIFFERENT'} ({fp32}); "
           f"{tokens['tvmopt fp32']}")  # fmt: skip
-    print(f"  tvmopt int4 vs ORT int4: {agreement(tokens['tvmopt int4'], theirs['ORT int4'])}")
-    print(f"  tvmopt int8 vs ORT fp32: {agreement(tokens['tvmopt int8'], theirs['ORT fp32'])}")
-    print(f"  ORT int4 vs ORT fp32:    {agreement(theirs['ORT int4'], theirs['ORT fp32'])}")
+    for name in [*tokens, *theirs][1:]:
+        ours = tokens.get(name) or theirs[name]
+        pairs = {_reference(name), "ORT fp32"} - {name}
+        if pairs:
+                print(f"  {name}: " + "; ".join(f"vs {other} {agreement(ours, theirs[other])}"
+                                            for other in sorted(pairs)))  # fmt: skip
 
 
 def latency_table(compiled: dict, sessions: dict, config, pasts, rounds: int) -> None:
@@ -191,6 +206,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="0: one per physical core")
     parser.add_argument("--group-size", type=int, default=32)
     parser.add_argument("--new-tokens", type=int, default=32, help="0: no greedy check")
+    parser.add_argument("--target", type=json.loads, default=None,
+                        help='tvmopt\'s target as JSON, e.g. \'{"kind": "llvm", "mcpu": '
+                             '"x86-64-v3"}\' (the AVX2 build); default: the host')  # fmt: skip
+    parser.add_argument("--tvmopt", default=",".join(TVMOPT_WEIGHTS),
+                        help="tvmopt's contenders, of: " + ", ".join(TVMOPT_WEIGHTS))  # fmt: skip
     args = parser.parse_args()
     if args.threads:
         os.environ["TVM_NUM_THREADS"] = str(args.threads)  # before TVM's pool starts
@@ -199,7 +219,8 @@ def main() -> None:
     from tvmopt.threads import physical_cores
 
     threads = args.threads or physical_cores()
-    compiled = tvmopt_models(model, args.group_size)
+    compiled = tvmopt_models(model, args.group_size, ["tvmopt fp32", *(
+        name for name in args.tvmopt.split(",") if name != "tvmopt fp32")], args.target)
     sessions = ort_sessions(model, args.group_size, threads)
     del model  # 0.5 GB of float32 weights the runtimes hold already (an earlier run ran out)
     gc.collect()

@@ -98,13 +98,15 @@ def compile(  # noqa: A001 - the verb users expect
         Write the IR after every pass into this directory.
     print_pass_times : bool
         Print how long each pass took.
-    quantize : {"int8", "vta", "int4-weights", "int8-weights"}, optional
+    quantize : {"int8", "vta", "int4-weights", "int8-weights", "int4-weights-a8", ...}, optional
         Post-training int8 quantization of conv2d and matmul layers (needs `calib`; -O3 only).
         "vta" is VTA's recipe (power-of-two scales, shift requantization) on any target; the
         vta target uses it for "int8" too. "int4-weights" and "int8-weights" (CPU targets,
         -O3, no `calib`) quantize only the constant weights of matmuls, in groups of
         `group_size` rows along K, and dequantize them inside the kernel: for decoding,
-        whose matrix-vector products are memory-bound.
+        whose matrix-vector products are memory-bound. The "-a8" forms also round the
+        activations to int8 per group and multiply in integers on the CPU's int8 dot product
+        (as ONNX Runtime's MatMulNBits at accuracy level 4): faster, not float32's result.
     calib : str, os.PathLike or iterable of dict, optional
         Calibration data: an .npz file (one sample), a directory of .npz files, or an iterable of
         input dicts. Streamed: memory does not grow with its size.
@@ -292,8 +294,9 @@ def _quantize_config(quantize, calib, opt_level, config, **explicit):
     if quantize is None or quantize in WEIGHT_SCHEMES:
         return None
     if quantize not in ("int8", "vta"):
-        raise OptionError(f"quantize must be 'int8', 'vta', 'int4-weights', 'int8-weights' "
-                          f"(or None), got {quantize!r}")  # fmt: skip
+        raise OptionError(f"quantize must be 'int8', 'vta', 'int4-weights', 'int8-weights', "
+                          f"'int4-weights-a8', 'int8-weights-a8' (or None), "
+                          f"got {quantize!r}")  # fmt: skip
     if calib is None:
         raise OptionError("quantize='int8' needs calibration data (calib=...)")
     if opt_level != 3:

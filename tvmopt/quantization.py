@@ -167,12 +167,13 @@ def quantize_weights_only(mod, model_proto, specs, backend, config, calib=None, 
 
     mod = _float32_graph_passes(mod, backend.target)
     _log(log, f"int{config.bits} weights in groups of {config.group}")
-    mode = f"int{config.bits}-weights"
+    mode = f"int{config.bits}-weights" + ("-a8" if config.int8_activations else "")
     return Quantized(quantize_weights(mod, config), backend.graph_after_quantize(), mode)
 
 
 RECIPES = {"int8": quantize, "vta": quantize_vta, "int4-weights": quantize_weights_only,
-           "int8-weights": quantize_weights_only}  # fmt: skip
+           "int8-weights": quantize_weights_only, "int4-weights-a8": quantize_weights_only,
+           "int8-weights-a8": quantize_weights_only}  # fmt: skip
 
 
 def _float32_graph_passes(mod, target):

@@ -2,7 +2,7 @@
 [--input-shape NAME=DIMS] [--dim NAME=LO..HI] [--bucket NAME=S1,S2,...] [-O N]
 [--db DIR] [--emit-header FILE.h] [--sparse off|auto|force]
 [--quantize int8 --calib DATA [--calib-method M] [--skip NODE...]]
-[--quantize int4-weights|int8-weights [--group-size 32|64|128]]"""
+[--quantize int4-weights|int8-weights[-a8] [--group-size 32|64|128]]"""
 
 from __future__ import annotations
 
@@ -67,10 +67,12 @@ def register(subparsers) -> None:
     )
     parser.add_argument(
         "--quantize",
-        choices=["int8", "vta", "int4-weights", "int8-weights"],
+        choices=["int8", "vta", "int4-weights", "int8-weights", "int4-weights-a8",
+                 "int8-weights-a8"],
         help="post-training quantization; vta: VTA's power-of-two recipe (what --target vta "
         "runs), on any target; int4-weights, int8-weights: matmul weights only, in groups along "
-        "K, dequantized inside the kernel (CPU targets, no calibration)",
+        "K, dequantized inside the kernel (CPU targets, no calibration); -a8: activations "
+        "rounded to int8 per group, integer dot products (ONNX Runtime's accuracy level 4)",
     )
     add_group_size(parser)
     add_calibration(parser)

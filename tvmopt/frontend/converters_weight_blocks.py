@@ -9,10 +9,13 @@ on the same fused kernels as `quantize="int4-weights"`.
 B holds each column's levels block by block, two per byte for 4 bits, low nibble first; zero
 points are uint8, packed the same way per column (absent: 2^(bits-1)). A K that is not whole
 blocks (B is zero-padded to them) pads A with zeros to match. Float zero points and g_idx (act
-order) are refused.
+order) are refused. accuracy_level 4 lets the product round A to int8 per block, as ONNX
+Runtime does.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 from tvm import relax
@@ -23,6 +26,9 @@ from ..passes.quantize.weight_blocks import WeightBlocks, emit_blocks
 
 op = relax.op
 ATTRS = ("K", "N", "bits", "block_size")
+# accuracy_level 4: ONNX Runtime rounds A to int8 per block and multiplies in integers; so do we
+# (kernel_weight_only_q8.py) where the CPU has an int8 dot product
+INT8_ACCURACY_LEVEL = 4
 
 
 def unpack_bytes(packed: np.ndarray, bits: int) -> np.ndarray:
@@ -63,6 +69,8 @@ class MatMulNBits(OnnxOpConverter):
         _check(inputs, zeros, g_idx, bits)
         blocks = nbits_blocks(value(inputs[1]), value(inputs[2]),
                               None if zeros is None else value(zeros), bits, block)  # fmt: skip
+        if int(attr.get("accuracy_level", 0)) == INT8_ACCURACY_LEVEL:
+            blocks = replace(blocks, int8_activations=True)
         x = inputs[0]
         padding = len(blocks.levels) - depth
         if padding:  # B's last block is zero-padded: A gets as many zero columns

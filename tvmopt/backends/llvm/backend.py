@@ -104,13 +104,13 @@ class LLVMBackend(Backend):
     def graph_passes(self, opt_level: int) -> list:
         cpu = self.cpu
         graph = pipeline.graph_passes(opt_level, self.options.winograd, cpu.lanes(),
-                                      matmul_row_block(cpu), cpu.accumulators)  # fmt: skip
+                                      matmul_row_block(cpu), cpu.accumulators, cpu)  # fmt: skip
         return with_sparse_weights(graph, self._sparse_weights)
 
     def graph_after_quantize(self) -> list:
         cpu = self.cpu
         graph = pipeline.after_quantize(self.options.winograd, cpu.lanes(),
-                                        matmul_row_block(cpu), cpu.accumulators)  # fmt: skip
+                                        matmul_row_block(cpu), cpu.accumulators, cpu)  # fmt: skip
         return with_sparse_weights(graph, self._sparse_weights)
 
     def _sparse_weights(self):

@@ -31,18 +31,19 @@ from .transposed_matmul import transpose_into_matmul
 T = relax.transform
 
 
-def after_quantize(winograd: bool, lanes: int, row_block: int = 1, accumulators: int = 0) -> list:
+def after_quantize(winograd: bool, lanes: int, row_block: int = 1, accumulators: int = 0,
+                   cpu=None) -> list:  # fmt: skip
     """-O3's CPU passes, which follow int8 quantization (or the float graph passes); weights in
     panels of `lanes` float32 (the target's vector: cpu.py), matmul rows padded to whole
     register blocks of `row_block` and conv positions to whole tiles of `accumulators` vectors
-    where they divide badly."""
+    where they divide badly; `cpu` (cpu.CPU) for the int8-activation weight-only kernel."""
     return [
         ("dataflow", T.ConvertToDataflow),  # quantization's taps leave plain binding blocks
         ("fold_channel_shuffle", lambda: FoldChannelShuffle),  # shuffles -> the next conv
         # float convs NHWC, positions in whole register tiles
         ("conv_channels_last", lambda: ConvChannelsLast(winograd, lanes, accumulators)),
         ("conv1x1_as_matmul", lambda: Conv1x1AsMatmul),  # 7x7 / 14x14 maps: vectors over channels
-        ("fuse_weight_only", lambda: FuseWeightOnly(lanes)),  # blocked weights: packed, fused
+        ("fuse_weight_only", lambda: FuseWeightOnly(lanes, cpu)),  # blocked weights: packed, fused
         ("pack_matmul_weights", lambda: PackMatmulWeights(lanes, row_block)),  # W -> panels
         ("simplify_2", lambda: Simplify),  # with one row, the panels' permute is a reshape
         ("fuse_epilogue", FuseEpilogue),  # conv/matmul + bias + activation + residual -> 1 kernel
@@ -58,9 +59,9 @@ def with_node_spans(graph: list, record: KernelRecord) -> list:
 
 
 def graph_passes(opt_level: int, winograd: bool, lanes: int, row_block: int = 1,
-                 accumulators: int = 0) -> list:  # fmt: skip
+                 accumulators: int = 0, cpu=None) -> list:  # fmt: skip
     if opt_level == 3:
-        return GRAPH_PASSES[3] + after_quantize(winograd, lanes, row_block, accumulators)
+        return GRAPH_PASSES[3] + after_quantize(winograd, lanes, row_block, accumulators, cpu)
     return GRAPH_PASSES[opt_level]
 
 

@@ -11,7 +11,7 @@ Runs on folded weights (after the float32 graph passes, where a Gemm's transpose
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
@@ -22,7 +22,11 @@ from ..spans import node_names, spanned
 from ..uses import bindings, op_name, relax_functions
 from .weight_blocks import GROUP_SIZES, check_group, emit_blocks, quantize_blocks
 
-SCHEMES = {"int4-weights": 4, "int8-weights": 8}
+# name -> (bits, int8 activations): the "-a8" schemes let the product round its activations to
+# int8 per group and multiply in integers (ONNX Runtime's MatMulNBits accuracy level 4,
+# llama.cpp's Q4_0 x Q8_0: backends/llvm/kernel_weight_only_q8.py), the others keep float32's
+SCHEMES = {"int4-weights": (4, False), "int8-weights": (8, False),
+           "int4-weights-a8": (4, True), "int8-weights-a8": (8, True)}  # fmt: skip
 # int4: 16 levels want small groups (MLC's q4f16 and llama.cpp's Q4_0 take 32); its float32 scale
 # and zero point per 32 weights cost 1.25 bits of the 5.25. int8 rounds 16x finer: 128 keeps
 # its scale to 0.25 bits of 8.25 (ONNX Runtime's MatMulNBits quantizer defaults to 128 too).
@@ -33,11 +37,13 @@ DEFAULT_GROUPS = {4: 32, 8: 128}
 class WeightOnlyConfig:
     """How weight-only quantization quantizes: `bits` per level, `group_size` rows per scale,
     symmetric (zero point 2^(bits-1)) or each group's own zero point (None: asymmetric for
-    int4, whose 16 levels a one-sided group would half waste, symmetric for int8)."""
+    int4, whose 16 levels a one-sided group would half waste, symmetric for int8);
+    int8_activations: the products may round activations to int8 per group (SCHEMES)."""
 
     bits: int = 4
     group_size: int | None = None
     symmetric: bool | None = None
+    int8_activations: bool = False
 
     def __post_init__(self):
         if self.bits not in DEFAULT_GROUPS:
@@ -56,7 +62,8 @@ class WeightOnlyConfig:
 
 
 def weight_only_config(scheme: str, group_size=None, symmetric=None) -> WeightOnlyConfig:
-    return WeightOnlyConfig(SCHEMES[scheme], group_size, symmetric)
+    bits, int8_activations = SCHEMES[scheme]
+    return WeightOnlyConfig(bits, group_size, symmetric, int8_activations)
 
 
 @mutator
@@ -72,6 +79,7 @@ class _QuantizeWeights(PyExprMutator):
         weight = value(call.args[1])
         blocks = quantize_blocks(weight, self.config.bits, self.config.group,
                                  self.config.is_symmetric)  # fmt: skip
+        blocks = replace(blocks, int8_activations=self.config.int8_activations)
         dequantized = self.builder_.emit(emit_blocks(self.builder_, blocks))
         return spanned(tvm.relax.op.matmul(call.args[0], dequantized), call.span)
 

@@ -11,7 +11,9 @@ a divisor of K, so a [K, N] weight has K / B groups per column. In the graph the
 which computes the right numbers anywhere (every opt level, every target) and which a backend
 replaces by a kernel that dequantizes as it multiplies (backends/llvm/fuse_weight_only.py). The
 dequantization is a TIR function, not Relax arithmetic, so constant folding never turns the
-small weight back into a float32 one. The function carries BLOCK_ATTR, the levels' bits.
+small weight back into a float32 one. The function carries BLOCK_ATTR, the levels' bits, and
+INT8_ACTIVATIONS_ATTR where the product may round its activations to int8 per block (ONNX
+Runtime's accuracy level 4: backends/llvm/kernel_weight_only_q8.py).
 """
 
 from __future__ import annotations
@@ -26,18 +28,21 @@ from ...errors import OptionError
 from ..consts import const, is_constant, value
 
 BLOCK_ATTR = "tvmopt.weight_blocks"  # the dequantizing PrimFunc's attribute: the levels' bits
+INT8_ACTIVATIONS_ATTR = "tvmopt.int8_activations"  # present: activations may be rounded to int8
 GROUP_SIZES = (32, 64, 128)
 
 
 @dataclass(frozen=True)
 class WeightBlocks:
     """A [K, N] weight in blocks of `group` rows: levels uint8 [K, N], scales float32 [G, N],
-    zeros uint8 [G, N] (2^(bits-1) everywhere when symmetric)."""
+    zeros uint8 [G, N] (2^(bits-1) everywhere when symmetric). int8_activations: the product may
+    round its activations to int8 per group (faster, not float32's result)."""
 
     levels: np.ndarray
     scales: np.ndarray
     zeros: np.ndarray
     bits: int
+    int8_activations: bool = False
 
     @property
     def group(self) -> int:
@@ -90,9 +95,12 @@ def dequantize_blocks(levels, scales, zeros):
 
 def emit_blocks(builder, blocks: WeightBlocks) -> relax.Expr:
     """The call that dequantizes `blocks` (the weight's place in the graph)."""
+    attrs = {BLOCK_ATTR: blocks.bits}
+    if blocks.int8_activations:
+        attrs[INT8_ACTIVATIONS_ATTR] = True
     return builder.call_te(
         dequantize_blocks, const(blocks.levels), const(blocks.scales), const(blocks.zeros),
-        primfunc_name_hint="dequantize_blocks", primfunc_attrs={BLOCK_ATTR: blocks.bits},
+        primfunc_name_hint="dequantize_blocks", primfunc_attrs=attrs,
     )  # fmt: skip
 
 
@@ -107,4 +115,5 @@ def blocks_of(mod, expr) -> WeightBlocks | None:
     if not all(is_constant(arg) for arg in args):
         return None
     levels, scales, zeros = (value(arg) for arg in args)
-    return WeightBlocks(levels, scales, zeros, int(func.attrs[BLOCK_ATTR]))
+    return WeightBlocks(levels, scales, zeros, int(func.attrs[BLOCK_ATTR]),
+                        INT8_ACTIVATIONS_ATTR in func.attrs)  # fmt: skip
