@@ -23,6 +23,8 @@ this kernel has not yet located (docs/language-models.md).
 
 from __future__ import annotations
 
+import re
+
 from tvm.s_tir.dlight.analysis import normalize_prim_func
 
 from .schedule_util import (
@@ -34,14 +36,14 @@ from .schedule_util import (
     vector_lanes,
     vector_split,
 )
+from .symbolic_loops import peeled_vectors
+from .symbolic_softmax import LANE_BLOCKS
 
 # element-wise work worth storing once rather than recomputing in each block that reads it
 COSTLY = ("T.exp(", "T.exp2(", "T.log(", "T.tanh(", "T.erf(", "T.sigmoid(", "T.sqrt(", "T.rsqrt(",
           "T.pow(")  # fmt: skip
 MAX_CHEAP_CALLS = 2
-# tells TVM's LoopPartition to split this loop where a condition in it changes (the vector that
-# runs past a symbolic row's end): whole vectors without the predicate, then the last one
-PARTITION_HINT = "pragma_loop_partition_hint"
+LITERAL = re.compile(r"T\.(u?int|float)\d+\(")  # typed constants as TVMScript prints them
 MIN_LANES = 4  # a row whose length has no divisor this large stays with the fallback
 
 
@@ -64,6 +66,11 @@ class RowReduction(CPURule):
         for partial in partials:
             if partial is not None:
                 _vectorize_partial(sch, partial)
+        for block, partial in zip(reductions, partials, strict=True):
+            if sch.get(block).name_hint in LANE_BLOCKS:
+                _vectorize_lanes(sch, block)
+            elif partial is None:  # a symbolic count, maybe 0 (n % lanes): init before the loop
+                sch.decompose_reduction(block, sch.get_loops(block)[-1])
         for info in infos:
             if info.is_injective() and len(sch.get_loops(info.block_rv)) > 1:
                 _vectorize_row(sch, info.block_rv, lanes)  # not the row loop itself
@@ -98,7 +105,8 @@ def _inline_cheap_producers(sch, infos) -> None:
 def _costly(block) -> bool:
     """A transcendental function, or an expression of many calls (TOPI's fast_exp polynomial)."""
     value = str(block.body.value) if hasattr(block.body, "value") else str(block.body)
-    return any(name in value for name in COSTLY) or value.count("T.") > MAX_CHEAP_CALLS
+    calls = len(LITERAL.sub("", value).split("T.")) - 1  # T.int64(0): an index, no call
+    return any(name in value for name in COSTLY) or calls > MAX_CHEAP_CALLS
 
 
 def _vector_partials(sch, block, lanes: int):
@@ -135,12 +143,20 @@ def _vectorize_partial(sch, partial) -> None:
     sch.vectorize(sch.get_loops(init)[-1])
 
 
+def _vectorize_lanes(sch, block) -> None:
+    """A symbolic row's partials in whole vectors (symbolic_softmax.py), under the row as
+    (lanes, steps): steps outside, lanes inside and vectorized, their init split off."""
+    lanes, steps = sch.get_loops(block)[-2:]
+    sch.reorder(steps, lanes)
+    sch.vectorize(lanes)
+    init = sch.decompose_reduction(block, steps)
+    sch.vectorize(sch.get_loops(init)[-1])
+
+
 def _vectorize_row(sch, block, lanes: int) -> None:
     loop = sch.get_loops(block)[-1]
     (extent,) = extents(sch, [loop])
     if extent is None:
-        vectors, vector = sch.split(loop, [None, lanes])  # predicated: lane < n
-        sch.annotate(vectors, PARTITION_HINT, 1)
-        sch.vectorize(vector)
+        peeled_vectors(sch, loop, lanes)
     elif extent >= 2:
         sch.vectorize(vector_split(sch, loop, lanes)[1])

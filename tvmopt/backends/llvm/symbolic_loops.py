@@ -13,6 +13,10 @@ from __future__ import annotations
 
 from .schedule_util import extents, largest_divisor
 
+# tells TVM's LoopPartition to split this loop where a condition in it changes (the vector that
+# runs past a symbolic row's end): whole vectors without the predicate, then the last one
+PARTITION_HINT = "pragma_loop_partition_hint"
+
 
 def constant_tail(sizes: list[int | None]) -> int:
     """How many trailing loops have constant extents."""
@@ -24,8 +28,7 @@ def constant_tail(sizes: list[int | None]) -> int:
 
 def parallel_rows_vector_tail(sch, loops: list, lanes: int, vectorize: bool = True) -> None:
     """`loops`, some symbolic, as parallel rows over a vectorized constant tail. A symbolic
-    innermost loop stays a serial loop (no predicated vector: TVM would scalarize it) whose
-    addresses advance by a constant stride."""
+    innermost loop is split into whole vectors and a peeled last one (peeled_vectors)."""
     sizes = extents(sch, loops)
     if len(loops) == 1:  # one symbolic loop: nothing to divide out, split it by whole vectors
         outer, vector = sch.split(loops[0], [None, lanes])
@@ -39,6 +42,8 @@ def parallel_rows_vector_tail(sch, loops: list, lanes: int, vectorize: bool = Tr
         rows, inner = loops[:-1], []
     if rows:
         sch.parallel(sch.fuse(*rows) if len(rows) > 1 else rows[0])
+    if tail == 0 and vectorize:
+        peeled_vectors(sch, loops[-1], lanes)
     if not inner or not vectorize:
         return
     width = 1
@@ -46,4 +51,13 @@ def parallel_rows_vector_tail(sch, loops: list, lanes: int, vectorize: bool = Tr
         width *= size
     fused = sch.fuse(*inner) if len(inner) > 1 else inner[0]
     _, vector = sch.split(fused, [None, largest_divisor(width, lanes)])
+    sch.vectorize(vector)
+
+
+def peeled_vectors(sch, loop, lanes: int) -> None:
+    """A loop of symbolic extent as whole vectors plus the last, partial one: a predicated
+    vector loop alone is scalarized by TVM, so LoopPartition (asked by the hint) peels the
+    iteration where the predicate changes, leaving the body unpredicated vector code."""
+    vectors, vector = sch.split(loop, [None, lanes])  # predicated: lane < n
+    sch.annotate(vectors, PARTITION_HINT, 1)
     sch.vectorize(vector)
