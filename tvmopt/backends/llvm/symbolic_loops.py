@@ -37,6 +37,8 @@ def parallel_rows_vector_tail(sch, loops: list, lanes: int, vectorize: bool = Tr
             sch.vectorize(vector)
         return
     tail = constant_tail(sizes)
+    if tail == len(loops) - 1 and vectorize and _tail_width(sizes, tail) % lanes == 0:
+        return _one_vector_loop(sch, loops, lanes)
     rows, inner = loops[: len(loops) - tail], loops[len(loops) - tail :]
     if tail == 0:  # the innermost loop is symbolic: parallel over the rest, if any
         rows, inner = loops[:-1], []
@@ -60,4 +62,20 @@ def peeled_vectors(sch, loop, lanes: int) -> None:
     iteration where the predicate changes, leaving the body unpredicated vector code."""
     vectors, vector = sch.split(loop, [None, lanes])  # predicated: lane < n
     sch.annotate(vectors, PARTITION_HINT, 1)
+    sch.vectorize(vector)
+
+
+def _tail_width(sizes, tail: int) -> int:
+    width = 1
+    for size in sizes[len(sizes) - tail :]:
+        width *= size
+    return width
+
+
+def _one_vector_loop(sch, loops, lanes: int) -> None:
+    """One symbolic outermost loop over whole rows of vectors: fused and split by the vector, as
+    a static nest is (the lanes' indices come back out by constant divisions only)."""
+    fused = sch.fuse(*loops)
+    outer, vector = sch.split(fused, [None, lanes])
+    sch.parallel(outer)
     sch.vectorize(vector)
