@@ -11,14 +11,12 @@ row. The sums come out in another order than a sequential loop's, as ONNX Runtim
 kernels' do.
 
 A row of symbolic length (softmax over a sequence of n tokens) has no exact split: TVM's rfactor
-refuses the split's predicate, and a predicated vector loop is scalarized. There, the element-wise
-blocks are split into whole vectors plus a remainder (LoopPartition, asked by a hint on the vector
-loop's parent, peels the last partial vector off, so the body is unpredicated vector code) and the
-reductions stay sequential. A masked softmax over 12 heads x n x n, symbolic n, one interleaved
-run on a loaded Zen 4, 1 thread: 0.75x the fallback's time at n = 128 (2.3 ms) and 0.73x at 384;
-a static row of 128 still runs the same softmax in about 0.09 ms (profiled), so most of the gap
-is left: the per-row cost of the sequential max and sum chains and what else the profile of
-this kernel has not yet located (docs/language-models.md).
+refuses the split's predicate, and a predicated vector loop is scalarized. A softmax comes here
+with its split already made (symbolic_softmax.py: partials over the row's whole vectors, which
+this rule vectorizes along the lanes, and a short scalar tail); other reductions over a symbolic
+row stay sequential. The element-wise blocks are split into whole vectors plus a remainder
+(LoopPartition, asked by a hint on the vector loop's parent, peels the last partial vector off,
+so the body is unpredicated vector code).
 """
 
 from __future__ import annotations
