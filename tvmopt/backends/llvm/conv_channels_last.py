@@ -118,9 +118,8 @@ class _ChannelsLast(PyExprMutator):
         geometry = conv_geometry(call)
         algorithm = self._algorithm(call, geometry)
         groups = int(call.attrs.groups)
-        kernel, packed = _kernel(
-            weight, geometry, channels_last, algorithm, self.lanes, groups, self.accumulators
-        )
+        kernel, packed = _kernel(weight, geometry, channels_last, algorithm, self.lanes, groups,
+                                 self.accumulators)
         if algorithm == "direct":
             kernel = partial(kernel, accumulators=self.accumulators)
         if channels_last:
