@@ -111,11 +111,12 @@ def test_scores_matmul_copies_padded_keys_once_and_scales_apart():
     update = sch.get(sch.get_sblock("matmul_update"))
     read = {r.source.name for r in update.reads}
     assert "k" not in read and "k_pad" in read, read  # B read from its padded copy
-    # the scale runs over the padded product after the tiles, unpredicated: at the tile, its
-    # predicate on the column scalarized it
+    # the scale runs over the padded product after the tiles, in whole vectors: at the tile, its
+    # predicate on the column scalarized it; here the last, predicated vector is peeled off
+    # (the hint asks LoopPartition to)
     script = sch.mod["main"].script()
-    scale = script[script.index('T.sblock("T_divide")') :].split("T.writes")[0]
-    assert "T.where" not in scale, scale
+    scale_nest = script[: script.index('T.sblock("T_divide")')].rsplit("T.parallel", 1)[1]
+    assert "pragma_loop_partition_hint" in scale_nest and "T.vectorized" in scale_nest
 
 
 def test_a_single_symbolic_loop_stays_parallel_and_computes_every_length():

@@ -26,6 +26,8 @@ from .conv_channels_last import ConvChannelsLast
 from .fuse_weight_only import FuseWeightOnly
 from .pack_matmul_weights import PackMatmulWeights
 from .rules import deinterleave_pass, schedule_pass
+from .schedule_util import vector_lanes
+from .symbolic_softmax import softmax_legalization
 from .transposed_matmul import transpose_into_matmul
 
 T = relax.transform
@@ -79,6 +81,9 @@ def lowering_passes(opt_level: int, target, database=None, record=None) -> list:
     record = record or KernelRecord()
     fast = FAST_LEGALIZATIONS if opt_level >= 3 else {}
     legalizations = {**VECTOR_ROUND, **CONCAT_IN_CHUNKS, **INFINITE_EXTREMA, **fast}
+    if opt_level >= 2:  # softmax along a symbolic row: its reductions in whole vectors
+        lanes = vector_lanes(target)
+        legalizations["relax.nn.softmax"] = softmax_legalization(lanes, fast=opt_level >= 3)
     passes = [
         ("safe_indexing", SafeIndexing),  # run-time gather indices clamp, never read out of bounds
         ("half_accumulate", HalfAccumulate),  # float16 matmul and softmax computed in float32

@@ -26,6 +26,7 @@ from .schedule_util import (
     vector_lanes,
     vectorized_tail,
 )
+from .symbolic_loops import PARTITION_HINT
 from .symbolic_matmul import copy_rows, epilogue_apart, inline_or_copy_padding
 from .transposed_b import (
     copy_per_tile,
@@ -91,13 +92,18 @@ class Matmul(CPURule):
         # transposed: each column tile's copy of B serves every row tile, so columns go outside
         tile_loops = (j_o, i_o) if transposed else (i_o, j_o)
         sch.reorder(*batch, *tile_loops, k, i_i, j_i)
-        at_tile = epilogue if cols is not None else None
+        peeled = transposed and cols is None and bool(batch)
+        at_tile = epilogue if cols is not None or peeled else None
         self._vectorize_and_accumulate(sch, matmul, at_tile, tile_loops[1], j_i, i_i)
         if epilogue is not None and at_tile is None:
             epilogue_apart(sch, epilogue, lanes)
         if transposed:
             copy_per_tile(sch, matmul, j_o)
-        sch.parallel(sch.fuse(*batch, *tile_loops[: 1 if transposed else 2]))
+        if peeled:  # symbolic_matmul.py: whole column tiles, then the last one
+            sch.annotate(j_o, PARTITION_HINT, 1)
+            sch.parallel(sch.fuse(*batch) if len(batch) > 1 else batch[0])
+        else:
+            sch.parallel(sch.fuse(*batch, *tile_loops[: 1 if transposed else 2]))
         vectorized_tail(sch, matmul, k, [])
         return True
 

@@ -11,17 +11,17 @@ row. The sums come out in another order than a sequential loop's, as ONNX Runtim
 kernels' do.
 
 A row of symbolic length (softmax over a sequence of n tokens) has no exact split: TVM's rfactor
-refuses the split's predicate, and a predicated vector loop is scalarized. There, the element-wise
-blocks are split into whole vectors plus a remainder (LoopPartition, asked by a hint on the vector
-loop's parent, peels the last partial vector off, so the body is unpredicated vector code) and the
-reductions stay sequential. A masked softmax over 12 heads x n x n, symbolic n, one interleaved
-run on a loaded Zen 4, 1 thread: 0.75x the fallback's time at n = 128 (2.3 ms) and 0.73x at 384;
-a static row of 128 still runs the same softmax in about 0.09 ms (profiled), so most of the gap
-is left: the per-row cost of the sequential max and sum chains and what else the profile of
-this kernel has not yet located (docs/language-models.md).
+refuses the split's predicate, and a predicated vector loop is scalarized. A softmax comes here
+with its split already made (symbolic_softmax.py: partials over the row's whole vectors, which
+this rule vectorizes along the lanes, and a short scalar tail); other reductions over a symbolic
+row stay sequential. The element-wise blocks are split into whole vectors plus a remainder
+(LoopPartition, asked by a hint on the vector loop's parent, peels the last partial vector off,
+so the body is unpredicated vector code).
 """
 
 from __future__ import annotations
+
+import re
 
 from tvm.s_tir.dlight.analysis import normalize_prim_func
 
@@ -34,14 +34,14 @@ from .schedule_util import (
     vector_lanes,
     vector_split,
 )
+from .symbolic_loops import peeled_vectors
+from .symbolic_softmax import LANE_BLOCKS
 
 # element-wise work worth storing once rather than recomputing in each block that reads it
 COSTLY = ("T.exp(", "T.exp2(", "T.log(", "T.tanh(", "T.erf(", "T.sigmoid(", "T.sqrt(", "T.rsqrt(",
           "T.pow(")  # fmt: skip
 MAX_CHEAP_CALLS = 2
-# tells TVM's LoopPartition to split this loop where a condition in it changes (the vector that
-# runs past a symbolic row's end): whole vectors without the predicate, then the last one
-PARTITION_HINT = "pragma_loop_partition_hint"
+LITERAL = re.compile(r"T\.(u?int|float)\d+\(")  # typed constants as TVMScript prints them
 MIN_LANES = 4  # a row whose length has no divisor this large stays with the fallback
 
 
@@ -64,6 +64,11 @@ class RowReduction(CPURule):
         for partial in partials:
             if partial is not None:
                 _vectorize_partial(sch, partial)
+        for block, partial in zip(reductions, partials, strict=True):
+            if sch.get(block).name_hint in LANE_BLOCKS:
+                _vectorize_lanes(sch, block)
+            elif partial is None:  # a symbolic count, maybe 0 (n % lanes): init before the loop
+                sch.decompose_reduction(block, sch.get_loops(block)[-1])
         for info in infos:
             if info.is_injective() and len(sch.get_loops(info.block_rv)) > 1:
                 _vectorize_row(sch, info.block_rv, lanes)  # not the row loop itself
@@ -98,7 +103,8 @@ def _inline_cheap_producers(sch, infos) -> None:
 def _costly(block) -> bool:
     """A transcendental function, or an expression of many calls (TOPI's fast_exp polynomial)."""
     value = str(block.body.value) if hasattr(block.body, "value") else str(block.body)
-    return any(name in value for name in COSTLY) or value.count("T.") > MAX_CHEAP_CALLS
+    calls = len(LITERAL.sub("", value).split("T.")) - 1  # T.int64(0): an index, no call
+    return any(name in value for name in COSTLY) or calls > MAX_CHEAP_CALLS
 
 
 def _vector_partials(sch, block, lanes: int):
@@ -135,12 +141,20 @@ def _vectorize_partial(sch, partial) -> None:
     sch.vectorize(sch.get_loops(init)[-1])
 
 
+def _vectorize_lanes(sch, block) -> None:
+    """A symbolic row's partials in whole vectors (symbolic_softmax.py), under the row as
+    (lanes, steps): steps outside, lanes inside and vectorized, their init split off."""
+    lanes, steps = sch.get_loops(block)[-2:]
+    sch.reorder(steps, lanes)
+    sch.vectorize(lanes)
+    init = sch.decompose_reduction(block, steps)
+    sch.vectorize(sch.get_loops(init)[-1])
+
+
 def _vectorize_row(sch, block, lanes: int) -> None:
     loop = sch.get_loops(block)[-1]
     (extent,) = extents(sch, [loop])
     if extent is None:
-        vectors, vector = sch.split(loop, [None, lanes])  # predicated: lane < n
-        sch.annotate(vectors, PARTITION_HINT, 1)
-        sch.vectorize(vector)
+        peeled_vectors(sch, loop, lanes)
     elif extent >= 2:
         sch.vectorize(vector_split(sch, loop, lanes)[1])

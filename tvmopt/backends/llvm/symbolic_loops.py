@@ -13,6 +13,10 @@ from __future__ import annotations
 
 from .schedule_util import extents, largest_divisor
 
+# tells TVM's LoopPartition to split this loop where a condition in it changes (the vector that
+# runs past a symbolic row's end): whole vectors without the predicate, then the last one
+PARTITION_HINT = "pragma_loop_partition_hint"
+
 
 def constant_tail(sizes: list[int | None]) -> int:
     """How many trailing loops have constant extents."""
@@ -24,8 +28,7 @@ def constant_tail(sizes: list[int | None]) -> int:
 
 def parallel_rows_vector_tail(sch, loops: list, lanes: int, vectorize: bool = True) -> None:
     """`loops`, some symbolic, as parallel rows over a vectorized constant tail. A symbolic
-    innermost loop stays a serial loop (no predicated vector: TVM would scalarize it) whose
-    addresses advance by a constant stride."""
+    innermost loop is split into whole vectors and a peeled last one (peeled_vectors)."""
     sizes = extents(sch, loops)
     if len(loops) == 1:  # one symbolic loop: nothing to divide out, split it by whole vectors
         outer, vector = sch.split(loops[0], [None, lanes])
@@ -34,11 +37,15 @@ def parallel_rows_vector_tail(sch, loops: list, lanes: int, vectorize: bool = Tr
             sch.vectorize(vector)
         return
     tail = constant_tail(sizes)
+    if tail == len(loops) - 1 and vectorize and _tail_width(sizes, tail) % lanes == 0:
+        return _one_vector_loop(sch, loops, lanes)
     rows, inner = loops[: len(loops) - tail], loops[len(loops) - tail :]
     if tail == 0:  # the innermost loop is symbolic: parallel over the rest, if any
         rows, inner = loops[:-1], []
     if rows:
         sch.parallel(sch.fuse(*rows) if len(rows) > 1 else rows[0])
+    if tail == 0 and vectorize:
+        peeled_vectors(sch, loops[-1], lanes)
     if not inner or not vectorize:
         return
     width = 1
@@ -46,4 +53,29 @@ def parallel_rows_vector_tail(sch, loops: list, lanes: int, vectorize: bool = Tr
         width *= size
     fused = sch.fuse(*inner) if len(inner) > 1 else inner[0]
     _, vector = sch.split(fused, [None, largest_divisor(width, lanes)])
+    sch.vectorize(vector)
+
+
+def peeled_vectors(sch, loop, lanes: int) -> None:
+    """A loop of symbolic extent as whole vectors plus the last, partial one: a predicated
+    vector loop alone is scalarized by TVM, so LoopPartition (asked by the hint) peels the
+    iteration where the predicate changes, leaving the body unpredicated vector code."""
+    vectors, vector = sch.split(loop, [None, lanes])  # predicated: lane < n
+    sch.annotate(vectors, PARTITION_HINT, 1)
+    sch.vectorize(vector)
+
+
+def _tail_width(sizes, tail: int) -> int:
+    width = 1
+    for size in sizes[len(sizes) - tail :]:
+        width *= size
+    return width
+
+
+def _one_vector_loop(sch, loops, lanes: int) -> None:
+    """One symbolic outermost loop over whole rows of vectors: fused and split by the vector, as
+    a static nest is (the lanes' indices come back out by constant divisions only)."""
+    fused = sch.fuse(*loops)
+    outer, vector = sch.split(fused, [None, lanes])
+    sch.parallel(outer)
     sch.vectorize(vector)
