@@ -2,7 +2,7 @@
 
     y[M, N] = x[M, K] @ W[K, N] + bias[N]    (zeros where the layer has no bias)
 
-Both kernels first copy x transposed (xt[K, M]), so that the rows of x one weight element meets
+Every kernel first copies x transposed (xt[K, M]), so that the rows of x one weight element meets
 are contiguous, then keep a register tile of accumulators over the weight's stored elements:
 
     bsr_matmul  W in blocks of 1 x B along N (B = 4, 8, 16): a row k of block column j is stored
@@ -16,8 +16,8 @@ are contiguous, then keep a register tile of accumulators over the weight's stor
                 its values, B x V whole-vector FMAs. Each block column's B x V accumulators go
                 to a small buffer, transposed into y once the group (one vector of columns)
                 is done, while it is still in L1.
-    csr_matmul  W unstructured, column by column (CSC): a task owns column n and V vectors of
-                rows of x; each stored value is broadcast against V vectors of xt[k, :].
+    csr_matmul  W unstructured, column by column (CSC): bsr_token_matmul on 1 x 1 blocks, each
+                stored value broadcast against V vectors of xt[k, :].
 
 R and V come from the target's register budget (cpu.py), the vector width from its lanes. The
 weights are packed in numpy (pack_bsr, pack_csr) and become constants of the module; the
@@ -34,7 +34,8 @@ from .schedule_util import largest_divisor
 
 # CSR's rows per register tile: at 90% sparsity, 128 tokens, one thread, 32 rows ran fastest on
 # every BERT-base layer on AVX2 (V 4 of 1-8; 768 -> 3072: 3.1 ms against 3.4 for 64 rows) and on
-# the two large ones on AVX-512 (V 2: 2.7 ms against 3.0 for 128 rows; 768 -> 768: 0.55 / 0.53)
+# the two large ones on AVX-512 (V 2: 2.7 ms against 3.0 for 128 rows; 768 -> 768: 0.55 / 0.53);
+# measured on the CSR kernel before bsr_token_matmul, whose V 2 and V 4 ran alike (under load)
 TILE_ROWS = 32
 
 
@@ -53,10 +54,9 @@ def pack_bsr(weight: np.ndarray, width: int):
 
 
 def pack_csr(weight: np.ndarray):
-    """(data, indices, indptr) of W [K, N] column by column (CSC): column n's values are
-    data[indptr[n]:indptr[n + 1]], at rows indices[...]."""
-    data, indices, indptr = pack_bsr(weight, 1)
-    return data.reshape(-1), indices, indptr
+    """(data [stored, 1], indices, indptr) of W [K, N] column by column (CSC): column n's values
+    are data[indptr[n]:indptr[n + 1]], at rows indices[...]: BSR's layout, blocks of 1 x 1."""
+    return pack_bsr(weight, 1)
 
 
 def bsr_matmul(m: int, k: int, n: int, width: int, stored: int, rows: int):
@@ -99,54 +99,21 @@ def bsr_matmul(m: int, k: int, n: int, width: int, stored: int, rows: int):
 
 
 def csr_matmul(m: int, k: int, n: int, stored: int, lanes: int, vectors: int):
-    """The unstructured kernel: `vectors` (V) vectors of `lanes` rows of x per register tile
-    (V x lanes divides m: the Relax pass pads x's rows to whole vectors). A predicate on the
-    tile's rows would scalarize the accumulators. Each tile is stored as a row of yt [N, M],
-    then yt is transposed into y in blocks of `width` columns: stored straight into y's
-    column, each task wrote V x lanes floats 4N bytes apart, a page each for N = 3072, and
-    768 -> 3072 spent 2.1 of its 3.4 ms (no stored values: 2.1 ms) writing them."""
-    tile = lanes * vectors
-    tiles = m // tile
-    width = largest_divisor(n, lanes)
-
-    @T.prim_func(private=True, s_tir=True)
-    def kernel(
-        x: T.Buffer((m, k), "float32"),
-        data: T.Buffer((stored,), "float32"),
-        indices: T.Buffer((stored,), "int32"),
-        indptr: T.Buffer((n + 1,), "int32"),
-        bias: T.Buffer((n,), "float32"),
-        y: T.Buffer((m, n), "float32"),
-    ):
-        T.func_attr({"tirx.is_scheduled": True, "tirx.noalias": True})
-        with T.sblock("root"):
-            T.sblock_attr({RULE_KEY: "SparseCSR"})
-            xt = T.alloc_buffer((tiles, k, tile), "float32")
-            yt = T.alloc_buffer((n, m), "float32")
-            _panels(x, xt, k, tiles, tile, _chunk(k))
-            for task in T.parallel(tiles * n):
-                acc = T.decl_buffer((tile,), "float32")
-                t = task // n
-                col = task % n
-                for v in T.vectorized(tile):
-                    acc[v] = bias[col]
-                for p in T.serial(indptr[col + 1] - indptr[col]):
-                    for v in T.vectorized(tile):
-                        acc[v] = acc[v] + xt[t, indices[indptr[col] + p], v] * data[indptr[col] + p]
-                for v in T.vectorized(tile):  # a vector store: acc stays whole vectors
-                    yt[col, t * tile + v] = acc[v]
-            for block in T.parallel(n // width):  # `width` rows of yt stay in L1 while read
-                for r in T.serial(m):
-                    for c in T.vectorized(width):
-                        y[r, block * width + c] = yt[block * width + c, r]
-
-    return kernel
+    """The unstructured kernel: bsr_token_matmul on blocks of 1 x 1, `vectors` (V) vectors of
+    `lanes` rows of x per register tile (V x lanes divides m: the Relax pass pads x's rows to
+    whole vectors; a predicate on the tile's rows would scalarize the accumulators). A vector
+    of columns at a time goes from L1 into y: through a whole yt [N, M] in memory (the kernel
+    before), 768 -> 3072 ran 4.2-6.7 ms against 1.3-1.5 under load, Zen 4, one thread."""
+    tiling = (lanes, vectors, largest_divisor(n, lanes))
+    return bsr_token_matmul(m, k, n, 1, stored, tiling, rule="SparseCSR")
 
 
-def bsr_token_matmul(m: int, k: int, n: int, width: int, stored: int, tiling: tuple[int, int, int]):
+def bsr_token_matmul(  # noqa: PLR0913 - the shape, the weight's blocks, the tiling
+    m: int, k: int, n: int, width: int, stored: int, tiling: tuple, rule: str = "SparseBSR"
+):
     """The 1 x `width` block kernel vectorized over the rows of x; `tiling` is (lanes, V, G):
     V vectors of `lanes` rows of x per register tile (V x lanes divides m), G block columns
-    (G x width divides n) per transpose into y."""
+    (G x width divides n) per transpose into y; `rule` names it in the kernel record."""
     lanes, vectors, group = tiling
     tile, span = lanes * vectors, group * width
     tiles, groups = m // tile, n // span
@@ -162,7 +129,7 @@ def bsr_token_matmul(m: int, k: int, n: int, width: int, stored: int, tiling: tu
     ):
         T.func_attr({"tirx.is_scheduled": True, "tirx.noalias": True})
         with T.sblock("root"):
-            T.sblock_attr({RULE_KEY: "SparseBSR"})
+            T.sblock_attr({RULE_KEY: rule})
             xt = T.alloc_buffer((tiles, k, tile), "float32")
             _panels(x, xt, k, tiles, tile, _chunk(k))
             for task in T.parallel(tiles * groups):
