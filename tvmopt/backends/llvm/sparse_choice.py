@@ -13,6 +13,11 @@ layers (znver4, one thread; bench/results/sparse/layers-avx512-vnni*.md):
     CSR (BERT-base's three layers)     0.59-0.69 at 20%, 0.38-0.41 at 10%,
                                        0.29-0.31 at 5%:                            0.17 + 2.3 s
 
+COSTS and GROWTH were fitted to the kernels before bsr_token_matmul, which runs 1x8 on AVX-512 in
+0.4-0.6 of their time, CSR in 0.2-0.7 (BERT-base's layers, one thread, Zen 4), and does not slow
+down for blocks narrower than a vector (1x4: 0.8 ms where the old kernel took 18): the estimates
+are conservative for them (not refitted: the host was too loaded to measure).
+
     auto   the cheapest estimate, where it is at most AUTO_BELOW of the dense time
     force  the cheapest sparse kernel wherever W has a zero
     off    dense
