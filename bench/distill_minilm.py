@@ -108,6 +108,10 @@ def main() -> None:
                         help="refit the pruned output projections by least squares")
     parser.add_argument("--length-window", type=int, default=1,
                         help="batches drawn from windows of this many, sorted by length")
+    parser.add_argument("--layerwise-steps", type=int, default=0,
+                        help="of --steps, first train each block on the teacher's hidden states")
+    parser.add_argument("--layerwise-lr", type=float, default=None,
+                        help="peak rate of the layer-wise phase (default --lr)")
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--drop-layers", default="", help="layers to remove first, e.g. 1,3,5")
     parser.add_argument("--ffn", type=float, default=0.5, help="FFN neurons removed")
@@ -157,6 +161,7 @@ def main() -> None:
         batch_size=args.batch_size, lr=args.lr, warmup=0.05, eval_every=50,
         checkpoint_every=50, time_limit=args.minutes * 60, threads=args.threads,
         checkpoint_dir=work / "ckpt", length_window=args.length_window,
+        layerwise_steps=args.layerwise_steps, layerwise_lr=args.layerwise_lr,
     )  # fmt: skip
     print(result.describe())
     print(f"distillation wall time {time.perf_counter() - started:.0f} s")
