@@ -143,3 +143,32 @@ def test_cli_trains_layerwise_and_refuses_it_without_matched_states(tmp_path, ca
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "layerwise_steps needs hidden states" in err
     assert not refused.exists()
+
+
+def test_resume_across_the_phase_switch_gives_the_uninterrupted_student(tmp_path, monkeypatch):
+    """The end-to-end phase starts with fresh AdamW moments; a run killed at the switch and
+    resumed from its checkpoint ends with the student of a run never killed."""
+    from tvmopt.distillation.trainer import Trainer
+
+    text = tmp_path / "corpus.txt"
+    text.write_text("\n".join(sentences(60)))
+    options = dict(tokenizer=word_tokenizer(tmp_path / "tok"), output_loss="cosine", steps=8,
+                   layerwise_steps=4, batch_size=4, lr=3e-3, checkpoint_every=4, eval_every=8,
+                   **FAST)  # fmt: skip
+    straight = tvmopt.distill(bert_teacher(), bert_student(), text, **options)
+    step = Trainer.train_step
+
+    def killed_at_switch(self, index):
+        if index == 4:
+            raise KeyboardInterrupt
+        return step(self, index)
+
+    monkeypatch.setattr(Trainer, "train_step", killed_at_switch)
+    with pytest.raises(KeyboardInterrupt):
+        tvmopt.distill(bert_teacher(), bert_student(), text, checkpoint_dir=tmp_path / "c",
+                       **options)  # fmt: skip
+    monkeypatch.setattr(Trainer, "train_step", step)
+    resumed = tvmopt.distill(bert_teacher(), bert_student(), text, checkpoint_dir=tmp_path / "c",
+                             resume=True, **options)  # fmt: skip
+    for a, b in zip(straight.model.graph.initializer, resumed.model.graph.initializer, strict=True):
+        np.testing.assert_array_equal(*map(onnx.numpy_helper.to_array, (a, b)))

@@ -159,6 +159,10 @@ class Trainer:
         return total
 
     def train_step(self, step: int) -> float:
+        if step == self.config.layerwise_steps > 0:
+            # AdamW's moments fit the layer-wise loss's gradients; kept, they would scale the
+            # end-to-end loss's first steps wrongly (MiniLM: held-out cosine 0.896 -> 0.820)
+            self.optimizer.state.clear()
         samples = [self.train_set[i] for i in self.batch_indices(step)]
         groups = list(batches(samples, self.stack))
         total = 0.0
