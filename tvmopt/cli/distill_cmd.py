@@ -1,6 +1,7 @@
 """tvmopt distill --teacher T.onnx (--student S.onnx | --drop-layers I,J) --data DIR -o OUT.onnx
 [--tokenizer DIR]
-[--steps N] [--batch-size B] [--lr LR] [--loss kl|mse|cosine] [--temperature T]
+[--steps N] [--layerwise-steps N] [--batch-size B] [--lr LR] [--loss kl|mse|cosine]
+[--temperature T]
 [--hidden NAME|S=T ...] [--attention-weight W] [--fake-quant] [--checkpoint-dir DIR] [--resume]
 (docs/distillation.md)"""
 
@@ -15,6 +16,11 @@ def positive(text: str) -> float:
 
 def non_negative(text: str) -> float:
     return float_where(text, lambda v: v >= 0, "a number >= 0")
+
+
+def non_negative_int(text: str) -> int:
+    value = float_where(text, lambda v: v >= 0 and v == int(v), "an integer >= 0")
+    return int(value)
 
 
 def register(subparsers) -> None:
@@ -59,7 +65,13 @@ def _training(parser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="default 0")
     parser.add_argument("--threads", type=positive_int, help="torch threads (default: torch's)")
     parser.add_argument("--fake-quant", action="store_true",
-                        help="train with fake int8 (for --quantize int8 afterwards)")  # fmt: skip
+                        help="train with fake int8 (for --quantize int8 afterwards)")
+    parser.add_argument("--layerwise-steps", type=non_negative_int, default=0, metavar="N",
+                        help="the first N of --steps train each block alone: fed the teacher's "
+                        "hidden state where it enters, taught the teacher's where it leaves "
+                        "(the hidden states matched by name; default 0)")
+    parser.add_argument("--layerwise-lr", type=positive, metavar="LR",
+                        help="the layer-wise phase's peak rate (default --lr)")  # fmt: skip
 
 
 def _losses(parser) -> None:
@@ -88,7 +100,8 @@ def run(args) -> int:
         batch_size=args.batch_size, lr=args.lr,
         warmup=args.warmup, clip=args.clip, eval_every=args.eval_every,
         checkpoint_every=args.checkpoint_every, seed=args.seed, threads=args.threads,
-        fake_quant=args.fake_quant, output_loss=args.loss, temperature=args.temperature,
+        fake_quant=args.fake_quant, layerwise_steps=args.layerwise_steps,
+        layerwise_lr=args.layerwise_lr, output_loss=args.loss, temperature=args.temperature,
         output_weight=args.output_weight,
         hidden=parse_map(args.hidden) if args.hidden else "auto",
         hidden_weight=args.hidden_weight, attention_weight=args.attention_weight,

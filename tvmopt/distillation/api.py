@@ -56,7 +56,8 @@ def distill(teacher, student, data, output=None, *, tokenizer=None,
         Also compile teacher and trained student for this host and time them (ONNX only).
     **options
         Fields of TrainConfig (steps, batch_size, lr, warmup, clip, eval_every, seed,
-        fake_quant...) and LossConfig (output, temperature, hidden, attention and weights).
+        fake_quant, layerwise_steps, layerwise_lr...) and LossConfig (output, temperature,
+        hidden, attention and weights).
 
     Returns
     -------
@@ -82,6 +83,9 @@ def distill(teacher, student, data, output=None, *, tokenizer=None,
         _enable_fake_quant(student_m)
     trainer = Trainer(teacher_m, student_m, pairs, widths, loss_config, train_config, train,
                       evaluation, stack)  # fmt: skip
+    if train_config.layerwise_steps and not trainer.forced_pairs():
+        raise OptionError("layerwise_steps needs hidden states of equal width in teacher and "
+                          "student (LayerNorm outputs both name alike, or hidden=...)")  # fmt: skip
     directory, key = _checkpoints(checkpoint_dir, trainer, t_model, s_model, samples)
     if resume and directory is not None:
         state = checkpoint.load(directory, key)

@@ -40,6 +40,9 @@ class OnnxModule(nn.Module):
             self._add_initializer(init, init.name in trainable)
         self.capture: tuple[str, ...] = ()
         self.hooks: dict[str, object] = {}  # op type -> fn(node, inputs) -> inputs (QAT)
+        # name -> tensor that replaces the value downstream (layer-wise distillation feeds each
+        # block the teacher's input); the captured value stays the student's own
+        self.forced: dict[str, torch.Tensor] = {}
 
     def _add_initializer(self, init: onnx.TensorProto, trainable: bool) -> None:
         value = torch.from_numpy(numpy_helper.to_array(init).copy())
@@ -57,6 +60,7 @@ class OnnxModule(nn.Module):
 
     def forward(self, **inputs) -> dict[str, torch.Tensor]:
         env = {**self.constants, **self.parameters_by_name(), **inputs}
+        own = {}
         for node in self.nodes:
             args = [env[name] if name else None for name in node.inputs]
             hook = self.hooks.get(node.op_type)
@@ -64,7 +68,10 @@ class OnnxModule(nn.Module):
                 args = hook(node, args)
             outputs = node.run(args)
             env.update(zip(node.outputs, outputs, strict=False))
-        return {name: env[name] for name in (*self.output_names, *self.capture)}
+            for name in node.outputs:
+                if name in self.forced:
+                    own[name], env[name] = env[name], self.forced[name]
+        return {name: own.get(name, env[name]) for name in (*self.output_names, *self.capture)}
 
 
 class _Node:

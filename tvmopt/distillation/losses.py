@@ -110,3 +110,11 @@ def attention_loss(pairs: Mapping[str, str], student: dict, teacher: dict):
         keys = student[s].shape[-1]
         terms.append(F.mse_loss(student[s].mean(1), teacher[t].mean(1)) * keys)
     return torch.stack(terms).mean()
+
+
+def layerwise_loss(pairs: Mapping[str, str], student: dict, teacher: dict) -> torch.Tensor:
+    """Per-token MSE of each block's output against the teacher's, relative to the teacher's
+    mean square so that every block weighs alike whatever its scale."""
+    terms = [F.mse_loss(student[s], teacher[t]) / teacher[t].pow(2).mean().clamp_min(1e-12)
+             for s, t in pairs.items()]  # fmt: skip
+    return torch.stack(terms).mean()

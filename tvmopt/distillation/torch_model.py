@@ -16,6 +16,7 @@ class TorchModel(nn.Module):
         self.output_names: list[str] = []
         self.capture: tuple[str, ...] = ()
         self.hooks: dict = {}
+        self.forced: dict[str, torch.Tensor] = {}  # as OnnxModule.forced, by submodule name
         self._captured: dict[str, torch.Tensor] = {}
         self._handles: list = []
 
@@ -30,6 +31,10 @@ class TorchModel(nn.Module):
     def _hook(self, name: str):
         def keep(module, args, output):
             self._captured[name] = output[0] if isinstance(output, tuple) else output
+            forced = self.forced.get(name)
+            if forced is None:
+                return None
+            return (forced, *output[1:]) if isinstance(output, tuple) else forced
 
         return keep
 
