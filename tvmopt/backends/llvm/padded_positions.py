@@ -23,38 +23,10 @@ def padded_positions(positions: int, panels: int, budget: int,
                      tiles: PanelTiles = DEFAULT_TILES) -> int:  # fmt: skip
     """`positions`, or the multiple of a row count that fills the most of `budget`
     accumulators per useful position, where `positions`' own tile fills at most half of it
-    (a 3x3 conv's 56 columns' 4 x 2 of 12 stays: its rows stay rows)."""
+    (7x7's 7 x 1 of 12 stays)."""
     rows, chunks = register_tile(positions, panels, tiles, budget)
     if 2 * rows * chunks > budget:
         return positions
-    best, filled = _best_padding(positions, panels, budget, tiles)
-    return best if filled > rows * chunks else positions
-
-
-# a GEMM over flattened positions pads them where that fills this many times the accumulators
-# of its own tile: on AVX2 (12), 49 positions' 7 x 1 -> 54 in 6 x 2, 3136's 4 x 2 -> 3138 in 6 x 2
-FLAT_MIN_GAIN = 1.25
-
-
-def flat_positions(positions: int, panels: int, budget: int,
-                   tiles: PanelTiles = DEFAULT_TILES) -> int:  # fmt: skip
-    """The positions a GEMM over flattened positions computes: padded_positions', or, where its
-    own tile fills more than half of `budget`, a padding that fills FLAT_MIN_GAIN times more
-    per useful position. Its padded positions are read in place (clamped), so they cost only
-    their arithmetic. AVX2 build on znver4, chains of pointwise convs with SiLU, 1 thread,
-    against ONNX Runtime: 320->1280 on 7x7 1.50 -> 1.31x, 40->240 on 28x28 1.21 -> 1.02x,
-    112->672 on 14x14 1.21 -> 1.10x, 24->144 on 56x56 1.13 -> 1.08x (AVX-512 tiles unchanged)."""
-    padded = padded_positions(positions, panels, budget, tiles)
-    if padded != positions:
-        return padded
-    rows, chunks = register_tile(positions, panels, tiles, budget)
-    best, filled = _best_padding(positions, panels, budget, tiles)
-    return best if filled > FLAT_MIN_GAIN * rows * chunks else positions
-
-
-def _best_padding(positions: int, panels: int, budget: int, tiles: PanelTiles):
-    """(padded count, accumulators per useful position) of the multiple of a row count that
-    fills the most accumulators per useful position; of equals, the fewest positions."""
 
     def useful(padded: int) -> float:
         tile_rows, tile_chunks = register_tile(padded, panels, tiles, budget)
@@ -62,7 +34,7 @@ def _best_padding(positions: int, panels: int, budget: int, tiles: PanelTiles):
 
     candidates = sorted({-(-positions // r) * r for r in range(2, min(tiles.rows, budget) + 1)})
     best = max(candidates, key=useful)  # max keeps the first of equals: the fewest positions
-    return best, useful(best)
+    return best if useful(best) > rows * chunks else positions
 
 
 # at most this share of a layer's panels is zero weights added to make the count even
