@@ -36,7 +36,7 @@ from tvm.relax.expr_functor import PyExprMutator, mutator
 
 from ..consts import const, value
 from .annotate import Layer
-from .emulate import int8_product, token_error
+from .emulate import fake_quantized_input, fake_quantized_weight, token_error
 from .observers import make_observer
 
 ALPHAS = (None, 0.25, 0.5, 0.75)  # None: x as it is
@@ -74,33 +74,60 @@ def migration_scale(x_peak: np.ndarray, weights: list[np.ndarray], alpha: float)
     return np.where(usable, s, 1.0)
 
 
+class GroupEmulation:
+    """A group's int8 error (emulate.py) under each candidate migration, in the float64 the
+    emulation always took, sharing between candidates what they have in common: the rows in
+    float64, the exact products, each s's fake-quantized weights (its static and per-token
+    candidates quantize the same s * W) and each candidate's quantized input (every weight
+    reads it). Recomputed per candidate and weight, they took 250 of 535 s of BERT-base's int8
+    compile (cProfile, a loaded Zen 4); shared, the figures are the same bit for bit."""
+
+    def __init__(self, rows: np.ndarray, weights: list[np.ndarray], levels: int):
+        self.rows = rows.astype(np.float64)
+        self.weights, self.levels = weights, levels
+        self.exact = [self.rows @ w for w in weights]
+        self._fake_weights = {}  # id of s (None: none) -> (s, its fake-quantized s * W)
+
+    def error(self, how: Migration, config) -> float:
+        """The group's summed token-level int8 error under migration `how`."""
+        s = np.ones(self.rows.shape[1]) if how.scale is None else how.scale.astype(np.float64)
+        scaled = self.rows / s
+        r = np.maximum(np.abs(scaled).max(axis=1, keepdims=True), TINY) if how.per_token else 1.0
+        normalized = scaled / r
+        observer = make_observer(config.method)
+        observer.observe(normalized)
+        qparams = observer.qparams(config.symmetric_activations)
+        x = fake_quantized_input(normalized, qparams)
+        weights = self._quantized(how.scale, s)
+        return sum(token_error(exact, (x @ w) * r)
+                   for exact, w in zip(self.exact, weights, strict=True))  # fmt: skip
+
+    def _quantized(self, scale, s: np.ndarray) -> list[np.ndarray]:
+        key = None if scale is None else id(scale)
+        if key not in self._fake_weights:  # the scale is held, so that its id stays its own
+            fake = [fake_quantized_weight(s[:, None] * w, self.levels) for w in self.weights]
+            self._fake_weights[key] = (scale, fake)
+        return self._fake_weights[key][1]
+
+
 def group_error(rows: np.ndarray, weights: list[np.ndarray], how: Migration, config,  # noqa: PLR0913
                 levels: int) -> float:  # fmt: skip
     """The group's summed token-level int8 error (emulate.py) under migration `how`."""
-    rows = rows.astype(np.float64)
-    s = np.ones(rows.shape[1]) if how.scale is None else how.scale.astype(np.float64)
-    scaled = rows / s
-    r = np.maximum(np.abs(scaled).max(axis=1, keepdims=True), TINY) if how.per_token else 1.0
-    observer = make_observer(config.method)
-    observer.observe(scaled / r)
-    qparams = observer.qparams(config.symmetric_activations)
-    return sum(token_error(rows @ w, int8_product(scaled / r, s[:, None] * w, qparams, levels) * r)
-               for w in weights)  # fmt: skip
+    return GroupEmulation(rows, weights, levels).error(how, config)
 
 
 def _best(rows, weights, peak, config, levels) -> Migration:
     """The migration of least emulated error, among those `config` allows (smooth, per_token)."""
     alphas = ALPHAS if config.smooth else (None,)
     scales = [None if a is None else migration_scale(peak, weights, a) for a in alphas]
-    static = [(group_error(rows, weights, Migration(s, False), config, levels), Migration(s, False))
-              for s in scales]  # fmt: skip
+    group = GroupEmulation(rows, weights, levels)
+    static = [(group.error(Migration(s, False), config), Migration(s, False)) for s in scales]
     best = min(static, key=lambda pair: pair[0])
     if best[0] > SMOOTH_GAIN * static[0][0]:
         best = static[0]  # not smoothed
     if not config.per_token:
         return best[1]
-    dynamic = [(group_error(rows, weights, Migration(s, True), config, levels), Migration(s, True))
-               for s in scales]  # fmt: skip
+    dynamic = [(group.error(Migration(s, True), config), Migration(s, True)) for s in scales]
     best_dynamic = min(dynamic, key=lambda pair: pair[0])
     return best_dynamic[1] if best_dynamic[0] <= PER_TOKEN_GAIN * best[0] else best[1]
 
