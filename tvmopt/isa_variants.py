@@ -32,7 +32,7 @@ def check_targets(baseline, variants) -> None:
     """Refuse, before anything compiles, variants that are not CPU code for the baseline's
     architecture (backends resolved from the targets)."""
     for variant in variants:
-        if baseline.name != "llvm" or variant.name != "llvm":
+        if not (baseline.isa_variants and variant.isa_variants):
             raise OptionError(f"ISA variants are CPU (llvm) libraries; got {baseline.name} and "
                               f"{variant.name}")  # fmt: skip
         if variant.cpu.record()["arch"] != baseline.cpu.record()["arch"]:

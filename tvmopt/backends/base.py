@@ -95,6 +95,7 @@ class Backend:
 
     weight_only = False  # runs weight-only quantized matmuls (quantize='int4-weights')
     buckets = False  # builds static variants beside a symbolic main (buckets.py)
+    isa_variants = False  # its libraries hold code for several CPUs (isa_variants.py)
 
     # --- quantization --------------------------------------------------------------------------
     def recipe(self, quantize: str | None) -> str | None:

@@ -59,6 +59,7 @@ class LLVMBackend(Backend):
     example = EXAMPLE
     weight_only = True  # fuse_weight_only.py, rule_weight_only.py
     buckets = True
+    isa_variants = True
 
     def __init__(self, target, options=None):
         super().__init__(target, options)

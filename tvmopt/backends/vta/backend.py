@@ -28,6 +28,7 @@ class VTABackend(LLVMBackend):
     name = "vta"
     aliases = ("vta",)  # this CPU, plus the VTA simulator for the int8 convs it can run
     example = ""
+    isa_variants = False  # its layers run on the simulator in Python: no C++ runner to pick
 
     def __init__(self, target, options=None):
         super().__init__(target, options)

@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -43,7 +44,7 @@ inline bool Beyond(const std::string& feature, const std::string& level) {
 
 inline bool RunsHere(const CpuRecord& record) {
   if (record.arch != HostArch()) return false;
-  const auto have = HostFeatures();
+  const std::optional<std::set<std::string>> have = HostFeatures();  // a set on aarch64
   const char* cap = std::getenv("TVMOPT_MAX_CPU_ISA");
   for (const std::string& feature : record.features) {
     if (have && !have->count(feature)) return false;
