@@ -104,15 +104,13 @@ def test_resume_counts_earlier_trials(tmp_path, demo_model):
     assert len(record_lines(path)) >= first + 4
 
 
-# when `tvmopt tune` is killed: as it creates the database, after a few records (the default
-# suite's), and as it writes a new workload, both files' last lines torn
-KILL_POINTS = [
-    pytest.param("created", marks=pytest.mark.tuning),
-    "records",
-    pytest.param("workload", marks=pytest.mark.tuning),
-]
+# when `tvmopt tune` is killed: as it creates the database, after a few records, and as it
+# writes a new workload, both files' last lines torn (all three tune for 50-150 s on 2 cores:
+# `pytest -m tuning`; the default suite keeps test_cli_tune_show_compile's tuning run)
+KILL_POINTS = ["created", "records", "workload"]
 
 
+@pytest.mark.tuning
 @pytest.mark.parametrize("when", KILL_POINTS)
 def test_killed_tuning_run_resumes(tmp_path, demo_path, demo_model, when):
     """SIGKILL at any moment leaves a database that opens, and the next run resumes it."""
@@ -154,6 +152,7 @@ def matmul_model():
                       {"w": weight})  # fmt: skip
 
 
+@pytest.mark.tuning  # tunes a second model: 27-81 s on 2 cores
 def test_merge_unions_databases(tmp_path, tuned_db, demo_model):
     path, _ = tuned_db
     other, other_model = tmp_path / "other", matmul_model()
