@@ -16,7 +16,7 @@ from tvmopt.cli import main
 from tvmopt.errors import InputError, OptionError
 from tvmopt.passes.quantize.spec import QuantizeConfig
 
-from .helpers import assert_matches_ort, inverted_residual_cnn, residual_cnn
+from .helpers import assert_matches_ort, inverted_residual_cnn, relu_model, residual_cnn
 
 METHODS = ["minmax", "percentile", "entropy", "mse"]
 
@@ -253,6 +253,18 @@ def test_cli_bad_quantize_input_exits_2(digits, tmp_path, capsys):
     assert not out.exists()
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "calibration data not found" in err
+
+
+@pytest.mark.parametrize("command", [["compile", "--quantize", "int8"], ["quantize-report"]])
+def test_cli_int8_without_calib_exits_2(tmp_path, capsys, command):
+    path = tmp_path / "relu.onnx"
+    onnx.save(relu_model(), path)
+    out = tmp_path / "never.so"
+    output = ["-o", str(out)] if command[0] == "compile" else []
+    assert main([command[0], str(path), *command[1:], *output]) == 2
+    assert not out.exists()
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "needs calibration data: give --calib" in err
 
 
 def test_tensor_between_int8_layers_is_uint8(digits, tmp_path, monkeypatch):

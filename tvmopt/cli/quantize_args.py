@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import OptionError
 from ..passes.quantize.spec import FALLBACK_SQNR_DB, METHODS
+
+CALIBRATED = ("int8", "vta")  # the schemes that calibrate activations (weight-only ones do not)
 
 
 def add_calibration(parser: argparse.ArgumentParser) -> None:
@@ -59,7 +62,12 @@ def _decibels(text: str) -> float | None:
 
 
 def quantize_options(args) -> dict:
-    """compile() keyword arguments for the parsed quantization options."""
+    """compile() keyword arguments for the parsed quantization options; a calibrated scheme
+    without --calib is refused here, before TVM is imported (10-25 s)."""
+    scheme = getattr(args, "quantize", None) or "int8"  # quantize-report: int8
+    if scheme in CALIBRATED and args.calib is None:
+        raise OptionError(f"int8 quantization ({scheme}) needs calibration data: give --calib "
+                          "DATA (an .npz file of inputs, or a directory of them)")  # fmt: skip
     from ..passes.quantize.quantize_weights import SCHEMES
     from ..passes.quantize.spec import QuantizeConfig
 
@@ -75,5 +83,4 @@ def quantize_options(args) -> dict:
         per_token=not args.no_per_token,
         fallback_sqnr_db=args.fallback_sqnr,
     )
-    scheme = getattr(args, "quantize", None) or "int8"
     return {"quantize": scheme, "calib": args.calib, "quantize_config": config}
