@@ -207,7 +207,7 @@ def test_cli_options_reach_the_config():
     add_calibration(parser)
     config = quantize_options(parser.parse_args(["--calib", "c"]))["quantize_config"]
     assert (config.smooth, config.per_token, config.fallback_sqnr_db) == (True, True, 20.0)
-    args = ["--no-smooth", "--no-per-token", "--fallback-sqnr", "off"]
+    args = ["--calib", "c", "--no-smooth", "--no-per-token", "--fallback-sqnr", "off"]
     config = quantize_options(parser.parse_args(args))["quantize_config"]
     assert (config.smooth, config.per_token, config.fallback_sqnr_db) == (False, False, None)
     with pytest.raises(SystemExit):
