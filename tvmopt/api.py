@@ -23,7 +23,7 @@ from .errors import (
 )
 from .frontend import onnx as onnx_frontend
 from .frontend.relax_signature import output_specs
-from .isa_variants import Fleet, check_targets, loadable, private_directory, remove
+from .isa_variants import Fleet, check_targets, loadable
 from .model import CompiledModel
 from .passes import DEFAULT_OPT_LEVEL, OPT_LEVELS
 from .passes.instruments import instrumented
@@ -350,9 +350,7 @@ def load(path) -> CompiledModel:
         raise ArtifactError(f"compiled model not found: {path}")
     verify_checksum(path)  # first: a changed byte in the metadata record is corruption too
     metadata = read_metadata(path)
-    workdir = private_directory()  # where an ISA variant is copied out to be loaded
-    try:
-        library, metadata = loadable(path, metadata, workdir)
+    with loadable(path, metadata) as (library, metadata):  # an ISA variant, or the library
         try:
             backend = recorded_backend(metadata)
         except TargetError as err:
@@ -362,6 +360,4 @@ def load(path) -> CompiledModel:
             module = tvm.runtime.load_module(str(library))
         except Exception as err:  # noqa: BLE001 - dlopen failures surface as several types
             raise ArtifactError(f"cannot load {path}: {last_line(err)}") from None
-    finally:
-        remove(workdir)  # dlopen keeps what it mapped
     return CompiledModel(module, metadata, library_path=path)

@@ -13,8 +13,8 @@ like oneDNN's ONEDNN_MAX_CPU_ISA: to reproduce, on an AVX-512 machine, what an A
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -115,26 +115,22 @@ def _beyond(level: str | None):
     return lambda feature: feature in newer or feature.startswith(wide)
 
 
-def loadable(path: Path, metadata, workdir: str) -> tuple[Path, object]:
+@contextmanager
+def loadable(path: Path, metadata):
     """The library to load for `path` and its metadata: the chosen variant's, copied out of
-    its section into `workdir`, or `path` itself."""
+    its section into a private directory removed on exit (dlopen keeps what it mapped), or
+    `path` itself (no directory made: most libraries have no variants)."""
     records = metadata.extra.get(VARIANTS_RECORD) or []
     chosen = choose([record[CPU_RECORD] for record in records])
     if chosen is None:
-        return path, metadata
+        yield path, metadata
+        return
     section = records[chosen]["section"]
     data = elf_section(path, section)
     if data is None:
         raise ArtifactError(f"{path} is corrupt: its ISA variant section {section} is missing")
-    library = Path(workdir) / f"variant{chosen}.so"
-    library.write_bytes(data)
-    verify_checksum(library)
-    return library, read_metadata(library)
-
-
-def private_directory() -> str:
-    return tempfile.mkdtemp(prefix="tvmopt-isa-")
-
-
-def remove(directory: str) -> None:
-    shutil.rmtree(directory, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="tvmopt-isa-") as workdir:
+        library = Path(workdir) / f"variant{chosen}.so"
+        library.write_bytes(data)
+        verify_checksum(library)
+        yield library, read_metadata(library)
