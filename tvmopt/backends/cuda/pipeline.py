@@ -12,6 +12,7 @@ from ...passes.infinite_extrema import INFINITE_EXTREMA
 from ...passes.pipeline import GRAPH_PASSES, apply_database, named
 from ...passes.safe_indexing import SafeIndexing
 from .graph import with_capture
+from .intrin_dp4a import register_dp4a
 from .rule_int8_gemm import Int8Gemm
 
 T = relax.transform
@@ -39,6 +40,7 @@ def lowering_passes(opt_level, target, database=None, capture=None) -> list:
         ("fuse_tir", T.FuseTIR()),
     ]
     if database is not None:
+        register_dp4a()  # records may name it
         passes.append(("apply_tuning_records", apply_database(database)))
     rules = dl.ApplyDefaultSchedule(Int8Gemm(), dl.gpu.Matmul(), dl.gpu.GEMV(),
                                     dl.gpu.Reduction(), dl.gpu.GeneralReduction(),

@@ -27,7 +27,7 @@ from tvm.s_tir.dlight.gpu.matmul import (
 )
 
 from ..llvm.kernel_int8_gemm import DEPTH, GEMM
-from .intrin_dp4a import DP4A_LOCAL_INTRIN
+from .intrin_dp4a import DP4A_LOCAL_INTRIN, register_dp4a
 
 DP4A_ARCH = 61  # the first architecture with dp4a
 UNROLL_STEPS = 256
@@ -80,6 +80,7 @@ def schedule_dp4a(sch, tiles: Dp4aTiles):
         sch.vectorize(sch.get_loops(registers)[-1])
     auto_inline_consumer_chain(sch, accumulator)
     sch.decompose_reduction(gemm, ko)
+    register_dp4a()
     sch.tensorize(k4, DP4A_LOCAL_INTRIN)
     return sch
 

@@ -28,6 +28,8 @@ TVMScript would give each a "local" buffer, and TVM allocates those per loop ite
 
 from __future__ import annotations
 
+import functools
+
 from tvm.s_tir import TensorIntrin
 from tvm.script import tirx as T
 
@@ -162,6 +164,11 @@ def _llvm(intrinsic: str, dtype: str, *operands):
     return T.call_llvm_pure_intrin(T.llvm_lookup_intrinsic_id(intrinsic), *operands, dtype=dtype)
 
 
-for _step_spec in INT8_STEPS.values():
-    TensorIntrin.register(_step_spec.name, *_intrinsic(_step_spec, REGISTER_SCOPE))
-TensorIntrin.register(VNNI_LOCAL_INTRIN, *_intrinsic(INT8_STEPS["vpdpbusd-512"], "local"))
+@functools.cache
+def register_int8_steps() -> None:
+    """Registers every ISA's step, once per process, when a kernel or a tuning record first needs
+    them: parsing their TVMScript takes about 5 s, which every `import tvmopt` (every CLI call)
+    paid when this ran at import."""
+    for step in INT8_STEPS.values():
+        TensorIntrin.register(step.name, *_intrinsic(step, REGISTER_SCOPE))
+    TensorIntrin.register(VNNI_LOCAL_INTRIN, *_intrinsic(INT8_STEPS["vpdpbusd-512"], "local"))

@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 
 from .cpu import INT8_STEPS, cpu_of
+from .intrin_int8 import register_int8_steps
 from .schedule_util import (
     extents,
     largest_divisor,
@@ -94,6 +95,7 @@ def schedule_panel_gemm(  # noqa: PLR0913 - the blocks, then how to tile them
         sch.vectorize(ni)
     vectorized_tail(sch, gemm, outer[0], [])
     if intrinsic:
+        register_int8_steps()
         sch.tensorize(ni, intrinsic)
 
 

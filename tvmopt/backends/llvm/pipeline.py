@@ -24,6 +24,7 @@ from .concat_in_chunks import CONCAT_IN_CHUNKS
 from .conv1x1_as_matmul import Conv1x1AsMatmul
 from .conv_channels_last import ConvChannelsLast
 from .fuse_weight_only import FuseWeightOnly
+from .intrin_int8 import register_int8_steps
 from .pack_matmul_weights import PackMatmulWeights
 from .rules import deinterleave_pass, schedule_pass
 from .schedule_util import vector_lanes
@@ -104,6 +105,7 @@ def lowering_passes(opt_level: int, target, database=None, record=None) -> list:
     passes.append(("deinterleave_strided_inputs", deinterleave_pass))
     passes.append(("count_kernel_flops", record.count_pass()))  # before tensorized steps hide them
     if database is not None:  # tuned kernels first; the rules skip what is scheduled
+        register_int8_steps()  # records name our steps
         passes.append(("apply_tuning_records", apply_database(database)))
     passes.append(("schedule_cpu", schedule_pass()))
     passes.append(("record_kernel_rules", record.rules_pass()))

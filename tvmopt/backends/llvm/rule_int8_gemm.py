@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 
-from . import intrin_int8  # noqa: F401 - registers the int8 steps
 from .cpu import cpu_of
 from .kernel_int8_gemm import DEQUANTIZE, DEQUANTIZE_NCHW, GEMM, QUANTIZE
 from .panel_gemm import DEFAULT_TILES, PanelTiles, schedule_panel_gemm
