@@ -84,7 +84,8 @@ class Matmul(CPURule):
         else:
             width = padded_columns(cols, lanes, self.tiles.vectors)
             extra = (padded_rows(rows, row_block) - rows, width - cols)
-            _pad_to_blocks(sch, matmul, *extra, b_copy or partial(_copy_in_parallel, sch, lanes))
+            copy = partial(_copy_in_parallel, sch, lanes)
+            _pad_to_blocks(sch, matmul, *extra, b_copy or copy, copy if transposed else None)
         epilogue = inline_epilogue(sch, matmul)
         *batch, i, j, k = sch.get_loops(matmul)
         i_o, i_i = self._split(sch, i, rows, row_block, max_inner=16)
@@ -153,18 +154,21 @@ def padded_columns(cols: int, lanes: int, vectors: int) -> int:
     return -(-cols // width) * width
 
 
-def _pad_to_blocks(sch, matmul, extra_rows: int, extra_cols: int, copy_b) -> None:
+def _pad_to_blocks(sch, matmul, extra_rows: int, extra_cols: int, copy_b, copy_a) -> None:  # noqa: PLR0913
     """Rows and columns padded by pad_einsum to whole register blocks; the padded outputs are
-    never written out. The padded elements of A read as zeros where the block broadcasts them
-    (the padding inlined: a scalar select). B's padded copy is made once, before the tiles:
-    inlined, its select sat in the vector load of the inner loop, which LLVM scalarized
-    (ViT's Q @ K^T, 197 x 197: slower than one column per tile)."""
+    never written out. B's padded copy is made once, before the tiles: inlined, its select sat
+    in the vector load of the inner loop, which LLVM scalarized (ViT's Q @ K^T, 197 x 197:
+    slower than one column per tile). A's too where `copy_a` is given (a transposed B): with
+    the row test of A's padding inlined, the loop over K^T's tile spilled 4 accumulators on
+    AVX2 (ViT's Q @ K^T, 12 x 197 x 197 x 64, 1 thread: 2.28 -> 1.27 ms CPU time; AVX-512,
+    which did not spill, 1.57 -> 1.60). Where B is not transposed (P @ V) nothing spilled:
+    A's padding stays inlined, with no copy of A."""
     if extra_rows == 0 and extra_cols == 0:
         return
     loops = sch.get_loops(matmul)
     rows, cols = extents(sch, loops[-3:-1])
     sch.pad_einsum(matmul, [1] * (len(loops) - 3) + [rows + extra_rows, cols + extra_cols, 1])
-    inline_or_copy_padding(sch, matmul, copy_b)
+    inline_or_copy_padding(sch, matmul, copy_b, copy_a)
 
 
 def _copy_in_parallel(sch, lanes: int, block) -> None:
