@@ -127,9 +127,10 @@ def _vector_partials(sch, block, lanes: int):
 
 def _writes_output(sch, block) -> bool:
     """Whether the block writes one of the function's outputs: a residual add whose sum a
-    transformer returns beside the LayerNorm of it (ViT's and BERT's x + attention(x)). It runs
-    as a row-parallel vector loop of its own, before the rows; these fell back to TVM's
-    unscheduled code (ViT-B/16's add + LayerNorm over 197 x 768: 1 ms a call on AVX2)."""
+    pre-LayerNorm transformer returns beside the LayerNorm of it (ViT's, GPT-2's x + f(x); not
+    BERT's, whose sum only its LayerNorm reads). It runs as a row-parallel vector loop of its
+    own, before the rows; these fell back to TVM's unscheduled code (ViT-B/16's add +
+    LayerNorm over 197 x 768: about 1 ms a call on AVX2, one thread, loaded host)."""
     params = sch.mod["main"].params
     return any(region.source.same_as(param) for region in sch.get(block).writes for param in params)
 
