@@ -84,8 +84,7 @@ def test_row_normalizations_match_onnx_runtime_and_vectorize_their_rows(build, s
 
 @TARGETS
 @pytest.mark.parametrize("length", [197, 23, 17, 9])
-def test_a_softmax_row_without_a_vector_wide_divisor_takes_whole_vectors_and_a_tail(length,
-                                                                                    target):
+def test_a_softmax_row_with_no_vector_divisor_takes_vectors_and_a_tail(length, target):
     """ViT's 197 tokens (a prime): a sum of `lanes` partials over the row's whole vectors and a
     scalar tail (symbolic_softmax.py), where it fell back to TVM's unscheduled code."""
     model = masked_softmax((1, 2, 8, length))
