@@ -121,3 +121,18 @@ def test_symbolic_rows_are_packed_too():
         got = relax.VirtualMachine(executable, tvm.cpu())["main"](tvm.runtime.tensor(x))
         for out, weight in zip(got, (W, partial, narrow), strict=True):
             np.testing.assert_allclose(out.numpy(), x @ weight, rtol=1e-5, atol=1e-5)
+
+
+def test_one_panel_the_rule_would_pad_at_every_run_is_padded_once():
+    """10 columns (an MLP's last layer): on AVX2 a vector and a part, which the matmul rule
+    pads to 16 by copying the weight at every run: padded here instead; on AVX-512 less than a
+    vector, which the rule takes as it is: not packed."""
+    weight = RNG.standard_normal((24, 10)).astype(np.float32)
+    mod = module({"x": f32(1, 24)}, lambda bb, x: relax.op.matmul(x, const(weight)))
+    packed = pack_pass(8)(mod)
+    panels = [b.value for b in packed["main"].body.blocks[0].bindings
+              if isinstance(b.value, relax.Call) and b.value.op.name == "relax.matmul"]  # fmt: skip
+    assert [p.args[1].value.numpy().shape for p in panels] == [(1, 24, 16)]
+    x = RNG.standard_normal((1, 24)).astype(np.float32)
+    np.testing.assert_allclose(run_relax(packed, x), x @ weight, rtol=1e-5, atol=1e-5)
+    tvm.ir.assert_structural_equal(pack_pass(16)(mod), mod)

@@ -25,6 +25,7 @@ from tvmopt.backends.llvm.rule_conv_nhwc import Conv2dNHWC
 from tvmopt.backends.llvm.rule_depthwise_nhwc import DepthwiseNHWC
 from tvmopt.backends.llvm.rule_int8_gemm import Int8Gemm
 from tvmopt.backends.llvm.rule_matmul import Matmul
+from tvmopt.backends.llvm.transposed_matmul import nt_matmul
 from tvmopt.passes.conv_geometry import ConvGeometry
 from tvmopt.passes.vector_round import round_te
 
@@ -80,6 +81,12 @@ def _matmul():
     k = te.reduce_axis((0, 96), name="k")
     y = te.compute((64, 64), lambda i, j: te.sum(a[i, k] * b[k, j], axis=k), name="matmul")
     return Matmul(), [a, b, y]
+
+
+def _attention_scores():
+    """ViT's Q @ K^T: 197 tokens (a prime), rows and columns padded to whole register tiles."""
+    q, k = te.placeholder((1, 12, 197, 64)), te.placeholder((1, 12, 197, 64))
+    return Matmul(), [q, k, nt_matmul(q, k, [0, 1, 3, 2])]
 
 
 def _assembly(rule, tensors, target=HOST) -> str:
@@ -159,14 +166,16 @@ def test_spill_count_sees_spills():
 
 
 @pytest.mark.parametrize("isa", sorted(ISAS))
-@pytest.mark.parametrize("kernel", ["conv1x1", "conv3x3", "matmul", "depthwise"])
+@pytest.mark.parametrize("kernel", ["conv1x1", "conv3x3", "matmul", "depthwise", "scores"])
 def test_register_tiles_fit_each_isa(isa, kernel):
     """The tiles are sized from the target (cpu.py): on AVX2 the 7x2 AVX-512 tile of 16-lane
     vectors took 28 of 16 ymm registers: this conv spilled 42 times in its inner loop, the
-    matmul 20 times."""
+    matmul 20 times. The attention scores spilled 4 accumulators on AVX2 while the row test of
+    Q's padding sat in their loop (rule_matmul._pad_to_blocks)."""
     target = resolve_target(ISAS[isa])
     make = {"conv1x1": _float_conv, "conv3x3": lambda t: _float_conv(t, SAME_3X3),
-            "matmul": lambda t: _matmul(), "depthwise": _depthwise}[kernel]  # fmt: skip
+            "matmul": lambda t: _matmul(), "depthwise": _depthwise,
+            "scores": lambda t: _attention_scores()}[kernel]  # fmt: skip
     asm = _assembly(*make(target), target=target)
     assert _inner_loop_spills(asm, ISAS[isa]["mtriple"].split("-")[0]) == 0
 

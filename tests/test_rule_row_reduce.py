@@ -1,6 +1,7 @@
 """Row-wise normalizations (backends/llvm/rule_row_reduce.py): softmax and LayerNorm computed
 right against ONNX Runtime on AVX-512 and AVX2 code, scheduled by the rule where a row has a
-vector-wide divisor, and left to the fallback where it has none."""
+vector-wide divisor (a softmax: whole vectors and a tail where it has none), and left to the
+fallback otherwise."""
 
 import numpy as np
 import pytest
@@ -81,10 +82,33 @@ def test_row_normalizations_match_onnx_runtime_and_vectorize_their_rows(build, s
     assert_matches_ort(model, compiled, feeds_for(model))
 
 
+@TARGETS
+@pytest.mark.parametrize("length", [197, 23, 17, 9])
+def test_a_softmax_row_with_no_vector_divisor_takes_vectors_and_a_tail(length, target):
+    """ViT's 197 tokens (a prime): a sum of `lanes` partials over the row's whole vectors and a
+    scalar tail (symbolic_softmax.py), where it fell back to TVM's unscheduled code."""
+    model = masked_softmax((1, 2, 8, length))
+    compiled = tvmopt.compile(model, target=target)
+    assert "RowReduction" in rules_of(compiled)
+    assert_matches_ort(model, compiled, feeds_for(model))
+
+
 def test_a_row_without_a_vector_wide_divisor_is_left_to_the_fallback():
-    model = masked_softmax((1, 2, 8, 197))  # ViT's 197 tokens: a prime
+    model = log_softmax((8, 197))  # only softmax has the whole-vectors form
     compiled = tvmopt.compile(model)
     assert "RowReduction" not in rules_of(compiled)
+    assert_matches_ort(model, compiled, feeds_for(model))
+
+
+@TARGETS
+def test_a_residual_sum_that_is_also_an_output_is_computed_apart(target):
+    """x + r and LayerNorm(x + r) both returned, as a transformer's residual stream: the sum
+    runs as a row-parallel loop of its own (TVM computes no output block at a loop)."""
+    model = residual_layer_norm((1, 197, 96))
+    model.graph.output.append(helper.make_tensor_value_info("sum", TensorProto.FLOAT,
+                                                            [1, 197, 96]))  # fmt: skip
+    compiled = tvmopt.compile(model, target=target)
+    assert "RowReduction" in rules_of(compiled)
     assert_matches_ort(model, compiled, feeds_for(model))
 
 

@@ -84,14 +84,16 @@ class Matmul(CPURule):
         else:
             width = padded_columns(cols, lanes, self.tiles.vectors)
             extra = (padded_rows(rows, row_block) - rows, width - cols)
-            _pad_to_blocks(sch, matmul, *extra, b_copy or partial(_copy_in_parallel, sch, lanes))
+            copy = partial(_copy_in_parallel, sch, lanes)
+            _pad_to_blocks(sch, matmul, *extra, b_copy or copy, copy if transposed else None)
         epilogue = inline_epilogue(sch, matmul)
         *batch, i, j, k = sch.get_loops(matmul)
         i_o, i_i = self._split(sch, i, rows, row_block, max_inner=16)
         j_o, j_i = self._split(sch, j, cols, columns, max_inner=4 * lanes)
         # transposed: each column tile's copy of B serves every row tile, so columns go outside
         tile_loops = (j_o, i_o) if transposed else (i_o, j_o)
-        sch.reorder(*batch, *tile_loops, k, i_i, j_i)
+        batch, batch_i = self._panels_per_tile(sch, batch, rows, j_i, transposed, target)
+        sch.reorder(*batch, *tile_loops, k, *batch_i, i_i, j_i)
         peeled = transposed and cols is None and bool(batch)
         at_tile = epilogue if cols is not None or peeled else None
         self._vectorize_and_accumulate(sch, matmul, at_tile, tile_loops[1], j_i, i_i)
@@ -106,6 +108,27 @@ class Matmul(CPURule):
             sch.parallel(sch.fuse(*batch, *tile_loops[: 1 if transposed else 2]))
         vectorized_tail(sch, matmul, k, [])
         return True
+
+    def _panels_per_tile(self, sch, batch, rows, j_i, transposed: bool, target):
+        """One row (a batch-1 dense layer, its weight in panels: pack_matmul_weights.py) makes
+        a register tile of one row by one panel: 2 accumulators, each a chain of K dependent
+        FMAs, which on AVX2 ran at 0.7x the speed of the same loop on AVX-512 (whose vectors
+        carry twice the weights per FMA; the MLP's GEMVs, profiled on znver4). Several panels
+        per tile (the batch axis split, its inner part in the tile) give as many independent
+        chains as the accumulators hold, at the cost of fewer tasks: 1024 columns make 16 on
+        AVX2 (4 panels of 16), 8 on AVX-512. Returns the batch loops outside the tile, and
+        those inside it."""
+        if rows != 1 or transposed or not batch:
+            return batch, []
+        (panels,) = extents(sch, batch[-1:])
+        (width,) = extents(sch, [j_i])
+        vectors = -(-width // vector_lanes(target))
+        per_tile = cpu_of(target).accumulators // vectors
+        if panels is None or per_tile < 2:
+            return batch, []
+        outer, inner = split_tile(sch, batch[-1], per_tile, max_inner=per_tile, sample=self.sample)
+        sch.unroll(inner)
+        return [*batch[:-1], outer], [inner]
 
     def _split(self, sch, loop, extent, block: int, max_inner: int):
         if extent is None:  # padded to whole blocks: the split is exact
@@ -133,18 +156,21 @@ def padded_columns(cols: int, lanes: int, vectors: int) -> int:
     return -(-cols // width) * width
 
 
-def _pad_to_blocks(sch, matmul, extra_rows: int, extra_cols: int, copy_b) -> None:
+def _pad_to_blocks(sch, matmul, extra_rows: int, extra_cols: int, copy_b, copy_a) -> None:  # noqa: PLR0913
     """Rows and columns padded by pad_einsum to whole register blocks; the padded outputs are
-    never written out. The padded elements of A read as zeros where the block broadcasts them
-    (the padding inlined: a scalar select). B's padded copy is made once, before the tiles:
-    inlined, its select sat in the vector load of the inner loop, which LLVM scalarized
-    (ViT's Q @ K^T, 197 x 197: slower than one column per tile)."""
+    never written out. B's padded copy is made once, before the tiles: inlined, its select sat
+    in the vector load of the inner loop, which LLVM scalarized (ViT's Q @ K^T, 197 x 197:
+    slower than one column per tile). A's too where `copy_a` is given (a transposed B): with
+    the row test of A's padding inlined, the loop over K^T's tile spilled 4 accumulators on
+    AVX2 (ViT's Q @ K^T, 12 x 197 x 197 x 64, 1 thread: 2.28 -> 1.27 ms CPU time; AVX-512,
+    which did not spill, 1.57 -> 1.60). Where B is not transposed (P @ V) nothing spilled:
+    A's padding stays inlined, with no copy of A."""
     if extra_rows == 0 and extra_cols == 0:
         return
     loops = sch.get_loops(matmul)
     rows, cols = extents(sch, loops[-3:-1])
     sch.pad_einsum(matmul, [1] * (len(loops) - 3) + [rows + extra_rows, cols + extra_cols, 1])
-    inline_or_copy_padding(sch, matmul, copy_b)
+    inline_or_copy_padding(sch, matmul, copy_b, copy_a)
 
 
 def _copy_in_parallel(sch, lanes: int, block) -> None:

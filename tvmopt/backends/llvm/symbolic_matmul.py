@@ -17,14 +17,17 @@ from __future__ import annotations
 from .symbolic_loops import parallel_rows_vector_tail
 
 
-def inline_or_copy_padding(sch, matmul, copy) -> None:
+def inline_or_copy_padding(sch, matmul, copy, copy_a=None) -> None:
     """Each padded operand of `matmul` (pad_einsum's producers) inlined, but B's, whose padded
     columns are its innermost index, made by `copy(block)` once before the tiles (when `copy`
-    is given: the Matmul rule passes the copy's schedule for symbolic and constant counts)."""
+    is given: the Matmul rule passes the copy's schedule for symbolic and constant counts), and
+    A's, made by `copy_a(block)` where that is given."""
     column = sch.get(matmul).iter_vars[-2].var
     for producer in sch.get_producers(matmul):
         if copy is not None and _indexes_last(sch, matmul, producer, column):
             copy(producer)
+        elif copy_a is not None:
+            copy_a(producer)
         else:
             sch.compute_inline(producer)
 

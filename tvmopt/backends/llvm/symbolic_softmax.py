@@ -9,8 +9,11 @@ so the max and the sum ran as scalar chains, one dependent step per element. Wri
 the split already made, the reduction over whole vectors has no predicate: block
 `T_softmax_lanemax[.., v]` reduces x[.., t * lanes + v] over t < n // lanes, which the row rule
 vectorizes along v, and the last n % lanes elements are reduced by a short scalar loop. The
-lanes come from the target's CPU description (cpu.py). Static rows keep -O3's fast_softmax;
-other dtypes TVM's legalization. Runs as a LegalizeOps entry (pipeline.py).
+lanes come from the target's CPU description (cpu.py). A static row whose length has no
+vector-wide divisor (ViT's 197 tokens, a prime) takes the same form: the row rule's split of it
+would be one lane wide, and it left such a softmax to TVM's unscheduled code (ViT-B/16's 12 x 197
+x 197: 7.6 ms a call on one Zen 4 core, AVX2). Other static rows keep -O3's fast_softmax; other
+dtypes TVM's legalization. Runs as a LegalizeOps entry (pipeline.py).
 """
 
 from __future__ import annotations
@@ -19,8 +22,11 @@ from tvm import te, tirx, topi
 
 from ..._tvm import tvm
 from ...passes.fast_math import FAST_LEGALIZATIONS
+from .schedule_util import largest_divisor
 
 LANE_BLOCKS = ("T_softmax_lanemax", "T_softmax_lanesum")  # rule_row_reduce.py vectorizes these
+TAIL_BLOCKS = ("T_softmax_tail_max", "T_softmax_tail_sum")  # fewer than `lanes`: sequential
+MIN_LANES = 4  # a static row whose length has no divisor this large up to `lanes` takes this form
 
 
 def symbolic_softmax_te(x: te.Tensor, lanes: int) -> te.Tensor:
@@ -59,7 +65,7 @@ def softmax_legalization(lanes: int, fast: bool):
     symbolic last axis in float32, else what the opt level legalizes it to."""
 
     def legalize(bb, call):
-        if _symbolic_last_axis(call):
+        if _symbolic_last_axis(call) or _no_vector_divisor(call, lanes):
             return bb.call_te(symbolic_softmax_te, call.args[0], lanes,
                               primfunc_name_hint="softmax")  # fmt: skip
         if fast:
@@ -70,9 +76,21 @@ def softmax_legalization(lanes: int, fast: bool):
 
 
 def _symbolic_last_axis(call) -> bool:
-    shape = getattr(call.args[0].ty, "shape", None)
-    values = getattr(shape, "values", None)
-    if values is None or str(call.ty.dtype) != "float32":
+    length = _last_axis_length(call)
+    return length is not None and not isinstance(length, tirx.IntImm)
+
+
+def _no_vector_divisor(call, lanes: int) -> bool:
+    """A static row of at least a vector, no divisor of which up to `lanes` is MIN_LANES or more."""
+    length = _last_axis_length(call)
+    if not isinstance(length, tirx.IntImm) or int(length) < lanes:
         return False
-    axis = int(call.attrs.axis)
-    return axis in (-1, len(values) - 1) and not isinstance(values[-1], tirx.IntImm)
+    return largest_divisor(int(length), lanes) < MIN_LANES
+
+
+def _last_axis_length(call):
+    """The length of the row a float32 softmax runs along, where it runs along the last axis."""
+    values = getattr(getattr(call.args[0].ty, "shape", None), "values", None)
+    if not values or str(call.ty.dtype) != "float32":
+        return None
+    return values[-1] if int(call.attrs.axis) in (-1, len(values) - 1) else None
