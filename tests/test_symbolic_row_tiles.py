@@ -40,8 +40,10 @@ def probabilities_times_values_model():
     """Attention's P @ V: [batch, heads, n, n] @ [batch, heads, n, HEAD]."""
     return make_model(
         [helper.make_node("MatMul", ["p", "v"], ["y"])],
-        [("p", TensorProto.FLOAT, ["batch", HEADS, "n", "n"]),
-         ("v", TensorProto.FLOAT, ["batch", HEADS, "n", HEAD])],  # fmt: skip
+        [
+            ("p", TensorProto.FLOAT, ["batch", HEADS, "n", "n"]),
+            ("v", TensorProto.FLOAT, ["batch", HEADS, "n", HEAD]),
+        ],  # fmt: skip
         [("y", TensorProto.FLOAT, ["batch", HEADS, "n", HEAD])],
     )
 
