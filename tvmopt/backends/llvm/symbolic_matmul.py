@@ -15,7 +15,7 @@ LoopPartition peels the last one, so only that tile carries the column predicate
 from __future__ import annotations
 
 from .schedule_util import extents
-from .symbolic_loops import parallel_rows_vector_tail
+from .symbolic_loops import MIN_TASKS, parallel_rows_vector_tail
 
 
 def inline_or_copy_padding(sch, matmul, copy) -> None:
@@ -45,11 +45,6 @@ def _indexes_last(sch, consumer, producer, var) -> bool:
 def epilogue_apart(sch, epilogue, lanes: int) -> None:
     """The epilogue over the whole product after the tiles: parallel rows, unpredicated."""
     parallel_rows_vector_tail(sch, sch.get_loops(epilogue), lanes)
-
-
-# the least constant count of parallel tasks (batch x column tiles) that the row-peeled schedule
-# takes: attention's 12 heads (P @ V), as many as Q @ K^T's peeled schedule runs in parallel
-MIN_TASKS = 8
 
 
 def peel_row_tiles(sch, batch: list, column_tiles, rows, cols) -> bool:
