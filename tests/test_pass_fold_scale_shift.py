@@ -92,3 +92,26 @@ def test_conv_batchnorm_scale_model_matches_onnxruntime_and_loses_its_batchnorm(
             mod = each(mod)
     ops = [b.value.op.name for b in mod["main"].body.blocks[0].bindings]
     assert ops == ["relax.nn.conv2d", "relax.add", "relax.nn.relu"]
+
+
+def test_division_over_a_symbolic_length_becomes_a_multiply():
+    # attention's scores / sqrt(d) over [heads, n, n]: a scalar keeps any shape, so the divide
+    # turns into a multiply as it does at a static length (vdivps against vmulps per element)
+    n = tvm.tirx.Var("n", "int64")
+    divisor = np.array(8.0, np.float32)
+
+    def before(bb, x):
+        return relax.op.divide(x, const(divisor))
+
+    def expected(bb, x):
+        return relax.op.multiply(x, const(np.float32(1) / divisor))
+
+    mod = module({"x": f32(4, n, n)}, before)
+    tvm.ir.assert_structural_equal(FoldScaleShift(mod), module({"x": f32(4, n, n)}, expected))
+
+
+def test_does_not_fire_where_a_constant_could_broadcast_a_symbolic_dim():
+    # x: [2, n] plus a constant of 3 along n is only defined where n is 1 or 3: left alone
+    n = tvm.tirx.Var("n", "int64")
+    mod = module({"x": f32(2, n)}, lambda bb, x: relax.op.subtract(x, const(np.ones(3, "f4"))))
+    tvm.ir.assert_structural_equal(FoldScaleShift(mod), mod)

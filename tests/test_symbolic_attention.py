@@ -8,8 +8,10 @@ import re
 
 import numpy as np
 import pytest
+import tvm
 from onnx import TensorProto, helper
 from tvm import te, tirx
+from tvm.s_tir.pipeline import default_s_tir_pipeline
 
 import tvmopt
 from tvmopt.backends import resolve_target
@@ -17,6 +19,7 @@ from tvmopt.backends.llvm.rule_fallback import Fallback
 from tvmopt.backends.llvm.rule_matmul import Matmul
 from tvmopt.backends.llvm.rule_row_reduce import RowReduction
 from tvmopt.backends.llvm.symbolic_softmax import symbolic_softmax_te
+from tvmopt.backends.llvm.tir_pipeline import cpu_tir_pipeline
 from tvmopt.backends.llvm.transposed_matmul import nt_matmul
 
 from .helpers import assert_matches_ort, make_model
@@ -164,3 +167,25 @@ def test_scores_with_symbolic_columns_scale_at_the_tile_and_peel_the_last():
     # one nest: the scale is written from the register tile, not in a pass of its own
     assert script.count("T.parallel") == 1, script
     assert "pragma_loop_partition_hint" in script
+
+
+def test_whole_tiles_of_the_scores_write_in_vectors_after_loop_partition():
+    # both dims symbolic: LoopPartition leaves the whole tiles' write under Or(True, lane == 0),
+    # which VectorizeLoop scalarized; our TIR pipeline simplifies it first (tir_pipeline.py),
+    # so only the last column tile (ragged by nature) writes element by element
+    n = tirx.Var("n", "int64")
+    q, k = (te.placeholder((int64(2), int64(HEADS), n, int64(HEAD)), name=name) for name in "qk")
+    s = nt_matmul(q, k, [0, 1, 3, 2])
+    y = te.compute(s.shape, lambda *i: s(*i) * 0.25, name="T_multiply")
+    target = resolve_target("llvm")
+    func = te.create_prim_func([q, k, y]).with_attr("global_symbol", "main")
+    scheduled = Matmul().apply(func, target, False).mod
+    scheduled = tvm.tirx.transform.BindTarget(target.with_host(target))(scheduled)
+
+    def scalar_writes(pipeline) -> int:
+        with tvm.transform.PassContext(opt_level=3):
+            script = pipeline()[0](scheduled).script()
+        return len(re.findall(r"for ax2, ax3_s in", script))
+
+    assert scalar_writes(cpu_tir_pipeline) == 1
+    assert scalar_writes(default_s_tir_pipeline) > 1  # TVM's own: the whole tiles' too

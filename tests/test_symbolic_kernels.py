@@ -97,6 +97,27 @@ def test_symbolic_transpose_vectorizes_a_constant_tail():
     assert lane_divisions_by(script, "n") == []
 
 
+def test_head_split_runs_its_symbolic_rows_serially_inside_the_heads():
+    # [n, 3 x 12 heads, 32] -> [3, 12, n, 32] (the QKV split): parallel over the 36 heads of
+    # constant count, the n rows serial inside, so that no row's index is divided out of a
+    # fused one by n (MiniLM's QKV bias + split at 384 tokens took twice the static time)
+    n = tirx.Var("n", "int64")
+    x = te.placeholder((n, 36, 32), name="x")
+    y = te.compute((3, 12, n, 32), lambda a, h, s, d: x[s, a * 12 + h, d] + 1.0, name="y")
+    target = resolve_target("llvm")
+    func = Fallback().apply(te.create_prim_func([x, y]), target, False).mod["main"]
+    script = func.script()
+    assert re.search(r"T\.parallel\((T\.int64\()?36\b", script), script
+    assert "T.vectorized" in script
+    library = tvm.compile(func.with_attr("global_symbol", "main"), target=target)
+    for length in (1, 17, 384):
+        a = RNG.standard_normal((length, 36, 32)).astype(np.float32)
+        out = tvm.runtime.tensor(np.zeros((3, 12, length, 32), np.float32))
+        library(tvm.runtime.tensor(a), out)
+        expected = a.reshape(length, 3, 12, 32).transpose(1, 2, 0, 3) + 1
+        np.testing.assert_array_equal(out.numpy(), expected)
+
+
 def test_scores_matmul_copies_padded_keys_once_and_scales_apart():
     n = tirx.Var("n", "int64")
     q = te.placeholder((1, HEADS, n, HEAD), name="q")

@@ -151,7 +151,8 @@ class Backend:
     def build(self, mod: tvm.IRModule, graph: list, opt_level: int, database=None):
         """A VM executable of `mod`, through `graph` and lowering."""
         pipeline = self.pipeline(graph, opt_level, database)
-        return tvm.compile(mod, target=self.target, relax_pipeline=pipeline)
+        return tvm.compile(mod, target=self.target, relax_pipeline=pipeline,
+                           tir_pipeline=self.tir_pipeline())  # fmt: skip
 
     def build_with_variants(self, mod, variants: dict, graph: list, opt_level: int,
                             database=None):  # fmt: skip
@@ -168,7 +169,11 @@ class Backend:
         lowering = sequential(f"tvmopt.O{opt_level}.lowering",
                               self.lowering_passes(opt_level, database), self.target)  # fmt: skip
         return tvm.compile(merged(optimized(mod), functions), target=self.target,
-                           relax_pipeline=lowering)  # fmt: skip
+                           relax_pipeline=lowering, tir_pipeline=self.tir_pipeline())  # fmt: skip
+
+    def tir_pipeline(self) -> str:
+        """The TIR lowering tvm.compile runs on the kernels, by its registered name."""
+        return "default"
 
     def record(self) -> dict:
         """What the last build adds to the artifact's metadata (VTA's layer placement, the CPU

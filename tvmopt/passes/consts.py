@@ -48,14 +48,21 @@ def shape_values(shape_expr) -> tuple[int, ...] | None:
 
 
 def broadcast_keeps_shape(expr, other: np.ndarray) -> bool:
-    """True when `expr op other` has exactly expr's shape (other only broadcasts into it)."""
-    shape = static_shape(expr)
-    if shape is None:
+    """True when `expr op other` has exactly expr's shape (other only broadcasts into it). A
+    symbolic dim of expr (a sequence length) keeps its size against a 1 of other only."""
+    shape = known_dims(expr)
+    if shape is None or other.ndim > len(shape):
         return False
-    try:
-        return np.broadcast_shapes(shape, other.shape) == shape
-    except ValueError:
-        return False
+    aligned = shape[len(shape) - other.ndim :]
+    return all(size == 1 or size == dim for size, dim in zip(other.shape, aligned, strict=True))
+
+
+def known_dims(expr) -> tuple[int | None, ...] | None:
+    """The expression's shape with None for each symbolic dim; None if its rank is unknown."""
+    shape = getattr(expr.ty, "shape", None)
+    if shape is None or not hasattr(shape, "values"):
+        return None
+    return tuple(int(d) if isinstance(d, tvm.tirx.IntImm) else None for d in shape.values)
 
 
 def is_constant(expr) -> bool:

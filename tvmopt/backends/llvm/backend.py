@@ -13,7 +13,7 @@ from ...passes.quantize.convert import Int8Kernels
 from ..base import CPU_RECORD, Backend
 from ..cpu_features import runs_here
 from ..kernel_record import KernelRecord
-from . import pipeline, tuning
+from . import pipeline, tir_pipeline, tuning
 from .cpu import cpu_of
 from .int8_quads import fit_quads
 from .kernel_int8_depthwise import int8_depthwise_conv2d, pack_depthwise
@@ -136,6 +136,9 @@ class LLVMBackend(Backend):
     def record(self) -> dict:
         sparse = {SPARSE_RECORD: self.sparse_layers} if self.sparse_layers else {}
         return {CPU_RECORD: self.cpu.record(), **self.kernels.record(), **sparse}
+
+    def tir_pipeline(self) -> str:
+        return tir_pipeline.registered()  # TVM's, simplified after LoopPartition
 
     def linker(self):
         """The system's compiler for the host's architecture, a cross g++ for another."""

@@ -27,7 +27,7 @@ from .schedule_util import (
     vectorized_tail,
 )
 from .symbolic_loops import PARTITION_HINT
-from .symbolic_matmul import copy_rows, epilogue_apart, inline_or_copy_padding
+from .symbolic_matmul import copy_rows, epilogue_apart, inline_or_copy_padding, peel_row_tiles
 from .transposed_b import (
     copy_per_tile,
     depth_in_vectors,
@@ -91,7 +91,8 @@ class Matmul(CPURule):
         i_o, i_i = self._split(sch, i, rows, row_block, max_inner=16)
         j_o, j_i = self._split(sch, j, cols, columns, max_inner=4 * lanes)
         # transposed: each column tile's copy of B serves every row tile, so columns go outside
-        tile_loops = (j_o, i_o) if transposed else (i_o, j_o)
+        rows_peeled = not transposed and peel_row_tiles(sch, batch, j_o, rows, cols)
+        tile_loops = (j_o, i_o) if transposed or rows_peeled else (i_o, j_o)
         batch, batch_i = self._panels_per_tile(sch, batch, rows, j_i, transposed, target)
         sch.reorder(*batch, *tile_loops, k, *batch_i, i_i, j_i)
         peeled = transposed and cols is None and bool(batch)
@@ -101,9 +102,13 @@ class Matmul(CPURule):
             epilogue_apart(sch, epilogue, lanes)
         if transposed:
             copy_per_tile(sch, matmul, j_o)
-        if peeled:  # symbolic_matmul.py: whole column tiles, then the last one
-            sch.annotate(j_o, PARTITION_HINT, 1)
+        if peeled:  # symbolic_matmul.py: whole column (and row) tiles, then the last ones
+            for tiles in (j_o, i_o) if rows is None else (j_o,):
+                sch.annotate(tiles, PARTITION_HINT, 1)
             sch.parallel(sch.fuse(*batch) if len(batch) > 1 else batch[0])
+        elif rows_peeled:  # symbolic_matmul.py: whole row tiles, then the last one
+            sch.annotate(i_o, PARTITION_HINT, 1)
+            sch.parallel(sch.fuse(*batch, j_o))
         else:
             sch.parallel(sch.fuse(*batch, *tile_loops[: 1 if transposed else 2]))
         vectorized_tail(sch, matmul, k, [])

@@ -14,7 +14,8 @@ LoopPartition peels the last one, so only that tile carries the column predicate
 
 from __future__ import annotations
 
-from .symbolic_loops import parallel_rows_vector_tail
+from .schedule_util import extents
+from .symbolic_loops import MIN_TASKS, parallel_rows_vector_tail
 
 
 def inline_or_copy_padding(sch, matmul, copy, copy_a=None) -> None:
@@ -47,3 +48,17 @@ def _indexes_last(sch, consumer, producer, var) -> bool:
 def epilogue_apart(sch, epilogue, lanes: int) -> None:
     """The epilogue over the whole product after the tiles: parallel rows, unpredicated."""
     parallel_rows_vector_tail(sch, sch.get_loops(epilogue), lanes)
+
+
+def peel_row_tiles(sch, batch: list, column_tiles, rows, cols) -> bool:
+    """Whether the row tiles of a symbolic row count run serially inside parallel (batch,
+    column tile) tasks, the last tile peeled by LoopPartition: only that tile keeps the row
+    predicate on A's padding (a branch per row and step of k in the hot loop, which also kept
+    LLVM from folding the broadcasts into their loads) and on the write-out. Only where the
+    constant extents (a symbolic batch adds to them) make tasks enough to fill the threads."""
+    if rows is not None or cols is None:
+        return False
+    tasks = 1
+    for size in extents(sch, [*batch, column_tiles]):
+        tasks *= size or 1
+    return tasks >= MIN_TASKS
