@@ -1,4 +1,4 @@
-"""Sigmoid and SiLU as one rational function (passes/fast_logistic.py): its float32 error
+"""SiLU as x times one rational function (passes/fast_logistic.py): its float32 error
 everywhere, and EfficientNet's conv + SiLU and squeeze-excite gates against ONNX Runtime in
 both x86 builds."""
 

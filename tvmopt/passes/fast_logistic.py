@@ -1,4 +1,4 @@
-"""The logistic function 1 / (1 + e^-x) as one rational function of x, for sigmoid and SiLU:
+"""The logistic function 1 / (1 + e^-x) as one rational function of x, for SiLU = x logistic(x):
 
     logistic(x) = 1/2 + v P(v²) / Q(v²),   v = x clamped to [-CLAMP, CLAMP]
 
@@ -15,7 +15,9 @@ alternating runs per kernel: AVX2 build 501 -> 359 us (the conv alone: 238 us), 
 The coefficients are a least-squares fit of the relative residual with Lawson's weights (so it
 approaches minimax) on [0, CLAMP], which bench/fit_logistic.py reproduces; evaluated in float32
 they stay within 4e-7 of the logistic everywhere (tests/test_fast_logistic.py), fast_exp's
-within 1e-7. Beyond CLAMP = 18 the logistic is within 2e-8 of 0 or 1.
+within 1e-7: close enough for SiLU, not for a recurrent cell's gates, which ONNX's GRU tests
+read to 1e-7 of 0 and 1 (sigmoid keeps fast_exp: fast_math.py). Beyond CLAMP = 18 the logistic
+is within 2e-8 of 0 or 1.
 """
 
 from __future__ import annotations
