@@ -44,6 +44,7 @@ CONVS = [  # (N, C, H, W, OC, kernel, stride, pad, dilation)
     (1, 24, 7, 7, 232, 1, 1, 0, 1),  # ShuffleNetV2's stage 4: 15 panels on AVX-512 -> 16
     (1, 16, 5, 5, 56, 1, 1, 0, 1),  # 7 panels on AVX2 -> 8
     (1, 8, 5, 9, 120, 3, 1, 1, 1),  # 3x3 over 9 columns: 15 panels on AVX-512
+    (1, 24, 28, 28, 116, 1, 1, 0, 1),  # stage 3: a partial last vector, AVX2's tile 7 x 1
 ]
 
 
@@ -100,3 +101,17 @@ def _shuffle_stage(channels: int, size: int):
 def test_shufflenet_stage_matches_onnxruntime(target, channels, size):
     model = _shuffle_stage(channels, size)
     assert_matches_ort(model, tvmopt.compile(model, target=target))
+
+
+def test_partial_last_vector_keeps_the_tile_in_registers():
+    # 116 channels on 28x28: AVX2's 8 x 1 tile crossed image rows, and with the predicated
+    # write-out TVM allocated the accumulators whole, per task (panel_gemm._rows_within_image_rows)
+    from tvmopt.backends.llvm.rule_conv_nhwc import Conv2dNHWC
+
+    from .test_register_tiles import _assembly
+
+    geometry = conv_case(CONVS[-1])[2]
+    x, w = te.placeholder((1, 28, 28, 24)), te.placeholder((15, 1, 1, 24, 8))
+    y = conv_nhwc.conv2d_nhwc(x, w, None, geometry=geometry, channels=116,
+                              accumulators=cpu_of(AVX2).accumulators)  # fmt: skip
+    assert "TVMBackendAllocWorkspace" not in _assembly(Conv2dNHWC(), [x, w, y], target=AVX2)

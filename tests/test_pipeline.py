@@ -106,8 +106,9 @@ def test_fast_math_stays_within_tolerance_of_onnxruntime():
 
 
 def test_fast_sigmoid_and_silu_match_onnxruntime_out_to_saturation():
-    """-O3 computes sigmoid and SiLU with fast_exp (fast_math.py), which vectorizes where the
-    exp intrinsic is a libm call per element; saturated inputs (|x| up to 100) go to 0 and 1."""
+    """-O3 computes sigmoid with fast_exp and SiLU with a rational function (fast_logistic.py),
+    which vectorize where the exp intrinsic is a libm call per element; saturated inputs (|x| up
+    to 100) go to 0 and 1."""
     import numpy as np
     from onnx import TensorProto, helper
 

@@ -2,7 +2,8 @@
 
     nn.gelu(x) -> x * 0.5 * (1 + fast_erf(x / √2))
     exp, erf, tanh -> fast_exp, fast_erf, fast_tanh          nn.softmax -> fast_softmax
-    sigmoid(x) -> 1 / (1 + fast_exp(-x))                      nn.silu(x) -> x / (1 + fast_exp(-x))
+    sigmoid(x) -> 1 / (1 + fast_exp(-x))                      nn.silu(x) -> x * logistic(x)
+    (logistic: a rational function of x, fast_logistic.py)
 
 Plain erf lowers to one scalar libm call per element: BERT-base spent 3.7 ms per layer in its
 GELU alone. Sigmoid's exp the same: EfficientNet-B0's 1x1 conv 24->144 @56 with its SiLU took
@@ -20,6 +21,7 @@ import math
 from tvm import te, topi
 
 from .._tvm import tvm
+from .fast_logistic import logistic
 
 
 def _gelu_te(x):
@@ -29,12 +31,16 @@ def _gelu_te(x):
 
 
 def _logistic_te(x, silu: bool):
-    """1 / (1 + fast_exp(-x)) (sigmoid), or x over it (SiLU). fast_exp clamps its
-    argument, so a large -x leaves a large finite denominator, and the result goes to 0."""
+    """SiLU as x times one rational function of x (fast_logistic.py): where x / (1 +
+    fast_exp(-x)) took about 24 vector operations, it takes 14, which an AVX2 conv epilogue
+    pays for. Sigmoid keeps 1 / (1 + fast_exp(-x)): a recurrent cell's gates read it to within
+    1e-7 of 0 and 1 (ONNX's GRU tests), where the rational one is 3.5e-7 off. fast_exp clamps
+    its argument, so a large -x leaves a large finite denominator, and the result goes to 0."""
+    if silu:
+        return te.compute(x.shape, lambda *i: x(*i) * logistic(x(*i)), name="silu")
     negated = te.compute(x.shape, lambda *i: -x(*i), name="negated")
     exp = topi.fast_exp(negated)
-    name = "silu" if silu else "sigmoid"
-    return te.compute(x.shape, lambda *i: (x(*i) if silu else 1.0) / (1 + exp(*i)), name=name)
+    return te.compute(x.shape, lambda *i: 1.0 / (1 + exp(*i)), name="sigmoid")
 
 
 def silu(x):  # the kernel's name comes from the function's

@@ -178,6 +178,10 @@ ISAS = (
     (("neon",), ISA("neon", 128, 32, 24, None)),
     ((), ISA("generic", 128, 16, 12, None)),
 )
+# independent accumulators a register tile needs for its FMAs not to wait on each other: an FMA's
+# latency (4 cycles) times the FMAs issued per cycle (2) on x86 cores since Skylake and Zen 2 and
+# on Neoverse; a tile of fewer leaves the FMA units idle (padded_positions.flat_positions)
+FMA_CHAINS = 8
 # the level-2 cache per core, where it is known: below it a weight stays put while positions
 # stream past (panel_gemm.py); 1 MiB on Zen 4, 2 MiB on Sapphire Rapids, 512 KiB on Zen 3
 DEFAULT_L2_BYTES = 1 << 20

@@ -21,7 +21,7 @@ import numpy as np
 from tvm import te, tirx
 
 from ...passes.conv_geometry import ConvGeometry, nchw_as_nhwc
-from .padded_positions import padded_panels, padded_positions
+from .padded_positions import flat_positions, padded_panels, padded_positions
 
 PAD, GEMM, OUTPUT = "pad_temp", "nhwc_gemm", "nhwc_bias"
 
@@ -113,7 +113,7 @@ def gemm_positions(geometry: ConvGeometry, panels: int, accumulators: int) -> in
         flat = True
     if not flat:
         return None
-    return padded_positions(oh * ow, panels, accumulators) if accumulators else oh * ow
+    return flat_positions(oh * ow, panels, accumulators) if accumulators else oh * ow
 
 
 def conv2d_nhwc(x, packed, bias, *, geometry: ConvGeometry, channels: int, channels_last=True,

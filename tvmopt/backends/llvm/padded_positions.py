@@ -16,6 +16,7 @@ AVX-512: 114 -> 60 us).
 
 from __future__ import annotations
 
+from .cpu import FMA_CHAINS
 from .panel_gemm import DEFAULT_TILES, PanelTiles, register_tile
 
 
@@ -23,18 +24,45 @@ def padded_positions(positions: int, panels: int, budget: int,
                      tiles: PanelTiles = DEFAULT_TILES) -> int:  # fmt: skip
     """`positions`, or the multiple of a row count that fills the most of `budget`
     accumulators per useful position, where `positions`' own tile fills at most half of it
-    (7x7's 7 x 1 of 12 stays)."""
+    (7x7's 7 x 1 of 12 stays: a windowed conv's rows stay rows)."""
     rows, chunks = register_tile(positions, panels, tiles, budget)
     if 2 * rows * chunks > budget:
         return positions
+    best, filled = _best_padding(positions, panels, budget, tiles, 1)
+    return best if filled > rows * chunks else positions
+
+
+def flat_positions(positions: int, panels: int, budget: int,
+                   tiles: PanelTiles = DEFAULT_TILES) -> int:  # fmt: skip
+    """The positions of a GEMM over a pointwise conv's flattened map: padded_positions', or,
+    where its own tile leaves the FMA units waiting (fewer accumulators than cpu.FMA_CHAINS),
+    the padding to a tile two or more panels wide that fills more per useful position. On AVX2
+    a 7x7 map's 7 x 1 becomes 6 x 2 over 54 positions (Zen 4, 1 thread, least of 80 alternating
+    runs: 1152->192 268 -> 239 us, 1280->320 572 -> 451, 320->1280 + SiLU 604 -> 548, 192->1152
+    + SiLU 258 -> 258; AVX-512's tiles hold 8 or more and stay). One panel wide, the padded
+    tile would be 12 x 1 over clamped rows, one general-purpose register each: ShuffleNetV2's
+    116->116 on 14x14 ran 2.9x slower so (bench/results/extended/zen4-avx2-flat-padding)."""
+    padded = padded_positions(positions, panels, budget, tiles)
+    rows, chunks = register_tile(positions, panels, tiles, budget)
+    if padded != positions or rows * chunks >= FMA_CHAINS:
+        return padded
+    best, filled = _best_padding(positions, panels, budget, tiles, 2)
+    return best if filled > rows * chunks else positions
+
+
+def _best_padding(positions: int, panels: int, budget: int, tiles: PanelTiles, min_chunks: int):
+    """(padded count, accumulators per useful position) of the multiple of a row count whose
+    tile, `min_chunks` panels wide or more, fills the most accumulators per useful position;
+    of equals, the fewest positions."""
 
     def useful(padded: int) -> float:
         tile_rows, tile_chunks = register_tile(padded, panels, tiles, budget)
-        return tile_rows * tile_chunks * positions / padded
+        wide_enough = tile_chunks >= min_chunks
+        return tile_rows * tile_chunks * positions / padded if wide_enough else 0.0
 
     candidates = sorted({-(-positions // r) * r for r in range(2, min(tiles.rows, budget) + 1)})
     best = max(candidates, key=useful)  # max keeps the first of equals: the fewest positions
-    return best if useful(best) > rows * chunks else positions
+    return best, useful(best)
 
 
 # at most this share of a layer's panels is zero weights added to make the count even
