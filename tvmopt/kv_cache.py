@@ -15,11 +15,10 @@ import dataclasses
 
 from .errors import OptionError
 from .frontend.signature import TensorSpec
-from .passes import kv_cache_in_place
 
 MODES = ("concat", "in-place", "auto")
 KV_CACHE_RECORD = "kv_cache"
-POSITION = kv_cache_in_place.POSITION
+POSITION = "past_length"  # the input that says how many rows of the caches are filled
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +42,8 @@ def contract(mod, inputs, ranges, kv_cache: str) -> CacheContract:
     if kv_cache == "concat":
         return unchanged
     refusal = _refusal(inputs, ranges)
+    from .passes import kv_cache_in_place  # imports tvm: not at the CLI's start
+
     rewritten = None if refusal else kv_cache_in_place.rewrite(mod, _capacity(inputs, ranges))
     if rewritten is None and kv_cache == "in-place":
         raise OptionError("kv_cache='in-place' needs " + (refusal or _PATTERN))

@@ -99,6 +99,7 @@ def run(args) -> int:
         dims=dict(args.dims),
         buckets=dict(args.buckets) or None,
         bucket_padding=args.bucket_padding,
+        kv_cache=args.kv_cache,
         opt_level=args.opt_level,
         dump_ir=args.dump_ir,
         print_pass_times=args.print_pass_times,

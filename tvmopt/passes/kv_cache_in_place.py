@@ -22,8 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .._tvm import tvm
+from ..kv_cache import POSITION
 
-POSITION = "past_length"
 WRITER = "kv_cache_write_rows"
 
 
@@ -103,6 +103,7 @@ class _InPlaceWrites:
         self.caches = {p: _cache_param(p, capacity) for p in pasts}
         self.written = {}  # (past, new) -> the written cache
         self.sliced = {}  # a slice's var -> the written cache it reads
+        self.capacity, self.ends = capacity, []  # ends: past + seq, as the concats' types say
 
     def function(self, main):
         position = tvm.relax.Var(POSITION, tvm.relax.TensorType([1], "int64"))
@@ -126,7 +127,18 @@ class _InPlaceWrites:
         return tvm.relax.BindingBlock([
             tvm.relax.VarBinding(shape, _tensor_to_shape(position)),
             tvm.relax.MatchCast(bound, shape, tvm.relax.ShapeType([self.past_var])),
+            tvm.relax.VarBinding(tvm.relax.Var("in_capacity", tvm.relax.ObjectType()),
+                                 self._assert_in_capacity()),
         ])  # fmt: skip
+
+    def _assert_in_capacity(self):
+        """A run whose rows would fall outside the cache stops here, before any write."""
+        end = self.ends[0]
+        fits = tvm.tirx.all(self.past_var >= 0, end <= self.capacity)
+        message = (f"{POSITION} {{}} + the new tokens ({{}} in all) do not fit the KV cache's "
+                   f"{self.capacity} rows")  # fmt: skip
+        values = [tvm.relax.prim_value(self.past_var), tvm.relax.prim_value(end)]
+        return tvm.relax.op.assert_op(tvm.relax.prim_value(fits), values, message)
 
     def _rebound(self, binding, output) -> list:
         concat = _past_concat(binding.value, self.caches)
@@ -136,6 +148,7 @@ class _InPlaceWrites:
         writes = [] if key in self.written else [self._write(*key)]
         cache = self.written[key]
         end = binding.var.ty.shape[2]
+        self.ends.append(end)
         rows = tvm.relax.op.strided_slice(cache, axes=[2], begin=[0], end=[end],
                                           assume_inbound=True)  # fmt: skip
         self.sliced[binding.var] = cache
