@@ -89,6 +89,8 @@ def _step(model, layout: DecoderLayout, ids: np.ndarray, cache: list, filled: in
     if layout.position is not None:
         inputs[layout.position] = model.tensor(np.array([filled], np.int64))
     outputs = model.run_tensors(inputs)
+    if layout.position is not None:  # the presents are these caches, written: keep them
+        return _last_row(outputs[layout.logits]), cache
     return _last_row(outputs[layout.logits]), [outputs[i] for i in layout.present]
 
 
