@@ -103,7 +103,6 @@ class _InPlaceWrites:
         self.caches = {p: _cache_param(p, capacity) for p in pasts}
         self.written = {}  # (past, new) -> the written cache
         self.sliced = {}  # a slice's var -> the written cache it reads
-        self.capacity, self.ends = capacity, []  # ends: past + seq, as the concats' types say
 
     def function(self, main):
         position = tvm.relax.Var(POSITION, tvm.relax.TensorType([1], "int64"))
@@ -112,7 +111,7 @@ class _InPlaceWrites:
         for binding in block.bindings:
             bindings += self._rebound(binding, main.body.body)
         output = self._output(bindings, main.body.body)
-        body = tvm.relax.SeqExpr([self._bind_past(position), tvm.relax.DataflowBlock(bindings)],
+        body = tvm.relax.SeqExpr([tvm.relax.DataflowBlock(self._bind_past(position) + bindings)],
                                  output)  # fmt: skip
         params = [self.caches.get(p, p) for p in main.params] + [position]
         function = tvm.relax.Function(params, body, output.ty, main.is_pure, main.attrs)
@@ -122,23 +121,12 @@ class _InPlaceWrites:
         """past := the value of `position`, before anything uses it (as DecomposeOps would
         lower R.tensor_to_shape, but matched to `past` itself: its own match to a new var
         leaves two names for one dim, which FuseTIR then defines twice)."""
-        shape = tvm.relax.Var("past_shape", tvm.relax.ShapeType(ndim=1))
-        bound = tvm.relax.Var("past_bound", tvm.relax.ShapeType([self.past_var]))
-        return tvm.relax.BindingBlock([
+        shape = tvm.relax.DataflowVar("past_shape", tvm.relax.ShapeType(ndim=1))
+        bound = tvm.relax.DataflowVar("past_bound", tvm.relax.ShapeType([self.past_var]))
+        return [
             tvm.relax.VarBinding(shape, _tensor_to_shape(position)),
             tvm.relax.MatchCast(bound, shape, tvm.relax.ShapeType([self.past_var])),
-            tvm.relax.VarBinding(tvm.relax.Var("in_capacity", tvm.relax.ObjectType()),
-                                 self._assert_in_capacity()),
-        ])  # fmt: skip
-
-    def _assert_in_capacity(self):
-        """A run whose rows would fall outside the cache stops here, before any write."""
-        end = self.ends[0]
-        fits = tvm.tirx.all(self.past_var >= 0, end <= self.capacity)
-        message = (f"{POSITION} {{}} + the new tokens ({{}} in all) do not fit the KV cache's "
-                   f"{self.capacity} rows")  # fmt: skip
-        values = [tvm.relax.prim_value(self.past_var), tvm.relax.prim_value(end)]
-        return tvm.relax.op.assert_op(tvm.relax.prim_value(fits), values, message)
+        ]
 
     def _rebound(self, binding, output) -> list:
         concat = _past_concat(binding.value, self.caches)
@@ -148,7 +136,6 @@ class _InPlaceWrites:
         writes = [] if key in self.written else [self._write(*key)]
         cache = self.written[key]
         end = binding.var.ty.shape[2]
-        self.ends.append(end)
         rows = tvm.relax.op.strided_slice(cache, axes=[2], begin=[0], end=[end],
                                           assume_inbound=True)  # fmt: skip
         self.sliced[binding.var] = cache
