@@ -197,3 +197,45 @@ def test_int4_weights_a8_in_place_gives_the_concat_builds_tokens(decoder):
             for mode in ("concat", "in-place")]  # fmt: skip
     concat, in_place = (model.generate(PROMPT, 20).tokens for model in both)
     assert in_place == concat
+
+
+def sliced_matmul(begin: int, transposed: bool):
+    """main(p, cache) = p @ cache[:, :, begin:begin + n] (or q @ its transpose)."""
+    from tvm import relax
+
+    from tvmopt._tvm import tvm
+
+    n = tvm.tirx.Var("n", "int64")
+    columns = [1, 4, 1, n] if not transposed else [1, 4, 1, 16]
+    p = relax.Var("p", relax.TensorType(columns, "float32"))
+    rows = relax.Var("rows", relax.TensorType([n], "int64"))  # defines n for the q @ K^T case
+    cache = relax.Var("cache", relax.TensorType([1, 4, CAPACITY, 16], "float32"))
+    builder = relax.BlockBuilder()
+    with builder.function("main", [p, cache, rows]):
+        with builder.dataflow():
+            kept = builder.emit(relax.op.strided_slice(cache, [2], [begin], [begin + n]))
+            if transposed:
+                kept = builder.emit(relax.op.permute_dims(kept, [0, 1, 3, 2]))
+            out = builder.emit_output(relax.op.matmul(p, kept))
+        builder.emit_func_output(out)
+    return builder.get()
+
+
+def op_names(mod) -> list[str]:
+    from tvm import relax
+
+    names = []
+    relax.analysis.post_order_visit(mod["main"], lambda e: names.append(
+        str(getattr(getattr(e, "op", None), "name", "")) or str(getattr(e, "op", ""))))
+    return [name for name in names if name]
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_cache_rows_fold_into_the_matmul_only_from_row_zero(transposed):
+    from tvmopt.backends.llvm.cache_rows_into_matmul import cache_rows_into_matmul
+
+    folded = op_names(cache_rows_into_matmul(sliced_matmul(0, transposed)))
+    assert "relax.call_tir" in folded
+    assert "relax.strided_slice" not in folded and "relax.matmul" not in folded
+    kept = op_names(cache_rows_into_matmul(sliced_matmul(1, transposed)))  # rows 1..n: no fold
+    assert "relax.strided_slice" in kept and "relax.matmul" in kept
