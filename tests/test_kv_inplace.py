@@ -163,6 +163,8 @@ def test_auto_keeps_the_old_contract_for_other_models():
         ("decoder", {"kv_cache": "in-place", "dims": {"seq": (1, 4)}},
          "needs the past dim bounded from 0 (--dim past=0..N)"),
         ("relu", {"kv_cache": "paged"}, "kv_cache must be one of concat, in-place, auto, got"),
+        ("decoder", {"kv_cache": "in-place", "dims": DIMS, "buckets": {"seq": [4]}},
+         "kv_cache='in-place' is not built with buckets"),
     ],
 )  # fmt: skip
 def test_bad_kv_cache_options_are_refused(decoder, model, options, fragment):

@@ -245,6 +245,8 @@ def prepare(  # noqa: PLR0913 - compile's arguments, less the output options
     _check_bucketable(chosen, backend, quantize)
     padding.check_mask(bucket_padding, inputs, chosen)
     mod = with_dim_bounds(onnx_frontend.import_model(onnx_model), ranges)
+    if chosen and kv_cache != "concat":  # the buckets' functions import the ONNX contract
+        raise OptionError(f"kv_cache={kv_cache!r} is not built with buckets; leave one out")
     cache = kv_cache_contract(mod, inputs, ranges, kv_cache)
     mod, inputs = cache.module, list(cache.inputs)
     quantized = quantize_for(backend, recipe, mod, onnx_model, inputs, config, calib, log,
