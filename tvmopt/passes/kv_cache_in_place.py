@@ -9,8 +9,10 @@ The past input becomes the cache (batch, heads, capacity, width), its rows 0..pa
 so far, and a new int64 input `past_length` (1,) gives `past`: bound from its value
 (tensor_to_shape + match_cast) where the old graph read it from the past's shape, so every other
 use of `past` (positions, the causal mask) stays as it was. The present outputs become the caches
-themselves (the same buffers, returned). The slices are injective ops that FuseOps puts into the
-attention kernels that read them: no copy of the cache is left.
+themselves (the same buffers, returned). FuseOps would leave each slice a copying kernel of its
+own; CacheRowsIntoMatmul (backends/llvm/cache_rows_into_matmul.py) folds them into the attention
+matmuls that read them, so no kernel copies the cache. The write kernel checks that the rows fit
+(kv_cache_rows.py).
 
 Preconditions, else `rewrite` declines (None): main's past inputs (named `prefix`*) are 4-D,
 their dim 2 one symbolic var, and each is used only as the first operand of concats along axis
