@@ -24,6 +24,8 @@ from .errors import (
 from .frontend import onnx as onnx_frontend
 from .frontend.relax_signature import output_specs
 from .isa_variants import Fleet, check_targets, loadable
+from .kv_cache import check_mode as check_kv_cache
+from .kv_cache import contract as kv_cache_contract
 from .model import CompiledModel
 from .passes import DEFAULT_OPT_LEVEL, OPT_LEVELS
 from .passes.instruments import instrumented
@@ -59,6 +61,7 @@ def compile(  # noqa: A001 - the verb users expect
     buckets=None,
     bucket_padding: str | None = None,
     isa_variants=(),
+    kv_cache: str = "concat",
 ) -> CompiledModel:
     """Compile a model for `target`.
 
@@ -142,12 +145,18 @@ def compile(  # noqa: A001 - the verb users expect
         blocks, or CSR) where it is estimated faster (auto), wherever the weight has a zero
         (force), or never (off). The library's "sparse" metadata says, per layer, the weight's
         density and block structure and the kernel chosen (`tvmopt inspect`).
+    kv_cache : {"concat", "in-place", "auto"}
+        A decoder's KV cache (kv_cache.py): past in, past + new out, each step (concat, ONNX's
+        contract); or one preallocated cache per past input, the past dim's upper bound + 1
+        rows, written in place at input `past_length` (in-place); auto: in place where the
+        graph allows it.
 
     Returns
     -------
     CompiledModel
     """
     arguments = dict(locals())  # compiled again for each ISA variant
+    check_kv_cache(kv_cache)
     options = BuildOptions(precision=precision, winograd=winograd, cuda_graph=cuda_graph,
                            sparse=sparse)  # fmt: skip
     backend = resolve(target, options)  # options checked before minutes of import or calibration
@@ -173,6 +182,7 @@ def compile(  # noqa: A001 - the verb users expect
             group_size,
             buckets=buckets,
             bucket_padding=bucket_padding,
+            kv_cache=kv_cache,
         )
         executable = _build(prepared, database)
     compiled = CompiledModel(executable, prepared.metadata, backend=backend)  # after _build
@@ -216,7 +226,7 @@ def prepare(  # noqa: PLR0913 - compile's arguments, less the output options
     model, target=None, input_shapes=None, example_inputs=None, opt_level=DEFAULT_OPT_LEVEL,
     quantize=None, calib=None, calib_method="minmax", skip=(), max_accuracy_drop=None,
     quantize_config=None, log=None, dims=None, group_size=None, buckets=None,
-    bucket_padding=None,
+    bucket_padding=None, kv_cache="concat",
 ) -> Prepared:  # fmt: skip
     """Import `model` for `target` (a Backend, or anything `backends.resolve` takes) and
     quantize it when asked (compile's arguments)."""
@@ -235,6 +245,10 @@ def prepare(  # noqa: PLR0913 - compile's arguments, less the output options
     _check_bucketable(chosen, backend, quantize)
     padding.check_mask(bucket_padding, inputs, chosen)
     mod = with_dim_bounds(onnx_frontend.import_model(onnx_model), ranges)
+    if chosen and kv_cache != "concat":  # the buckets' functions import the ONNX contract
+        raise OptionError(f"kv_cache={kv_cache!r} is not built with buckets; leave one out")
+    cache = kv_cache_contract(mod, inputs, ranges, kv_cache)
+    mod, inputs = cache.module, list(cache.inputs)
     quantized = quantize_for(backend, recipe, mod, onnx_model, inputs, config, calib, log,
                              opt_level)  # fmt: skip
     metadata = Metadata(
@@ -247,7 +261,7 @@ def prepare(  # noqa: PLR0913 - compile's arguments, less the output options
         precision=backend.options.precision,
         quantization="none" if quantized is None else quantized.mode,
         dims={name: dim.to_list() for name, dim in ranges.items()},
-        extra=_bucket_records(chosen, bucket_padding),
+        extra=_bucket_records(chosen, bucket_padding) | cache.record,
     )
     if quantized is None:
         return Prepared(mod, backend.graph_passes(opt_level), metadata, backend, opt_level,

@@ -5,7 +5,9 @@ A decoder takes `input_ids` (batch, seq) and `past_*` tensors (batch, heads, pas
 and returns `logits` (batch, seq, vocab) and one `present_*` per `past_*` (the past with seq
 appended), as tvmopt.benchmark.nets.gpt2 exports them (`past_key_0`, `past_value_0`, ...).
 The prompt pass runs with an empty past, so the past dim must be compiled from 0
-(`--dim past=0..1023`); its upper limit bounds the cache.
+(`--dim past=0..1023`); its upper limit bounds the cache. A library compiled with
+kv_cache="in-place" (kv_cache.py) takes each past_* as a cache of `capacity` rows and one more
+input, past_length: its layout records the capacity and where that input goes.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 
 from .dims import DimRange
 from .errors import InputError
+from .kv_cache import POSITION, record_of
 
 IDS, LOGITS, PAST, PRESENT = "input_ids", "logits", "past_", "present_"
 
@@ -32,6 +35,8 @@ class DecoderLayout:
     vocab: int | None
     ids_dtype: str = "int64"
     cache_dtype: str = "float32"
+    capacity: int | None = None  # rows of an in-place cache; None: the concat contract
+    position: int | None = None  # the past_length input's position, in place
 
     def check_request(self, prompt_ids, max_new_tokens: int) -> np.ndarray:
         """The prompt as a (1, P) array, once the generation fits the compiled limits."""
@@ -79,9 +84,12 @@ def decoder_layout(model) -> DecoderLayout:
     """The layout of `model` (a CompiledModel); an InputError when it is not a decoder."""
     inputs = {spec.name: i for i, spec in enumerate(model.inputs)}
     outputs = {spec.name: i for i, spec in enumerate(model.outputs)}
-    past = [name for name in inputs if name.startswith(PAST)]
+    in_place = record_of(model.metadata)
+    position = inputs.get(POSITION) if in_place else None
+    past = [name for name in inputs if name.startswith(PAST) and inputs[name] != position]
     present = [PRESENT + name[len(PAST) :] for name in past]
-    if IDS not in inputs or LOGITS not in outputs or not past or len(inputs) != len(past) + 1:
+    others = 1 + (position is not None)
+    if IDS not in inputs or LOGITS not in outputs or not past or len(inputs) != len(past) + others:
         _not_a_decoder(model)
     if any(name not in outputs for name in present):
         _not_a_decoder(model)
@@ -95,10 +103,13 @@ def decoder_layout(model) -> DecoderLayout:
         ids_position=inputs[IDS],
         cache_shapes=tuple(_heads_and_width(model.inputs[inputs[name]]) for name in past),
         seq=_range(model, ids.shape[1]),
-        past_range=_past_range(model, past_spec),
+        past_range=DimRange(0, in_place["capacity"] - 1) if in_place else _past_range(model,
+                                                                                      past_spec),
         vocab=_vocabulary(model.outputs[outputs[LOGITS]]),
         ids_dtype=ids.dtype,
         cache_dtype=past_spec.dtype,
+        capacity=in_place["capacity"] if in_place else None,
+        position=position,
     )
 
 

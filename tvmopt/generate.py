@@ -2,8 +2,10 @@
 KV cache kept in the VM's own tensors from step to step.
 
 Each step feeds the present keys and values the last step returned as its past, as tvm
-tensors: the cache never goes through numpy. Only the last position's logits are read back,
-to pick the next token (sampling.py).
+tensors: the cache never goes through numpy. A library compiled with kv_cache="in-place"
+(kv_cache.py) gets its caches allocated once, at their capacity, and the same buffers every
+step with the number of rows filled (past_length): it writes the new rows where they go.
+Only the last position's logits are read back, to pick the next token (sampling.py).
 """
 
 from __future__ import annotations
@@ -58,10 +60,11 @@ def generate(model, prompt_ids, max_new_tokens: int, *, strategy: str = "greedy"
     prompt = ids = layout.check_request(prompt_ids, max_new_tokens)
     cache = _empty_cache(model, layout)
     model._main  # noqa: B018 - creates the VM (a second or more) before the clock starts
-    tokens, times = [], []
+    tokens, times, filled = [], [], 0
     for _ in range(max_new_tokens):
         start = time.perf_counter()
-        logits, cache = _step(model, layout, ids, cache)
+        logits, cache = _step(model, layout, ids, cache, filled)
+        filled += ids.shape[1]
         tokens.append(pick(logits))
         times.append((time.perf_counter() - start) * 1e3)
         ids = np.array([[tokens[-1]]], dtype=layout.ids_dtype)
@@ -69,17 +72,25 @@ def generate(model, prompt_ids, max_new_tokens: int, *, strategy: str = "greedy"
 
 
 def _empty_cache(model, layout: DecoderLayout) -> list:
-    return [model.tensor(np.zeros((1, heads, 0, width), layout.cache_dtype))
+    """An empty past per past input; in place, the caches at their capacity (zeros: rows past
+    the filled ones are never read, but a cache is not left with whatever memory held)."""
+    rows = layout.capacity or 0
+    return [model.tensor(np.zeros((1, heads, rows, width), layout.cache_dtype))
             for heads, width in layout.cache_shapes]  # fmt: skip
 
 
-def _step(model, layout: DecoderLayout, ids: np.ndarray, cache: list):
-    """One run: the last position's logits (numpy) and the new cache (tvm tensors)."""
-    inputs = [None] * (len(cache) + 1)
+def _step(model, layout: DecoderLayout, ids: np.ndarray, cache: list, filled: int):
+    """One run: the last position's logits (numpy) and the new cache (tvm tensors; in place,
+    the same ones, `filled` rows of them before the run)."""
+    inputs = [None] * len(model.inputs)
     inputs[layout.ids_position] = model.tensor(ids)
     for position, tensor in zip(layout.past, cache, strict=True):
         inputs[position] = tensor
+    if layout.position is not None:
+        inputs[layout.position] = model.tensor(np.array([filled], np.int64))
     outputs = model.run_tensors(inputs)
+    if layout.position is not None:  # the presents are these caches, written: keep them
+        return _last_row(outputs[layout.logits]), cache
     return _last_row(outputs[layout.logits]), [outputs[i] for i in layout.present]
 
 

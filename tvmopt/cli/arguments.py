@@ -173,6 +173,15 @@ def add_buckets(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def add_kv_cache(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--kv-cache", choices=["concat", "in-place", "auto"], default="concat",
+        help="a decoder's KV cache: past in, past + new out each step (concat, ONNX's "
+        "contract), or one preallocated cache per past_* input of the past dim's upper bound + 1 "
+        "rows, written in place at input past_length (in-place); auto: in place where possible",
+    )  # fmt: skip
+
+
 def add_opt_level(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-O",

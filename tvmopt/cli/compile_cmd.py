@@ -16,6 +16,7 @@ from .arguments import (
     add_cuda_options,
     add_dims,
     add_input_shapes,
+    add_kv_cache,
     add_opt_level,
     add_target,
     add_winograd,
@@ -46,6 +47,7 @@ def register(subparsers) -> None:
     add_input_shapes(parser)
     add_dims(parser)
     add_buckets(parser)
+    add_kv_cache(parser)
     add_opt_level(parser)
     add_winograd(parser)
     parser.add_argument(
@@ -99,6 +101,7 @@ def run(args) -> int:
         dims=dict(args.dims),
         buckets=dict(args.buckets) or None,
         bucket_padding=args.bucket_padding,
+        kv_cache=args.kv_cache,
         opt_level=args.opt_level,
         dump_ir=args.dump_ir,
         print_pass_times=args.print_pass_times,

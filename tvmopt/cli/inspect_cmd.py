@@ -9,6 +9,8 @@ from collections import Counter
 from pathlib import Path
 
 from ..artifact import ELF_MAGIC
+from ..kv_cache import KV_CACHE_RECORD
+from ..kv_cache import describe as describe_kv_cache
 from .arguments import add_input_shapes, add_opt_level, add_target
 
 
@@ -84,7 +86,9 @@ def print_library(path) -> None:
         sizes = ", ".join(f"{name}={size}" for name, size in bucket["dims"].items())
         print(f"bucket {sizes}: static kernels ({bucket['function']})")
     for key, record in metadata.extra.items():
-        if key != BUCKETS_RECORD:
+        if key == KV_CACHE_RECORD:
+            print(describe_kv_cache(record))  # KV cache: in place, capacity C
+        elif key != BUCKETS_RECORD:
             print(f"{key}: {_summary(key, record)}")
 
 

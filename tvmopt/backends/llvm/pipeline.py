@@ -20,6 +20,7 @@ from ...passes.safe_indexing import SafeIndexing
 from ...passes.simplify import Simplify
 from ...passes.vector_round import VECTOR_ROUND
 from ..kernel_record import KernelRecord
+from .cache_rows_into_matmul import cache_rows_into_matmul
 from .concat_in_chunks import CONCAT_IN_CHUNKS
 from .conv1x1_as_matmul import Conv1x1AsMatmul
 from .conv_channels_last import ConvChannelsLast
@@ -88,6 +89,7 @@ def lowering_passes(opt_level: int, target, database=None, record=None) -> list:
     passes = [
         ("safe_indexing", SafeIndexing),  # run-time gather indices clamp, never read out of bounds
         ("half_accumulate", HalfAccumulate),  # float16 matmul and softmax computed in float32
+        *([("cache_rows_into_matmul", cache_rows_into_matmul)] if opt_level >= 2 else []),  # KV
         *([("transpose_into_matmul", transpose_into_matmul)] if opt_level >= 2 else []),  # K^T
         ("record_node_spans_2", record.nodes.spans_pass()),  # legalization drops the calls' spans
         ("legalize", T.LegalizeOps(customize_legalize_map=legalizations)),

@@ -30,10 +30,11 @@ MATMUL, PERMUTE = tvm.ir.Op.get("relax.matmul"), tvm.ir.Op.get("relax.permute_di
 KERNEL = "NT_matmul"  # the block name rule_matmul.py looks for
 
 
-def nt_matmul(a: te.Tensor, b: te.Tensor, axes: list[int]) -> te.Tensor:
-    """a @ permute_dims(b, axes), reading b in place: B[idx] = b[idx permuted back]."""
+def nt_matmul(a: te.Tensor, b: te.Tensor, axes: list[int], columns=None) -> te.Tensor:
+    """a @ permute_dims(b, axes), reading b in place: B[idx] = b[idx permuted back]; with
+    `columns`, only b's first `columns` along that axis (an in-place KV cache's filled rows)."""
     *batch, rows, depth = a.shape
-    columns = b.shape[axes[-1]]
+    columns = b.shape[axes[-1]] if columns is None else columns
     k = te.reduce_axis((0, depth), name="k")
 
     def product(*index):
