@@ -141,6 +141,17 @@ def test_a_run_past_the_capacity_stops_before_writing(in_place, past, seq):
     assert not any(cache.numpy().any() for cache in caches)
 
 
+@pytest.mark.parametrize("past, seq", [(126, 3), (CAPACITY, 1), (-1, 1)])
+def test_a_numpy_run_past_the_capacity_is_one_line(in_place, past, seq):
+    caches = {name: np.zeros((1, 4, CAPACITY, 16), np.float32) for name in PAST_NAMES}
+    feeds = {"input_ids": np.ones((1, seq), np.int64), **caches,
+             "past_length": np.array([past], np.int64)}  # fmt: skip
+    with pytest.raises(tvmopt.InputError) as err:
+        in_place.run(feeds)
+    assert f"past_length = {past} with {seq} new token(s)" in str(err.value)
+    assert f"0..{CAPACITY - seq}" in str(err.value) and "\n" not in str(err.value)
+
+
 def test_the_rewrite_declines_where_a_past_is_read_elsewhere(decoder):
     from tvmopt.passes import kv_cache_in_place
 

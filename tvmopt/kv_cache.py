@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 
-from .errors import OptionError
+import numpy as np
+
+from .errors import InputError, OptionError
 from .frontend.signature import TensorSpec
 
 MODES = ("concat", "in-place", "auto")
 KV_CACHE_RECORD = "kv_cache"
+IDS = "input_ids"  # the new tokens: as many cache rows are written
 POSITION = "past_length"  # the input that says how many rows of the caches are filled
 
 
@@ -89,6 +92,18 @@ def _as_cache(spec: TensorSpec, rewritten) -> TensorSpec:
 def record_of(metadata) -> dict | None:
     """The library's in-place cache record, None for the concat contract."""
     return metadata.extra.get(KV_CACHE_RECORD)
+
+
+def check_run(record: dict, inputs, arrays) -> None:
+    """An InputError naming the limit for a run whose new tokens would not fit the caches
+    (the write kernel's own check stops it too, as a RuntimeError from inside the VM)."""
+    by_name = {spec.name: array for spec, array in zip(inputs, arrays, strict=True)}
+    filled = int(np.asarray(by_name[record["position"]]).reshape(-1)[0])
+    new = by_name[IDS].shape[1] if IDS in by_name else 1
+    capacity = record["capacity"]
+    if filled < 0 or filled + new > capacity:
+        raise InputError(f"{record['position']} = {filled} with {new} new token(s) does not fit "
+                         f"the KV cache's {capacity} rows: give 0..{capacity - new}")
 
 
 def describe(record: dict) -> str:

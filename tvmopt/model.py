@@ -6,7 +6,7 @@ from functools import cached_property
 
 import numpy as np
 
-from . import bucket_padding
+from . import bucket_padding, kv_cache
 from ._tvm import tvm
 from .artifact import Metadata, copy_library, write_library
 from .backends import recorded_backend
@@ -106,12 +106,18 @@ class CompiledModel:
     def run(self, inputs) -> dict[str, np.ndarray]:
         """Run once. `inputs` maps input names to arrays (or lists them in signature order)."""
         arrays = check_inputs(self.inputs, inputs, self._dim_ranges)
+        if self._kv_cache is not None:
+            kv_cache.check_run(self._kv_cache, self.inputs, arrays)
         shapes = [a.shape for a in arrays]
         padded = self._padded_run(shapes) if self._padding else None
         if padded is not None:
             return self._run_padded(arrays, padded)
         result = self._entry(shapes)(*self._staged(arrays))
         return dict(zip(self._output_names, leaves(result), strict=True))
+
+    @cached_property
+    def _kv_cache(self) -> dict | None:
+        return kv_cache.record_of(self.metadata)
 
     @cached_property
     def _padding(self) -> dict | None:
