@@ -36,6 +36,9 @@ BLOCK_WIDTHS = (16, 8, 4, 1)  # 1 x B blocks along N; 1: unstructured (CSR)
 # values (CSR, per padded row); fitted as the module docstring says
 COSTS = {"bsr": (0.1, 1.0), "csr": (0.17, 2.3)}
 GROWTH = 1.6
+# int8 (kernel_sparse_int8.py, 4 x B blocks) against the dense int8 GEMM, per B: (fixed part,
+# per stored block share); measured as INT8_COSTS's comment says
+INT8_COSTS = {16: (0.1, 1.2), 8: (0.1, 1.4), 4: (0.1, 1.8), 1: (0.15, 3.0)}
 AUTO_BELOW = 0.9  # a margin for the model's error: 1x8 at 50% sparsity estimates 0.9, runs 0.85
 
 
@@ -69,6 +72,8 @@ class Choice:
 
     @property
     def block(self) -> str:
+        if self.kernel.startswith("int8-"):  # 4 x B: a quad along K by B columns
+            return f"4x{self.width}"
         return {"dense": "-", "csr": "1x1"}.get(self.kernel, f"1x{self.width}")
 
 
@@ -86,6 +91,34 @@ def choose(weight: Structure, rows: int, mode: str, lanes: int) -> Choice:
         return Choice(best.kernel, best.width, best.estimate,
                       f"estimated {best.estimate:.2f}x the dense time")  # fmt: skip
     return Choice("dense", 0, 1.0, f"best sparse kernel estimated {best.estimate:.2f}x dense")
+
+
+def int8_structure(weight: np.ndarray) -> Structure:
+    """Wq's zeros as kernel_sparse_int8.py stores them: per width B, the share of 4 x B blocks
+    (4 rows along K, a vpdpbusd quad) with a nonzero."""
+    from .kernel_sparse_int8 import BLOCK_WIDTHS as QUAD_WIDTHS
+    from .kernel_sparse_int8 import stored_fraction
+
+    stored = {width: stored_fraction(weight, width) for width in QUAD_WIDTHS
+              if weight.shape[1] % width == 0}  # fmt: skip
+    return Structure(float((weight != 0).mean()), stored)
+
+
+def choose_int8(weight: Structure, mode: str, widths: tuple) -> Choice:
+    """The int8 kernel for Wq of `weight`'s structure (int8_structure), among 4 x B blocks of
+    `widths` (those whose accumulators fit the registers)."""
+    candidates = [Choice("int8-bsr" if width > 1 else "int8-csr", width,
+                         INT8_COSTS[width][0] + weight.stored[width] * INT8_COSTS[width][1], "")
+                  for width in widths if width in weight.stored]  # fmt: skip
+    if weight.density == 1.0 or not candidates:
+        return Choice("dense", 0, 1.0, "no zeros" if weight.density == 1.0 else "no tiling fits")
+    best = min(candidates, key=lambda choice: choice.estimate)
+    if mode == "force":
+        return Choice(best.kernel, best.width, best.estimate, "--sparse force")
+    if best.estimate <= AUTO_BELOW:
+        return Choice(best.kernel, best.width, best.estimate,
+                      f"estimated {best.estimate:.2f}x the dense int8 time")  # fmt: skip
+    return Choice("dense", 0, 1.0, f"best sparse int8 kernel estimated {best.estimate:.2f}x dense")
 
 
 def _candidates(weight: Structure, rows: int, lanes: int) -> list[Choice]:

@@ -1,0 +1,170 @@
+"""int8 matmuls with a sparse weight, as scheduled TIR: the int8 layer (kernel_int8_gemm.py's
+quantize, GEMM, dequantize) with the GEMM over the weight's stored blocks only.
+
+    y[M, N] = float(sum_k xq[m, k] * Wq[k, N] + correction[N]) * scale[N]
+
+Wq is the layer's int8 weight [K, N]; xq the uint8 activation (quantized here from float32, or
+read as the producer's requantized uint8). The int8 step is VNNI's vpdpbusd: 4 uint8 times 4
+int8 summed into each int32 lane. The kernel is bsr_token_matmul's (kernel_sparse.py) in int8:
+vectorized over the rows (tokens) of x, whose 4 consecutive k of one row form a 32-bit lane
+(xq packed [tiles, K/4, tile x 4]); the weight is stored in blocks of 4 rows along K (a quad,
+one 32-bit word per column) by B columns along N, a block stored when any of its 4 x B values
+is not zero. Each stored block is V vector loads of xq and B broadcast words, B x V vpdpbusd
+into 16 (AVX-512) or 8 (AVX-VNNI) rows of int32 accumulators. A block column's sums are
+dequantized into a small float buffer, transposed into y once a vector of columns is done.
+
+The sums are the dense int8 kernel's exactly (the same products, the zeros left out), so the
+outputs are bit-identical to it. Without VNNI there is no step here: those layers stay dense
+(sparse_choice.py never picks this kernel there).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from tvm.script import tirx as T
+
+from ..kernel_record import RULE_KEY
+from .schedule_util import largest_divisor
+
+QUAD = 4  # k per 32-bit lane: vpdpbusd's depth
+BLOCK_WIDTHS = (16, 8, 4, 1)  # B of the 4 x B blocks; 1: one column's quads (unstructured)
+
+
+def unpack_dense(packed: np.ndarray, depth: int, columns: int) -> np.ndarray:
+    """Wq [K, N] (int8) of a matmul's weight as the dense int8 GEMM packs it
+    (kernel_int8_gemm.pack_weight): [N/L, 1, 1, K/D, L, D], or [N/L, 1, 1, K/D, parts, L, D/parts]
+    for the depth-8 step, of int8 or int16 (vpmaddwd's widened weights)."""
+    blocks, steps = packed.shape[0], packed.shape[3]
+    if packed.ndim == 6:  # [N/L, 1, 1, K/D, L, D] -> [K/D, D, N/L, L]
+        weight = packed.reshape(blocks, steps, *packed.shape[4:]).transpose(1, 3, 0, 2)
+    else:  # [N/L, 1, 1, K/D, parts, L, part] -> [K/D, parts, part, N/L, L]
+        weight = packed.reshape(blocks, steps, *packed.shape[4:]).transpose(1, 2, 4, 0, 3)
+    lanes = packed.shape[-2]
+    return weight.reshape(-1, blocks * lanes)[:depth, :columns].astype(np.int8)
+
+
+def quad_packed(packed: np.ndarray) -> bool:
+    """Whether the dense GEMM's weight is in vpdpbusd's int8 L x 4 blocks: the layer's int8 step
+    is VNNI's, on the same int8 values as this kernel's."""
+    return packed.dtype == np.int8 and packed.ndim == 6 and packed.shape[5] == QUAD
+
+
+def quad_blocks(weight: np.ndarray, width: int) -> np.ndarray:
+    """[N / width, K / 4, width, 4] of Wq [K, N]: the 4 x width blocks, K zero-padded to quads."""
+    k, n = weight.shape
+    padded = np.zeros((-(-k // QUAD) * QUAD, n), weight.dtype)
+    padded[:k] = weight
+    quads = padded.reshape(-1, QUAD, n // width, width)
+    return quads.transpose(2, 0, 3, 1)
+
+
+def pack_quads(weight: np.ndarray, width: int):
+    """(data [blocks, width] int32, indices [blocks], indptr [N / width + 1]) of Wq [K, N] in
+    blocks of 4 x width: block column j's stored quads q (rows 4q..4q+3) are
+    indices[indptr[j]:indptr[j + 1]]; each int32 holds one column's 4 int8, k ascending from
+    the low byte (vpdpbusd pairs byte i of both operands)."""
+    blocks = quad_blocks(weight, width)
+    stored = np.any(blocks != 0, axis=(2, 3))
+    rows = np.nonzero(stored)  # (block column, quad), block column major
+    indptr = np.concatenate([[0], np.cumsum(stored.sum(axis=1))])
+    data, indices = np.ascontiguousarray(blocks[rows]).astype(np.int8), rows[1]
+    if not len(indices):  # an all-zero weight: one block no column reads
+        data, indices = np.zeros((1, width, QUAD), np.int8), np.zeros(1)
+    words = data.view("<i4").reshape(len(indices), width)
+    return words.astype("int32"), indices.astype("int32"), indptr.astype("int32")
+
+
+def stored_fraction(weight: np.ndarray, width: int) -> float:
+    """The share of Wq's 4 x width blocks with a nonzero: the kernel's work against dense."""
+    return float(np.any(quad_blocks(weight, width) != 0, axis=(2, 3)).mean())
+
+
+def token_tiling(m: int, n: int, width: int, lanes: int, registers: int):
+    """(lanes, V, G): V vectors of `lanes` rows per register tile, whose width x V accumulators
+    leave a register for each loaded vector of xq (the weight word is an embedded broadcast,
+    vpdpbusd's memory operand), G block columns per transpose into y (a vector of y's
+    columns); None where one vector per block column does not fit or m is not whole vectors."""
+    vectors = registers // (width + 1)
+    if vectors < 1 or m % lanes:
+        return None
+    group = largest_divisor(n // width, max(lanes // width, 1))
+    return lanes, largest_divisor(m // lanes, vectors), group
+
+
+def sparse_int8_matmul(  # noqa: PLR0913 - the shape, the weight's blocks, the layer's facts
+    m: int, k: int, n: int, width: int, stored: int, tiling: tuple, step, quantize: tuple
+):
+    """The kernel for x [m, k] (float32, or uint8 quantized already: `quantize` is
+    (x dtype, inv_scale, zero_point)) times Wq in `stored` 4 x `width` blocks, on the int8
+    `step` (cpu.py's Int8Step: vpdpbusd), with token_tiling's `tiling`."""
+    lanes, vectors, group = tiling
+    tile, span, quads = lanes * vectors, group * width, -(-k // QUAD)
+    tiles, groups = m // tile, n // span
+    x_dtype, inv_scale, zero_point = quantize
+    vector, operand = f"int32x{lanes}", f"int8x{lanes * QUAD}"
+
+    def dot(acc, x, word):  # acc += per lane, the 4 uint8 of x times the 4 int8 of word
+        w = T.reinterpret(T.broadcast(word, lanes), dtype=operand)
+        x = T.reinterpret(x, dtype=operand)
+        intrinsic = T.llvm_lookup_intrinsic_id(step.llvm_intrinsic)
+        return T.call_llvm_pure_intrin(intrinsic, acc, x, w, dtype=vector)
+
+    def quantized(value):  # kernel_int8_gemm._quantize's rounding, to the same bits
+        if x_dtype == "uint8":
+            return value
+        q = T.round(value * T.float32(inv_scale)) + T.float32(zero_point)
+        return T.Cast("uint8", T.max(T.min(q, T.float32(255)), T.float32(0)))
+
+    chunk = largest_divisor(quads, 4)  # quads of x each step of the packing reads: 16 k
+
+    @T.prim_func(private=True, s_tir=True)
+    def kernel(
+        x: T.Buffer((m, k), x_dtype),
+        data: T.Buffer((stored, width), "int32"),
+        indices: T.Buffer((stored,), "int32"),
+        indptr: T.Buffer((n // width + 1,), "int32"),
+        correction: T.Buffer((n,), "int32"),
+        scale: T.Buffer((n,), "float32"),
+        y: T.Buffer((m, n), "float32"),
+    ):
+        T.func_attr({"tirx.is_scheduled": True, "tirx.noalias": True})
+        with T.sblock("root"):
+            T.sblock_attr({RULE_KEY: "SparseInt8"})
+            xq = T.alloc_buffer((tiles, quads, tile * QUAD), "uint8")
+            for tc in T.parallel(tiles * (quads // chunk)):
+                t0 = tc // (quads // chunk)
+                k0 = tc % (quads // chunk) * chunk * QUAD
+                for r in T.serial(tile):
+                    for c in T.vectorized(chunk * QUAD):
+                        xq[t0, (k0 + c) // QUAD, r * QUAD + c % QUAD] = T.if_then_else(
+                            k0 + c < k,
+                            quantized(x[t0 * tile + r, T.min(k0 + c, k - 1)]),
+                            T.uint8(zero_point),
+                        )
+            for task in T.parallel(tiles * groups):
+                yt = T.decl_buffer((span * tile,), "float32")  # [span, tile]: in L1
+                t = task // groups
+                for g in T.serial(group):
+                    acc = T.decl_buffer((width * tile,), "int32")
+                    j = task % groups * group + g
+                    for a in T.unroll(width * vectors):
+                        acc[T.ramp(a * lanes, 1, lanes)] = T.broadcast(T.int32(0), lanes)
+                    for p in T.serial(indptr[j + 1] - indptr[j]):
+                        for c in T.unroll(width):
+                            for v in T.unroll(vectors):
+                                acc[T.ramp((c * vectors + v) * lanes, 1, lanes)] = dot(
+                                    acc.vload([(c * vectors + v) * lanes], vector),
+                                    xq.vload([t, indices[indptr[j] + p], v * lanes * QUAD],
+                                             f"uint8x{lanes * QUAD}"),
+                                    data[indptr[j] + p, c],
+                                )  # fmt: skip
+                    for c in T.unroll(width):
+                        for v in T.vectorized(tile):
+                            yt[(g * width + c) * tile + v] = T.Cast(
+                                "float32", acc[c * tile + v] + correction[j * width + c]
+                            ) * scale[j * width + c]
+                for r in T.serial(tile):
+                    for c in T.vectorized(span):
+                        y[t * tile + r, task % groups * span + c] = yt[c * tile + r]
+
+    return kernel
