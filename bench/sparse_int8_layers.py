@@ -19,9 +19,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
-from tests.test_sparse_int8 import qdq_matmul_model  # noqa: E402
-
 import tvmopt  # noqa: E402
+from tests.test_sparse_int8 import qdq_matmul_model  # noqa: E402
 from tvmopt.backends.llvm import kernel_sparse_int8, sparse_choice  # noqa: E402
 from tvmopt.timing import interleaved_medians  # noqa: E402
 
