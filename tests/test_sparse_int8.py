@@ -58,12 +58,11 @@ def test_unpack_dense_inverts_every_int8_packing(block):
     lanes, depth, dtype, parts = block
     packed = pack_weight(weight.T[:, :, None, None], lanes, depth, dtype, parts)
     np.testing.assert_array_equal(kernel_sparse_int8.unpack_dense(packed, 20, 24), weight)
-    assert kernel_sparse_int8.quad_packed(packed) == (block[0] == 16)
 
 
-def test_pack_quads_round_trip():
+def test_pack_words_round_trip():
     weight = pruned_int8((10, 16), 0.7, 8, seed=2)  # K = 10: the last quad padded
-    data, indices, indptr = kernel_sparse_int8.pack_quads(weight, 8)
+    data, indices, indptr = kernel_sparse_int8.pack_words(weight, 8)
     rebuilt = np.zeros((12, 16), np.int8)
     for j in range(2):
         for p in range(indptr[j], indptr[j + 1]):
@@ -73,28 +72,39 @@ def test_pack_quads_round_trip():
     assert not rebuilt[10:].any()
 
 
-@pytest.mark.parametrize(("width", "x_dtype"), [(1, "float32"), (4, "uint8"), (8, "float32"),
-                                               (16, "uint8")])  # fmt: skip
-def test_kernel_sums_match_numpy(width, x_dtype):
-    """Every block width, from a float32 input (quantized in the kernel) or a uint8 one; K = 70
-    pads its last quad, 48 columns make groups of block columns."""
+@pytest.mark.parametrize(("width", "x_dtype", "step", "bits"), [
+    (1, "float32", "vpdpbusd-512", 8),
+    (4, "uint8", "vpdpbusd-512", 8),
+    (8, "float32", "vpdpbusd-512", 8),
+    (16, "uint8", "vpdpbusd-512", 8),
+    (8, "float32", "vpmaddubsw-256", 7),  # AVX2, 7-bit weights: pairs fit
+    (4, "uint8", "vpmaddwd-256", 8),  # AVX2, full range: x widened to int16
+    (1, "float32", "vpmaddwd-256", 8),
+])  # fmt: skip
+def test_kernel_sums_match_numpy(width, x_dtype, step, bits):
+    """Every block width and step, from a float32 input (quantized in the kernel) or a uint8 one;
+    K = 70 pads its last word, 48 columns make groups of block columns. The host runs the AVX2
+    steps too."""
     from tvmopt._tvm import tvm
     from tvmopt.backends.llvm.cpu import INT8_STEPS
     from tvmopt.backends.llvm.target import host_target
 
     if "avx512vnni" not in cpu_of(host_target()).features:
-        pytest.skip("the kernel's vpdpbusd needs AVX-512 VNNI")
-    m, k, n = 32, 70, 48
+        pytest.skip("the host runs every step on AVX-512 VNNI")
+    m, k, n, step = 32, 70, 48, INT8_STEPS[step]
     rng = np.random.default_rng(width)
     weight = pruned_int8((k, n), 0.8, width, seed=width)
-    packed = kernel_sparse_int8.pack_quads(weight, width)
-    tiling = kernel_sparse_int8.token_tiling(m, n, width, 16, 32)
-    step = INT8_STEPS["vpdpbusd-512"]
+    if bits == 7:
+        weight = (weight // 2).astype(np.int8)  # [-64, 63]: worst pairs at 127 <= 128
+    packed = kernel_sparse_int8.pack_words(weight, width, step.depth)
+    registers = kernel_sparse_int8.free_registers(step, 32 if step.lanes == 16 else 16)
+    tiling = kernel_sparse_int8.token_tiling(m, n, width, step.lanes, registers)
     kernel = kernel_sparse_int8.sparse_int8_matmul(m, k, n, width, len(packed[1]), tiling, step,
                                                    (x_dtype, 1 / X_SCALE, X_ZERO))  # fmt: skip
     lib = tvm.compile(tvm.IRModule({"main": kernel.with_attr("global_symbol", "main")}),
                       host_target())
     x = rng.standard_normal((m, k)).astype(np.float32) * 3
+    x[0, :8] = 1e3  # saturates at 255: the worst case for the int16 pairs
     xq = np.clip(np.round(x / np.float32(X_SCALE)) + X_ZERO, 0, 255)
     correction = rng.integers(-1000, 1000, n).astype(np.int32)
     scale = rng.uniform(0.001, 0.01, n).astype(np.float32)
@@ -124,15 +134,36 @@ def test_sparse_int8_matches_dense_int8_and_onnxruntime(rows, width, sparsity):
     np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
 
 
-def test_avx2_build_keeps_int8_layers_dense_and_says_why():
-    """x86-64-v3 has no vpdpbusd: the sparse int8 kernel is never chosen there, even forced."""
+@pytest.mark.parametrize("rows", [1, 130])
+def test_avx2_build_runs_vpmaddwd_and_matches(rows):
+    """x86-64-v3 without VNNI: a QDQ model's full-range weights take vpmaddwd (x widened to
+    int16, exact), as the dense GEMM does."""
     weight = pruned_int8((72, 48), 0.9, 8, seed=3)
-    model = qdq_matmul_model(weight, 17)
-    x = np.random.default_rng(3).standard_normal((17, 72)).astype(np.float32)
+    model = qdq_matmul_model(weight, rows)
+    x = np.random.default_rng(3).standard_normal((rows, 72)).astype(np.float32)
     compiled = tvmopt.compile(model, target=AVX2, sparse="force")
     [layer] = compiled.metadata.extra["sparse"]
-    assert layer["kernel"] == "dense"
-    assert "needs VNNI" in layer["why"]
-    expected = ort_session(model, optimized=False).run(None, {"x": x})[0]
+    assert layer["kernel"].startswith("int8-") and layer["block"].startswith("2x")
     actual = compiled.run({"x": x})["y"]
+    np.testing.assert_array_equal(actual, _run(model, {"x": x}, target=AVX2, sparse="off"))
+    expected = ort_session(model, optimized=False).run(None, {"x": x})[0]
     np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("target", ["llvm", AVX2], ids=["host", "avx2"])
+def test_calibrated_int8_sparse_equals_dense(target):
+    """Our own calibration: 7-bit weights on AVX2 (vpmaddubsw, pairs fit), 8-bit on VNNI."""
+    rng = np.random.default_rng(7)
+    weight = rng.standard_normal((64, 32)).astype(np.float32)
+    weight *= np.repeat(rng.random((64, 4)) >= 0.9, 8, axis=1)
+    weight[0] = 1.0
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["y"], name="dense")]
+    model = make_model(nodes, [("x", TensorProto.FLOAT, [17, 64])],
+                       [("y", TensorProto.FLOAT, [17, 32])], {"w": weight}, opset=17)  # fmt: skip
+    calib = [{"x": rng.standard_normal((17, 64)).astype(np.float32)} for _ in range(4)]
+    x = {"x": rng.standard_normal((17, 64)).astype(np.float32)}
+    options = {"target": target, "quantize": "int8", "calib": calib}
+    compiled = tvmopt.compile(model, sparse="force", **options)
+    [layer] = compiled.metadata.extra["sparse"]
+    assert layer["kernel"].startswith("int8-") and layer["block"].startswith("4x")
+    np.testing.assert_array_equal(compiled.run(x)["y"], _run(model, x, sparse="off", **options))

@@ -4,18 +4,22 @@ quantize, GEMM, dequantize) with the GEMM over the weight's stored blocks only.
     y[M, N] = float(sum_k xq[m, k] * Wq[k, N] + correction[N]) * scale[N]
 
 Wq is the layer's int8 weight [K, N]; xq the uint8 activation (quantized here from float32, or
-read as the producer's requantized uint8). The int8 step is VNNI's vpdpbusd: 4 uint8 times 4
-int8 summed into each int32 lane. The kernel is bsr_token_matmul's (kernel_sparse.py) in int8:
-vectorized over the rows (tokens) of x, whose 4 consecutive k of one row form a 32-bit lane
-(xq packed [tiles, K/4, tile] int32); the weight is stored in blocks of 4 rows along K (a quad,
-one 32-bit word per column) by B columns along N, a block stored when any of its 4 x B values
-is not zero. Each stored block is V vector loads of xq and B broadcast words, B x V vpdpbusd
-into 16 (AVX-512) or 8 (AVX-VNNI) rows of int32 accumulators. A block column's sums are
-dequantized into a small float buffer, transposed into y once a vector of columns is done.
+read as the producer's requantized uint8). The kernel is bsr_token_matmul's (kernel_sparse.py)
+in int8: vectorized over the rows (tokens) of x, whose D consecutive k of one row form a 32-bit
+lane (xq packed [tiles, K/D, tile] int32); the weight is stored in blocks of D rows along K (one
+32-bit word per column) by B columns along N, a block stored when any of its D x B values is
+not zero. Each stored block is V vector loads of xq and B broadcast words, B x V int8 steps
+into 16 (AVX-512) or 8 (AVX2) rows of int32 accumulators. A block column's sums are dequantized
+into a small float buffer, transposed into y once a vector of columns is done. The step is one
+of cpu.py's INT8_STEPS (intrin_int8.py builds it), of depth D:
 
-The sums are the dense int8 kernel's exactly (the same products, the zeros left out), so the
-outputs are bit-identical to it. Without VNNI there is no step here: those layers stay dense
-(sparse_choice.py never picks this kernel there).
+    vpdpbusd    D 4: 4 uint8 x 4 int8 per lane (AVX-512 VNNI, AVX-VNNI)
+    vpmaddubsw  D 4: uint8 x int8 pairs summed in int16, then into int32 by vpmaddwd: only for
+                weights whose pairs fit (cpu.int8_pairs_fit: 7-bit weights), as the dense GEMM
+    vpmaddwd    D 2: int16 x int16 pairs (x's uint8 widened), exact for any int8 weight
+
+The sums are the dense int8 kernel's exactly (the same products, the zeros left out, no step
+that could saturate), so the outputs are bit-identical to it.
 """
 
 from __future__ import annotations
@@ -24,10 +28,11 @@ import numpy as np
 from tvm.script import tirx as T
 
 from ..kernel_record import RULE_KEY
+from .intrin_int8 import _operand, _step
 from .schedule_util import largest_divisor
 
-QUAD = 4  # k per 32-bit lane: vpdpbusd's depth
-BLOCK_WIDTHS = (16, 8, 4, 1)  # B of the 4 x B blocks; 1: one column's quads (unstructured)
+QUAD = 4  # k per 32-bit lane of vpdpbusd and vpmaddubsw (vpmaddwd: 2)
+BLOCK_WIDTHS = (16, 8, 4, 1)  # B of the D x B blocks; 1: one column's words (unstructured)
 
 
 def unpack_dense(packed: np.ndarray, depth: int, columns: int) -> np.ndarray:
@@ -43,47 +48,42 @@ def unpack_dense(packed: np.ndarray, depth: int, columns: int) -> np.ndarray:
     return weight.reshape(-1, blocks * lanes)[:depth, :columns].astype(np.int8)
 
 
-def quad_packed(packed: np.ndarray) -> bool:
-    """Whether the dense GEMM's weight is in vpdpbusd's int8 L x 4 blocks: the layer's int8 step
-    is VNNI's, on the same int8 values as this kernel's."""
-    return packed.dtype == np.int8 and packed.ndim == 6 and packed.shape[5] == QUAD
-
-
-def quad_blocks(weight: np.ndarray, width: int) -> np.ndarray:
-    """[N / width, K / 4, width, 4] of Wq [K, N]: the 4 x width blocks, K zero-padded to quads."""
+def word_blocks(weight: np.ndarray, width: int, depth: int = QUAD) -> np.ndarray:
+    """[N / width, K / D, width, D] of Wq [K, N]: the D x width blocks, K zero-padded."""
     k, n = weight.shape
-    padded = np.zeros((-(-k // QUAD) * QUAD, n), weight.dtype)
+    padded = np.zeros((-(-k // depth) * depth, n), weight.dtype)
     padded[:k] = weight
-    quads = padded.reshape(-1, QUAD, n // width, width)
-    return quads.transpose(2, 0, 3, 1)
+    words = padded.reshape(-1, depth, n // width, width)
+    return words.transpose(2, 0, 3, 1)
 
 
-def pack_quads(weight: np.ndarray, width: int):
+def pack_words(weight: np.ndarray, width: int, depth: int = QUAD):
     """(data [blocks, width] int32, indices [blocks], indptr [N / width + 1]) of Wq [K, N] in
-    blocks of 4 x width: block column j's stored quads q (rows 4q..4q+3) are
-    indices[indptr[j]:indptr[j + 1]]; each int32 holds one column's 4 int8, k ascending from
-    the low byte (vpdpbusd pairs byte i of both operands)."""
-    blocks = quad_blocks(weight, width)
+    blocks of D x width: block column j's stored words q (rows Dq..Dq+D-1) are
+    indices[indptr[j]:indptr[j + 1]]; each int32 holds one column's D values (int8 for D 4,
+    int16 for D 2), k ascending from the low bits (the steps pair element i of both operands)."""
+    blocks = word_blocks(weight, width, depth)
     stored = np.any(blocks != 0, axis=(2, 3))
-    rows = np.nonzero(stored)  # (block column, quad), block column major
+    rows = np.nonzero(stored)  # (block column, word), block column major
     indptr = np.concatenate([[0], np.cumsum(stored.sum(axis=1))])
-    data, indices = np.ascontiguousarray(blocks[rows]).astype(np.int8), rows[1]
+    dtype = np.int8 if depth == QUAD else np.int16
+    data, indices = np.ascontiguousarray(blocks[rows]).astype(dtype), rows[1]
     if not len(indices):  # an all-zero weight: one block no column reads
-        data, indices = np.zeros((1, width, QUAD), np.int8), np.zeros(1)
+        data, indices = np.zeros((1, width, depth), dtype), np.zeros(1)
     words = data.view("<i4").reshape(len(indices), width)
     return words.astype("int32"), indices.astype("int32"), indptr.astype("int32")
 
 
-def stored_fraction(weight: np.ndarray, width: int) -> float:
-    """The share of Wq's 4 x width blocks with a nonzero: the kernel's work against dense."""
-    return float(np.any(quad_blocks(weight, width) != 0, axis=(2, 3)).mean())
+def stored_fraction(weight: np.ndarray, width: int, depth: int = QUAD) -> float:
+    """The share of Wq's D x width blocks with a nonzero: the kernel's work against dense."""
+    return float(np.any(word_blocks(weight, width, depth) != 0, axis=(2, 3)).mean())
 
 
 def token_tiling(m: int, n: int, width: int, lanes: int, registers: int):
     """(lanes, V, G): V vectors of `lanes` rows per register tile, whose width x V accumulators
-    leave a register for each loaded vector of xq (the weight word is an embedded broadcast,
-    vpdpbusd's memory operand), G block columns per transpose into y (a vector of y's
-    columns); None where one vector per block column does not fit or m is not whole vectors."""
+    leave a register for each loaded vector of xq (`registers`: those the step leaves, see
+    free_registers), G block columns per transpose into y (a vector of y's columns); None
+    where one vector per block column does not fit or m is not whole vectors."""
     vectors = registers // (width + 1)
     if vectors < 1 or m % lanes:
         return None
@@ -91,23 +91,29 @@ def token_tiling(m: int, n: int, width: int, lanes: int, registers: int):
     return lanes, largest_divisor(m // lanes, vectors), group
 
 
+def free_registers(step, registers: int) -> int:
+    """The vector registers a step leaves for accumulators and xq: vpdpbusd takes its weight
+    word as a memory broadcast; vpmaddubsw and vpmaddwd also hold the broadcast word, their
+    products and vpmaddwd's ones."""
+    return registers if step.accumulates else registers - 3
+
+
 def sparse_int8_matmul(  # noqa: PLR0913 - the shape, the weight's blocks, the layer's facts
     m: int, k: int, n: int, width: int, stored: int, tiling: tuple, step, quantize: tuple
 ):
     """The kernel for x [m, k] (float32, or uint8 quantized already: `quantize` is
-    (x dtype, inv_scale, zero_point)) times Wq in `stored` 4 x `width` blocks, on the int8
-    `step` (cpu.py's Int8Step: vpdpbusd), with token_tiling's `tiling`."""
+    (x dtype, inv_scale, zero_point)) times Wq in `stored` D x `width` blocks, on the int8
+    `step` (cpu.py's Int8Step of depth D, one part), with token_tiling's `tiling`."""
     lanes, vectors, group = tiling
-    tile, span, quads = lanes * vectors, group * width, -(-k // QUAD)
+    depth, bits = step.depth, 32 // step.depth  # D values of `bits` in each word
+    tile, span, quads = lanes * vectors, group * width, -(-k // depth)
     tiles, groups = m // tile, n // span
     x_dtype, inv_scale, zero_point = quantize
-    vector, operand = f"int32x{lanes}", f"int8x{lanes * QUAD}"
+    vector, operand = f"int32x{lanes}", _operand(step)
 
-    def dot(acc, x, word):  # acc += per lane, the 4 uint8 of x times the 4 int8 of word
+    def dot(acc, x, word):  # acc += per lane, x's D values times the word's
         w = T.reinterpret(T.broadcast(word, lanes), dtype=operand)
-        x = T.reinterpret(x, dtype=operand)
-        intrinsic = T.llvm_lookup_intrinsic_id(step.llvm_intrinsic)
-        return T.call_llvm_pure_intrin(intrinsic, acc, x, w, dtype=vector)
+        return _step(step, acc, T.reinterpret(x, dtype=operand), w)
 
     def quantized(value):  # kernel_int8_gemm._quantize's rounding, to the same bits
         if x_dtype == "uint8":
@@ -119,10 +125,11 @@ def sparse_int8_matmul(  # noqa: PLR0913 - the shape, the weight's blocks, the l
         inside = quantized(x[row, T.min(column, k - 1)])
         return T.Cast("int32", T.if_then_else(column < k, inside, T.uint8(zero_point)))
 
-    def word(x, row, column):  # x[row, column:column + 4] as one int32, the first k lowest
-        return (byte(x, row, column) | T.shift_left(byte(x, row, column + 1), 8)
-                | T.shift_left(byte(x, row, column + 2), 16)
-                | T.shift_left(byte(x, row, column + 3), 24))  # fmt: skip
+    def word(x, row, column):  # x[row, column:column + D] as one int32, the first k lowest
+        value = byte(x, row, column)
+        for i in range(1, depth):
+            value = value | T.shift_left(byte(x, row, column + i), bits * i)
+        return value
 
     # quads of a row each step of the packing reads (64 k: 4 cache lines of float32); each
     # becomes a 32-bit store, and the rounding vectorizes (byte by byte it took 0.8 ms of 1.2
@@ -142,13 +149,13 @@ def sparse_int8_matmul(  # noqa: PLR0913 - the shape, the weight's blocks, the l
         T.func_attr({"tirx.is_scheduled": True, "tirx.noalias": True})
         with T.sblock("root"):
             T.sblock_attr({RULE_KEY: "SparseInt8"})
-            xq = T.alloc_buffer((tiles, quads, tile), "int32")  # a word: one row's 4 k
+            xq = T.alloc_buffer((tiles, quads, tile), "int32")  # a word: one row's D k
             for tc in T.parallel(tiles * (quads // chunk)):
                 for r in T.serial(tile):
                     for c in T.vectorized(chunk):
                         xq[tc // (quads // chunk), tc % (quads // chunk) * chunk + c, r] = word(
                             x, tc // (quads // chunk) * tile + r,
-                            (tc % (quads // chunk) * chunk + c) * QUAD)  # fmt: skip
+                            (tc % (quads // chunk) * chunk + c) * depth)  # fmt: skip
             for task in T.parallel(tiles * groups):
                 yt = T.decl_buffer((span * tile,), "float32")  # [span, tile]: in L1
                 t = task // groups

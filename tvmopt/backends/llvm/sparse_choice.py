@@ -26,7 +26,7 @@ are conservative for them (not refitted: the host was too loaded to measure).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -72,11 +72,12 @@ class Choice:
     width: int  # B of bsr's 1 x B blocks; 1 for csr; 0 for dense
     estimate: float  # modelled time against the dense kernel's
     reason: str
+    depth: int = 1  # rows along K of an int8 kernel's blocks (kernel_sparse_int8.py)
 
     @property
     def block(self) -> str:
-        if self.kernel.startswith("int8-"):  # 4 x B: a quad along K by B columns
-            return f"4x{self.width}"
+        if self.kernel.startswith("int8-"):  # D x B: a step's word along K by B columns
+            return f"{self.depth}x{self.width}"
         return {"dense": "-", "csr": "1x1"}.get(self.kernel, f"1x{self.width}")
 
 
@@ -96,31 +97,31 @@ def choose(weight: Structure, rows: int, mode: str, lanes: int) -> Choice:
     return Choice("dense", 0, 1.0, f"best sparse kernel estimated {best.estimate:.2f}x dense")
 
 
-def int8_structure(weight: np.ndarray) -> Structure:
-    """Wq's zeros as kernel_sparse_int8.py stores them: per width B, the share of 4 x B blocks
-    (4 rows along K, a vpdpbusd quad) with a nonzero."""
+def int8_structure(weight: np.ndarray, depth: int = 4) -> Structure:
+    """Wq's zeros as kernel_sparse_int8.py stores them: per width B, the share of D x B blocks
+    (`depth` D rows along K: one 32-bit word of its int8 step) with a nonzero."""
     from .kernel_sparse_int8 import BLOCK_WIDTHS as QUAD_WIDTHS
     from .kernel_sparse_int8 import stored_fraction
 
-    stored = {width: stored_fraction(weight, width) for width in QUAD_WIDTHS
+    stored = {width: stored_fraction(weight, width, depth) for width in QUAD_WIDTHS
               if weight.shape[1] % width == 0}  # fmt: skip
     return Structure(float((weight != 0).mean()), stored)
 
 
-def choose_int8(weight: Structure, mode: str, widths: tuple) -> Choice:
-    """The int8 kernel for Wq of `weight`'s structure (int8_structure), among 4 x B blocks of
-    `widths` (those whose accumulators fit the registers)."""
+def choose_int8(weight: Structure, mode: str, widths: tuple, depth: int = 4) -> Choice:
+    """The int8 kernel for Wq of `weight`'s structure (int8_structure), among `depth` x B blocks
+    of `widths` (those whose accumulators fit the registers)."""
     candidates = [Choice("int8-bsr" if width > 1 else "int8-csr", width,
-                         INT8_COSTS[width][0] + weight.stored[width] * INT8_COSTS[width][1], "")
+                         INT8_COSTS[width][0] + weight.stored[width] * INT8_COSTS[width][1], "",
+                         depth)
                   for width in widths if width in weight.stored]  # fmt: skip
     if weight.density == 1.0 or not candidates:
         return Choice("dense", 0, 1.0, "no zeros" if weight.density == 1.0 else "no tiling fits")
     best = min(candidates, key=lambda choice: choice.estimate)
     if mode == "force":
-        return Choice(best.kernel, best.width, best.estimate, "--sparse force")
+        return replace(best, reason="--sparse force")
     if best.estimate <= AUTO_BELOW:
-        return Choice(best.kernel, best.width, best.estimate,
-                      f"estimated {best.estimate:.2f}x the dense int8 time")  # fmt: skip
+        return replace(best, reason=f"estimated {best.estimate:.2f}x the dense int8 time")
     return Choice("dense", 0, 1.0, f"best sparse int8 kernel estimated {best.estimate:.2f}x dense")
 
 

@@ -5,10 +5,9 @@ and the weight's zeros say so (sparse_choice.choose_int8):
         -> strided_slice(call_tir(sparse_int8_matmul, [pad(x), data, indices, indptr,
                                   correction, scale]), M rows)
 
-Wq is read back from the dense kernel's packed constant (the int8 step's 16x4 or 8x4 blocks), so
-the sparse kernel multiplies the very same int8 values and its sums are the dense kernel's. Only
-targets whose int8 step is vpdpbusd (VNNI) have the kernel; elsewhere the layers stay dense and
-the record says why. Part of sparse_weights.py's pass, which records every layer.
+Wq is read back from the dense kernel's packed constant, so the sparse kernel multiplies the very
+same int8 values, on a step that cannot saturate on them (sparse_step), and its sums are the
+dense kernel's. Part of sparse_weights.py's pass, which records every layer.
 """
 
 from __future__ import annotations
@@ -29,13 +28,12 @@ from .sparse_choice import Choice, choose_int8, int8_structure
 
 @dataclass(frozen=True)
 class Int8Matmul:
-    """A quantized matmul's call, its int8 weight Wq [K, N], whether the dense kernel runs it on
-    vpdpbusd's blocks, and how its activation is quantized: (x dtype, inv_scale, zero point)."""
+    """A quantized matmul's call, its int8 weight Wq [K, N] and how its activation is
+    quantized: (x dtype, inv_scale, zero point)."""
 
     call: relax.Call
     rows: int
     weight: np.ndarray
-    on_vnni: bool
     quantize: tuple
 
 
@@ -49,42 +47,53 @@ def int8_matmul(mod, call) -> Int8Matmul | None:
     x, packed = call.args[1].fields[:2]
     (rows, depth), columns = static_shape(x), static_shape(call)[1]
     inv_scale, zero_point = func.attrs[INT8_MATMUL_ATTR]
-    packed = value(packed)
-    weight = kernels.unpack_dense(packed, depth, columns)
+    weight = kernels.unpack_dense(value(packed), depth, columns)
     quantize = (str(x.ty.dtype), float(inv_scale.value), int(zero_point))
-    return Int8Matmul(call, rows, weight, kernels.quad_packed(packed), quantize)
+    return Int8Matmul(call, rows, weight, quantize)
 
 
-def choice_for(layer: Int8Matmul, mode: str, cpu) -> Choice:
-    """sparse_choice's choice for the layer on `cpu`: dense without a vpdpbusd step."""
-    step = cpu.int8_step
-    if not layer.on_vnni or step is None or not step.accumulates or step.activation != "uint8":
-        return Choice("dense", 0, 1.0, f"no sparse int8 kernel on {cpu.isa.name} (needs VNNI)")
-    return choose_int8(int8_structure(layer.weight), mode, _widths(layer, cpu))
+def sparse_step(cpu, weight: np.ndarray):
+    """The int8 step the kernel runs Wq on, for `cpu`: its first single-part step exact on Wq
+    (vpdpbusd; without VNNI vpmaddubsw where Wq's pairs fit, else vpmaddwd), uint8 or int16
+    activations (not sdot's int8); None where it has none."""
+    steps = [step for step in cpu.int8_steps if step.parts == 1
+             and step.activation in ("uint8", "int16") and step.admits(weight.T)]  # fmt: skip
+    return steps[0] if steps else None
 
 
-def _widths(layer: Int8Matmul, cpu) -> tuple:
+def choice_for(layer: Int8Matmul, mode: str, cpu) -> tuple[Choice, object]:
+    """(sparse_choice's choice for the layer on `cpu`, the step it runs on)."""
+    step = sparse_step(cpu, layer.weight)
+    if step is None:
+        return Choice("dense", 0, 1.0, f"no sparse int8 kernel on {cpu.isa.name}"), None
+    structure = int8_structure(layer.weight, step.depth)
+    return choose_int8(structure, mode, _widths(layer, cpu, step), step.depth), step
+
+
+def _widths(layer: Int8Matmul, cpu, step) -> tuple:
     """The block widths whose accumulators fit the target's registers."""
-    lanes, registers = cpu.int8_step.lanes, cpu.isa.vector_registers
-    rows, columns = _height(layer.rows, lanes), layer.weight.shape[1]
+    registers = kernels.free_registers(step, cpu.isa.vector_registers)
+    rows, columns = _height(layer.rows, step.lanes), layer.weight.shape[1]
     return tuple(width for width in kernels.BLOCK_WIDTHS if columns % width == 0
-                 and kernels.token_tiling(rows, columns, width, lanes, registers))  # fmt: skip
+                 and kernels.token_tiling(rows, columns, width, step.lanes, registers))  # fmt: skip
 
 
 def _height(rows: int, lanes: int) -> int:
     return -(-rows // lanes) * lanes
 
 
-def sparse_call(builder_, layer: Int8Matmul, choice: Choice, cpu):
-    """The sparse kernel's call in place of the layer's, its rows padded to whole vectors."""
+def sparse_call(builder_, layer: Int8Matmul, choice: Choice, step, cpu):  # noqa: PLR0913
+    """The sparse kernel's call on `step` in place of the layer's, its rows padded to whole
+    vectors."""
     x, _, correction, scale = layer.call.args[1].fields
-    lanes, (depth, columns) = cpu.int8_step.lanes, layer.weight.shape
-    height = _height(layer.rows, lanes)
-    packed = kernels.pack_quads(layer.weight, choice.width)
-    tiling = kernels.token_tiling(height, columns, choice.width, lanes, cpu.isa.vector_registers)
+    depth, columns = layer.weight.shape
+    height = _height(layer.rows, step.lanes)
+    packed = kernels.pack_words(layer.weight, choice.width, step.depth)
+    registers = kernels.free_registers(step, cpu.isa.vector_registers)
+    tiling = kernels.token_tiling(height, columns, choice.width, step.lanes, registers)
     kernel = kernels.sparse_int8_matmul(height, depth, columns, choice.width, len(packed[1]),
-                                        tiling, cpu.int8_step, layer.quantize)  # fmt: skip
-    kernel = kernel.with_attr(FLOPS_ATTR, 2 * height * packed[0].size * kernels.QUAD)
+                                        tiling, step, layer.quantize)  # fmt: skip
+    kernel = kernel.with_attr(FLOPS_ATTR, 2 * height * packed[0].size * step.depth)
     gvar = builder_.add_func(kernel, "sparse_int8_matmul")
     builder = SpanningBuilder(builder_, layer.call.span)
     if height > layer.rows:

@@ -76,15 +76,15 @@ class _SparseMatmuls(PyExprMutator):
 
     def _int8(self, layer):
         """A quantized matmul: the sparse int8 kernel where it is chosen (sparse_int8.py)."""
-        choice = sparse_int8.choice_for(layer, self.mode, self.cpu)
-        layer_structure = int8_structure(layer.weight)
+        choice, step = sparse_int8.choice_for(layer, self.mode, self.cpu)
+        layer_structure = int8_structure(layer.weight, step.depth if step else 4)
         self.record.append(_layer_record(layer.call, layer.weight, layer_structure, choice,
-                                         int8=True))  # fmt: skip
+                                         step.depth if step else 4))  # fmt: skip
         if choice.kernel == "dense":
             return layer.call
         self.replaced.add(layer.call.args[0])
-        return spanned(sparse_int8.sparse_call(self.builder_, layer, choice, self.cpu),
-                       layer.call.span)  # fmt: skip
+        new = sparse_int8.sparse_call(self.builder_, layer, choice, step, self.cpu)
+        return spanned(new, layer.call.span)
 
     def _sparse_call(self, call, weight, rows: int, choice):
         depth, columns = weight.shape
@@ -163,15 +163,15 @@ def _constant_weight(call) -> np.ndarray | None:
     return value(weight)
 
 
-def _layer_record(call, weight, layer, choice, int8: bool = False) -> dict:  # noqa: PLR0913
-    """An int8 layer's blocks are 4 rows (vpdpbusd's quads along K) by B columns."""
+def _layer_record(call, weight, layer, choice, int8_depth: int = 0) -> dict:  # noqa: PLR0913
+    """An int8 layer's blocks are `int8_depth` rows (its step's words along K) by B columns."""
     names = node_names(call.span)
-    rows = 4 if int8 else 1
+    rows = int8_depth or 1
     return {
         "layer": names[0] if names else "matmul",
         "weight": list(weight.shape),
         "density": round(layer.density, 4),
-        "dtype": "int8" if int8 else "float32",
+        "dtype": "int8" if int8_depth else "float32",
         "blocks": {f"{rows}x{width}": round(stored, 4)
                    for width, stored in layer.stored.items()},  # fmt: skip
         "kernel": choice.kernel,
