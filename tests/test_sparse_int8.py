@@ -13,6 +13,8 @@ import tvmopt
 from tests.helpers import make_model, ort_session
 from tvmopt.backends.llvm import kernel_sparse_int8
 from tvmopt.backends.llvm.cpu import cpu_of
+from tvmopt.backends.llvm.sparse_choice import choose_int8, int8_structure
+from tvmopt.backends.llvm.sparse_weights import describe
 
 AVX2 = {"kind": "llvm", "mcpu": "x86-64-v3"}
 X_SCALE, X_ZERO = 0.03, 120
@@ -115,6 +117,17 @@ def test_kernel_sums_match_numpy(width, x_dtype, step, bits):
     np.testing.assert_array_equal(y.numpy(), sums.astype(np.float32) * scale)
 
 
+def test_auto_takes_the_int8_kernel_at_90_percent_in_1x8_blocks_only():
+    widths = kernel_sparse_int8.BLOCK_WIDTHS
+    sparse = int8_structure(pruned_int8((768, 768), 0.9, 8, seed=0))
+    assert choose_int8(sparse, "auto", widths).kernel == "int8-bsr"
+    half = int8_structure(pruned_int8((768, 768), 0.5, 8, seed=0))
+    assert choose_int8(half, "auto", widths).kernel == "dense"
+    assert choose_int8(half, "force", widths).kernel.startswith("int8-")
+    unstructured = int8_structure(pruned_int8((768, 768), 0.9, 1, seed=0))  # 34% of quads
+    assert choose_int8(unstructured, "auto", widths).kernel == "dense"
+
+
 def _run(model, feeds, **options):
     return tvmopt.compile(model, **options).run(feeds)["y"]
 
@@ -128,6 +141,7 @@ def test_sparse_int8_matches_dense_int8_and_onnxruntime(rows, width, sparsity):
     sparse = tvmopt.compile(model, sparse="force")
     layers = sparse.metadata.extra["sparse"]
     assert [layer["kernel"][:5] for layer in layers] == ["int8-"]
+    assert " int8: density " in describe(layers[0])
     actual = sparse.run({"x": x})["y"]
     np.testing.assert_array_equal(actual, _run(model, {"x": x}, sparse="off"))
     expected = ort_session(model, optimized=False).run(None, {"x": x})[0]

@@ -196,7 +196,8 @@ def describe(layer: dict) -> str:
     if kernel != "dense":
         kernel = f"{kernel} {layer['block']}"
     rows, columns = layer["weight"]
+    dtype = " int8" if layer.get("dtype") == "int8" else ""  # records before int8 had none
     return (
-        f"{layer['layer']} {rows}x{columns}: density {layer['density']:.1%} "
+        f"{layer['layer']} {rows}x{columns}{dtype}: density {layer['density']:.1%} "
         f"(blocks stored: {blocks}) -> {kernel} ({layer['why']})"
     )
