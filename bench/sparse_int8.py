@@ -1,6 +1,7 @@
 """BERT-base with every MatMul weight pruned (1 x 8 blocks along N, or unstructured), quantized
 to int8: tvmopt's dense int8 kernels (--sparse off) against the sparse int8 kernel
-(kernel_sparse_int8.py, --sparse auto) and the float32 sparse kernels, in one interleaved run.
+(kernel_sparse_int8.py, --sparse auto, and force) and the float32 sparse kernels, in one
+interleaved run.
 
     TVM_NUM_THREADS=1 python bench/sparse_int8.py [--layers 2] [--rounds 20] [--target llvm]
 
@@ -43,6 +44,7 @@ def builds(model, target, feeds: dict) -> dict:
     return {
         "int8 dense": tvmopt.compile(model, target=target, sparse="off", **int8),
         "int8 sparse": tvmopt.compile(model, target=target, sparse="auto", **int8),
+        "int8 forced": tvmopt.compile(model, target=target, sparse="force", **int8),
         "fp32 sparse": tvmopt.compile(model, target=target, sparse="auto"),
     }
 
@@ -62,9 +64,11 @@ def row(pattern: str, sparsity: float, compiled: dict, feeds: dict, rounds: int)
     runs = {name: (lambda c=c: c.run(feeds)) for name, c in compiled.items()}
     times = {name: ms * 1e3 for name, ms in interleaved_medians(runs, rounds).items()}
     dense, sparse, fp32 = times["int8 dense"], times["int8 sparse"], times["fp32 sparse"]
+    forced = times["int8 forced"]
     kernels = kernels_chosen(compiled["int8 sparse"])
     return (f"| {pattern} | {sparsity:.0%} | {dense:.2f} | {sparse:.2f} | {fp32:.2f} | "
-            f"{dense / sparse:.2f} | {fp32 / sparse:.2f} | {kernels} |")  # fmt: skip
+            f"{dense / sparse:.2f} | {fp32 / sparse:.2f} | {kernels} | {forced:.2f} "
+            f"({kernels_chosen(compiled['int8 forced'])}) |")  # fmt: skip
 
 
 def main() -> None:
@@ -84,7 +88,7 @@ def main() -> None:
         reference = onnxruntime.InferenceSession(model.SerializeToString()).run(None, feeds)[0]
         compiled = builds(model, target, feeds)
         outputs = {name: next(iter(c.run(feeds).values())) for name, c in compiled.items()}
-        checks.append(f"{pattern}: " + ", ".join(f"{name} {cosine(out, reference):.5f}"
+        checks.append(f"{pattern}: " + ", ".join(f"{name} {cosine(out, reference):.7f}"
                                                  for name, out in outputs.items()))  # fmt: skip
         rows.append(row(pattern, args.sparsity, compiled, feeds, args.rounds))
         print(rows[-1], checks[-1], sep="\n", flush=True)
@@ -101,8 +105,9 @@ def _write(args, cpu, rows: list, checks: list) -> None:
         f"other jobs (`uptime` at the end: {uptime}); 1 x 128 tokens; median ms of "
         f"{args.rounds} interleaved rounds of 5 calls (tvmopt.timing.interleaved_medians).",
         "", "| pruning | sparsity | int8 dense ms | int8 sparse ms | fp32 sparse ms | "
-        "int8 dense / sparse | fp32 sparse / int8 sparse | int8 kernels (auto) |",
-        "|---|---|---|---|---|---|---|---|", *rows, "",
+        "int8 dense / sparse | fp32 sparse / int8 sparse | int8 kernels (auto) | "
+        "int8 --sparse force ms (kernels) |",
+        "|---|---|---|---|---|---|---|---|---|", *rows, "",
         "Output cosine against ONNX Runtime's float32 run of the same pruned model:", "",
         *[f"- {check}" for check in checks],
     ]  # fmt: skip
