@@ -36,12 +36,13 @@ BLOCK_WIDTHS = (16, 8, 4, 1)  # 1 x B blocks along N; 1: unstructured (CSR)
 # values (CSR, per padded row); fitted as the module docstring says
 COSTS = {"bsr": (0.1, 1.0), "csr": (0.17, 2.3)}
 GROWTH = 1.6
-# int8 (kernel_sparse_int8.py, 4 x B blocks) against the dense int8 GEMM, per B: (fixed part,
-# per stored block share); a conservative fit to bench/sparse_int8_layers.py on BERT-base's
-# layers (128 tokens, znver4, one thread, host loaded: bench/results/sparse/int8-layers-*.md):
-# 34% of 4x8 or 4x4 blocks stored ran 0.50-1.03x dense int8, 59% 0.85-0.97; 34% of 4x1 quads
-# (90% unstructured) 0.94-1.05; 4x16 at 57% 0.72-2.98
-INT8_COSTS = {16: (0.2, 1.6), 8: (0.2, 1.5), 4: (0.2, 1.5), 1: (0.3, 2.0)}
+# int8 (kernel_sparse_int8.py, D x B blocks) against the dense int8 GEMM, per B: (fixed part,
+# per stored block share), fitted to the slower of two runs of bench/sparse_int8_layers.py on
+# BERT-base's layers at 90% (128 tokens, znver4, one thread; bench/results/sparse/
+# int8-layers-avx512-vnni.md): 34% of 4x4 blocks stored 0.37-0.68, 81% 0.96-1.07; 4x8 34%
+# 0.49-0.68, 97% 1.11-1.39; 4x16 57% 0.69-0.86, 100% 1.15-1.40; 4x1 34% 0.66-1.01. On AVX2 the
+# kernel gains more (its dense int8 GEMM is slower): conservative there
+INT8_COSTS = {16: (0.15, 1.25), 8: (0.3, 1.1), 4: (0.4, 0.85), 1: (0.25, 1.8)}
 AUTO_BELOW = 0.9  # a margin for the model's error: 1x8 at 50% sparsity estimates 0.9, runs 0.85
 
 
