@@ -45,6 +45,8 @@ def int8_matmul(mod, call) -> Int8Matmul | None:
     if func is None or func.attrs is None or INT8_MATMUL_ATTR not in func.attrs:
         return None
     x, packed = call.args[1].fields[:2]
+    if static_shape(x) is None or static_shape(call) is None:  # convert.py makes them static
+        return None
     (rows, depth), columns = static_shape(x), static_shape(call)[1]
     inv_scale, zero_point = func.attrs[INT8_MATMUL_ATTR]
     weight = kernels.unpack_dense(value(packed), depth, columns)
