@@ -18,6 +18,9 @@ COSTS and GROWTH were fitted to the kernels before bsr_token_matmul, which runs 
 down for blocks narrower than a vector (1x4: 0.8 ms where the old kernel took 18): the estimates
 are conservative for them (not refitted: the host was too loaded to measure).
 
+A quantized matmul's int8 weight (choose_int8) is modelled the same way against the dense int8
+GEMM, over the D x B blocks of kernel_sparse_int8.py (INT8_COSTS).
+
     auto   the cheapest estimate, where it is at most AUTO_BELOW of the dense time
     force  the cheapest sparse kernel wherever W has a zero
     off    dense
