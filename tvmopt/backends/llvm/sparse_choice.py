@@ -5,18 +5,19 @@ The structure of W [K, N] is the fraction of its blocks that hold a nonzero, for
 1 x 16, 1 x 8, 1 x 4 and 1 x 1 (CSR): a kernel reads and multiplies whole stored blocks, so its
 work is that fraction of the dense work. Each kernel's time against the dense kernel's is
 modelled as a fixed part (copying x into panels, writing y) plus that fraction times its cost
-per stored element (COSTS), fitted to the fastest runs of bench/sparse_layers.py on BERT-base's
-layers (znver4, one thread; bench/results/sparse/layers-avx512-vnni*.md):
+per stored element (COSTS), fitted to the fastest runs ("min") of bench/sparse_layers.py on
+BERT-base's layers with the token-vectorized kernels (znver4, one thread, 80/90/95%;
+bench/results/sparse/layers-avx512-vnni-token-fit.md), time against dense:
 
-    BSR 1x8 on AVX-512 (half vectors)  0.42 at 20% stored, 0.26 at 10%, 0.2 at 5%: 0.1 + 1.6 s
-    BSR 1x16 (whole vectors)           1.07 with every block stored:               0.1 + 1.0 s
-    CSR (BERT-base's three layers)     0.59-0.69 at 20%, 0.38-0.41 at 10%,
-                                       0.29-0.31 at 5%:                            0.17 + 2.3 s
+    BSR 1x8 (bsr_token_matmul)   0.28-0.29 at 20% stored, 0.19-0.20 at 10%, 0.14-0.15 at 5%,
+                                 0.65-0.67 at 57%, 0.89-0.97 at 83%:          0.12 + 1.0 s
+    BSR 1x16                     0.44-0.46 at 36%, 0.26-0.27 at 19%, 0.17-0.19 at 10%
+    CSR                          0.42-0.56 at 20%, 0.24-0.38 at 10%, 0.16-0.19 at 5%:
+                                                                               0.1 + 2.3 s
 
-COSTS and GROWTH were fitted to the kernels before bsr_token_matmul, which runs 1x8 on AVX-512 in
-0.4-0.6 of their time, CSR in 0.2-0.7 (BERT-base's layers, one thread, Zen 4), and does not slow
-down for blocks narrower than a vector (1x4: 0.8 ms where the old kernel took 18): the estimates
-are conservative for them (not refitted: the host was too loaded to measure).
+Blocks narrower than a vector cost no more per element (GROWTH 1): the token kernel vectorizes
+over rows, not over the block (1x8 and 1x16 on AVX-512 fit one line). Before this fit (the
+kernels before bsr_token_matmul) 1x8 was modelled 0.1 + 1.6 s and CSR 0.17 + 2.3 s.
 
 A quantized matmul's int8 weight (choose_int8) is modelled the same way against the dense int8
 GEMM, over the D x B blocks of kernel_sparse_int8.py (INT8_COSTS).
@@ -37,8 +38,8 @@ BLOCK_WIDTHS = (16, 8, 4, 1)  # 1 x B blocks along N; 1: unstructured (CSR)
 # (fixed part, per stored element) of the time against the dense kernel's, for blocks a whole
 # vector wide (each halving of the block's width costs GROWTH more per element) and for single
 # values (CSR, per padded row); fitted as the module docstring says
-COSTS = {"bsr": (0.1, 1.0), "csr": (0.17, 2.3)}
-GROWTH = 1.6
+COSTS = {"bsr": (0.12, 1.0), "csr": (0.1, 2.3)}
+GROWTH = 1.0
 # int8 (kernel_sparse_int8.py, D x B blocks) against the dense int8 GEMM, per B: (fixed part,
 # per stored block share), fitted to the slower of two runs of bench/sparse_int8_layers.py on
 # BERT-base's layers at 90% (128 tokens, znver4, one thread; bench/results/sparse/
@@ -46,7 +47,7 @@ GROWTH = 1.6
 # 0.49-0.68, 97% 1.11-1.39; 4x16 57% 0.69-0.86, 100% 1.15-1.40; 4x1 34% 0.66-1.01. On AVX2 the
 # kernel gains more (its dense int8 GEMM is slower): conservative there
 INT8_COSTS = {16: (0.15, 1.25), 8: (0.3, 1.1), 4: (0.4, 0.85), 1: (0.25, 1.8)}
-AUTO_BELOW = 0.9  # a margin for the model's error: 1x8 at 50% sparsity estimates 0.9, runs 0.85
+AUTO_BELOW = 0.9  # a margin for the model's error (BSR 1x8 at 83% stored: 0.95, ran 0.89-0.97)
 
 
 @dataclass(frozen=True)
