@@ -24,9 +24,9 @@ from ..._tvm import tvm
 from ...passes.consts import const, dtype, is_constant, static_shape, value
 from ...passes.spans import SpanningBuilder, node_names, spanned
 from ..kernel_record import FLOPS_ATTR
-from . import kernel_sparse
+from . import kernel_sparse, sparse_int8
 from .pack_matmul_weights import padded_rows
-from .sparse_choice import choose, structure
+from .sparse_choice import choose, int8_structure, structure
 
 SPARSE_RECORD = "sparse"  # the metadata key of the layers' records
 
@@ -43,6 +43,8 @@ def SparseWeights(mode: str, cpu, record: list):  # noqa: N802 - named like TVM 
         for gvar, func in list(mod.functions.items()):
             if isinstance(func, relax.Function):
                 rewriter.builder_.update_func(gvar, rewriter.visit_expr(func))
+        if rewriter.replaced:  # the dense int8 kernels no call reads: not compiled for nothing
+            return relax.transform.DeadCodeElimination()(rewriter.builder_.get())
         return rewriter.builder_.get()
 
     return transform
@@ -53,9 +55,14 @@ class _SparseMatmuls(PyExprMutator):
     def __init__(self, mod, mode: str, cpu, record: list):
         super().__init__(mod)
         self.mode, self.cpu, self.record = mode, cpu, record
+        self.module = mod  # where the int8 layers' PrimFuncs are read
+        self.replaced = set()  # the dense int8 kernels whose calls the sparse one took
 
     def visit_call_(self, call):
         call = self.visit_expr_post_order(call)
+        quantized = sparse_int8.int8_matmul(self.module, call)
+        if quantized is not None:
+            return self._int8(quantized)
         weight = _constant_weight(call)
         if weight is None:
             return call
@@ -66,6 +73,18 @@ class _SparseMatmuls(PyExprMutator):
         if choice.kernel == "dense":
             return call
         return spanned(self._sparse_call(call, weight, rows, choice), call.span)
+
+    def _int8(self, layer):
+        """A quantized matmul: the sparse int8 kernel where it is chosen (sparse_int8.py)."""
+        choice, step = sparse_int8.choice_for(layer, self.mode, self.cpu)
+        layer_structure = int8_structure(layer.weight, step.depth if step else 4)
+        self.record.append(_layer_record(layer.call, layer.weight, layer_structure, choice,
+                                         step.depth if step else 4))  # fmt: skip
+        if choice.kernel == "dense":
+            return layer.call
+        self.replaced.add(layer.call.args[0])
+        new = sparse_int8.sparse_call(self.builder_, layer, choice, step, self.cpu)
+        return spanned(new, layer.call.span)
 
     def _sparse_call(self, call, weight, rows: int, choice):
         depth, columns = weight.shape
@@ -144,13 +163,17 @@ def _constant_weight(call) -> np.ndarray | None:
     return value(weight)
 
 
-def _layer_record(call, weight, layer, choice) -> dict:
+def _layer_record(call, weight, layer, choice, int8_depth: int = 0) -> dict:  # noqa: PLR0913
+    """An int8 layer's blocks are `int8_depth` rows (its step's words along K) by B columns."""
     names = node_names(call.span)
+    rows = int8_depth or 1
     return {
         "layer": names[0] if names else "matmul",
         "weight": list(weight.shape),
         "density": round(layer.density, 4),
-        "blocks": {f"1x{width}": round(stored, 4) for width, stored in layer.stored.items()},
+        "dtype": "int8" if int8_depth else "float32",
+        "blocks": {f"{rows}x{width}": round(stored, 4)
+                   for width, stored in layer.stored.items()},  # fmt: skip
         "kernel": choice.kernel,
         "block": choice.block,
         "why": choice.reason,
@@ -173,7 +196,8 @@ def describe(layer: dict) -> str:
     if kernel != "dense":
         kernel = f"{kernel} {layer['block']}"
     rows, columns = layer["weight"]
+    dtype = " int8" if layer.get("dtype") == "int8" else ""  # records before int8 had none
     return (
-        f"{layer['layer']} {rows}x{columns}: density {layer['density']:.1%} "
+        f"{layer['layer']} {rows}x{columns}{dtype}: density {layer['density']:.1%} "
         f"(blocks stored: {blocks}) -> {kernel} ({layer['why']})"
     )

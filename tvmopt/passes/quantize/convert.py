@@ -25,6 +25,7 @@ import numpy as np
 from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
+from ..._tvm import tvm
 from ..consts import const, static_shape, value
 from ..conv_geometry import conv_geometry
 from ..sink_permutes import NCHW_TO_NHWC, NHWC_TO_NCHW, channels_last
@@ -36,6 +37,9 @@ from .observers import QParams
 from .requantize import dequantized, requantizable, requantized
 
 SIGNED_SHIFT = 128  # a signed kernel's activation is the uint8 value less this
+# an int8 matmul's PrimFunc attribute: its activation's [inv_scale, zero point], which a backend
+# pass that swaps the kernel (backends/llvm/sparse_int8.py) quantizes with as the TE kernel did
+INT8_MATMUL_ATTR = "tvmopt.int8_matmul"
 FULL_LEVELS = 127  # symmetric int8 weights: [-127, 127]
 
 
@@ -203,9 +207,11 @@ def _int8_matmul(builder, call, x, qparams, bias, kernels: Int8Kernels):  # noqa
         kernels.matmul, columns=columns, inv_scale=1.0 / qparams.scale,
         zero_point=qparams.zero_point, signed=signed,
     )  # fmt: skip
-    int8 = builder.call_te(
-        kernel, flat, packed, correction, scale, primfunc_name_hint="int8_matmul"
-    )
+    qparams_attr = {INT8_MATMUL_ATTR: [tvm.tirx.FloatImm("float64", 1.0 / qparams.scale),
+                                       qparams.zero_point]}  # fmt: skip
+    int8 = builder.call_te(kernel, flat, packed, correction, scale,
+                           primfunc_name_hint="int8_matmul",
+                           primfunc_attrs=qparams_attr)  # fmt: skip
     out = builder.emit(int8)
     return relax.op.reshape(out, static_shape(call))
 
