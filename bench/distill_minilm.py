@@ -101,7 +101,7 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=6000, help="training sentences at most")
     parser.add_argument("--held-out", type=int, default=300)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--criterion", default="l2", choices=("l2", "l1", "activation"),
+    parser.add_argument("--criterion", default="l2", choices=("l2", "l1", "activation", "obs"),
                         help="how pruning picks the neurons and heads to keep")
     parser.add_argument("--prune-samples", type=int, default=256,
                         help="training sentences the activation criterion runs on")
@@ -143,7 +143,7 @@ def main() -> None:
 
     teacher = export(args.seq)
     samples = None
-    if args.criterion == "activation" or args.reconstruct:
+    if args.criterion in ("activation", "obs") or args.reconstruct:
         samples = unpadded_feeds(model_folder(), train[: args.prune_samples], args.seq)
     shallow = teacher
     if args.drop_layers:
