@@ -91,6 +91,8 @@ def mean_cosine(run, reference: list[np.ndarray], feeds: list[dict]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=9.0, help="training time at most")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="--minutes of wall time or of this process's CPU time (loaded host)")
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=2e-4)
@@ -121,6 +123,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["TVM_NUM_THREADS"] = str(args.threads)  # read when TVM's pool starts
 
+    import onnx
     import onnxruntime as ort
     import torch
     from tokenizers import Tokenizer
@@ -145,26 +148,30 @@ def main() -> None:
     samples = None
     if args.criterion in ("activation", "obs") or args.reconstruct:
         samples = unpadded_feeds(model_folder(), train[: args.prune_samples], args.seq)
+    prune_started = time.perf_counter()
     shallow = teacher
     if args.drop_layers:
         shallow = drop_layers(teacher, [int(i) for i in args.drop_layers.split(",")])
         print(f"dropped layers {args.drop_layers} of 0-5")
     pruned = prune_structured(shallow, ffn=args.ffn, heads=args.heads, criterion=args.criterion,
                               samples=samples, reconstruct=args.reconstruct)  # fmt: skip
+    onnx.save(pruned.model, work / "pruned.onnx")
     units = {row["kind"]: row["after"] for row in pruned.rows}
     print(f"pruned: ffn 1536 -> {units.get('ffn', 1536)}, heads 12 -> {units.get('heads', 12)} "
-          "per layer")  # fmt: skip
+          f"per layer; {time.perf_counter() - prune_started:.0f} s")  # fmt: skip
     started = time.perf_counter()
     result = tvmopt.distill(
         teacher, pruned.model, corpus, work / "student.onnx", tokenizer=model_folder(),
         max_length=args.seq, held_out=len(held) / (len(train) + len(held)),
         output_loss="cosine", hidden_weight=args.hidden_weight, steps=args.steps,
         batch_size=args.batch_size, lr=args.lr, warmup=0.05, eval_every=50,
-        checkpoint_every=50, time_limit=args.minutes * 60, threads=args.threads,
+        checkpoint_every=50, time_limit=args.minutes * 60, time_clock=args.clock,
+        threads=args.threads,
         checkpoint_dir=work / "ckpt", length_window=args.length_window,
         layerwise_steps=args.layerwise_steps, layerwise_lr=args.layerwise_lr,
     )  # fmt: skip
     print(result.describe())
+    print(f"training CPU time {result.history[-1]['cpu_seconds']:.0f} s")
     print(f"distillation wall time {time.perf_counter() - started:.0f} s")
     student = result.model
     if args.no_latency:
