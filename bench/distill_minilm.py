@@ -119,6 +119,7 @@ def main() -> None:
     parser.add_argument("--drop-layers", default="", help="layers to remove first, e.g. 1,3,5")
     parser.add_argument("--ffn", type=float, default=0.5, help="FFN neurons removed")
     parser.add_argument("--heads", type=float, default=1 / 3, help="heads removed per layer")
+    parser.add_argument("--pruned", help="a pruned.onnx an earlier run wrote: no pruning")
     parser.add_argument("--work", default=tempfile.mkdtemp(prefix="distill_minilm."))
     args = parser.parse_args()
     os.environ["TVM_NUM_THREADS"] = str(args.threads)  # read when TVM's pool starts
@@ -130,7 +131,7 @@ def main() -> None:
 
     import tvmopt
     from tvmopt.benchmark.nets.minilm_real import export, model_folder
-    from tvmopt.pruning.structured import drop_layers, prune_structured
+    from tvmopt.pruning.structured.result import StructuredResult
     from tvmopt.timing import interleaved_medians
 
     torch.set_num_threads(args.threads)
@@ -145,20 +146,10 @@ def main() -> None:
     corpus.write_text("\n".join(train + held))
 
     teacher = export(args.seq)
-    samples = None
-    if args.criterion in ("activation", "obs") or args.reconstruct:
-        samples = unpadded_feeds(model_folder(), train[: args.prune_samples], args.seq)
-    prune_started = time.perf_counter()
-    shallow = teacher
-    if args.drop_layers:
-        shallow = drop_layers(teacher, [int(i) for i in args.drop_layers.split(",")])
-        print(f"dropped layers {args.drop_layers} of 0-5")
-    pruned = prune_structured(shallow, ffn=args.ffn, heads=args.heads, criterion=args.criterion,
-                              samples=samples, reconstruct=args.reconstruct)  # fmt: skip
-    onnx.save(pruned.model, work / "pruned.onnx")
-    units = {row["kind"]: row["after"] for row in pruned.rows}
-    print(f"pruned: ffn 1536 -> {units.get('ffn', 1536)}, heads 12 -> {units.get('heads', 12)} "
-          f"per layer; {time.perf_counter() - prune_started:.0f} s")  # fmt: skip
+    if args.pruned:
+        pruned = StructuredResult(onnx.load(args.pruned), [])
+    else:
+        pruned = _pruned(args, teacher, train, work)
     started = time.perf_counter()
     result = tvmopt.distill(
         teacher, pruned.model, corpus, work / "student.onnx", tokenizer=model_folder(),
@@ -203,6 +194,30 @@ def main() -> None:
     for name, seconds in medians.items():
         print(f"{name:34} {seconds * 1e3:8.2f} ms  x{dense / seconds:.2f} of tvmopt dense,"
               f" x{ort_ms / seconds:.2f} of ORT fp32")  # fmt: skip
+
+
+def _pruned(args, teacher, train: list[str], work: Path):
+    """Structured pruning as the options say; also written to WORK/pruned.onnx (--pruned)."""
+    import onnx
+
+    from tvmopt.benchmark.nets.minilm_real import model_folder
+    from tvmopt.pruning.structured import drop_layers, prune_structured
+
+    samples = None
+    if args.criterion in ("activation", "obs") or args.reconstruct:
+        samples = unpadded_feeds(model_folder(), train[: args.prune_samples], args.seq)
+    started = time.perf_counter()
+    shallow = teacher
+    if args.drop_layers:
+        shallow = drop_layers(teacher, [int(i) for i in args.drop_layers.split(",")])
+        print(f"dropped layers {args.drop_layers} of 0-5")
+    pruned = prune_structured(shallow, ffn=args.ffn, heads=args.heads, criterion=args.criterion,
+                              samples=samples, reconstruct=args.reconstruct)  # fmt: skip
+    onnx.save(pruned.model, work / "pruned.onnx")
+    units = {row["kind"]: row["after"] for row in pruned.rows}
+    print(f"pruned: ffn 1536 -> {units.get('ffn', 1536)}, heads 12 -> {units.get('heads', 12)} "
+          f"per layer; {time.perf_counter() - started:.0f} s")  # fmt: skip
+    return pruned
 
 
 def _ort_options(ort, threads: int):

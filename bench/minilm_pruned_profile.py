@@ -25,12 +25,25 @@ def by_rule(profile) -> dict:
     return rows
 
 
+def interleaved_rules(compiled: dict, feed: dict, rounds: int, repeat: int) -> dict:
+    """{model: {rule: [seconds, GFLOP]}}: profiles taken in turns, median seconds per rule over
+    the rounds (a loaded host's drift hits both models alike)."""
+    taken = {name: [] for name in compiled}
+    for _ in range(rounds):
+        for name, model in compiled.items():
+            taken[name].append(by_rule(model.profile(feed, repeat=repeat)))
+    return {name: {rule: [float(np.median([t[rule][0] for t in runs])), runs[0][rule][1]]
+                   for rule in runs[0]}
+            for name, runs in taken.items()}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seq", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=20)
-    parser.add_argument("--repeat", type=int, default=20, help="profiled runs per model")
+    parser.add_argument("--repeat", type=int, default=5, help="profiled runs per model a round")
+    parser.add_argument("--profile-rounds", type=int, default=8)
     args = parser.parse_args()
     os.environ["TVM_NUM_THREADS"] = str(args.threads)
 
@@ -51,7 +64,7 @@ def main() -> None:
                                   args.rounds)  # fmt: skip
     print(f"interleaved medians: dense {medians['dense'] * 1e3:.2f} ms, pruned "
           f"{medians['pruned'] * 1e3:.2f} ms: x{medians['dense'] / medians['pruned']:.2f}")
-    rules = {k: by_rule(c.profile(feed, repeat=args.repeat)) for k, c in compiled.items()}
+    rules = interleaved_rules(compiled, feed, args.profile_rounds, args.repeat)
     print(f"{'rule':<24} {'dense us':>9} {'pruned us':>9} {'time x':>7} "
           f"{'dense GF':>9} {'pruned GF':>9} {'FLOP x':>7}")
     for rule in sorted(rules["dense"], key=lambda r: -rules["dense"][r][0]):
