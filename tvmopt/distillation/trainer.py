@@ -72,6 +72,11 @@ class TrainConfig:
             raise OptionError("lr and clip must be positive, weight_decay >= 0, warmup in [0, 1)")
 
 
+# held-out inputs evaluated this many at a time: the interpreter keeps every intermediate of a
+# forward pass, and 300 MiniLM sentences at once took ~8 GB (OOM-killed on a shared 24 GB host)
+EVAL_CHUNK = 32
+
+
 @dataclass
 class Pairs:
     """Which student tensors learn from which teacher tensors, beyond the outputs."""
@@ -222,8 +227,10 @@ class Trainer:
         sample, and top-1 agreement where the output is logits (KL loss)."""
         cosines, agree = [], []
         name = self.student.output_names[0]
+        held = self.held_out
+        chunks = [held[i : i + EVAL_CHUNK] for i in range(0, len(held), EVAL_CHUNK)]
         with torch.no_grad():
-            for inputs in batches(self.held_out, self.stack):
+            for inputs in (batch for chunk in chunks for batch in batches(chunk, self.stack)):
                 feeds = {k: torch.from_numpy(v) for k, v in inputs.items()}
                 s, t = self.student(**feeds)[name], self._held_out_teacher(inputs, feeds)
                 s, t = s.reshape(s.shape[0], -1), t.reshape(t.shape[0], -1)
