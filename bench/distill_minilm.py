@@ -91,6 +91,8 @@ def mean_cosine(run, reference: list[np.ndarray], feeds: list[dict]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=9.0, help="training time at most")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="--minutes of wall time or of this process's CPU time (loaded host)")
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=2e-4)
@@ -101,7 +103,7 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=6000, help="training sentences at most")
     parser.add_argument("--held-out", type=int, default=300)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--criterion", default="l2", choices=("l2", "l1", "activation"),
+    parser.add_argument("--criterion", default="l2", choices=("l2", "l1", "activation", "obs"),
                         help="how pruning picks the neurons and heads to keep")
     parser.add_argument("--prune-samples", type=int, default=256,
                         help="training sentences the activation criterion runs on")
@@ -117,17 +119,19 @@ def main() -> None:
     parser.add_argument("--drop-layers", default="", help="layers to remove first, e.g. 1,3,5")
     parser.add_argument("--ffn", type=float, default=0.5, help="FFN neurons removed")
     parser.add_argument("--heads", type=float, default=1 / 3, help="heads removed per layer")
+    parser.add_argument("--pruned", help="a pruned.onnx an earlier run wrote: no pruning")
     parser.add_argument("--work", default=tempfile.mkdtemp(prefix="distill_minilm."))
     args = parser.parse_args()
     os.environ["TVM_NUM_THREADS"] = str(args.threads)  # read when TVM's pool starts
 
+    import onnx
     import onnxruntime as ort
     import torch
     from tokenizers import Tokenizer
 
     import tvmopt
     from tvmopt.benchmark.nets.minilm_real import export, model_folder
-    from tvmopt.pruning.structured import drop_layers, prune_structured
+    from tvmopt.pruning.structured.result import StructuredResult
     from tvmopt.timing import interleaved_medians
 
     torch.set_num_threads(args.threads)
@@ -142,29 +146,23 @@ def main() -> None:
     corpus.write_text("\n".join(train + held))
 
     teacher = export(args.seq)
-    samples = None
-    if args.criterion == "activation" or args.reconstruct:
-        samples = unpadded_feeds(model_folder(), train[: args.prune_samples], args.seq)
-    shallow = teacher
-    if args.drop_layers:
-        shallow = drop_layers(teacher, [int(i) for i in args.drop_layers.split(",")])
-        print(f"dropped layers {args.drop_layers} of 0-5")
-    pruned = prune_structured(shallow, ffn=args.ffn, heads=args.heads, criterion=args.criterion,
-                              samples=samples, reconstruct=args.reconstruct)  # fmt: skip
-    units = {row["kind"]: row["after"] for row in pruned.rows}
-    print(f"pruned: ffn 1536 -> {units.get('ffn', 1536)}, heads 12 -> {units.get('heads', 12)} "
-          "per layer")  # fmt: skip
+    if args.pruned:
+        pruned = StructuredResult(onnx.load(args.pruned), [])
+    else:
+        pruned = _pruned(args, teacher, train, work)
     started = time.perf_counter()
     result = tvmopt.distill(
         teacher, pruned.model, corpus, work / "student.onnx", tokenizer=model_folder(),
         max_length=args.seq, held_out=len(held) / (len(train) + len(held)),
         output_loss="cosine", hidden_weight=args.hidden_weight, steps=args.steps,
         batch_size=args.batch_size, lr=args.lr, warmup=0.05, eval_every=50,
-        checkpoint_every=50, time_limit=args.minutes * 60, threads=args.threads,
+        checkpoint_every=50, time_limit=args.minutes * 60, time_clock=args.clock,
+        threads=args.threads,
         checkpoint_dir=work / "ckpt", length_window=args.length_window,
         layerwise_steps=args.layerwise_steps, layerwise_lr=args.layerwise_lr,
     )  # fmt: skip
     print(result.describe())
+    print(f"training CPU time {result.history[-1]['cpu_seconds']:.0f} s")
     print(f"distillation wall time {time.perf_counter() - started:.0f} s")
     student = result.model
     if args.no_latency:
@@ -196,6 +194,30 @@ def main() -> None:
     for name, seconds in medians.items():
         print(f"{name:34} {seconds * 1e3:8.2f} ms  x{dense / seconds:.2f} of tvmopt dense,"
               f" x{ort_ms / seconds:.2f} of ORT fp32")  # fmt: skip
+
+
+def _pruned(args, teacher, train: list[str], work: Path):
+    """Structured pruning as the options say; also written to WORK/pruned.onnx (--pruned)."""
+    import onnx
+
+    from tvmopt.benchmark.nets.minilm_real import model_folder
+    from tvmopt.pruning.structured import drop_layers, prune_structured
+
+    samples = None
+    if args.criterion in ("activation", "obs") or args.reconstruct:
+        samples = unpadded_feeds(model_folder(), train[: args.prune_samples], args.seq)
+    started = time.perf_counter()
+    shallow = teacher
+    if args.drop_layers:
+        shallow = drop_layers(teacher, [int(i) for i in args.drop_layers.split(",")])
+        print(f"dropped layers {args.drop_layers} of 0-5")
+    pruned = prune_structured(shallow, ffn=args.ffn, heads=args.heads, criterion=args.criterion,
+                              samples=samples, reconstruct=args.reconstruct)  # fmt: skip
+    onnx.save(pruned.model, work / "pruned.onnx")
+    units = {row["kind"]: row["after"] for row in pruned.rows}
+    print(f"pruned: ffn 1536 -> {units.get('ffn', 1536)}, heads 12 -> {units.get('heads', 12)} "
+          f"per layer; {time.perf_counter() - started:.0f} s")  # fmt: skip
+    return pruned
 
 
 def _ort_options(ort, threads: int):

@@ -468,7 +468,8 @@ def test_l1_criterion_also_finds_the_dead_neurons():
         ({"channels": "half"}, "channels must be a fraction in [0, 1), got 'half'"),
         ({"channels": 0.5}, "channels: found no prunable conv channels"),
         ({"ffn": 0.5, "exclude": ["nothing*"]}, "exclude pattern 'nothing*' matches no node"),
-        ({"ffn": 0.5, "criterion": "l3"}, "criterion must be one of l1, l2, activation, got 'l3'"),
+        ({"ffn": 0.5, "criterion": "l3"},
+         "criterion must be one of l1, l2, activation, obs, got 'l3'"),
     ],
 )
 def test_bad_inputs_get_one_line(options, message):

@@ -1,8 +1,8 @@
 """tvmopt prune MODEL.onnx -o OUT.onnx [--sparsity S] [--block RxC | --nm N:M]
 [--scope layer|global] [--norm l2|l1] [--include GLOB...] [--exclude GLOB...]
 [--inputs FILE.npz] [--measure]
-tvmopt prune MODEL.onnx -o OUT.onnx [--ffn F] [--heads F] [--channels F] [--norm l2|l1|activation]
-[--samples DIR|FILE.npz] [--reconstruct]
+tvmopt prune MODEL.onnx -o OUT.onnx [--ffn F] [--heads F] [--channels F]
+[--norm l2|l1|activation|obs] [--samples DIR|FILE.npz] [--reconstruct]
 (structured: tensors shrink; docs/pruning-structured.md)"""
 
 from __future__ import annotations
@@ -58,9 +58,10 @@ def register(subparsers) -> None:
         help="layer: each weight to the sparsity (default); global: one threshold over all",
     )  # fmt: skip
     parser.add_argument(
-        "--norm", choices=["l2", "l1", "activation"], default="l2",
+        "--norm", choices=["l2", "l1", "activation", "obs"], default="l2",
         help="how blocks, neurons and heads are scored: the l2 or l1 norm of their weights "
-        "(default l2), or (structured --ffn/--heads only) their output on --samples",
+        "(default l2), or (structured --ffn/--heads only) their output on --samples; obs: "
+        "greedy least-squares removal on --samples, refitting the next projection and its bias",
     )  # fmt: skip
     for kind, verb in (("include", "prune only"), ("exclude", "leave alone")):
         parser.add_argument(
@@ -81,7 +82,7 @@ def register(subparsers) -> None:
         )  # fmt: skip
     parser.add_argument(
         "--samples", metavar="DIR|FILE.npz",
-        help="structured: input sets (the calibration format) that --norm activation and "
+        help="structured: input sets (the calibration format) that --norm activation|obs and "
         "--reconstruct run the model on; a few hundred sentences for a transformer, unpadded",
     )  # fmt: skip
     parser.add_argument(
@@ -111,8 +112,8 @@ def run(args) -> int:
     if args.drop_layers or any(getattr(args, kind) is not None for kind in STRUCTURED):
         return run_structured(args)
     _refuse(args, STRUCTURED_ONLY, "structured pruning (--ffn/--heads/--channels/--drop-layers)")
-    if args.norm == "activation":
-        raise OptionError("--norm activation scores structured units (--ffn/--heads); magnitude "
+    if args.norm in ("activation", "obs"):
+        raise OptionError(f"--norm {args.norm} scores structured units (--ffn/--heads); magnitude "
                           "pruning scores weights by l2 or l1")  # fmt: skip
     from ..pruning import prune
 

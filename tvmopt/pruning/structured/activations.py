@@ -14,11 +14,12 @@ import onnx
 from ...errors import InputError
 
 
-def collect(model: onnx.ModelProto, tensors: Sequence[str], samples) -> dict[str, np.ndarray]:
+def collect(model: onnx.ModelProto, tensors: Sequence[str], samples,
+            purpose: str = 'criterion "activation"') -> dict[str, np.ndarray]:  # fmt: skip
     """{tensor: (tokens, width) float32}: every sample's value of each tensor, all leading axes
-    flattened into one token axis, samples concatenated."""
-    samples = _checked(samples)
-    session = _session(model, tensors)
+    flattened into one token axis, samples concatenated; `purpose` names the option in errors."""
+    samples = _checked(samples, purpose)
+    session = _session(model, tensors, purpose)
     rows = {name: [] for name in tensors}
     for sample in samples:
         for name, value in zip(tensors, session.run(list(tensors), dict(sample)), strict=True):
@@ -48,16 +49,16 @@ def refit(x: np.ndarray, weight: np.ndarray, kept: np.ndarray, ridge: float = 1e
     return np.linalg.solve(gram, x_kept.T @ (x @ weight.astype(np.float64)))
 
 
-def _checked(samples) -> list:
+def _checked(samples, purpose: str) -> list:
     if samples is None:
-        raise InputError('criterion "activation" needs samples (input dicts to run the model on)')
+        raise InputError(f"{purpose} needs samples (input dicts to run the model on)")
     samples = list(samples)
     if not samples or not all(isinstance(s, Mapping) for s in samples):
-        raise InputError('criterion "activation" needs samples: a non-empty list of input dicts')
+        raise InputError(f"{purpose} needs samples: a non-empty list of input dicts")
     return samples
 
 
-def _session(model: onnx.ModelProto, tensors: Sequence[str]):
+def _session(model: onnx.ModelProto, tensors: Sequence[str], purpose: str):
     import onnxruntime as ort
 
     probe = onnx.ModelProto()
@@ -73,5 +74,5 @@ def _session(model: onnx.ModelProto, tensors: Sequence[str]):
         return ort.InferenceSession(probe.SerializeToString(), options,
                                     providers=["CPUExecutionProvider"])  # fmt: skip
     except Exception as err:  # onnxruntime raises its own exception types
-        raise InputError(f"criterion \"activation\": onnxruntime cannot run the model: "
+        raise InputError(f"{purpose}: onnxruntime cannot run the model: "
                          f"{str(err).splitlines()[0]}") from None  # fmt: skip

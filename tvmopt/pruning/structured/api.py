@@ -44,10 +44,13 @@ def prune_structured(
     ffn, heads, channels : float
         The fraction in [0, 1) of FFN intermediate neurons, attention heads (per layer) and conv
         output channels (per dependency group) to remove, those with the smallest norm first.
-    criterion : {"l2", "l1", "activation"}
+    criterion : {"l2", "l1", "activation", "obs"}
         The norm of its weights that scores each neuron, head or channel; "activation" (FFN
         neurons and heads only) scores each by the mean norm of its contribution to the next
-        projection's output on `samples`, run through the unpruned model with ONNX Runtime.
+        projection's output on `samples`, run through the unpruned model with ONNX Runtime;
+        "obs" (FFN neurons and heads) removes them greedily, each time the one whose removal
+        least raises the least-squares error of the next projection's output on `samples`
+        once the kept rows and the bias are refit (obs.py): it always reconstructs.
     exclude : sequence of str
         fnmatch globs over node names; a group with a matching node is left alone.
     samples : iterable of dict, optional
@@ -73,8 +76,8 @@ def prune_structured(
     found = {kind: [group for group in groups if not _excluded(_nodes(kind, group), exclude)]
              for kind, groups in found.items()}  # fmt: skip
     measured = None
-    if criterion == "activation" or reconstruct:
-        measured = _activations(model, found, samples)
+    if criterion in importance.DATA_AWARE or reconstruct:
+        measured = _activations(model, found, samples, criterion)
     rows = []
     for kind, groups in found.items():
         rows += _prune(g, kind, groups, fractions[kind], criterion, measured, reconstruct)
@@ -92,7 +95,7 @@ def _check(model, fractions: dict, criterion: str, reconstruct: bool) -> None:
         if not is_number or not 0 <= fraction < 1:
             raise InputError(f"{kind} must be a fraction in [0, 1), got {fraction!r}")
     importance.check_criterion(criterion)
-    if (criterion == "activation" or reconstruct) and fractions["channels"] > 0:
+    if (criterion in importance.DATA_AWARE or reconstruct) and fractions["channels"] > 0:
         raise InputError('criterion "activation" and reconstruct cover FFN neurons and heads, '
                          "not channels")  # fmt: skip
 
@@ -125,11 +128,13 @@ def _excluded(nodes, exclude: list) -> bool:
     return any(fnmatch.fnmatchcase(node.name, p) for node in nodes for p in exclude)
 
 
-def _activations(model, found: dict, samples) -> dict:
-    """The tensors the "activation" criterion measures, on the unpruned model."""
+def _activations(model, found: dict, samples, criterion: str) -> dict:
+    """The tensors the "activation" and "obs" criteria and reconstruct measure, on the unpruned
+    model."""
     tensors = [ffn_groups.activation_tensor(group) for group in found.get("ffn", [])]
     tensors += [head_groups.activation_tensor(group) for group in found.get("heads", [])]
-    return activations.collect(model, tensors, samples)
+    purpose = f'criterion "{criterion}"' if criterion in importance.DATA_AWARE else "reconstruct"
+    return activations.collect(model, tensors, samples, purpose)
 
 
 def _prune(g: Graph, kind: str, groups: list, fraction: float, criterion: str,

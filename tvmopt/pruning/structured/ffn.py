@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
-from . import importance
+from . import bias as biases
+from . import importance, obs
 from .activations import contribution, refit
 from .graph import Graph, attribute
 
@@ -53,15 +54,13 @@ def prune(g: Graph, ffn: Ffn, fraction: float, criterion: str,
     first_axis, second_axis = _neuron_axis(ffn.first, 1), _neuron_axis(ffn.second, 0)
     w1, w2 = g.const(ffn.first.input[1]), g.const(ffn.second.input[1])
     parts = [np.moveaxis(w1, first_axis, 0), np.moveaxis(w2, second_axis, 0)]
-    if criterion == "activation":
-        x = activations[activation_tensor(ffn)]
-        unit_scores = contribution(x, parts[1], parts[1].shape[0])
-    else:
-        unit_scores = importance.scores(criterion, parts)
-    kept = importance.keep(unit_scores, fraction)
+    after = biases.find(g, ffn.second) if criterion == "obs" else None
+    kept, weights, delta = _choose(parts, fraction, criterion, activations, ffn, reconstruct,
+                                   after)  # fmt: skip
+    if delta is not None:
+        biases.shift(g, after, delta)
     g.take(ffn.first, 1, kept, axis=first_axis)
-    if reconstruct:
-        weights = refit(activations[activation_tensor(ffn)], parts[1], kept)
+    if weights is not None:
         g.set_input(ffn.second, 1, np.moveaxis(weights, 0, second_axis).astype(w2.dtype))
     else:
         g.take(ffn.second, 1, kept, axis=second_axis)
@@ -69,6 +68,22 @@ def prune(g: Graph, ffn: Ffn, fraction: float, criterion: str,
     for node, index in ffn.per_neuron + bias:
         g.take(node, index, kept, axis=-1)
     return w1.shape[first_axis], len(kept)
+
+
+def _choose(parts: list, fraction: float, criterion: str, activations: dict | None, ffn: Ffn,
+            reconstruct: bool, after) -> tuple:  # fmt: skip
+    """(kept neurons, W2's refit rows for them or None to slice W2, what to add to W2's bias or
+    None)."""
+    x = activations[activation_tensor(ffn)] if activations else None
+    neurons = parts[1].shape[0]
+    if criterion == "obs":  # chooses and refits at once
+        return obs.choose(x, parts[1], neurons, importance.kept_count(neurons, fraction), after)
+    if criterion == "activation":
+        unit_scores = contribution(x, parts[1], neurons)
+    else:
+        unit_scores = importance.scores(criterion, parts)
+    kept = importance.keep(unit_scores, fraction)
+    return kept, (refit(x, parts[1], kept) if reconstruct else None), None
 
 
 def _neuron_axis(node: onnx.NodeProto, matmul_axis: int) -> int:

@@ -18,7 +18,8 @@ import numpy as np
 import onnx
 
 from ...errors import InputError
-from . import importance
+from . import bias as biases
+from . import importance, obs
 from .activations import contribution, refit
 from .graph import Graph
 
@@ -74,11 +75,10 @@ def prune(g: Graph, block: Attention, fraction: float, criterion: str,
           reconstruct: bool = False) -> tuple[int, int]:  # fmt: skip
     heads, head_dim = block.splits[0].heads, block.splits[0].head_dim
     w_o = g.const(block.output.input[1])
-    if criterion == "activation":
-        unit_scores = contribution(activations[activation_tensor(block)], w_o, heads)
-    else:
-        unit_scores = importance.scores(criterion, [w_o.reshape(heads, head_dim, -1)])
-    kept = importance.keep(unit_scores, fraction)
+    after = biases.find(g, block.output) if criterion == "obs" else None
+    kept, weights, delta = _choose(block, w_o, fraction, criterion, activations, after)
+    if delta is not None:
+        biases.shift(g, after, delta)
     rows = (kept[:, None] * head_dim + np.arange(head_dim)).reshape(-1)
     for split in block.splits:
         columns = np.concatenate([part * heads * head_dim + rows for part in range(split.parts)])
@@ -87,12 +87,28 @@ def prune(g: Graph, block: Attention, fraction: float, criterion: str,
             g.take(split.bias, _const_index(g, split.bias), columns, axis=0)
         _rewrite_shape(g, split.reshape, -2, heads, len(kept))
     _rewrite_shape(g, block.merge, -1, heads * head_dim, len(kept) * head_dim)
-    if reconstruct:
+    if reconstruct and weights is None:
         weights = refit(activations[activation_tensor(block)], w_o, rows)
+    if weights is not None:
         g.set_input(block.output, 1, weights.astype(w_o.dtype))
     else:
         g.take(block.output, 1, rows, axis=0)
     return heads, len(kept)
+
+
+def _choose(block: Attention, w_o: np.ndarray, fraction: float, criterion: str,
+            activations: dict | None, after):  # fmt: skip
+    """(kept heads, W_o's refit rows for them or None where they are to be sliced or refit,
+    what to add to W_o's bias or None)."""
+    heads, head_dim = block.splits[0].heads, block.splits[0].head_dim
+    x = activations[activation_tensor(block)] if activations else None
+    if criterion == "obs":  # chooses and refits at once
+        return obs.choose(x, w_o, heads, importance.kept_count(heads, fraction), after)
+    if criterion == "activation":
+        unit_scores = contribution(x, w_o, heads)
+    else:
+        unit_scores = importance.scores(criterion, [w_o.reshape(heads, head_dim, -1)])
+    return importance.keep(unit_scores, fraction), None, None
 
 
 def _rewrite_shape(g: Graph, reshape: onnx.NodeProto, axis: int, old: int, new: int) -> None:

@@ -10,7 +10,8 @@ import numpy as np
 
 from ...errors import InputError
 
-CRITERIA = ("l1", "l2", "activation")
+CRITERIA = ("l1", "l2", "activation", "obs")
+DATA_AWARE = ("activation", "obs")  # criteria that run the model on samples
 
 
 def check_criterion(criterion: str) -> None:
@@ -31,7 +32,10 @@ def scores(criterion: str, parts) -> np.ndarray:
 def keep(unit_scores: np.ndarray, fraction: float) -> np.ndarray:
     """Sorted indices of the units to keep: all but the `fraction` with the lowest scores (ties
     go by index), and never fewer than one."""
-    count = len(unit_scores)
-    dropped = min(math.floor(count * fraction + 1e-9), count - 1)
     order = np.argsort(unit_scores, kind="stable")
-    return np.sort(order[dropped:])
+    return np.sort(order[len(unit_scores) - kept_count(len(unit_scores), fraction):])
+
+
+def kept_count(count: int, fraction: float) -> int:
+    """How many of `count` units pruning by `fraction` keeps: never fewer than one."""
+    return count - min(math.floor(count * fraction + 1e-9), count - 1)
