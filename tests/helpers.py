@@ -256,6 +256,14 @@ def save_inputs(directory: Path, feeds: dict) -> Path:
     return directory
 
 
+def save_sample_sets(directory: Path, samples) -> Path:
+    """One .npz per input set, the folder format calibration and pruning read."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for index, sample in enumerate(samples):
+        np.savez(directory / f"{index:02d}.npz", **sample)
+    return directory
+
+
 def read_outputs(directory: Path, names) -> dict[str, np.ndarray]:
     """The .npy files tvmopt-run wrote for the outputs `names`."""
     return {name: np.load(directory / npy_file_name(name)) for name in names}

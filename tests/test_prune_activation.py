@@ -14,7 +14,7 @@ from tvmopt.benchmark.models import to_onnx_bytes
 from tvmopt.errors import InputError
 from tvmopt.pruning.structured import prune_structured
 
-from .helpers import ort_outputs
+from .helpers import ort_outputs, save_sample_sets
 from .test_prune_structured import HEAD_DIM, HIDDEN, bert, token_ids
 
 WIDTH, NEURONS, SEQ = 16, 32, 8
@@ -111,10 +111,8 @@ def test_cli_activation_and_reconstruct_prune_as_the_api_does(tmp_path, capfd):
     model = ffn_model(silent=True)
     source, output, folder = tmp_path / "ffn.onnx", tmp_path / "small.onnx", tmp_path / "samples"
     onnx.save(model, source)
-    folder.mkdir()
     samples = _samples_for(model, 8, 0)
-    for index, sample in enumerate(samples):
-        np.savez(folder / f"{index:02d}.npz", **sample)
+    save_sample_sets(folder, samples)
     args = ["prune", source, "-o", output, "--ffn", "0.5", "--norm", "activation",
             "--reconstruct", "--samples", folder]  # fmt: skip
     assert main([str(a) for a in args]) == 0, capfd.readouterr().err

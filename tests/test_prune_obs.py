@@ -13,6 +13,7 @@ import pytest
 from tvmopt.pruning.structured import obs, prune_structured
 from tvmopt.pruning.structured.activations import contribution, refit
 
+from .helpers import save_sample_sets
 from .test_prune_activation import _input_name, _samples_for, ffn_model, run
 from .test_prune_structured import bert, token_ids
 
@@ -96,10 +97,8 @@ def test_cli_norm_obs_prunes_as_the_api_does(tmp_path, capfd):
     model = ffn_model(silent=False)
     source, output, folder = tmp_path / "ffn.onnx", tmp_path / "small.onnx", tmp_path / "samples"
     onnx.save(model, source)
-    folder.mkdir()
     samples = _samples_for(model, 8, 0)
-    for index, sample in enumerate(samples):
-        np.savez(folder / f"{index:02d}.npz", **sample)
+    save_sample_sets(folder, samples)
     args = ["prune", source, "-o", output, "--ffn", "0.5", "--norm", "obs", "--samples", folder]
     assert main([str(a) for a in args]) == 0, capfd.readouterr().err
     expected = prune_structured(model, ffn=0.5, criterion="obs", samples=samples).model
