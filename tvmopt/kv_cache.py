@@ -47,7 +47,8 @@ def contract(mod, inputs, ranges, kv_cache: str) -> CacheContract:
     refusal = _refusal(inputs, ranges)
     from .passes import kv_cache_in_place  # imports tvm: not at the CLI's start
 
-    rewritten = None if refusal else kv_cache_in_place.rewrite(mod, _capacity(inputs, ranges))
+    capacity = _capacity(inputs, ranges) if not refusal else None
+    rewritten = kv_cache_in_place.rewrite(mod, capacity, position=POSITION) if capacity else None
     if rewritten is None and kv_cache == "in-place":
         raise OptionError("kv_cache='in-place' needs " + (refusal or _PATTERN))
     if rewritten is None:

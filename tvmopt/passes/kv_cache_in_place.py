@@ -24,9 +24,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .._tvm import tvm
-from ..kv_cache import POSITION
 
 WRITER = "kv_cache_write_rows"
+POSITION = "past_length"  # the default name of the input saying how many rows are filled
 
 
 @dataclass(frozen=True)
@@ -36,14 +36,17 @@ class InPlaceCache:
     module: object
     caches: tuple[str, ...]  # the past inputs that became caches, in signature order
     capacity: int
+    position: str
 
     def record(self) -> dict:
-        return {"mode": "in-place", "capacity": self.capacity, "position": POSITION,
+        return {"mode": "in-place", "capacity": self.capacity, "position": self.position,
                 "caches": list(self.caches)}  # fmt: skip
 
 
-def rewrite(mod, capacity: int, prefix: str = "past_") -> InPlaceCache | None:
-    """`mod` with main's past inputs as in-place caches of `capacity` rows, or None."""
+def rewrite(mod, capacity: int, prefix: str = "past_",
+            position: str = POSITION) -> InPlaceCache | None:  # fmt: skip
+    """`mod` with main's past inputs as in-place caches of `capacity` rows, written at the
+    input named `position`, or None."""
     main = mod["main"]
     pasts = [p for p in main.params if p.name.startswith(prefix)]
     past_var = _shared_past_dim(pasts)
@@ -55,9 +58,9 @@ def rewrite(mod, capacity: int, prefix: str = "past_") -> InPlaceCache | None:
     builder = tvm.relax.BlockBuilder(mod)  # types the writer's global var
     writer = builder.add_func(write_rows(pasts[0].ty.dtype), WRITER)
     mod = builder.get()
-    mod["main"] = _InPlaceWrites(writer, pasts, past_var, capacity).function(main)
+    mod["main"] = _InPlaceWrites(writer, pasts, past_var, capacity).function(main, position)
     mod = tvm.relax.transform.Normalize()(mod)
-    return InPlaceCache(mod, tuple(p.name for p in pasts), capacity)
+    return InPlaceCache(mod, tuple(p.name for p in pasts), capacity, position)
 
 
 def _shared_past_dim(pasts):
@@ -106,8 +109,8 @@ class _InPlaceWrites:
         self.written = {}  # (past, new) -> the written cache
         self.sliced = {}  # a slice's var -> the written cache it reads
 
-    def function(self, main):
-        position = tvm.relax.Var(POSITION, tvm.relax.TensorType([1], "int64"))
+    def function(self, main, name: str):
+        position = tvm.relax.Var(name, tvm.relax.TensorType([1], "int64"))
         (block,) = main.body.blocks
         bindings = []
         for binding in block.bindings:
