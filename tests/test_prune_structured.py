@@ -525,3 +525,40 @@ def test_cli_drop_layers_writes_the_shallower_model(tmp_path, capfd):
     assert main(["prune", str(source), "-o", str(output), "--drop-layers", "0"]) == 0
     assert "dropped layers 0 of 0, 1" in capfd.readouterr().out
     assert onnx.load(output).graph.initializer == drop_layers(bert(), [0]).graph.initializer
+
+
+@pytest.mark.parametrize("round_to", [4, 16])
+def test_kept_channels_round_up_to_whole_vectors(round_to):
+    model = tiny_resnet(True)
+    plain = prune_structured(model, channels=0.3)
+    rounded = prune_structured(model, channels=0.3, round_to=round_to)
+    pruned = checked(rounded)
+    for row, unrounded in zip(rounded.rows, plain.rows, strict=True):
+        assert row["after"] % round_to == 0 or row["after"] == row["before"], row
+        assert unrounded["after"] <= row["after"] < unrounded["after"] + round_to
+    assert any(a["after"] != b["after"] for a, b in zip(rounded.rows, plain.rows, strict=True))
+    assert outputs(pruned).shape == outputs(model).shape
+    assert_matches_ort(pruned, tvmopt.compile(pruned))
+
+
+@pytest.mark.parametrize("round_to", [0, -16, 2.5, True])
+def test_round_to_that_is_no_count_is_one_line(round_to):
+    with pytest.raises(InputError) as error:
+        prune_structured(tiny_resnet(False), channels=0.3, round_to=round_to)
+    assert "round_to must be a whole number" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_cli_round_to_prunes_as_the_api_does_and_is_structured_only(tmp_path, capsys):
+    from tvmopt.cli import main
+
+    source, output = tmp_path / "cnn.onnx", tmp_path / "small.onnx"
+    onnx.save(tiny_resnet(True), source)
+    args = ["prune", str(source), "-o", str(output), "--channels", "0.3", "--round-to", "16"]
+    assert main(args) == 0, capsys.readouterr().err
+    expected = prune_structured(tiny_resnet(True), channels=0.3, round_to=16).model
+    assert onnx.load(output).graph.initializer == expected.graph.initializer
+    magnitude = ["prune", str(source), "-o", str(tmp_path / "m.onnx"), "--sparsity", "0.5",
+                 "--round-to", "16"]  # fmt: skip
+    assert main(magnitude) == 2
+    assert "--round_to apply to structured pruning" in capsys.readouterr().err
+    assert not (tmp_path / "m.onnx").exists()

@@ -91,6 +91,11 @@ def register(subparsers) -> None:
         "number them: layer.3, h.3), e.g. every other one for a shallower student",
     )  # fmt: skip
     parser.add_argument(
+        "--round-to", type=int, metavar="N",
+        help="structured --channels: keep a multiple of N channels per group (the vector width "
+        "in floats: 16 for AVX-512, 8 for AVX2), so that no kernel carries a partial vector",
+    )  # fmt: skip
+    parser.add_argument(
         "--reconstruct", action="store_true",
         help="structured: refit each pruned FFN's and attention's output projection by least "
         "squares on --samples",
@@ -101,7 +106,7 @@ def register(subparsers) -> None:
 STRUCTURED = {"ffn": "FFN neurons", "heads": "attention heads per layer",
               "channels": "conv output channels per dependency group"}  # fmt: skip
 MAGNITUDE_ONLY = ("sparsity", "block", "nm", "include", "inputs", "measure")
-STRUCTURED_ONLY = ("samples", "reconstruct", "drop_layers")
+STRUCTURED_ONLY = ("samples", "reconstruct", "drop_layers", "round_to")
 
 
 def fraction(text: str) -> float:
@@ -146,8 +151,8 @@ def run_structured(args) -> int:
         print(f"dropped layers {_numbers(args.drop_layers)} of {_numbers(layers)}")
     fractions = {kind: getattr(args, kind) or 0.0 for kind in STRUCTURED}
     result = prune_structured(model, **fractions, criterion=args.norm, exclude=args.exclude,
-                              samples=_samples(args.samples, model),
-                              reconstruct=args.reconstruct)  # fmt: skip
+                              samples=_samples(args.samples, model), reconstruct=args.reconstruct,
+                              round_to=args.round_to or 1)  # fmt: skip
     with atomic_output(args.output) as tmp:
         onnx.save(result.model, tmp)
     if result.rows:

@@ -34,6 +34,7 @@ def prune_structured(
     exclude: Sequence[str] = (),
     samples=None,
     reconstruct: bool = False,
+    round_to: int = 1,
 ) -> StructuredResult:
     """Structured pruning of an ONNX model.
 
@@ -60,6 +61,10 @@ def prune_structured(
         Refit each pruned FFN's second projection and each attention output projection by least
         squares on `samples`, so that the kept units reproduce the unpruned layer's output as
         well as they can (it needs `samples`; any criterion).
+    round_to : int
+        Conv channels kept per group rounded up to a multiple of this, where the group has that
+        many: the target's vector width in floats (16 for AVX-512, 8 for AVX2) keeps every
+        kernel free of partial vectors (ResNet-50 with 30% removed kept 45 of 64 channels).
 
     Returns
     -------
@@ -69,6 +74,7 @@ def prune_structured(
     """
     fractions = {"ffn": ffn, "heads": heads, "channels": channels}
     _check(model, fractions, criterion, reconstruct)
+    _check_round_to(round_to)
     exclude = [exclude] if isinstance(exclude, str) else list(exclude)
     g = Graph(model)
     _check_patterns(g, exclude)
@@ -80,7 +86,8 @@ def prune_structured(
         measured = _activations(model, found, samples, criterion)
     rows = []
     for kind, groups in found.items():
-        rows += _prune(g, kind, groups, fractions[kind], criterion, measured, reconstruct)
+        rows += _prune(g, kind, groups, fractions[kind], criterion, measured, reconstruct,
+                       round_to)  # fmt: skip
     pruned = g.finish()
     if pruned.ByteSize() < onnx.checker.MAXIMUM_PROTOBUF:  # the checker takes no larger proto
         onnx.checker.check_model(pruned)
@@ -98,6 +105,11 @@ def _check(model, fractions: dict, criterion: str, reconstruct: bool) -> None:
     if (criterion in importance.DATA_AWARE or reconstruct) and fractions["channels"] > 0:
         raise InputError('criterion "activation" and reconstruct cover FFN neurons and heads, '
                          "not channels")  # fmt: skip
+
+
+def _check_round_to(round_to) -> None:
+    if not isinstance(round_to, numbers.Integral) or isinstance(round_to, bool) or round_to < 1:
+        raise InputError(f"round_to must be a whole number of channels >= 1, got {round_to!r}")
 
 
 def _check_patterns(g: Graph, exclude: list) -> None:
@@ -138,12 +150,13 @@ def _activations(model, found: dict, samples, criterion: str) -> dict:
 
 
 def _prune(g: Graph, kind: str, groups: list, fraction: float, criterion: str,
-           measured: dict | None, reconstruct: bool) -> list[dict]:  # fmt: skip
+           measured: dict | None, reconstruct: bool, round_to: int) -> list[dict]:  # fmt: skip
     if kind == "channels":
         if not groups:
             return []
         channels = groups[0][0]
-        pruned = channels.prune({group.root: group for _, group in groups}, fraction, criterion)
+        pruned = channels.prune({group.root: group for _, group in groups}, fraction, criterion,
+                                round_to)  # fmt: skip
         return [_row(group.name, kind, before, after) for group, before, after in pruned]
     module = ffn_groups if kind == "ffn" else head_groups
     rows = []

@@ -214,9 +214,11 @@ class Channels:
                 groups[root].nodes.append(node)
         return groups
 
-    def prune(self, groups: dict[int, Group], fraction: float, criterion: str) -> list[tuple]:
+    def prune(self, groups: dict[int, Group], fraction: float, criterion: str,
+              round_to: int = 1) -> list[tuple]:  # fmt: skip
         """Prune `groups` (some of self.groups()); (group, before, after) for each."""
-        kept = {root: self._kept(group, fraction, criterion) for root, group in groups.items()}
+        kept = {root: self._kept(group, fraction, criterion, round_to)
+                for root, group in groups.items()}  # fmt: skip
         for source, (conv, _) in enumerate(self.convs):
             indices = kept.get(self._root(source))
             if indices is not None:
@@ -229,12 +231,12 @@ class Channels:
             set_attribute(node, "group", int(self.g.const(node.input[1]).shape[0]))
         return [(g, g.size, len(kept[root])) for root, g in groups.items()]
 
-    def _kept(self, group: Group, fraction: float, criterion: str) -> np.ndarray:
+    def _kept(self, group: Group, fraction: float, criterion: str, round_to: int) -> np.ndarray:
         total = sum(importance.scores(criterion, [self.g.const(c.input[1])]) for c in group.convs)
         for use in self.uses:
             if use.node in self.depthwise and use.index == 1:
                 total = total + self._depthwise_scores(use, group, criterion)
-        return importance.keep(total, fraction)
+        return importance.keep(total, fraction, round_to)
 
     def _depthwise_scores(self, use: Use, group: Group, criterion: str) -> np.ndarray:
         scores = importance.scores(criterion, [self.g.const(use.node.input[1])])

@@ -29,13 +29,17 @@ def scores(criterion: str, parts) -> np.ndarray:
     return np.sqrt((flat * flat).sum(axis=1))
 
 
-def keep(unit_scores: np.ndarray, fraction: float) -> np.ndarray:
+def keep(unit_scores: np.ndarray, fraction: float, round_to: int = 1) -> np.ndarray:
     """Sorted indices of the units to keep: all but the `fraction` with the lowest scores (ties
     go by index), and never fewer than one."""
     order = np.argsort(unit_scores, kind="stable")
-    return np.sort(order[len(unit_scores) - kept_count(len(unit_scores), fraction):])
+    count = kept_count(len(unit_scores), fraction, round_to)
+    return np.sort(order[len(unit_scores) - count:])
 
 
-def kept_count(count: int, fraction: float) -> int:
-    """How many of `count` units pruning by `fraction` keeps: never fewer than one."""
-    return count - min(math.floor(count * fraction + 1e-9), count - 1)
+def kept_count(count: int, fraction: float, round_to: int = 1) -> int:
+    """How many of `count` units pruning by `fraction` keeps: never fewer than one, rounded up
+    to a multiple of `round_to` where the units have that many (a vector's width of channels:
+    45 channels of 64 leave every kernel a partial vector)."""
+    kept = count - min(math.floor(count * fraction + 1e-9), count - 1)
+    return min(count, -(-kept // round_to) * round_to)
