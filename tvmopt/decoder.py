@@ -18,9 +18,9 @@ import numpy as np
 
 from .dims import DimRange
 from .errors import InputError
-from .kv_cache import POSITION, record_of
+from .kv_cache import IDS, POSITION, record_of
 
-IDS, LOGITS, PAST, PRESENT = "input_ids", "logits", "past_", "present_"
+LOGITS, PAST, PRESENT = "logits", "past_", "present_"  # IDS: kv_cache.py names the ids input
 
 
 @dataclass(frozen=True)
